@@ -1,0 +1,124 @@
+"""JWT issuing and checking, shared by the native API, the ExpressChat endpoints and the sockets.
+
+Both tokens carry `sub` (the user's public id) and `sid` (the LoginSession). Refresh tokens
+rotate and the old one is blacklisted (simplejwt); revoking the session (logout, ban) makes every
+token of that login useless at once, including live sockets, which the realtime layer closes.
+"""
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from django.conf import settings
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from chatproject.core.errors import ApplicationError, ErrorCode
+
+from .models import LoginSession, User
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    sid: str
+    access_expires_at: int
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: str  # public id
+    sid: str
+    expires_at: int  # unix seconds
+
+
+def tokens_issue(*, user: User) -> TokenPair:
+    """Start a new login session for `user` and return its first token pair."""
+    session = LoginSession.objects.create(user=user)
+    refresh = RefreshToken.for_user(user)
+    refresh["sid"] = session.sid
+    access = refresh.access_token
+    return TokenPair(str(access), str(refresh), session.sid, int(access["exp"]))
+
+
+def access_token_for(*, user: User, sid: str) -> tuple[str, int]:
+    """A fresh access token for an existing session (the socket refresh path)."""
+    access = AccessToken.for_user(user)
+    access["sid"] = sid
+    return str(access), int(access["exp"])
+
+
+def access_decode(token: object, *, allow_expired: bool = False) -> AccessClaims:
+    """Check an access token's signature and type; optionally accept an expired one.
+
+    Raises ApplicationError(token_expired) for a good but expired token when not allowed, and
+    ApplicationError(authentication_failed) for anything else that is wrong.
+    """
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Missing or malformed token.")
+    jwt_settings = settings.SIMPLE_JWT
+    try:
+        payload = jwt.decode(
+            token,
+            jwt_settings["SIGNING_KEY"],
+            algorithms=[jwt_settings["ALGORITHM"]],
+            options={"verify_exp": False, "require": ["exp", "sub"]},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Invalid token.") from exc
+    user_id, sid, exp = payload.get("sub"), payload.get("sid"), payload.get("exp")
+    if payload.get("token_type") != "access":
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Not an access token.")
+    if not isinstance(user_id, str) or not isinstance(sid, str) or not isinstance(exp, int):
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Invalid token.")
+    if not allow_expired and exp <= int(time.time()):
+        raise ApplicationError(ErrorCode.TOKEN_EXPIRED, "Token expired.")
+    return AccessClaims(user_id=user_id, sid=sid, expires_at=exp)
+
+
+def refresh_decode(token: object) -> tuple[str, str, str]:
+    """Check a refresh token (signature, expiry, blacklist). Returns (user_id, sid, jti)."""
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Missing or malformed token.")
+    try:
+        refresh = RefreshToken(token)
+        refresh.check_blacklist()
+    except TokenError as exc:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Invalid refresh token.") from exc
+    user_id, sid, jti = refresh.get("sub"), refresh.get("sid"), refresh.get("jti")
+    if not isinstance(user_id, str) or not isinstance(sid, str):
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Invalid refresh token.")
+    return user_id, sid, jti
+
+
+def session_is_live(*, user: User, sid: str) -> bool:
+    return LoginSession.objects.filter(user=user, sid=sid, revoked_at__isnull=True).exists()
+
+
+def user_for_claims(claims: AccessClaims) -> User:
+    """The user behind valid claims, if they may still use the service and the session is live."""
+    user = User.objects.filter(public_id=claims.user_id).first()
+    if user is None:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Unknown user.")
+    if user.is_banned:
+        raise ApplicationError(ErrorCode.BANNED, "This account is banned.")
+    if not user.is_active or not user.email_verified:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Account not usable.")
+    if not session_is_live(user=user, sid=claims.sid):
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Session revoked.")
+    return user
+
+
+def refresh_blacklist(token: str) -> None:
+    """Blacklist one refresh token (idempotent); unknown or invalid tokens are ignored."""
+    try:
+        refresh = RefreshToken(token, verify=False)
+    except TokenError:
+        return
+    jti = refresh.get("jti")
+    outstanding = OutstandingToken.objects.filter(jti=jti).first()
+    if outstanding is not None:
+        BlacklistedToken.objects.get_or_create(token=outstanding)

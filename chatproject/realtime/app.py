@@ -1,0 +1,2 @@
+def build_application(django_application):
+    return django_application

@@ -1,0 +1,246 @@
+"""Settings for the chat server.
+
+Every knob comes from the environment (documented in .env.example). Defaults are safe for a
+developer laptop: SQLite, the in-memory channel layer, mails written as files. Nothing secret
+has a production default: with DEBUG off, SECRET_KEY must be set.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    import os
+
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env_str(name, "")
+    if not value:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name, "")
+    return int(value) if value.strip() else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", default=False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    # Development only: a fixed, obviously non-secret key so sessions survive restarts.
+    SECRET_KEY = "dev-insecure-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_CREDENTIALS = True
+# Public base URL used in mails (verification links). Never derived from the request's Host.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "channels",
+    "chatproject.core",
+    "accounts",
+    "messaging",
+    "groups",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatproject.urls"
+ASGI_APPLICATION = "chatproject.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent readers with one writer: WAL, and wait for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    )
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+PASSWORD_HASHERS = env_list(
+    "PASSWORD_HASHERS",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher,django.contrib.auth.hashers.BCryptSHA256PasswordHasher,"
+    "django.contrib.auth.hashers.BCryptPasswordHasher",
+)
+
+REDIS_URL = env_str("REDIS_URL")
+
+# The channel layer is the one bus. Unset REDIS_URL: one process, in memory. Set: Redis pub/sub,
+# shared by every process. The pub/sub layer keeps no per-channel queue in Redis, so nothing is
+# dropped silently at a capacity limit; subscriptions vanish with a dead process's connection.
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_PREFIX", "chat")},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CHANNEL_PREFIX", "chat"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATICFILES_DIRS = [BASE_DIR / "templates" / "static"]
+
+# Mail: development writes each mail as a file under var/mail so the verification link can be
+# opened by hand. Production sets EMAIL_BACKEND to SMTP and the EMAIL_HOST_* variables.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "chat@localhost")
+
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 256 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ChatJWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "chatproject.core.errors.drf_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "auth_login": env_str("THROTTLE_LOGIN", "10/min"),
+        "auth_signup": env_str("THROTTLE_SIGNUP", "5/min"),
+        "auth_verify": env_str("THROTTLE_VERIFY", "10/min"),
+        "auth_resend": env_str("THROTTLE_RESEND", "5/min"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Chat server API",
+    "DESCRIPTION": "REST API of the chat server. Realtime events are documented in docs/protocol.md.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_SECONDS", 15 * 60)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_SECONDS", 30 * 24 * 3600)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": env_str("JWT_SIGNING_KEY") or SECRET_KEY,
+    "USER_ID_FIELD": "public_id",
+    "USER_ID_CLAIM": "sub",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+# The project's own limits and switches. Everything bounded lives here.
+CHAT = {
+    "MAX_MESSAGE_LENGTH": env_int("CHAT_MAX_MESSAGE_LENGTH", 4000),
+    "MAX_NAME_LENGTH": 100,
+    "MAX_DESCRIPTION_LENGTH": 1000,
+    "HISTORY_PAGE_SIZE": env_int("CHAT_HISTORY_PAGE_SIZE", 50),
+    "HISTORY_MAX_PAGE_SIZE": env_int("CHAT_HISTORY_MAX_PAGE_SIZE", 200),
+    "SEARCH_MAX_RESULTS": 20,
+    "SEARCH_MIN_LENGTH": 1,
+    "SEARCH_EXPOSE_EMAILS": env_bool("CHAT_SEARCH_EXPOSE_EMAILS", default=False),
+    "VERIFICATION_CODE_TTL_SECONDS": 600,
+    "VERIFICATION_MAX_ATTEMPTS": 5,
+    "VERIFICATION_RESEND_COOLDOWN_SECONDS": env_int("CHAT_RESEND_COOLDOWN_SECONDS", 60),
+    "GROUP_MAX_MEMBERS": env_int("CHAT_GROUP_MAX_MEMBERS", 1000),
+    # Per-connection and per-user socket event budgets (token bucket: burst, refill per second).
+    "SOCKET_RATE_BURST": env_int("CHAT_SOCKET_RATE_BURST", 60),
+    "SOCKET_RATE_PER_SECOND": env_int("CHAT_SOCKET_RATE_PER_SECOND", 20),
+    "USER_RATE_BURST": env_int("CHAT_USER_RATE_BURST", 120),
+    "USER_RATE_PER_SECOND": env_int("CHAT_USER_RATE_PER_SECOND", 40),
+    "SOCKET_MAX_PAYLOAD_BYTES": env_int("CHAT_SOCKET_MAX_PAYLOAD_BYTES", 64 * 1024),
+    "SOCKET_CORS_ALLOWED_ORIGINS": env_list("CHAT_SOCKET_CORS_ALLOWED_ORIGINS"),
+    "SOCKET_PING_INTERVAL": env_int("CHAT_SOCKET_PING_INTERVAL", 25),
+    "SOCKET_PING_TIMEOUT": env_int("CHAT_SOCKET_PING_TIMEOUT", 20),
+    "CONVERSATION_LIST_LIMIT": env_int("CHAT_CONVERSATION_LIST_LIMIT", 500),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,2 @@
+# Group metadata and rules arrive with the groups issue; group conversations already exist as
+# messaging.Conversation(kind="group").

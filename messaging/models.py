@@ -1,0 +1,105 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from chatproject.core.ids import new_public_id
+
+
+class Conversation(models.Model):
+    """A place messages are posted: a user's notes-to-self, a direct chat, or a group.
+
+    `last_seq` is the sequence allocator: a send locks this row, bumps it and stores the message
+    with the new value, so sequence numbers are gapless per conversation. Unread counts are
+    `last_seq - member.last_read_seq`, so a send does no per-member work.
+    """
+
+    class Kind(models.TextChoices):
+        SELF = "self", "Notes to self"
+        DIRECT = "direct", "Direct"
+        GROUP = "group", "Group"
+
+    public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # "self:<user pk>" or "direct:<low pk>:<high pk>": one self chat per user, one chat per pair.
+    unique_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    last_seq = models.BigIntegerField(default=0)
+    last_message_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(last_seq__gte=0), name="conversation_last_seq_gte_0"),
+            models.CheckConstraint(
+                condition=Q(kind="group") | Q(unique_key__isnull=False),
+                name="conversation_self_direct_have_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.public_id}"
+
+
+class Membership(models.Model):
+    """A user's place in a conversation: role and read pointer. Leaving keeps the row (with
+    left_at and left_seq) so history stays readable up to the moment of leaving."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    last_read_seq = models.BigIntegerField(default=0)
+    joined_at = models.DateTimeField(default=timezone.now)
+    left_at = models.DateTimeField(null=True, blank=True)
+    left_seq = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "user"], name="membership_unique"),
+            models.CheckConstraint(condition=Q(last_read_seq__gte=0), name="membership_read_seq_gte_0"),
+        ]
+        indexes = [models.Index(fields=["user", "left_at"], name="membership_user_active")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.conversation_id}"
+
+
+class Message(models.Model):
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        SYSTEM = "system", "System"
+
+    public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    seq = models.BigIntegerField()
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    content = models.TextField()
+    client_message_id = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Also the keyset index for history: (conversation, seq).
+            models.UniqueConstraint(fields=["conversation", "seq"], name="message_conversation_seq"),
+            models.UniqueConstraint(
+                fields=["conversation", "sender", "client_message_id"],
+                condition=Q(client_message_id__isnull=False),
+                name="message_idempotency",
+            ),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="message_seq_gte_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.public_id} #{self.seq}"

@@ -1,0 +1,17 @@
+"""Test settings: the project's settings with fast hashing, mails in memory, generous throttles.
+
+DATABASE_URL and REDIS_URL come from the environment exactly as in production, so CI runs the
+suite on PostgreSQL and Redis and a laptop without them runs it on SQLite and in memory.
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789")
+
+from chatproject.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
