@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import jwt
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -122,3 +124,34 @@ def refresh_blacklist(token: str) -> None:
     outstanding = OutstandingToken.objects.filter(jti=jti).first()
     if outstanding is not None:
         BlacklistedToken.objects.get_or_create(token=outstanding)
+
+
+def refresh_rotate(*, jti: str, user: User, sid: str) -> TokenPair:
+    """Blacklist the refresh token `jti` and return a new pair for the same session `sid`.
+
+    The blacklist row is the lock: of several concurrent rotations of one token exactly one
+    inserts it and wins; the others get authentication_failed, as a replayed token should.
+    """
+    outstanding = OutstandingToken.objects.filter(jti=jti).first()
+    if outstanding is None:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Invalid refresh token.")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                BlacklistedToken.objects.create(token=outstanding)
+        except IntegrityError as exc:
+            raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Invalid refresh token.") from exc
+        refresh = RefreshToken.for_user(user)
+        refresh["sid"] = sid
+        access = refresh.access_token
+    return TokenPair(str(access), str(refresh), sid, int(access["exp"]))
+
+
+def refresh_blacklist_all(*, user: User) -> int:
+    """Blacklist every unexpired refresh token of `user` (ban, deactivation). Returns the count."""
+    live = OutstandingToken.objects.filter(user=user, expires_at__gt=timezone.now()).exclude(
+        blacklistedtoken__isnull=False
+    )
+    rows = [BlacklistedToken(token=token) for token in live]
+    BlacklistedToken.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)

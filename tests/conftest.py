@@ -1,0 +1,160 @@
+"""Shared fixtures: verified users with tokens, and live server processes.
+
+Live servers are real uvicorn processes running chatproject.asgi on the test database, started
+once per session (per configuration) and stopped before the test database is dropped. Tests
+that talk to them use `transactional_db` so what they write is committed and visible.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("REDIS_URL", "")
+REQUIRE_SERVICES = os.environ.get("CHAT_REQUIRE_SERVICES") == "1"
+# Async tests set up data with the ORM directly, one statement at a time in the test's own
+# thread; nothing else runs there, so Django's guard against sharing a connection across
+# concurrent tasks is lifted for the test process only (never for the servers it starts).
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+
+@dataclass
+class ChatUser:
+    user: object
+    access: str
+    refresh: str
+    sid: str
+
+    @property
+    def id(self) -> str:
+        return self.user.public_id
+
+
+@pytest.fixture
+def make_user(db):
+    """A verified user with a self chat and a fresh token pair."""
+    from accounts.models import User
+    from accounts.tokens import tokens_issue
+    from messaging.services import self_conversation_ensure
+
+    counter = {"n": 0}
+
+    def make(name: str | None = None, email: str | None = None, password: str = "correct horse 42") -> ChatUser:
+        counter["n"] += 1
+        name = name or f"User{counter['n']}"
+        email = email or f"{name.lower()}{counter['n']}@example.com"
+        user = User.objects.create_user(email=email, password=password, display_name=name, email_verified=True)
+        self_conversation_ensure(user=user)
+        pair = tokens_issue(user=user)
+        return ChatUser(user, pair.access, pair.refresh, pair.sid)
+
+    return make
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    user = db.get("USER") or "postgres"
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+class ServerProcess:
+    def __init__(self, port: int, env: dict[str, str], log: Path):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "chatproject.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--loop", "uvloop", "--ws", "websockets", "--no-access-log"],
+            cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+
+
+def _start_servers(count: int, tmp: Path, redis_url: str) -> list[ServerProcess]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "chatproject.settings",
+            "DATABASE_URL": _database_url(),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "DEBUG": "0",
+            "SECURE_COOKIES": "0",
+            "PASSWORD_HASHERS": "django.contrib.auth.hashers.MD5PasswordHasher",
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(tmp / "mail"),
+            "DATABASE_CONN_MAX_AGE": "0",
+            "CHANNEL_PREFIX": f"chattest{os.getpid()}",
+            "THROTTLE_LOGIN": "1000/min",
+            "THROTTLE_SIGNUP": "1000/min",
+            "THROTTLE_VERIFY": "1000/min",
+            "THROTTLE_RESEND": "1000/min",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    env.pop("REDIS_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    servers = [ServerProcess(_free_port(), env, tmp / f"server{i}.log") for i in range(count)]
+    for server in servers:
+        server.wait_ready()
+    return servers
+
+
+@pytest.fixture(scope="session")
+def live_server_proc(django_db_setup, django_db_blocker, tmp_path_factory):
+    """One server process on the configured bus (Redis if REDIS_URL is set, else in memory)."""
+    servers = _start_servers(1, tmp_path_factory.mktemp("live"), REDIS_URL)
+    yield servers[0]
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server_pair(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Two server processes sharing Redis (the bus) and the database."""
+    if not REDIS_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("REDIS_URL is required for multi-process tests in CI")
+        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    servers = _start_servers(2, tmp_path_factory.mktemp("pair"), REDIS_URL)
+    yield servers
+    for server in servers:
+        server.stop()

@@ -1,0 +1,109 @@
+"""Admin for users and their login sessions.
+
+State changes that must reach live sockets (ban, deactivation) are actions that go through the
+services; the fields behind them are read-only in the form, so a save cannot bypass them.
+Password hashes are never shown.
+"""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from chatproject.core.errors import ApplicationError
+
+from . import services
+from .models import LoginSession, User
+
+
+def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action, verb: str) -> None:
+    done = 0
+    for user in queryset:
+        try:
+            action(user=user, by=request.user)
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"{user.email}: {exc.message}", messages.WARNING)
+        else:
+            done += 1
+    modeladmin.message_user(request, f"{verb} {done} user(s).", messages.SUCCESS)
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "email", "display_name", "email_verified", "is_active", "is_banned", "created_at")
+    list_filter = ("email_verified", "is_active", "is_banned", "is_staff")
+    search_fields = ("email", "display_name", "public_id")
+    ordering = ("-created_at",)
+    actions = ("ban_users", "unban_users", "verify_users", "deactivate_users", "activate_users")
+    # No "password": hashes are neither shown nor editable here.
+    fields = (
+        "public_id",
+        "email",
+        "display_name",
+        "email_verified",
+        "is_active",
+        "is_banned",
+        "banned_at",
+        "ban_reason",
+        "is_staff",
+        "is_superuser",
+        "groups",
+        "user_permissions",
+        "last_login",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = (
+        "public_id",
+        "email",
+        "email_verified",
+        "is_active",
+        "is_banned",
+        "banned_at",
+        "ban_reason",
+        "last_login",
+        "created_at",
+        "updated_at",
+    )
+    filter_horizontal = ("groups", "user_permissions")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Accounts come from sign-up (which verifies the mailbox) or `createsuperuser`.
+        return False
+
+    @admin.action(description="Ban selected users (ends their sessions and sockets)", permissions=["change"])
+    def ban_users(self, request: HttpRequest, queryset: QuerySet) -> None:
+        def ban(*, user: User, by: User) -> None:
+            services.user_ban(user=user, by=by, reason=f"Banned from the admin by {by.email}.")
+
+        _each(self, request, queryset, ban, "Banned")
+
+    @admin.action(description="Unban selected users", permissions=["change"])
+    def unban_users(self, request: HttpRequest, queryset: QuerySet) -> None:
+        _each(self, request, queryset, services.user_unban, "Unbanned")
+
+    @admin.action(description="Mark selected users' emails as verified", permissions=["change"])
+    def verify_users(self, request: HttpRequest, queryset: QuerySet) -> None:
+        _each(self, request, queryset, services.user_mark_verified, "Verified")
+
+    @admin.action(description="Deactivate selected users (ends their sessions and sockets)", permissions=["change"])
+    def deactivate_users(self, request: HttpRequest, queryset: QuerySet) -> None:
+        _each(self, request, queryset, services.user_deactivate, "Deactivated")
+
+    @admin.action(description="Reactivate selected users", permissions=["change"])
+    def activate_users(self, request: HttpRequest, queryset: QuerySet) -> None:
+        _each(self, request, queryset, services.user_activate, "Reactivated")
+
+
+@admin.register(LoginSession)
+class LoginSessionAdmin(admin.ModelAdmin):
+    list_display = ("sid", "user", "created_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("sid", "user__email", "user__public_id")
+    list_select_related = ("user",)
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

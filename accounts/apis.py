@@ -1,0 +1,187 @@
+"""Native REST API of the accounts app (/api/auth/..., /api/users/...).
+
+Each view validates its input with a strict serializer, calls one service or selector and
+renders the result. Errors are ApplicationErrors, rendered by chatproject.core.errors.
+"""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from chatproject.core.timefmt import iso_ms
+
+from . import selectors, services
+from .http import AuthRateThrottle, BoundedJSONParser
+from .serializers import (
+    ErrorOutput,
+    LoginInput,
+    LoginOutput,
+    RefreshInput,
+    ResendInput,
+    SearchQuery,
+    SignupInput,
+    TokenPairOutput,
+    UserListOutput,
+    UserOutput,
+    VerificationSentOutput,
+    VerifyInput,
+)
+
+ERRORS = {status: ErrorOutput for status in (400, 401, 403, 404, 409, 413, 429)}
+
+
+def _errors(*statuses: int) -> dict[int, type[ErrorOutput]]:
+    return {status: ERRORS[status] for status in statuses}
+
+
+def _login_payload(login: services.Login) -> dict:
+    user = UserOutput(login.user, context={"viewer": login.user}).data
+    return {"access": login.tokens.access, "refresh": login.tokens.refresh, "user": user}
+
+
+def _validated(serializer_class: type[Serializer], request: Request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _sent_payload(sent: services.VerificationSent) -> dict:
+    return {"email": sent.user.email, "code_expires_at": iso_ms(sent.expires_at)}
+
+
+class PublicAuthApi(APIView):
+    """Anonymous auth endpoints: no authentication (a stale Bearer header must not get in the
+    way of logging in again), throttled per client address, JSON bodies only."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (AuthRateThrottle,)
+    parser_classes = (BoundedJSONParser,)
+
+
+class SignupApi(PublicAuthApi):
+    throttle_scope = "auth_signup"
+
+    @extend_schema(
+        tags=["auth"],
+        request=SignupInput,
+        responses={202: VerificationSentOutput, **_errors(400, 403, 409, 413, 429)},
+        summary="Sign up; a verification code and link are mailed",
+    )
+    def post(self, request: Request) -> Response:
+        """Called to create an account (or renew the code of an unverified one)."""
+        data = _validated(SignupInput, request)
+        sent = services.user_register(**data)
+        return Response(_sent_payload(sent), status=202)
+
+
+class VerifyApi(PublicAuthApi):
+    throttle_scope = "auth_verify"
+
+    @extend_schema(
+        tags=["auth"],
+        request=VerifyInput,
+        responses={200: LoginOutput, **_errors(400, 403, 413, 429)},
+        summary="Verify the email with the mailed code; returns a token pair",
+    )
+    def post(self, request: Request) -> Response:
+        """Called with the code from the verification mail."""
+        data = _validated(VerifyInput, request)
+        login = services.user_verify_email(email=data["email"], code=data["code"])
+        return Response(_login_payload(login))
+
+
+class ResendApi(PublicAuthApi):
+    throttle_scope = "auth_resend"
+
+    @extend_schema(
+        tags=["auth"],
+        request=ResendInput,
+        responses={202: VerificationSentOutput, **_errors(400, 403, 404, 413, 429)},
+        summary="Mail a new verification code (the old one dies)",
+    )
+    def post(self, request: Request) -> Response:
+        """Called when the verification mail got lost or the code expired."""
+        data = _validated(ResendInput, request)
+        sent = services.verification_resend(email=data["email"])
+        return Response(_sent_payload(sent), status=202)
+
+
+class LoginApi(PublicAuthApi):
+    throttle_scope = "auth_login"
+
+    @extend_schema(
+        tags=["auth"],
+        request=LoginInput,
+        responses={200: LoginOutput, **_errors(400, 401, 403, 413, 429)},
+        summary="Log in with email and password; returns a token pair and the user",
+    )
+    def post(self, request: Request) -> Response:
+        """Called with credentials; starts a new login session."""
+        data = _validated(LoginInput, request)
+        login = services.user_authenticate(email=data["email"], password=data["password"])
+        return Response(_login_payload(login))
+
+
+class RefreshApi(PublicAuthApi):
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshInput,
+        responses={200: TokenPairOutput, **_errors(400, 401, 403, 413)},
+        summary="Rotate a refresh token (the old one stops working)",
+    )
+    def post(self, request: Request) -> Response:
+        """Called when the access token expired."""
+        data = _validated(RefreshInput, request)
+        pair = services.session_refresh(refresh_token=data["refresh"])
+        return Response({"access": pair.access, "refresh": pair.refresh})
+
+
+class LogoutApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshInput,
+        responses={204: None, **_errors(400, 401, 403, 413)},
+        summary="End the login session of a refresh token; its sockets are closed",
+    )
+    def post(self, request: Request) -> Response:
+        """Called to log out; the refresh token must belong to the caller."""
+        data = _validated(RefreshInput, request)
+        services.user_logout(refresh_token=data["refresh"], user=request.user)
+        return Response(status=204)
+
+
+class MeApi(APIView):
+    @extend_schema(tags=["users"], responses={200: UserOutput, **_errors(401, 403)}, summary="The caller")
+    def get(self, request: Request) -> Response:
+        """Called to read one's own profile (with email)."""
+        return Response(UserOutput(request.user, context={"viewer": request.user}).data)
+
+
+class UserSearchApi(APIView):
+    @extend_schema(
+        tags=["users"],
+        parameters=[OpenApiParameter("q", str, required=True, description="Name substring or exact email")],
+        responses={200: UserListOutput, **_errors(400, 401, 403)},
+        summary="Search users by name (substring) or email (exact)",
+    )
+    def get(self, request: Request) -> Response:
+        """Called to find people to chat with."""
+        query = SearchQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        users = services.user_search(user=request.user, query=query.validated_data["q"])
+        return Response({"results": UserOutput(users, many=True, context={"viewer": request.user}).data})
+
+
+class UserDetailApi(APIView):
+    @extend_schema(tags=["users"], responses={200: UserOutput, **_errors(401, 403, 404)}, summary="One user")
+    def get(self, request: Request, public_id: str) -> Response:
+        """Called to look a user up by id."""
+        user = selectors.user_get_visible(public_id=public_id, viewer=request.user)
+        return Response(UserOutput(user, context={"viewer": request.user}).data)

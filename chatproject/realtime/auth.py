@@ -1,0 +1,101 @@
+"""Handshake authentication for both transports.
+
+Credentials are taken, in this order, from:
+1. the Socket.IO `auth` payload `{"token": <access>}` (native clients);
+2. an `Authorization: Bearer <access>` header;
+3. query parameters `accessToken` + `refreshToken` (ExpressChat mobile app);
+4. cookies `access_token` (+ `refresh_token`) (ExpressChat browser client).
+
+Native credentials must hold a valid, unexpired access token. The ExpressChat ways keep that
+protocol's refresh path: an access token with a good signature but past its expiry, plus a valid
+refresh token *of the same user and the same login session*, yields a new access token that the
+server pushes to the client as `access-token`.
+"""
+
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import parse_qs
+
+from accounts.models import User
+from accounts.tokens import AccessClaims, access_decode, access_token_for, refresh_decode, user_for_claims
+from chatproject.core.errors import ApplicationError, ErrorCode
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access: str | None
+    refresh: str | None
+    renewable: bool  # the ExpressChat ways: may use the refresh token at the handshake
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    user: User
+    session_id: str
+    expires_at: int
+    refresh_token: str | None
+    new_access: str | None  # set when the access token was renewed at the handshake
+
+
+def _cookies(header: str) -> dict[str, str]:
+    jar = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return {}
+    return {key: morsel.value for key, morsel in jar.items()}
+
+
+def credentials_from_scope(*, auth: object, headers: dict[str, str], query_string: str) -> Credentials:
+    """Pick the credentials a client presented. `headers` keys are lower-case header names."""
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+        return Credentials(auth["token"], None, renewable=False)
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return Credentials(authorization[7:].strip(), None, renewable=False)
+    query = parse_qs(query_string)
+    access, refresh = query.get("accessToken", [None])[0], query.get("refreshToken", [None])[0]
+    if access and refresh:
+        return Credentials(access, refresh, renewable=True)
+    cookies = _cookies(headers.get("cookie", ""))
+    return Credentials(cookies.get("access_token"), cookies.get("refresh_token"), renewable=True)
+
+
+def connection_authenticate(*, credentials: Credentials) -> Authenticated:
+    """Resolve credentials to a user allowed to chat, or raise ApplicationError."""
+    if not credentials.access:
+        raise ApplicationError(ErrorCode.NOT_AUTHENTICATED, "Access token not found.")
+    claims = access_decode(credentials.access, allow_expired=credentials.renewable)
+    if not credentials.renewable or claims.expires_at > _now():
+        user = user_for_claims(claims)
+        return Authenticated(user, claims.sid, claims.expires_at, credentials.refresh, None)
+    return _renew(claims, credentials.refresh)
+
+
+def _renew(claims: AccessClaims, refresh: str | None) -> Authenticated:
+    if not refresh:
+        raise ApplicationError(ErrorCode.TOKEN_EXPIRED, "Access token expired and no refresh token.")
+    user_id, sid, _jti = refresh_decode(refresh)
+    if user_id != claims.user_id or sid != claims.sid:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Tokens do not belong together.")
+    user = user_for_claims(claims)
+    access, expires_at = access_token_for(user=user, sid=sid)
+    return Authenticated(user, sid, expires_at, refresh, access)
+
+
+def connection_renew(*, user: User, session_id: str, refresh: str | None) -> tuple[str, int]:
+    """At an access token's expiry on a live socket: a new access token if the connection holds
+    a refresh token of the same live session and the user may still chat; else raise."""
+    if not refresh:
+        raise ApplicationError(ErrorCode.TOKEN_EXPIRED, "Token expired.")
+    user_id, sid, _jti = refresh_decode(refresh)
+    if user_id != user.public_id or sid != session_id:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Tokens do not belong together.")
+    fresh = user_for_claims(AccessClaims(user_id=user_id, sid=sid, expires_at=0))
+    return access_token_for(user=fresh, sid=sid)
+
+
+def _now() -> int:
+    import time
+
+    return int(time.time())

@@ -1,0 +1,119 @@
+"""Connection <-> bus: one channel-layer subscription per process, routed locally.
+
+A design where every connection is its own channel-layer member costs one Redis delivery per
+connection. Here the process owns one channel and subscribes it to a group only while at least
+one local connection needs that group (reference counted). One bus message per process then
+reaches every local connection it concerns through in-process routing (the sinks: Socket.IO
+rooms, and the registry of /ws/ consumers), so delivery cost is per process, not per connection.
+"""
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+from . import bus
+
+logger = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    async def deliver(self, target: str, event: dict[str, Any]) -> None: ...
+
+
+class Bridge:
+    def __init__(self) -> None:
+        self.channel: str | None = None
+        self._refs: Counter[str] = Counter()
+        self._sinks: list[Sink] = []
+        self._task: asyncio.Task | None = None
+        self._start_lock = asyncio.Lock()
+        self.stats = {"received": 0, "dispatch_errors": 0}
+
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    async def ensure_started(self) -> None:
+        """Create this process's channel and start the receive loop (once, lazily)."""
+        if self._task is not None and not self._task.done():
+            return
+        async with self._start_lock:
+            if self._task is not None and not self._task.done():
+                return
+            layer = get_channel_layer()
+            self.channel = await layer.new_channel("chatproc.")
+            bus.bind_loop(asyncio.get_running_loop())
+            self._task = asyncio.get_running_loop().create_task(self._receive_loop(layer))
+            # Groups subscribed before a restart of the loop (layer reconnect) are re-added.
+            for group in list(self._refs):
+                await layer.group_add(group, self.channel)
+            logger.info("bus bridge started: channel=%s", self.channel)
+
+    async def subscribe(self, groups: list[str]) -> None:
+        """Hold a reference on each group; the first reference subscribes the process.
+
+        Returns once the subscription is in place, so an event published after this returns
+        reaches the process.
+        """
+        await self.ensure_started()
+        layer = get_channel_layer()
+        for group in groups:
+            self._refs[group] += 1
+            if self._refs[group] == 1:
+                await layer.group_add(group, self.channel)
+
+    async def unsubscribe(self, groups: list[str]) -> None:
+        """Drop a reference on each group; the last one unsubscribes the process."""
+        layer = get_channel_layer()
+        for group in groups:
+            if self._refs[group] <= 0:
+                continue
+            self._refs[group] -= 1
+            if self._refs[group] == 0:
+                del self._refs[group]
+                if self.channel is not None:
+                    await layer.group_discard(group, self.channel)
+
+    def subscribed(self, group: str) -> bool:
+        return self._refs[group] > 0
+
+    async def _receive_loop(self, layer) -> None:
+        while True:
+            try:
+                message = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("bus receive failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            self.stats["received"] += 1
+            if message.get("type") != bus.MESSAGE_TYPE:
+                continue
+            target, event = message.get("target"), message.get("event")
+            if not isinstance(target, str) or not isinstance(event, dict):
+                continue
+            if not self.subscribed(target):
+                # Subscription dropped while the message was in flight: nobody here wants it.
+                continue
+            for sink in self._sinks:
+                try:
+                    await sink.deliver(target, event)
+                except Exception:
+                    self.stats["dispatch_errors"] += 1
+                    logger.exception("bus dispatch failed: target=%s type=%s", target, event.get("type"))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        bus.bind_loop(None)
+
+
+bridge = Bridge()

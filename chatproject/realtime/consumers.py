@@ -1,0 +1,145 @@
+"""The Channels WebSocket consumer at /ws/: the same events as Socket.IO, as JSON frames.
+
+Client -> server: `{"event": "<name>", "data": {...}, "ack": <id>}` (ack optional).
+Server -> client: `{"event": "<name>", "data": {...}}`, and for a frame that carried an ack id,
+`{"event": "ack", "ack": <id>, "data": {"ok": ..., ...}}`.
+
+Consumers are not channel-layer members themselves: the process bridge holds the one
+subscription and this hub routes bus events to local consumers.
+"""
+
+import json
+import logging
+from collections import defaultdict
+from typing import Any
+from urllib.parse import urlsplit
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.core.ids import new_public_id
+
+from .auth import credentials_from_scope
+from .hub import ERROR_EVENT, Hub
+from .protocols import expresschat as protocol
+
+logger = logging.getLogger(__name__)
+CLOSE_POLICY = 4401
+
+
+class WsHub(Hub):
+    transport = "ws"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.consumers: dict[str, "ChatConsumer"] = {}
+        self.members: dict[str, set[str]] = defaultdict(set)  # bus group -> local conn ids
+
+    async def send(self, conn_id: str, name: str, payload: Any) -> None:
+        consumer = self.consumers.get(conn_id)
+        if consumer is not None:
+            await consumer.send_frame(json.dumps({"event": name, "data": payload}))
+
+    async def fanout(self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]) -> None:
+        frame = None
+        for conn_id in list(self.members.get(target, ())):
+            if conn_id in skip or (only is not None and conn_id not in only):
+                continue
+            consumer = self.consumers.get(conn_id)
+            if consumer is None:
+                continue
+            frame = frame or json.dumps({"event": name, "data": payload})  # encoded once
+            await consumer.send_frame(frame)
+
+    async def close(self, conn_id: str) -> None:
+        consumer = self.consumers.get(conn_id)
+        if consumer is not None:
+            await consumer.close(code=CLOSE_POLICY)
+
+    async def join_local(self, conn_id: str, groups: list[str]) -> None:
+        for group in groups:
+            self.members[group].add(conn_id)
+
+    def is_open(self, conn_id: str) -> bool:
+        return conn_id in self.consumers
+
+    async def forget(self, conn_id: str) -> None:
+        conn = self.connections.get(conn_id)
+        for group in conn.extra.get("groups", []) if conn else []:
+            members = self.members.get(group)
+            if members is not None:
+                members.discard(conn_id)
+                if not members:
+                    del self.members[group]
+        await super().forget(conn_id)
+
+
+ws_hub = WsHub()
+
+
+def origin_allowed(headers: dict[str, str]) -> bool:
+    """Browsers send Origin; it must be this host or a configured origin. Non-browser clients
+    send none and authenticate with a token like any API client."""
+    origin = headers.get("origin")
+    if not origin:
+        return True
+    if origin in settings.CORS_ALLOWED_ORIGINS or origin in settings.CHAT["SOCKET_CORS_ALLOWED_ORIGINS"]:
+        return True
+    return urlsplit(origin).netloc == headers.get("host", "")
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = "__routed_by_the_process_bridge__"  # not a channel-layer member
+
+    async def connect(self) -> None:
+        """Called when a client opens /ws/: accept, then authenticate like Socket.IO does."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
+        if not origin_allowed(headers):
+            await self.close(code=CLOSE_POLICY)
+            return
+        await self.accept()
+        self.conn_id = f"ws-{new_public_id()}"
+        ws_hub.consumers[self.conn_id] = self
+        credentials = credentials_from_scope(
+            auth=None, headers=headers, query_string=self.scope.get("query_string", b"").decode("latin-1")
+        )
+        await ws_hub.open(self.conn_id, credentials)
+
+    async def disconnect(self, code: int) -> None:
+        """Called when the socket closed, from either side."""
+        conn_id = getattr(self, "conn_id", None)
+        if conn_id is not None:
+            await ws_hub.forget(conn_id)
+            ws_hub.consumers.pop(conn_id, None)
+
+    async def send_frame(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Called for every frame: parse, run through the hub, answer the ack."""
+        try:
+            event, data, ack = self._parse(text_data)
+        except ApplicationError as error:
+            await self.send_frame(json.dumps({"event": ERROR_EVENT, "data": protocol.error_payload(error, "")}))
+            return
+        result = await ws_hub.handle(self.conn_id, event, data)
+        if ack is not None and result is not None:
+            await self.send_frame(json.dumps({"event": "ack", "ack": ack, "data": result}))
+
+    def _parse(self, text: str | None) -> tuple[str, Any, Any]:
+        if text is None:
+            raise ApplicationError(ErrorCode.INVALID, "Frames must be JSON text.")
+        if len(text) > settings.CHAT["SOCKET_MAX_PAYLOAD_BYTES"]:
+            raise ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "Frame too large.")
+        try:
+            frame = json.loads(text)
+        except ValueError as exc:
+            raise ApplicationError(ErrorCode.INVALID, "Malformed JSON frame.") from exc
+        if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
+            raise ApplicationError(ErrorCode.INVALID, 'A frame is {"event": <string>, "data": ..., "ack": ...}.')
+        ack = frame.get("ack")
+        if ack is not None and (isinstance(ack, bool) or not isinstance(ack, (int, str))):
+            raise ApplicationError(ErrorCode.INVALID, "ack must be an integer or a string.")
+        return frame["event"], frame.get("data"), ack
+

@@ -1,0 +1,18 @@
+"""The only place bus group names and local room names are built.
+
+A bus group is a channel-layer group. Every process subscribes its one channel to the groups of
+the users connected to it (`user_group`) and of the group conversations they belong to
+(`conversation_group`); events are published to those groups. Socket.IO rooms inside a process
+use the same strings, so a bus target maps to a local room without translation.
+"""
+
+USER_PREFIX = "u."
+CONVERSATION_PREFIX = "c."
+
+
+def user_group(user_id: str) -> str:
+    return f"{USER_PREFIX}{user_id}"
+
+
+def conversation_group(conversation_id: str) -> str:
+    return f"{CONVERSATION_PREFIX}{conversation_id}"
