@@ -29,7 +29,15 @@ def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
 
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "email", "display_name", "email_verified", "is_active", "is_banned", "created_at")
+    list_display = (
+        "public_id",
+        "email",
+        "display_name",
+        "email_verified",
+        "is_active",
+        "is_banned",
+        "created_at",
+    )
     list_filter = ("email_verified", "is_active", "is_banned", "is_staff")
     search_fields = ("email", "display_name", "public_id")
     ordering = ("-created_at",)
@@ -85,7 +93,9 @@ class UserAdmin(admin.ModelAdmin):
     def verify_users(self, request: HttpRequest, queryset: QuerySet) -> None:
         _each(self, request, queryset, services.user_mark_verified, "Verified")
 
-    @admin.action(description="Deactivate selected users (ends their sessions and sockets)", permissions=["change"])
+    @admin.action(
+        description="Deactivate selected users (ends their sessions and sockets)", permissions=["change"]
+    )
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet) -> None:
         _each(self, request, queryset, services.user_deactivate, "Deactivated")
 

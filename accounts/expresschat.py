@@ -76,8 +76,9 @@ def expresschat_endpoint(
                 logger.exception("ExpressChat endpoint %s failed", view.__name__)
                 return _json(*fallback)
 
-        # The original client sends no CSRF token. Only logout and update-access-token act on
-        # cookies, and SameSite=Lax keeps cross-site POSTs from carrying them.
+        # The original client sends no CSRF token. Bodies are read only as application/json,
+        # which a cross-site form cannot send without a CORS preflight (and CORS is closed);
+        # /logout has no body, and SameSite=Lax keeps cross-site POSTs from carrying cookies.
         return csrf_exempt(require_http_methods([method])(wrapper))
 
     return decorate
@@ -159,7 +160,9 @@ def signup(request: HttpRequest, shape) -> HttpResponse:
             return _json(400, {"success": -1, "message": "Email Don't Exist, Enter a Valid Email"})
         return _json(exc.status if exc.status < 500 else 400, _failure(exc.message))
     if sent.resent:
-        return _json(200, {"success": 1, "message": "Authentication mail sent successfully again to the user"})
+        return _json(
+            200, {"success": 1, "message": "Authentication mail sent successfully again to the user"}
+        )
     return _json(200, {"success": 1, "message": "Authentication mail sent successfully"})
 
 
@@ -238,7 +241,9 @@ def resend(request: HttpRequest, shape) -> HttpResponse:
     return _json(200, {"success": 1, "message": "Verification Link Sent Succesfully"})
 
 
-@expresschat_endpoint(method="POST", fallback=(200, {"message": "User Logged out successfully"}), shape=_message_only)
+@expresschat_endpoint(
+    method="POST", fallback=(200, {"message": "User Logged out successfully"}), shape=_message_only
+)
 def logout(request: HttpRequest, shape) -> HttpResponse:
     """Called to log out. The body is ignored, as in the original; the session of the cookies
     is revoked (its sockets closed) and the cookies that were sent are cleared."""
@@ -263,7 +268,9 @@ def update_access_token(request: HttpRequest, shape) -> HttpResponse:
     if not isinstance(token, str):
         return _json(404, {"message": "No Access Token Specified"})
     try:
-        services.session_access_token_check(access_token=token, refresh_token=request.COOKIES.get(REFRESH_COOKIE))
+        services.session_access_token_check(
+            access_token=token, refresh_token=request.COOKIES.get(REFRESH_COOKIE)
+        )
     except ApplicationError:
         return _json(401, {"message": "Invalid Access Token"})
     response = _json(200, {"message": "Cookie updated successfully"})

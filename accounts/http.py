@@ -9,7 +9,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
@@ -62,14 +63,26 @@ def json_loads_strict(raw: bytes) -> Any:
         raise BodyMalformed from exc
 
 
-class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser with the body size limit and the strictness of `json_loads_strict`."""
+class BoundedJSONParser(BaseParser):
+    """JSON with the body size limit and the strictness of `json_loads_strict`.
+
+    Not a JSONParser subclass on purpose: DRF reads `request.body` for those, which raises
+    Django's RequestDataTooBig (a 500 through the API's exception handler) before any parser
+    runs. A plain parser gets the stream and reads at most limit + 1 bytes.
+    """
+
+    media_type = "application/json"
+    renderer_class = JSONRenderer
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         limit = _body_limit()
+        if stream is None:
+            return {}
         raw = stream.read(limit + 1) if limit is not None else stream.read()
         if limit is not None and len(raw) > limit:
-            raise ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "Request body too large.", {"max_bytes": limit})
+            raise ApplicationError(
+                ErrorCode.PAYLOAD_TOO_LARGE, "Request body too large.", {"max_bytes": limit}
+            )
         try:
             return json_loads_strict(raw)
         except BodyMalformed as exc:

@@ -49,6 +49,8 @@ def user_search(*, viewer: User, query: str, limit: int | None = None) -> list[U
     query = " ".join(query.split())
     if len(query) < limits["SEARCH_MIN_LENGTH"] or len(query) > 254:
         return []
-    bound = limits["SEARCH_MAX_RESULTS"] if limit is None else max(0, min(limit, limits["SEARCH_MAX_RESULTS"]))
+    bound = (
+        limits["SEARCH_MAX_RESULTS"] if limit is None else max(0, min(limit, limits["SEARCH_MAX_RESULTS"]))
+    )
     matches = Q(display_name__icontains=query) | Q(email=User.objects.normalize_email(query))
     return list(users_visible().filter(matches).order_by("display_name", "public_id")[:bound])

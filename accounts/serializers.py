@@ -41,7 +41,9 @@ class StrictSerializer(serializers.Serializer):
 
 
 def _password_field() -> StrictCharField:
-    return StrictCharField(max_length=password_max_length(), trim_whitespace=False, style={"input_type": "password"})
+    return StrictCharField(
+        max_length=password_max_length(), trim_whitespace=False, style={"input_type": "password"}
+    )
 
 
 class SignupInput(StrictSerializer):
@@ -80,7 +82,8 @@ class UserOutput(serializers.Serializer):
 
     id = serializers.CharField(source="public_id", read_only=True)
     display_name = serializers.CharField(read_only=True)
-    email = serializers.EmailField(read_only=True, required=False)
+    # Not read_only: read-only fields are "required" in the schema, and this one is optional.
+    email = serializers.EmailField(required=False)
     created_at = serializers.SerializerMethodField()
 
     def get_created_at(self, user) -> str:

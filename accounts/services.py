@@ -409,7 +409,8 @@ def user_logout(
             refresh_blacklist(refresh_token)
         if ended:
             publish_on_commit(
-                session_revoked(user_id=owner.public_id, sid=sid, reason="revoked"), user_ids=[owner.public_id]
+                session_revoked(user_id=owner.public_id, sid=sid, reason="revoked"),
+                user_ids=[owner.public_id],
             )
     logger.info("logout of user %s, session %s (ended=%s)", owner.public_id, sid, bool(ended))
     return bool(ended)
@@ -434,7 +435,9 @@ def _sessions_end_all(*, user: User, reason: str) -> int:
     """Revoke every live session of `user`, blacklist their refresh tokens, cut their sockets."""
     ended = LoginSession.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
     refresh_blacklist_all(user=user)
-    publish_on_commit(session_revoked(user_id=user.public_id, sid=None, reason=reason), user_ids=[user.public_id])
+    publish_on_commit(
+        session_revoked(user_id=user.public_id, sid=None, reason=reason), user_ids=[user.public_id]
+    )
     return ended
 
 
@@ -448,7 +451,9 @@ def user_ban(*, user: User, by: User | None, reason: str = "") -> User:
         user.ban_reason = reason[: User._meta.get_field("ban_reason").max_length]
         user.save(update_fields=["is_banned", "banned_at", "ban_reason", "updated_at"])
         ended = _sessions_end_all(user=user, reason="banned")
-    logger.info("user %s banned by %s, %d sessions ended", user.public_id, by.public_id if by else None, ended)
+    logger.info(
+        "user %s banned by %s, %d sessions ended", user.public_id, by.public_id if by else None, ended
+    )
     return user
 
 
@@ -473,7 +478,9 @@ def user_deactivate(*, user: User, by: User | None) -> User:
         user.is_active = False
         user.save(update_fields=["is_active", "updated_at"])
         ended = _sessions_end_all(user=user, reason="deactivated")
-    logger.info("user %s deactivated by %s, %d sessions ended", user.public_id, by.public_id if by else None, ended)
+    logger.info(
+        "user %s deactivated by %s, %d sessions ended", user.public_id, by.public_id if by else None, ended
+    )
     return user
 
 

@@ -116,6 +116,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# Session logins (admin, browsable API) also require a verified email and no ban.
+AUTHENTICATION_BACKENDS = ["accounts.backends.ChatModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -180,6 +182,15 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON read with the body-size limit enforced on the stream (DRF's JSONParser reads
+    # request.body whole first); forms for the browsable API.
+    "DEFAULT_PARSER_CLASSES": [
+        "accounts.http.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # How many reverse proxies stand in front (X-Forwarded-For is trusted only that deep).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0) or None,
     "EXCEPTION_HANDLER": "chatproject.core.errors.drf_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth_login": env_str("THROTTLE_LOGIN", "10/min"),
@@ -215,6 +226,7 @@ SIMPLE_JWT = {
 CHAT = {
     "MAX_MESSAGE_LENGTH": env_int("CHAT_MAX_MESSAGE_LENGTH", 4000),
     "MAX_NAME_LENGTH": 100,
+    "MAX_PASSWORD_LENGTH": 128,
     "MAX_DESCRIPTION_LENGTH": 1000,
     "HISTORY_PAGE_SIZE": env_int("CHAT_HISTORY_PAGE_SIZE", 50),
     "HISTORY_MAX_PAGE_SIZE": env_int("CHAT_HISTORY_MAX_PAGE_SIZE", 200),

@@ -38,9 +38,7 @@ def message_created(*, conversation: Conversation, message: Message, sender: Use
     }
 
 
-def conversation_created(
-    *, conversation: Conversation, creator: User, members: list[User]
-) -> dict[str, Any]:
+def conversation_created(*, conversation: Conversation, creator: User, members: list[User]) -> dict[str, Any]:
     return {
         "type": "conversation.created",
         "actor": creator.public_id,

@@ -45,7 +45,9 @@ def membership_get(
 def conversation_get_for_member(
     *, user: User, conversation_id: object, include_left: bool = False, kind: str | None = None
 ) -> Conversation:
-    return membership_get(user=user, conversation_id=conversation_id, include_left=include_left, kind=kind).conversation
+    return membership_get(
+        user=user, conversation_id=conversation_id, include_left=include_left, kind=kind
+    ).conversation
 
 
 def self_conversation_get(*, user: User) -> Conversation | None:
@@ -87,7 +89,9 @@ class ConversationSummary:
     title: str | None = None
 
 
-def conversation_list_for_user(*, user: User, kinds: tuple[str, ...] | None = None) -> list[ConversationSummary]:
+def conversation_list_for_user(
+    *, user: User, kinds: tuple[str, ...] | None = None
+) -> list[ConversationSummary]:
     """The user's current conversations, most recent activity first, with unread counts.
 
     Two queries whatever the number of conversations: memberships with conversations, then the
@@ -174,7 +178,9 @@ def _page_size(limit: int | None) -> int:
 
 def _seq(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ApplicationError(ErrorCode.INVALID, f"{field} must be a non-negative integer.", {"field": field})
+        raise ApplicationError(
+            ErrorCode.INVALID, f"{field} must be a non-negative integer.", {"field": field}
+        )
     return value
 
 
@@ -214,7 +220,9 @@ def conversation_page(
         user=user, conversation_id=conversation_id, before=before, limit=limit, kind=kind
     )
     pointers = read_pointers(conversation=conversation) if kind != Conversation.Kind.SELF else {}
-    partner = direct_partner(conversation=conversation, user=user) if kind == Conversation.Kind.DIRECT else None
+    partner = (
+        direct_partner(conversation=conversation, user=user) if kind == Conversation.Kind.DIRECT else None
+    )
     return ConversationPage(conversation, messages, pointers, partner)
 
 

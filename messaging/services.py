@@ -59,7 +59,9 @@ def chat_partner_get(*, user: User, other_user_id: object) -> User:
     return other
 
 
-def direct_conversation_get_or_create(*, user: User, other_user_id: object) -> tuple[Conversation, User, bool]:
+def direct_conversation_get_or_create(
+    *, user: User, other_user_id: object
+) -> tuple[Conversation, User, bool]:
     """The one direct conversation between `user` and another user, created on first use.
 
     Returns (conversation, partner, created). At most one conversation exists per pair: the
@@ -180,7 +182,9 @@ def _message_by_client_id(conversation: Conversation, user: User, client_message
     )
 
 
-def _message_insert(membership: Membership, user: User, content: str, client_message_id: str | None) -> Message:
+def _message_insert(
+    membership: Membership, user: User, content: str, client_message_id: str | None
+) -> Message:
     conversation = membership.conversation
     now = timezone.now()
     seq = _next_seq(conversation, now)
@@ -204,7 +208,9 @@ def _message_insert(membership: Membership, user: User, content: str, client_mes
     return message
 
 
-def self_message_send(*, user: User, content: object, client_message_id: object = None) -> tuple[Message, bool]:
+def self_message_send(
+    *, user: User, content: object, client_message_id: object = None
+) -> tuple[Message, bool]:
     """Post into the user's notes-to-self conversation (created if missing)."""
     conversation = self_conversation_ensure(user=user)
     return message_send(

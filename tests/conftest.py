@@ -46,11 +46,15 @@ def make_user(db):
 
     counter = {"n": 0}
 
-    def make(name: str | None = None, email: str | None = None, password: str = "correct horse 42") -> ChatUser:
+    def make(
+        name: str | None = None, email: str | None = None, password: str = "correct horse 42"
+    ) -> ChatUser:
         counter["n"] += 1
         name = name or f"User{counter['n']}"
         email = email or f"{name.lower()}{counter['n']}@example.com"
-        user = User.objects.create_user(email=email, password=password, display_name=name, email_verified=True)
+        user = User.objects.create_user(
+            email=email, password=password, display_name=name, email_verified=True
+        )
         self_conversation_ensure(user=user)
         pair = tokens_issue(user=user)
         return ChatUser(user, pair.access, pair.refresh, pair.sid)
@@ -80,9 +84,25 @@ class ServerProcess:
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "chatproject.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--loop", "uvloop", "--ws", "websockets", "--no-access-log"],
-            cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "chatproject.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--ws",
+                "websockets",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 30) -> None:
@@ -109,7 +129,11 @@ class ServerProcess:
 
 
 def _start_servers(count: int, tmp: Path, redis_url: str) -> list[ServerProcess]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "chatproject.settings",
@@ -158,3 +182,21 @@ def redis_server_pair(django_db_setup, django_db_blocker, tmp_path_factory):
     yield servers
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_test_database(django_db_setup, django_db_blocker):
+    """Async tests touch the ORM inside each test's own event-loop context, and Django keeps one
+    connection per context; those connections outlive their tests. Close them all before the
+    test database is dropped, or PostgreSQL refuses to drop a database in use."""
+    yield
+    from django.db import connection, connections
+
+    connections.close_all()
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        connection.close()

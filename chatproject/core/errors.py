@@ -10,7 +10,7 @@ import logging
 from enum import StrEnum
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -109,6 +109,8 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         error, status = exc, exc.status
     elif isinstance(exc, Http404):
         error, status = ApplicationError(ErrorCode.NOT_FOUND, "Not found."), 404
+    elif isinstance(exc, RequestDataTooBig):
+        error, status = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "Request body too large."), 413
     elif isinstance(exc, PermissionDenied):
         error, status = ApplicationError(ErrorCode.PERMISSION_DENIED, "Permission denied."), 403
     elif isinstance(exc, drf_exceptions.APIException):

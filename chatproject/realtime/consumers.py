@@ -41,7 +41,9 @@ class WsHub(Hub):
         if consumer is not None:
             await consumer.send_frame(json.dumps({"event": name, "data": payload}))
 
-    async def fanout(self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]) -> None:
+    async def fanout(
+        self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]
+    ) -> None:
         frame = None
         for conn_id in list(self.members.get(target, ())):
             if conn_id in skip or (only is not None and conn_id not in only):
@@ -121,7 +123,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             event, data, ack = self._parse(text_data)
         except ApplicationError as error:
-            await self.send_frame(json.dumps({"event": ERROR_EVENT, "data": protocol.error_payload(error, "")}))
+            await self.send_frame(
+                json.dumps({"event": ERROR_EVENT, "data": protocol.error_payload(error, "")})
+            )
             return
         result = await ws_hub.handle(self.conn_id, event, data)
         if ack is not None and result is not None:
@@ -137,9 +141,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except ValueError as exc:
             raise ApplicationError(ErrorCode.INVALID, "Malformed JSON frame.") from exc
         if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
-            raise ApplicationError(ErrorCode.INVALID, 'A frame is {"event": <string>, "data": ..., "ack": ...}.')
+            raise ApplicationError(
+                ErrorCode.INVALID, 'A frame is {"event": <string>, "data": ..., "ack": ...}.'
+            )
         ack = frame.get("ack")
         if ack is not None and (isinstance(ack, bool) or not isinstance(ack, (int, str))):
             raise ApplicationError(ErrorCode.INVALID, "ack must be an integer or a string.")
         return frame["event"], frame.get("data"), ack
-

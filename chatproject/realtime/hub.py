@@ -59,7 +59,9 @@ class Hub:
     async def send(self, conn_id: str, name: str, payload: Any) -> None:
         raise NotImplementedError
 
-    async def fanout(self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]) -> None:
+    async def fanout(
+        self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]
+    ) -> None:
         """Send to every local connection in `target` (a bus group), restricted to `only` when
         given, minus `skip`."""
         raise NotImplementedError

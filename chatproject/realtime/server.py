@@ -34,7 +34,9 @@ class SocketIOHub(Hub):
     async def send(self, conn_id: str, name: str, payload: Any) -> None:
         await self.sio.emit(name, payload, to=conn_id, namespace=NAMESPACE)
 
-    async def fanout(self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]) -> None:
+    async def fanout(
+        self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]
+    ) -> None:
         if only is not None:
             recipients = [sid for sid in only if target in self.sio.rooms(sid, namespace=NAMESPACE)]
             if recipients:

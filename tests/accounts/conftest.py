@@ -17,7 +17,12 @@ from rest_framework.test import APIClient
 from accounts.models import User
 
 PASSWORD = "correct horse battery"
-GENEROUS_RATES = {"auth_login": "1000/min", "auth_signup": "1000/min", "auth_verify": "1000/min", "auth_resend": "1000/min"}
+GENEROUS_RATES = {
+    "auth_login": "1000/min",
+    "auth_signup": "1000/min",
+    "auth_verify": "1000/min",
+    "auth_resend": "1000/min",
+}
 
 
 @pytest.fixture(autouse=True)

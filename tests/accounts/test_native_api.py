@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import jwt
 import pytest
 from django.core import mail
 from django.utils import timezone
@@ -17,12 +18,18 @@ pytestmark = pytest.mark.django_db
 
 def signup(api, email="alice@example.com", password=PASSWORD, display_name="Alice"):
     return api.post(
-        "/api/auth/signup", {"email": email, "password": password, "display_name": display_name}, format="json"
+        "/api/auth/signup",
+        {"email": email, "password": password, "display_name": display_name},
+        format="json",
     )
 
 
 def login(api, email="alice@example.com", password=PASSWORD):
     return api.post("/api/auth/login", {"email": email, "password": password}, format="json")
+
+
+def sid_of(refresh: str) -> str:
+    return jwt.decode(refresh, options={"verify_signature": False})["sid"]
 
 
 def bearer(api, access: str) -> None:
@@ -35,7 +42,9 @@ def test_signup_verify_login_refresh_logout(api, bus_sent):
     assert response.json()["email"] == "alice@example.com"
 
     verified = api.post(
-        "/api/auth/verify", {"email": "alice@example.com", "code": code_from_mail("alice@example.com")}, format="json"
+        "/api/auth/verify",
+        {"email": "alice@example.com", "code": code_from_mail("alice@example.com")},
+        format="json",
     )
     assert verified.status_code == 200
     user = User.objects.get(email="alice@example.com")
@@ -61,7 +70,7 @@ def test_signup_verify_login_refresh_logout(api, bus_sent):
     assert api.get("/api/users/me").json()["id"] == user.public_id
     assert api.post("/api/auth/logout", {"refresh": pair["refresh"]}, format="json").status_code == 204
 
-    session = LoginSession.objects.get(user=user, sid=services.refresh_decode_sid(pair["refresh"]))
+    session = LoginSession.objects.get(user=user, sid=sid_of(pair["refresh"]))
     assert session.revoked_at is not None
     assert bus_sent == [
         (
@@ -77,7 +86,7 @@ def test_signup_verify_login_refresh_logout(api, bus_sent):
 def test_refresh_keeps_the_session_id(api, alice):
     first = login(api).json()
     second = api.post("/api/auth/refresh", {"refresh": first["refresh"]}, format="json").json()
-    assert services.refresh_decode_sid(first["refresh"]) == services.refresh_decode_sid(second["refresh"])
+    assert sid_of(first["refresh"]) == sid_of(second["refresh"])
 
 
 def test_reused_refresh_token_after_rotation_is_refused(api, alice):
@@ -100,7 +109,9 @@ def test_refresh_of_banned_user_is_refused(api, alice):
 def test_refresh_of_deactivated_user_is_refused(api, alice):
     refresh = login(api).json()["refresh"]
     services.user_deactivate(user=alice, by=None)
-    assert api.post("/api/auth/refresh", {"refresh": refresh}, format="json").status_code in (401, 403)
+    response = api.post("/api/auth/refresh", {"refresh": refresh}, format="json")
+    assert response.status_code == 401
+    assert login(api).status_code == 403
 
 
 def test_login_with_wrong_password_and_unknown_email_fail_alike(api, alice):
@@ -161,7 +172,9 @@ def test_expired_code_is_refused(api):
     signup(api)
     EmailVerification.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     response = api.post(
-        "/api/auth/verify", {"email": "alice@example.com", "code": code_from_mail("alice@example.com")}, format="json"
+        "/api/auth/verify",
+        {"email": "alice@example.com", "code": code_from_mail("alice@example.com")},
+        format="json",
     )
     assert response.status_code == 400
     assert response.json()["code"] == "code_expired"
@@ -235,7 +248,11 @@ def test_user_detail_hides_emails_and_invisible_users(api, alice, bob):
     bearer(api, login(api).json()["access"])
     shown = api.get(f"/api/users/{bob.public_id}")
     assert shown.status_code == 200
-    assert shown.json() == {"id": bob.public_id, "display_name": "Bob", "created_at": shown.json()["created_at"]}
+    assert shown.json() == {
+        "id": bob.public_id,
+        "display_name": "Bob",
+        "created_at": shown.json()["created_at"],
+    }
     assert api.get(f"/api/users/{carol.public_id}").status_code == 404
     assert api.get("/api/users/000000000000000000000000").status_code == 404
     assert api.get("/api/users/42").status_code == 404
@@ -272,3 +289,22 @@ def test_schema_documents_the_accounts_endpoints(api):
     login_op = paths["/api/auth/login"]["post"]
     assert "requestBody" in login_op
     assert {"200", "401", "429"} <= set(login_op["responses"])
+
+
+@pytest.mark.parametrize(
+    ("scope", "path", "body"),
+    [
+        ("auth_login", "/api/auth/login", {"email": "alice@example.com", "password": "wrong password"}),
+        ("auth_signup", "/api/auth/signup", {"email": "x@example.com", "password": "1", "display_name": "X"}),
+        ("auth_verify", "/api/auth/verify", {"email": "alice@example.com", "code": "123456"}),
+        ("auth_resend", "/api/auth/resend", {"email": "nobody@example.com"}),
+    ],
+)
+def test_auth_endpoints_are_throttled(api, set_rate, scope, path, body):
+    set_rate(scope, "2/min")
+    for _ in range(2):
+        assert api.post(path, body, format="json").status_code != 429
+    response = api.post(path, body, format="json")
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert int(response["Retry-After"]) > 0

@@ -41,8 +41,15 @@ class SioClient(Recorder):
         async def any_event(event, *args):
             self.record(event, args[0] if args else None)
 
-    async def connect(self, url: str, *, token: str | None = None, headers: dict | None = None,
-                      transports: list[str] | None = None, query: str = "") -> "SioClient":
+    async def connect(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        headers: dict | None = None,
+        transports: list[str] | None = None,
+        query: str = "",
+    ) -> "SioClient":
         await self.sio.connect(
             url + (f"?{query}" if query else ""),
             auth={"token": token} if token else None,

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 import socketio
-from asgiref.sync import sync_to_async
 from rest_framework_simplejwt.tokens import AccessToken
 
 from messaging.models import Conversation, Message
@@ -69,7 +68,7 @@ async def test_missing_credentials_are_refused(live_server_proc):
 async def test_banned_user_cannot_connect(live_server_proc, make_user):
     mallory = make_user("Mallory")
     mallory.user.is_banned = True
-    await sync_to_async(mallory.user.save)(update_fields=["is_banned"])
+    mallory.user.save(update_fields=["is_banned"])
     client = await SioClient().connect(live_server_proc.url, token=mallory.access)
     assert (await client.next("auth-failure"))["code"] == "banned"
     await client.next("disconnect")
@@ -119,7 +118,10 @@ async def test_in_band_auth_with_another_users_token_is_refused(live_server_proc
     alice, bob = make_user("Alice"), make_user("Bob")
     client = await connect(live_server_proc, alice)
     ack = await client.call("auth", {"token": bob.access})
-    assert ack == {"ok": False, "error": {"code": "permission_denied", "message": ack["error"]["message"], "extra": {}}}
+    assert ack == {
+        "ok": False,
+        "error": {"code": "permission_denied", "message": ack["error"]["message"], "extra": {}},
+    }
     await client.close()
 
 
@@ -127,7 +129,9 @@ async def test_personal_chat_both_ways_with_read_acknowledgement(live_server_pro
     alice, bob = make_user("Alice"), make_user("Bob")
     a, b = await connect(live_server_proc, alice), await connect(live_server_proc, bob)
 
-    ack = await a.call("create-personal-chat", {"Receiver": bob.id, "Partner": "spoofed", "UserName": "spoofed"})
+    ack = await a.call(
+        "create-personal-chat", {"Receiver": bob.id, "Partner": "spoofed", "UserName": "spoofed"}
+    )
     chat_id = ack["data"]["ChatId"]
     assert await a.next("create-personal-chat-creator") == {"ChatId": chat_id, "Partner": "Bob"}
     assert await b.next("create-personal-chat-partner") == {"ChatId": chat_id, "Partner": "Alice"}
@@ -136,7 +140,10 @@ async def test_personal_chat_both_ways_with_read_acknowledgement(live_server_pro
     assert sent["ok"] and sent["data"]["Seq"] == 1
     received = await b.next("receive-personal-message")
     assert {k: received[k] for k in ("ChatId", "Content", "Sender")} == {
-        "ChatId": chat_id, "Content": "hi Bob", "Sender": "Alice"}
+        "ChatId": chat_id,
+        "Content": "hi Bob",
+        "Sender": "Alice",
+    }
     assert received["Seq"] == 1 and received["Id"] == sent["data"]["Id"]
     assert TIMESTAMP.match(received["Timestamp"])
 
@@ -192,7 +199,7 @@ async def test_second_create_personal_chat_returns_the_existing_chat(live_server
     again = await b.call("create-personal-chat", {"Receiver": alice.id})
     assert again["data"] == {"Exists": 1, "ChatId": chat_id, "Partner": "Alice"}
     assert await b.next("create-chat-result") == {"Exists": 1, "ChatId": chat_id, "Partner": "Alice"}
-    assert await sync_to_async(Conversation.objects.filter(kind="direct").count)() == 1
+    assert Conversation.objects.filter(kind="direct").count() == 1
     checked = await a.call("check-chat", {"Receiver": bob.id})
     assert checked["data"] == {"Exists": 1, "ChatId": chat_id, "Partner": "Bob"}
     await a.close()
@@ -222,7 +229,7 @@ async def test_retry_with_the_same_client_message_id_returns_the_original(live_s
     assert first["data"]["Id"] == second["data"]["Id"] and second["data"]["Duplicate"] is True
     await b.next("receive-personal-message")
     await b.none("receive-personal-message", wait=0.3)
-    assert await sync_to_async(Message.objects.filter(content="once").count)() == 1
+    assert Message.objects.filter(content="once").count() == 1
     await a.close()
     await b.close()
 
@@ -239,7 +246,7 @@ async def test_outsider_cannot_read_post_or_mark_read(live_server_proc, make_use
         ack = await e.call(event, data)
         assert ack["ok"] is False and ack["error"]["code"] == "not_found", (event, ack)
     await e.none("personal-chat", wait=0.1)
-    assert await sync_to_async(Message.objects.filter(conversation__public_id=chat_id).count)() == 0
+    assert Message.objects.filter(conversation__public_id=chat_id).count() == 0
     await a.close()
     await e.close()
 
@@ -264,7 +271,9 @@ async def test_outsider_cannot_read_post_or_mark_read(live_server_proc, make_use
         ("no-such-event", {}, "invalid"),
     ],
 )
-async def test_bad_payloads_get_an_error_and_keep_the_connection(live_server_proc, make_user, event, data, code):
+async def test_bad_payloads_get_an_error_and_keep_the_connection(
+    live_server_proc, make_user, event, data, code
+):
     alice = make_user("Alice")
     a = await connect(live_server_proc, alice)
     ack = await a.call(event, data)
@@ -272,7 +281,7 @@ async def test_bad_payloads_get_an_error_and_keep_the_connection(live_server_pro
     error_event = await a.next("error")
     assert error_event["code"] == code and error_event["event"] == event
     assert (await a.call("fetch-user-details"))["ok"] is True  # still connected and serving
-    assert await sync_to_async(Message.objects.count)() == 0
+    assert Message.objects.count() == 0
     await a.close()
 
 
@@ -297,7 +306,10 @@ async def test_flooding_client_is_rate_limited_and_told(live_server_proc, make_u
 async def test_every_connection_of_a_user_receives_its_events(live_server_proc, make_user):
     alice, bob = make_user("Alice"), make_user("Bob")
     a = await connect(live_server_proc, alice)
-    b1, b2 = await connect(live_server_proc, bob), await connect(live_server_proc, bob, transports=["polling"])
+    b1, b2 = (
+        await connect(live_server_proc, bob),
+        await connect(live_server_proc, bob, transports=["polling"]),
+    )
     chat_id = await open_chat(a, bob)
     await a.call("send-personal-message", {"ChatId": chat_id, "Content": "to both tabs"})
     assert (await b1.next("receive-personal-message"))["Content"] == "to both tabs"

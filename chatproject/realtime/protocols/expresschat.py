@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts import services as account_services
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.timefmt import iso_ms
 from messaging import selectors as msg_selectors
@@ -218,8 +219,6 @@ async def search_user(conn: Connection, data: dict[str, Any]) -> Outcome:
     if kind not in SEARCH_REPLIES:
         raise _invalid("Type", 'Type must be "Search" or "Add".')
     event, limit = SEARCH_REPLIES[kind]
-    from accounts import services as account_services  # TEMP until accounts.services lands
-
     users = await call(account_services.user_search, user=conn.user, query=text, limit=limit)
     expose = settings.CHAT["SEARCH_EXPOSE_EMAILS"]
     found = [{"_id": u.public_id, "Name": u.display_name, "Email": u.email if expose else ""} for u in users]
@@ -362,12 +361,26 @@ def render(event: dict[str, Any]) -> list[Emit]:
             return [Emit("receive-group-message", payload | _delivered(message), OTHERS)]
         return []
     if kind == "conversation.created" and conv_kind == PERSONAL:
-        return [Emit("create-personal-chat-partner", {"ChatId": conv_id, "Partner": event["actor_name"]}, OTHERS)]
+        return [
+            Emit("create-personal-chat-partner", {"ChatId": conv_id, "Partner": event["actor_name"]}, OTHERS)
+        ]
     if kind == "conversation.read":
         if conv_kind == PERSONAL:
-            return [Emit("read-personal-msg-ack", {"ChatId": conv_id, "Reader": event["actor"], "Seq": event["seq"]}, OTHERS)]
+            return [
+                Emit(
+                    "read-personal-msg-ack",
+                    {"ChatId": conv_id, "Reader": event["actor"], "Seq": event["seq"]},
+                    OTHERS,
+                )
+            ]
         if conv_kind == GROUP:
-            return [Emit("read-grp-msg-ack", {"Reader": event["actor"], "ChatId": conv_id, "Seq": event["seq"]}, OTHERS)]
+            return [
+                Emit(
+                    "read-grp-msg-ack",
+                    {"Reader": event["actor"], "ChatId": conv_id, "Seq": event["seq"]},
+                    OTHERS,
+                )
+            ]
         return []
     if kind == "session.revoked":
         return [Emit(AUTH_FAILURE, auth_failure_payload(event.get("reason") or "revoked"), ALL)]
