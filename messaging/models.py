@@ -84,7 +84,8 @@ class Message(models.Model):
     )
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
     content = models.TextField()
-    client_message_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL, not "", when absent: the idempotency constraint applies only to ids a client gave.
+    client_message_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

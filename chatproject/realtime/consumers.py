@@ -33,7 +33,7 @@ class WsHub(Hub):
 
     def __init__(self) -> None:
         super().__init__()
-        self.consumers: dict[str, "ChatConsumer"] = {}
+        self.consumers: dict[str, ChatConsumer] = {}
         self.members: dict[str, set[str]] = defaultdict(set)  # bus group -> local conn ids
 
     async def send(self, conn_id: str, name: str, payload: Any) -> None:
