@@ -41,7 +41,7 @@ run: migrate
 	@echo "    mails        var/mail/ (verification codes and links)"
 	@echo ""
 	$(PY) -m uvicorn chatproject.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
-		--loop uvloop --http httptools --ws websockets --no-access-log
+		--loop uvloop --http httptools --ws websockets-sansio --no-access-log
 
 test: install-dev node-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -130,6 +130,27 @@ def conversation_list_for_user(
     return result
 
 
+def conversation_summary_get(*, user: User, conversation_id: object) -> ConversationSummary:
+    """One current conversation of the user, in the shape of `conversation_list_for_user`."""
+    membership = membership_get(user=user, conversation_id=conversation_id)
+    conversation = membership.conversation
+    partner = (
+        direct_partner(conversation=conversation, user=user)
+        if conversation.kind == Conversation.Kind.DIRECT
+        else None
+    )
+    return ConversationSummary(
+        id=conversation.public_id,
+        kind=conversation.kind,
+        last_message_at=conversation.last_message_at,
+        last_seq=conversation.last_seq,
+        last_read_seq=membership.last_read_seq,
+        unread=max(conversation.last_seq - membership.last_read_seq, 0),
+        partner_id=partner.public_id if partner else None,
+        partner_name=partner.display_name if partner else None,
+    )
+
+
 def unread_total(*, user: User) -> int:
     values = Membership.objects.filter(user=user, left_at__isnull=True).values_list(
         F("conversation__last_seq") - F("last_read_seq"), flat=True
@@ -165,6 +186,40 @@ def message_history(
         qs = qs.order_by("-seq")
     messages = list(qs.select_related("sender")[:page])
     return membership.conversation, messages
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    conversation: Conversation
+    messages: list[Message]
+    # Where the next page starts: pass as `before` (older) or `after` (newer); None at the end.
+    next_before: int | None
+    next_after: int | None
+
+
+def message_page(
+    *,
+    user: User,
+    conversation_id: object,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int | None = None,
+) -> MessagePage:
+    """`message_history` with the cursor of the following page.
+
+    A short page is the last one. Sequence numbers start at 1 with no gaps, so a page reaching
+    seq 1 is the oldest even when it is full.
+    """
+    conversation, messages = message_history(
+        user=user, conversation_id=conversation_id, before=before, after=after, limit=limit
+    )
+    full = len(messages) == _page_size(limit)
+    next_before = next_after = None
+    if messages and full and after is None and messages[-1].seq > 1:
+        next_before = messages[-1].seq
+    if messages and full and after is not None:
+        next_after = messages[-1].seq
+    return MessagePage(conversation, messages, next_before, next_after)
 
 
 def _page_size(limit: int | None) -> int:

@@ -91,9 +91,25 @@ def direct_conversation_get_or_create(
     return conversation, other, True
 
 
+def _storable(value: str) -> bool:
+    # JSON can carry both "\u0000" (PostgreSQL text refuses NUL) and lone surrogates such as
+    # "\ud800" (no backend can encode them as UTF-8); either crashed the insert with a 500.
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _validate_content(content: object) -> str:
     if not isinstance(content, str):
         raise ApplicationError(ErrorCode.INVALID, "Content must be a string.", {"field": "content"})
+    if not _storable(content):
+        raise ApplicationError(
+            ErrorCode.INVALID, "Content contains characters that cannot be stored.", {"field": "content"}
+        )
     if not content.strip():
         raise ApplicationError(ErrorCode.INVALID, "Content must not be empty.", {"field": "content"})
     maximum = settings.CHAT["MAX_MESSAGE_LENGTH"]
@@ -109,7 +125,7 @@ def _validate_content(content: object) -> str:
 def _validate_client_message_id(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > CLIENT_MESSAGE_ID_MAX:
+    if not isinstance(value, str) or not value or len(value) > CLIENT_MESSAGE_ID_MAX or not _storable(value):
         raise ApplicationError(
             ErrorCode.INVALID,
             f"client_message_id must be a string of 1 to {CLIENT_MESSAGE_ID_MAX} characters.",

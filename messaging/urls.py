@@ -1,1 +1,26 @@
-urlpatterns: list = []
+"""Native API routes of the messaging app, included under /api/.
+
+Conversation ids are matched as any path segment, not as the id pattern: a malformed id must
+reach the access selector and get the API's own 404, not Django's HTML one.
+"""
+
+from django.urls import path
+
+from . import apis
+
+app_name = "messaging"
+
+urlpatterns = [
+    path("conversations/", apis.ConversationListApi.as_view(), name="conversation-list"),
+    path("conversations/direct/", apis.DirectConversationApi.as_view(), name="conversation-direct"),
+    path(
+        "conversations/<str:conversation_id>/messages/",
+        apis.MessageListApi.as_view(),
+        name="conversation-messages",
+    ),
+    path(
+        "conversations/<str:conversation_id>/read/",
+        apis.ConversationReadApi.as_view(),
+        name="conversation-read",
+    ),
+]

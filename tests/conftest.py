@@ -96,7 +96,7 @@ class ServerProcess:
                 "--loop",
                 "uvloop",
                 "--ws",
-                "websockets",
+                "websockets-sansio",
                 "--no-access-log",
             ],
             cwd=ROOT,
@@ -151,6 +151,9 @@ def _start_servers(count: int, tmp: Path, redis_url: str) -> list[ServerProcess]
             "THROTTLE_VERIFY": "1000/min",
             "THROTTLE_RESEND": "1000/min",
             "LOG_LEVEL": "WARNING",
+            # Short pings: polling clients that close are released promptly.
+            "CHAT_SOCKET_PING_INTERVAL": "2",
+            "CHAT_SOCKET_PING_TIMEOUT": "3",
         }
     )
     env.pop("REDIS_URL", None)

@@ -1,0 +1,904 @@
+#!/usr/bin/env python3
+"""`make bench`: every scenario against the product and, in the same run, against the floor
+(bench/floor_server.py), then bench/results/<date>.json, .md and .png.
+
+    .venv/bin/python bench/run.py                          # everything (what make bench runs)
+    .venv/bin/python bench/run.py --scenario direct --quick
+    .venv/bin/python bench/run.py --scenario direct --profile   # + py-spy of the product
+
+Servers run pinned to core 0 (taskset -c 0), the Node load generator (bench/loadgen.js) to
+core 1. PostgreSQL and Redis are the machine's own services and float over both cores; their
+CPU is reported beside the others. Loopback only; every run is bounded in count and time; every
+process started here is started in its own process group and killed on exit, whatever happens.
+A partial or quick run writes bench/results/<date>-<tag>.* so it never overwrites a full run.
+"""
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import queue
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+sys.path.insert(0, str(BENCH))
+
+import scenarios as scenario_defs  # noqa: E402
+
+PY = sys.executable
+NODE = shutil.which("node") or "node"
+SERVER_CPUS = os.environ.get("BENCH_SERVER_CPUS", "0")
+GENERATOR_CPUS = os.environ.get("BENCH_GENERATOR_CPUS", "1")
+HOST = "127.0.0.1"  # loopback only, always
+DB_NAME = os.environ.get("BENCH_DB", "bench")
+DATABASE_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", f"redis://{HOST}:6379/0")
+SECRET_KEY = "bench-only-" + secrets.token_hex(16)
+BUDGET_SECONDS = float(os.environ.get("BENCH_BUDGET_SECONDS", "570"))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+STARTED = time.monotonic()
+
+# Product knobs set for the bench, nothing else: DEBUG off (no query log), tokens that outlive
+# the run, and the per-socket/per-user rate limits lifted (100 senders x 10 in flight would trip
+# the defaults of 20/s per socket; the buckets are still consulted on every event).
+PRODUCT_ENV = {
+    "DJANGO_SETTINGS_MODULE": "chatproject.settings",
+    "DATABASE_URL": DATABASE_URL,
+    "SECRET_KEY": SECRET_KEY,
+    "DEBUG": "0",
+    "REDIS_URL": REDIS_URL,
+    "CHANNEL_PREFIX": f"bench{os.getpid()}",
+    "LOG_LEVEL": "WARNING",
+    "SECURE_COOKIES": "0",
+    "JWT_ACCESS_SECONDS": "7200",
+    "CHAT_SOCKET_RATE_BURST": "1000000",
+    "CHAT_SOCKET_RATE_PER_SECOND": "1000000",
+    "CHAT_USER_RATE_BURST": "1000000",
+    "CHAT_USER_RATE_PER_SECOND": "1000000",
+}
+FLOOR_POOL_SIZE = os.environ.get("BENCH_FLOOR_POOL_SIZE", "10")
+
+_processes: list["Proc"] = []
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.monotonic() - STARTED:6.1f}s] {message}", flush=True)
+
+
+def remaining() -> float:
+    return BUDGET_SECONDS - (time.monotonic() - STARTED)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+class Proc:
+    """A child pinned with taskset, in its own process group, logged to a file."""
+
+    def __init__(self, name: str, cmd: list[str], *, env: dict, cpus: str, workdir: Path, pipes: bool = False):
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            ["taskset", "-c", cpus, *cmd],  # taskset execs: the pid is the command's own
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipes else self._log,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        _processes.append(self)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        self._log.flush()
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.alive():
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(self.popen.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.popen.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if not self._log.closed:
+            self._log.close()
+        if self in _processes:
+            _processes.remove(self)
+
+
+def stop_all() -> None:
+    for proc in list(_processes):
+        proc.stop(timeout=5)
+
+
+def _on_signal(signum, _frame) -> None:
+    stop_all()
+    sys.exit(128 + signum)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(proc: Proc, port: int, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.log_tail()}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{proc.name} did not listen on {port}:\n{proc.log_tail()}")
+
+
+def env_with(extra: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env.update(extra)
+    return env
+
+
+UVICORN = ["--host", HOST, "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--no-access-log"]
+
+
+def start_product(workdir: Path, name: str = "product") -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(
+        name,
+        [PY, "-m", "uvicorn", "chatproject.asgi:application", "--port", str(port), *UVICORN],
+        env=env_with(PRODUCT_ENV),
+        cpus=SERVER_CPUS,
+        workdir=workdir,
+    )
+    wait_port(proc, port)
+    return proc, f"http://{HOST}:{port}"
+
+
+def start_floor(workdir: Path, name: str = "floor", redis: bool = False) -> tuple[Proc, str]:
+    port = free_port()
+    extra = {"FLOOR_DATABASE_URL": DATABASE_URL, "FLOOR_POOL_SIZE": FLOOR_POOL_SIZE}
+    if redis:
+        extra["FLOOR_REDIS_URL"] = REDIS_URL
+    proc = Proc(
+        name,
+        [PY, "-m", "uvicorn", "bench.floor_server:app", "--port", str(port), *UVICORN],
+        env=env_with(extra),
+        cpus=SERVER_CPUS,
+        workdir=workdir,
+    )
+    wait_port(proc, port)
+    return proc, f"http://{HOST}:{port}"
+
+
+def run_script(args: list[str], *, workdir: Path, name: str, timeout: float, cpus: str = SERVER_CPUS) -> None:
+    proc = Proc(name, [PY, *args], env=env_with(PRODUCT_ENV), cpus=cpus, workdir=workdir)
+    try:
+        code = proc.popen.wait(timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"{name} took over {timeout:.0f}s") from exc
+    finally:
+        proc.stop()
+    if code != 0:
+        raise RuntimeError(f"{name} failed ({code}):\n{proc.log_tail()}")
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _service_cpu_seconds() -> dict[str, float]:
+    totals = {"postgres": 0.0, "redis": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith("postgres"):
+            totals["postgres"] += _proc_cpu_seconds(int(entry))
+        elif comm.startswith("redis-server"):
+            totals["redis"] += _proc_cpu_seconds(int(entry))
+    return totals
+
+
+def _core_times() -> dict[str, tuple[int, int]]:
+    cores = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                name, *values = line.split()
+                values = [int(v) for v in values]
+                idle = values[3] + values[4]
+                cores[name] = (sum(values) - idle, sum(values))
+    return cores
+
+
+def cpu_sample(server_pids: list[int], generator_pid: int | None) -> dict:
+    return {
+        "t": time.monotonic(),
+        "server": sum(_proc_cpu_seconds(p) for p in server_pids),
+        "generator": _proc_cpu_seconds(generator_pid) if generator_pid else 0.0,
+        **_service_cpu_seconds(),
+        "cores": _core_times(),
+    }
+
+
+def cpu_share(before: dict, after: dict) -> dict:
+    """CPU used between two samples, as a share of one core (1.0 = one core busy)."""
+    wall = after["t"] - before["t"]
+    share = {k: round((after[k] - before[k]) / wall, 3) for k in ("server", "generator", "postgres", "redis")}
+    for core, (busy, total) in after["cores"].items():
+        busy0, total0 = before["cores"][core]
+        share[f"{core}_busy"] = round((busy - busy0) / max(total - total0, 1), 3)
+    return share
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+class Generator:
+    """bench/loadgen.js on the generator core; its stdout lines are JSON events."""
+
+    def __init__(self, name: str, config: dict, workdir: Path):
+        path = workdir / f"{name}.json"
+        path.write_text(json.dumps(config))
+        self.proc = Proc(
+            name, [NODE, str(BENCH / "loadgen.js"), str(path)], env=env_with({}), cpus=GENERATOR_CPUS,
+            workdir=workdir, pipes=True,
+        )
+        self.events: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.popen.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                continue
+        self.events.put(None)
+
+    def expect(self, event: str, timeout: float) -> dict:
+        deadline = time.monotonic() + min(timeout, max(remaining(), 5))
+        while True:
+            try:
+                message = self.events.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise RuntimeError(f"{self.proc.name}: no {event} within {timeout:.0f}s") from None
+            if message is None:
+                raise RuntimeError(f"{self.proc.name} exited before {event}:\n{self.proc.log_tail()}")
+            if message.get("error"):
+                raise RuntimeError(f"{self.proc.name}: {message['error']}\n{self.proc.log_tail()}")
+            if message.get("event") == event:
+                return message
+
+    def tell(self, line: str) -> None:
+        self.proc.popen.stdin.write(f"{line}\n".encode())
+        self.proc.popen.stdin.flush()
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=5)
+
+
+class Profiler:
+    """py-spy on a server for the measure window: collapsed stacks, one thread per root."""
+
+    def __init__(self, pid: int, seconds: float, out: Path, workdir: Path):
+        self.out = out
+        spy = Path(PY).parent / "py-spy"
+        self.proc = Proc(
+            f"py-spy-{pid}",
+            [str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "250", "--threads", "-f", "raw",
+             "-o", str(out), "--nonblocking"],
+            env=env_with({}), cpus=GENERATOR_CPUS, workdir=workdir,
+        )
+
+    def finish(self) -> dict:
+        try:
+            self.proc.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc.stop()
+        return summarize_profile(self.out) if self.out.exists() else {"error": self.proc.log_tail()}
+
+
+def summarize_profile(path: Path, top: int = 25) -> dict:
+    """Self and inclusive sample shares per frame, and per thread, from py-spy's raw output."""
+    total, threads, own, inclusive = 0, {}, {}, {}
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        threads[frames[0]] = threads.get(frames[0], 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames[1:]):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+
+    def ranked(table: dict) -> list:
+        return [[f, round(100 * n / total, 1)] for f, n in sorted(table.items(), key=lambda kv: -kv[1])[:top]]
+
+    return {"samples": total, "threads": ranked(threads), "self": ranked(own), "inclusive": ranked(inclusive)}
+
+
+# --- scenario 1 and 5: direct messages -----------------------------------------------------
+
+
+def pair_configs(seed: dict, protocol: str, sender_urls: list[str], receiver_urls: list[str], count: int) -> list:
+    pairs = []
+    for i, pair in enumerate(seed["pairs"][:count]):
+        if protocol == "product":
+            sender_auth, receiver_auth = {"token": pair["sender_token"]}, {"token": pair["receiver_token"]}
+        else:
+            sender_auth, receiver_auth = {"pair": pair["chat"], "role": "send"}, {"pair": pair["chat"], "role": "recv"}
+        pairs.append(
+            {
+                "chat": pair["chat"],
+                "senderUrl": sender_urls[i % len(sender_urls)],
+                "receiverUrl": receiver_urls[i % len(receiver_urls)],
+                "senderAuth": sender_auth,
+                "receiverAuth": receiver_auth,
+            }
+        )
+    return pairs
+
+
+def direct_load(
+    label: str, protocol: str, pairs: list, *, window: int, rate: int | None, phases: dict,
+    server_pids: list[int], workdir: Path, profile: Path | None = None,
+) -> dict:
+    config = {
+        "mode": "direct", "protocol": protocol, "label": label, "runId": f"{label}-{secrets.token_hex(4)}",
+        "pairs": pairs, "window": window, "rate": rate, "maxInflight": 200,
+        "warmup": phases["warmup"], "duration": phases["duration"], "drain": phases["drain"], "settle": 0.5,
+    }
+    gen = Generator(label.replace(" ", "-").replace("/", ""), config, workdir)
+    try:
+        gen.expect("measure-start", timeout=90 + phases["warmup"])
+        profiler = Profiler(server_pids[0], phases["duration"], profile, workdir) if profile else None
+        before = cpu_sample(server_pids, gen.proc.pid)
+        gen.expect("measure-end", timeout=phases["duration"] + 30)
+        after = cpu_sample(server_pids, gen.proc.pid)
+        result = gen.expect("result", timeout=phases["drain"] + 30)
+    finally:
+        gen.stop()
+    result["cpu"] = cpu_share(before, after)
+    if profiler:
+        result["profile"] = profiler.finish()
+        result["profile"]["raw"] = str(profile.relative_to(ROOT))
+    totals = result["totals"]
+    lat = result["latency_ms"] or {}
+    say(
+        f"  {label}: {result['delivered_per_s']:.0f} msg/s delivered, latency p50 {lat.get('p50', '-')} ms "
+        f"p99 {lat.get('p99', '-')} ms; lost {totals['lost']} dup {totals['duplicates']} "
+        f"order {totals['outOfOrder']} seq-gaps {totals['seqGaps']} ack-errors {totals['ackErrors']} "
+        f"skipped {totals['skipped']}; CPU server {result['cpu']['server']:.0%} generator "
+        f"{result['cpu']['generator']:.0%} postgres {result['cpu']['postgres']:.0%}"
+    )
+    return result
+
+
+def scenario_direct(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
+    out = {"pairs": params["pairs"], "window": params["window"], "fixed_rate": params["fixed_rate"]}
+    for protocol in ("product", "floor"):
+        server, url = start_product(workdir) if protocol == "product" else start_floor(workdir)
+        try:
+            pairs = pair_configs(seed, protocol, [url], [url], params["pairs"])
+            profile = profile_dir / "profile-direct-product.txt" if profile_dir and protocol == "product" else None
+            saturation = direct_load(
+                f"{protocol} saturation", protocol, pairs, window=params["window"], rate=None,
+                phases=params["saturation"], server_pids=[server.pid], workdir=workdir, profile=profile,
+            )
+            fixed = direct_load(
+                f"{protocol} {params['fixed_rate']}/s", protocol, pairs, window=params["window"],
+                rate=params["fixed_rate"], phases=params["fixed"], server_pids=[server.pid], workdir=workdir,
+            )
+            out[protocol] = {"saturation": saturation, "fixed": fixed, "server_rss_kib": rss_kib(server.pid)}
+        finally:
+            server.stop()
+    out["ratio_throughput"] = _ratio(out["product"]["saturation"]["delivered_per_s"], out["floor"]["saturation"]["delivered_per_s"])
+    out["ratio_p99_fixed"] = _ratio(
+        (out["product"]["fixed"]["latency_ms"] or {}).get("p99"), (out["floor"]["fixed"]["latency_ms"] or {}).get("p99")
+    )
+    return out
+
+
+def scenario_twoproc(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
+    """Every pair's sender on one process and its receiver on the other: all traffic crosses the bus."""
+    out = {"pairs": params["pairs"], "window": params["window"], "processes": 2}
+    for protocol in ("product", "floor"):
+        servers = []
+        try:
+            for i in range(2):
+                servers.append(
+                    start_product(workdir, f"product-{i}") if protocol == "product"
+                    else start_floor(workdir, f"floor-{i}", redis=True)
+                )
+            urls = [url for _proc, url in servers]
+            pairs = pair_configs(seed, protocol, urls, urls[::-1], params["pairs"])
+            profile = profile_dir / "profile-twoproc-product.txt" if profile_dir and protocol == "product" else None
+            out[protocol] = direct_load(
+                f"{protocol} 2 processes saturation", protocol, pairs, window=params["window"], rate=None,
+                phases=params["saturation"], server_pids=[p.pid for p, _url in servers], workdir=workdir,
+                profile=profile,
+            )
+        finally:
+            for proc, _url in servers:
+                proc.stop()
+    out["ratio_throughput"] = _ratio(out["product"]["delivered_per_s"], out["floor"]["delivered_per_s"])
+    return out
+
+
+# --- scenario 3: idle connections -----------------------------------------------------------
+
+
+def idle_load(label: str, protocol: str, auths: list, params: dict, server: Proc, url: str, workdir: Path) -> dict:
+    config = {
+        "mode": "idle", "protocol": protocol, "label": label, "urls": [url], "auths": auths,
+        "concurrency": params["concurrency"], "warm": 10,
+    }
+    gen = Generator(label.replace(" ", "-"), config, workdir)
+    try:
+        warm = gen.expect("warm", timeout=60)
+        time.sleep(1)
+        rss_before = rss_kib(server.pid)
+        before = cpu_sample([server.pid], gen.proc.pid)
+        gen.tell("go")
+        held = gen.expect("held", timeout=240)
+        after = cpu_sample([server.pid], gen.proc.pid)
+        time.sleep(params["hold"])
+        rss_after = rss_kib(server.pid)
+        gen.tell("close")
+        result = gen.expect("result", timeout=60)
+    finally:
+        gen.stop()
+    added = held["connected"] - warm["connected"]
+    result.update(
+        {
+            "server_rss_kib_before": rss_before,
+            "server_rss_kib_held": rss_after,
+            "kib_per_connection": round((rss_after - rss_before) / max(added, 1), 2),
+            "hold_seconds": params["hold"],
+            "cpu_connecting": cpu_share(before, after),
+        }
+    )
+    say(
+        f"  {label}: {result['connected']} connected ({result['failed']} failed), "
+        f"{result['connects_per_s']:.0f} connects/s, {result['kib_per_connection']} KiB/connection "
+        f"(RSS {rss_before // 1024} -> {rss_after // 1024} MiB), {result['held_at_end']} held after "
+        f"{params['hold']}s; CPU server {result['cpu_connecting']['server']:.0%} generator "
+        f"{result['cpu_connecting']['generator']:.0%}"
+    )
+    return result
+
+
+def scenario_idle(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
+    out = {"connections": params["connections"]}
+    for protocol in ("product", "floor"):
+        server, url = start_product(workdir) if protocol == "product" else start_floor(workdir)
+        try:
+            if protocol == "product":
+                auths = [{"token": t} for t in seed["tokens"][: params["connections"]]]
+            else:
+                auths = [{"pair": f"idle{i}", "role": "recv"} for i in range(params["connections"])]
+            out[protocol] = idle_load(f"{protocol} idle", protocol, auths, params, server, url, workdir)
+        finally:
+            server.stop()
+    out["ratio_kib"] = _ratio(out["product"]["kib_per_connection"], out["floor"]["kib_per_connection"])
+    out["ratio_connects"] = _ratio(out["product"]["connects_per_s"], out["floor"]["connects_per_s"])
+    return out
+
+
+# --- scenario 4: history --------------------------------------------------------------------
+
+
+def scenario_history(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
+    out_json, plans = workdir / "history.json", workdir / "history-plans.txt"
+    run_script(
+        [str(BENCH / "history.py"), *(str(params[k]) for k in ("messages", "depth", "page", "iterations", "warmup")),
+         str(out_json), str(plans)],
+        workdir=workdir, name="history", timeout=max(min(remaining() - 10, 300), 30),
+    )
+    result = json.loads(out_json.read_text())
+    result["plans_text"] = plans.read_text()
+    result["ratio_p99_newest"] = _ratio(result["newest"]["p99"], result["floor_newest"]["p99"])
+    result["ratio_p99_deep"] = _ratio(result["deep"]["p99"], result["floor_deep"]["p99"])
+    say(
+        f"  history of {result['messages']:,} (filled in {result['fill_seconds']}s): newest p50 "
+        f"{result['newest']['p50']} ms p99 {result['newest']['p99']} ms; {result['depth']:,} deep p50 "
+        f"{result['deep']['p50']} ms p99 {result['deep']['p99']} ms; floor SQL p99 "
+        f"{result['floor_newest']['p99']}/{result['floor_deep']['p99']} ms; index used: "
+        f"{result['message_queries_use_index']}"
+    )
+    return result
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _ratio(a, b):
+    return round(a / b, 2) if a and b else None
+
+
+def _fmt(value, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        value = f"{value:,.1f}" if value >= 100 else f"{value:,.2f}"
+    elif isinstance(value, int):
+        value = f"{value:,}"
+    return f"{value}{unit}"
+
+
+def _met(ok) -> str:
+    return "–" if ok is None else ("yes" if ok else "**no**")
+
+
+def _integrity(run: dict) -> str:
+    t = run["totals"]
+    return (
+        f"lost {t['lost']}, dup {t['duplicates']}, out-of-order {t['outOfOrder']}, seq gaps {t['seqGaps']}, "
+        f"ack errors {t['ackErrors']}, unacked {t['unacked']}"
+    )
+
+
+def markdown(results: dict) -> str:
+    s = results["scenarios"]
+    rows = []
+
+    def row(number, metric, product, floor, ratio, target, met):
+        rows.append(f"| {number} | {metric} | {product} | {floor} | {_fmt(ratio, '×') if ratio else '–'} | {target} | {_met(met)} |")
+
+    if "direct" in s and "error" not in s["direct"]:
+        d = s["direct"]
+        ps, fs, pf, ff = d["product"]["saturation"], d["floor"]["saturation"], d["product"]["fixed"], d["floor"]["fixed"]
+        t = scenario_defs.by_name("direct")["targets"]
+        row(1, f"direct msgs/s at saturation ({d['pairs']} pairs × {d['window']} in flight)",
+            _fmt(ps["delivered_per_s"]), _fmt(fs["delivered_per_s"]), d["ratio_throughput"],
+            f"≥ {t['throughput_ratio_min']}× floor", (d["ratio_throughput"] or 0) >= t["throughput_ratio_min"])
+        row(1, "direct latency p50 / p99 at saturation (ms)",
+            f"{_fmt(ps['latency_ms']['p50'])} / {_fmt(ps['latency_ms']['p99'])}",
+            f"{_fmt(fs['latency_ms']['p50'])} / {_fmt(fs['latency_ms']['p99'])}",
+            _ratio(ps["latency_ms"]["p99"], fs["latency_ms"]["p99"]), "", None)
+        row(1, f"direct latency p50 at {d['fixed_rate']:,} msgs/s (ms)", _fmt(pf["latency_ms"]["p50"]),
+            _fmt(ff["latency_ms"]["p50"]), _ratio(pf["latency_ms"]["p50"], ff["latency_ms"]["p50"]), "", None)
+        row(1, f"direct latency p99 at {d['fixed_rate']:,} msgs/s (ms)", _fmt(pf["latency_ms"]["p99"]),
+            _fmt(ff["latency_ms"]["p99"]), d["ratio_p99_fixed"], f"< {t['p99_ms_max']:.0f} ms",
+            pf["latency_ms"]["p99"] < t["p99_ms_max"])
+        row(1, f"delivered at {d['fixed_rate']:,} msgs/s offered", _fmt(pf["delivered_per_s"]),
+            _fmt(ff["delivered_per_s"]), None, f"{d['fixed_rate']:,}", None)
+        for name, run in (("saturation", ps), ("fixed", pf)):
+            t_ = run["totals"]
+            clean = not (t_["lost"] or t_["duplicates"] or t_["outOfOrder"] or t_["seqGaps"] or t_["ackErrors"])
+            row(1, f"product integrity ({name})", _integrity(run), _integrity(fs if name == "saturation" else ff),
+                None, "all 0", clean)
+    elif "direct" in s:
+        rows.append(f"| 1 | direct | error: {s['direct']['error'][:200]} | | | | |")
+    if "group" in s:
+        rows.append(f"| 2 | group fan-out | TODO: {s['group']['skipped']} | | | | |")
+    if "idle" in s and "error" not in s["idle"]:
+        i = s["idle"]
+        t = scenario_defs.by_name("idle")["targets"]
+        p, f = i["product"], i["floor"]
+        row(3, "server RSS per idle authenticated connection (KiB)", _fmt(p["kib_per_connection"]),
+            _fmt(f["kib_per_connection"]), i["ratio_kib"], f"≤ {t['kib_per_connection_max']:.0f} KiB",
+            p["kib_per_connection"] <= t["kib_per_connection_max"])
+        row(3, "connections held", f"{p['held_at_end']:,} of {p['requested']:,}", f"{f['held_at_end']:,} of {f['requested']:,}",
+            None, f"{t['held_min']:,}", p["held_at_end"] >= min(t["held_min"], i["connections"]))
+        row(3, f"connects/s ({p['concurrency']} handshakes in flight)", _fmt(p["connects_per_s"]),
+            _fmt(f["connects_per_s"]), i["ratio_connects"], "", None)
+    elif "idle" in s:
+        rows.append(f"| 3 | idle | error: {s['idle']['error'][:200]} | | | | |")
+    if "history" in s and "error" not in s["history"]:
+        h = s["history"]
+        t = scenario_defs.by_name("history")["targets"]
+        for key, floor_key, what in (("newest", "floor_newest", "newest page"), ("deep", "floor_deep", f"page {h['depth']:,} deep")):
+            row(4, f"history {what} of {h['page']} (of {h['messages']:,}) p50 / p99 (ms)",
+                f"{_fmt(h[key]['p50'])} / {_fmt(h[key]['p99'])}",
+                f"{_fmt(h[floor_key]['p50'])} / {_fmt(h[floor_key]['p99'])}",
+                _ratio(h[key]["p99"], h[floor_key]["p99"]), f"p99 < {t['p99_ms_max']:.0f} ms", h[key]["p99"] < t["p99_ms_max"])
+        for key, what in (("page_newest", "newest"), ("page_deep", "deep")):
+            row(4, f"conversation_page (socket handler's selector), {what}, p50 / p99 (ms)",
+                f"{_fmt(h[key]['p50'])} / {_fmt(h[key]['p99'])}", "", None, "", None)
+        row(4, "message query plan uses an index (no seq scan)", str(h["message_queries_use_index"]), "", None,
+            "yes", h["message_queries_use_index"])
+    elif "history" in s:
+        rows.append(f"| 4 | history | error: {s['history']['error'][:200]} | | | | |")
+    if "twoproc" in s and "error" not in s["twoproc"]:
+        tp = s["twoproc"]
+        p, f = tp["product"], tp["floor"]
+        one = s.get("direct", {}).get("product", {}).get("saturation", {}).get("delivered_per_s")
+        row(5, "2 processes msgs/s at saturation (all pairs cross processes)", _fmt(p["delivered_per_s"]),
+            _fmt(f["delivered_per_s"]), tp["ratio_throughput"], f"beside 1 process: {_fmt(one)}", None)
+        row(5, "2 processes latency p50 / p99 at saturation (ms)",
+            f"{_fmt(p['latency_ms']['p50'])} / {_fmt(p['latency_ms']['p99'])}",
+            f"{_fmt(f['latency_ms']['p50'])} / {_fmt(f['latency_ms']['p99'])}", None, "", None)
+        t_ = p["totals"]
+        clean = not (t_["lost"] or t_["duplicates"] or t_["outOfOrder"] or t_["seqGaps"] or t_["ackErrors"])
+        row(5, "product integrity across processes", _integrity(p), _integrity(f), None, "all 0", clean)
+    elif "twoproc" in s:
+        rows.append(f"| 5 | two processes | error: {s['twoproc']['error'][:200]} | | | | |")
+
+    cpu_rows = []
+    for name, run in _load_runs(results):
+        c = run.get("cpu") or run.get("cpu_connecting") or {}
+        cpu_rows.append(
+            f"| {name} | {c.get('server', 0):.0%} | {c.get('postgres', 0):.0%} | {c.get('redis', 0):.0%} | "
+            f"{c.get('generator', 0):.0%} | {c.get('cpu0_busy', 0):.0%} | {c.get('cpu1_busy', 0):.0%} |"
+        )
+    m = results["machine"]
+    lines = [
+        f"# Bench {results['date']} ({results['mode']})",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB; servers on core {SERVER_CPUS}, generator on "
+        f"core {GENERATOR_CPUS} (`taskset`); PostgreSQL and Redis unpinned. Product at git {results['git']['commit']}"
+        f"{' (dirty tree)' if results['git']['dirty'] else ''}. Total {results['seconds']:.0f} s.",
+        "",
+        "| # | measure | product | floor | product/floor | target | met |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "CPU during each measurement window, in shares of one core (server = all server processes; "
+        "core columns = whole-core busy):",
+        "",
+        "| run | server | postgres | redis | generator | core 0 | core 1 |",
+        "|---|---|---|---|---|---|---|",
+        *cpu_rows,
+        "",
+    ]
+    profiles = [(name, run["profile"]) for name, run in _load_runs(results) if run.get("profile")]
+    for name, prof in profiles:
+        lines += [f"Profile of {name} (py-spy, {prof.get('samples', 0)} samples, `{prof.get('raw', '')}`), top inclusive frames:", ""]
+        lines += [f"- {pct}% {frame}" for frame, pct in prof.get("inclusive", [])[:15]]
+        lines += ["", "top self frames:", ""]
+        lines += [f"- {pct}% {frame}" for frame, pct in prof.get("self", [])[:15]]
+        lines += [""]
+    lines += [f"Plot: `{results['date_tag']}.png`. Query plans: `{results['date_tag']}-history-plans.txt`.", ""]
+    return "\n".join(lines)
+
+
+def _load_runs(results: dict) -> list[tuple[str, dict]]:
+    s, runs = results["scenarios"], []
+    if "error" not in s.get("direct", {"error": 1}):
+        for proto in ("product", "floor"):
+            runs += [(f"1 {proto} saturation", s["direct"][proto]["saturation"]), (f"1 {proto} fixed rate", s["direct"][proto]["fixed"])]
+    if "error" not in s.get("idle", {"error": 1}):
+        runs += [(f"3 {proto} connecting", s["idle"][proto]) for proto in ("product", "floor")]
+    if "error" not in s.get("twoproc", {"error": 1}):
+        runs += [(f"5 {proto} 2 processes", s["twoproc"][proto]) for proto in ("product", "floor")]
+    return runs
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = results["scenarios"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5))
+    curves = []
+    if "error" not in s.get("direct", {"error": 1}):
+        d = s["direct"]
+        curves += [
+            (f"product {d['fixed_rate']}/s", d["product"]["fixed"], "tab:blue", "-"),
+            (f"floor {d['fixed_rate']}/s", d["floor"]["fixed"], "tab:gray", "-"),
+            ("product saturation", d["product"]["saturation"], "tab:blue", "--"),
+            ("floor saturation", d["floor"]["saturation"], "tab:gray", "--"),
+        ]
+    if "error" not in s.get("twoproc", {"error": 1}):
+        curves += [("product 2 proc saturation", s["twoproc"]["product"], "tab:orange", "--"),
+                   ("floor 2 proc saturation", s["twoproc"]["floor"], "tab:brown", "--")]
+    labels = None
+    for name, run, color, style in curves:
+        lat = run.get("latency_ms")
+        if not lat:
+            continue
+        points = [(p, v) for p, v in lat["curve"] if p >= 50]
+        labels = [f"p{p:g}" for p, _v in points]
+        ax1.plot(range(len(points)), [v for _p, v in points], style, color=color, marker="o", label=name)
+    if labels:
+        ax1.set_xticks(range(len(labels)), labels)
+        ax1.set_yscale("log")
+        ax1.axhline(50, color="red", linewidth=0.8, linestyle=":", label="p99 target 50 ms")
+        ax1.set_ylabel("end-to-end latency, ms (log)")
+        ax1.set_title("Direct messages: receiver time − send time")
+        ax1.legend(fontsize=8)
+        ax1.grid(True, which="both", alpha=0.3)
+    if "error" not in s.get("history", {"error": 1}):
+        h = s["history"]
+        groups = [("newest page", "newest", "page_newest", "floor_newest"), (f"{h['depth']:,} deep", "deep", "page_deep", "floor_deep")]
+        width = 0.13
+        series = [("selector p50", 0, "p50", "tab:blue"), ("selector p99", 0, "p99", "tab:cyan"),
+                  ("conversation_page p50", 1, "p50", "tab:green"), ("conversation_page p99", 1, "p99", "tab:olive"),
+                  ("floor SQL p50", 2, "p50", "tab:gray"), ("floor SQL p99", 2, "p99", "silver")]
+        for j, (name, which, pct, color) in enumerate(series):
+            values = [h[g[1 + which]][pct] for g in groups]
+            ax2.bar([x + (j - 2.5) * width for x in range(len(groups))], values, width, label=name, color=color)
+        ax2.set_xticks(range(len(groups)), [g[0] for g in groups])
+        ax2.axhline(10, color="red", linewidth=0.8, linestyle=":", label="p99 target 10 ms")
+        ax2.set_ylabel("server time, ms")
+        ax2.set_title(f"History of {h['messages']:,} messages, page of {h['page']}")
+        ax2.legend(fontsize=8)
+        ax2.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(f"Chat server bench {results['date']} ({results['mode']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def ensure_requirements() -> None:
+    missing = [m for m in ("matplotlib", "psycopg_pool") if importlib.util.find_spec(m) is None]
+    if missing or not (Path(PY).parent / "py-spy").exists():
+        say(f"installing bench/requirements.txt into {Path(PY).parent.parent}")
+        subprocess.run([PY, "-m", "pip", "install", "--quiet", "-r", str(BENCH / "requirements.txt")], check=True)
+
+
+def setup_database(workdir: Path) -> None:
+    pg = ["-h", HOST, "-U", "postgres"]
+    subprocess.run(["dropdb", *pg, "--if-exists", "--force", DB_NAME], check=True, capture_output=True)
+    subprocess.run(["createdb", *pg, DB_NAME], check=True, capture_output=True)
+    run_script(["manage.py", "migrate", "--noinput"], workdir=workdir, name="migrate", timeout=180, cpus="0,1")
+
+
+def seed(kind: str, count: int, workdir: Path) -> dict:
+    out = workdir / f"seed-{kind}.json"
+    run_script([str(BENCH / "seed.py"), kind, str(count), str(out)], workdir=workdir, name=f"seed-{kind}",
+               timeout=180, cpus="0,1")
+    return json.loads(out.read_text())
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1048576
+    return {"cores": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem, 1), "python": platform.python_version(),
+            "node": subprocess.run([NODE, "--version"], capture_output=True, text=True).stdout.strip()}
+
+
+def git_info() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", ".", ":!bench"))}
+
+
+RUNNERS = {"direct": scenario_direct, "twoproc": scenario_twoproc, "idle": scenario_idle, "history": scenario_history}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", action="append", choices=scenario_defs.RUN_ORDER,
+                        help="run only these (repeatable); default: all")
+    parser.add_argument("--quick", action="store_true", help="short runs and smaller counts, for iteration")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the product server during its saturation windows (perturbs those numbers)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
+    args = parser.parse_args()
+    chosen = [n for n in scenario_defs.RUN_ORDER if not args.scenario or n in args.scenario]
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by servers and generator
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    ensure_requirements()
+
+    tag = datetime.date.today().isoformat()
+    full = not args.quick and chosen == scenario_defs.RUN_ORDER and not args.profile
+    date_tag = tag if full else "-".join([tag, *(["quick"] if args.quick else []), *(["profile"] if args.profile else []),
+                                          *([] if chosen == scenario_defs.RUN_ORDER else chosen)])
+    RESULTS.mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="chatbench-"))
+    profile_dir = RESULTS if args.profile else None
+    results = {"date": tag, "date_tag": date_tag, "mode": "quick" if args.quick else "full", "machine": machine(),
+               "git": git_info(), "pinning": {"servers": SERVER_CPUS, "generator": GENERATOR_CPUS},
+               "product_env": {k: v for k, v in PRODUCT_ENV.items() if k != "SECRET_KEY"},
+               "floor_pool_size": int(FLOOR_POOL_SIZE), "scenarios": {}}
+    say(f"scenarios {', '.join(chosen)} ({results['mode']}); logs in {workdir}; ulimit -n {hard}")
+    try:
+        setup_database(workdir)
+        say(f"database {DB_NAME} created and migrated")
+        seeds = {}
+        if {"direct", "twoproc"} & set(chosen):
+            seeds["direct"] = seed("direct", 100, workdir)
+            say(f"seeded 100 direct pairs in {seeds['direct']['seconds']}s")
+        for name in chosen:
+            definition = scenario_defs.by_name(name)
+            number = definition["number"]
+            if "todo" in definition:
+                results["scenarios"][name] = {"skipped": definition["todo"]}
+                say(f"[{number}/5 {name}] skipped: TODO, {definition['todo']}")
+                continue
+            params = definition["quick" if args.quick else "full"]
+            if remaining() < 30:
+                results["scenarios"][name] = {"error": "time budget exhausted before this scenario"}
+                say(f"[{number}/5 {name}] skipped: time budget exhausted")
+                continue
+            say(f"[{number}/5 {name}] {definition['title']}")
+            started = time.monotonic()
+            try:
+                if name == "idle":
+                    seeds["idle"] = seed("idle", params["connections"], workdir)
+                    say(f"  seeded {params['connections']:,} idle users in {seeds['idle']['seconds']}s")
+                results["scenarios"][name] = RUNNERS[name](params, seeds.get("idle" if name == "idle" else "direct"),
+                                                           workdir, profile_dir)
+            except Exception as exc:  # one scenario failing must not lose the others' results
+                results["scenarios"][name] = {"error": str(exc)}
+                say(f"  FAILED: {exc}")
+            finally:
+                stop_all()
+            results["scenarios"][name]["seconds"] = round(time.monotonic() - started, 1)
+            say(f"[{number}/5 {name}] done in {time.monotonic() - started:.0f}s")
+    finally:
+        stop_all()
+    results["seconds"] = round(time.monotonic() - STARTED, 1)
+    history = results["scenarios"].get("history", {})
+    if "plans_text" in history:
+        (RESULTS / f"{date_tag}-history-plans.txt").write_text(history.pop("plans_text"))
+    (RESULTS / f"{date_tag}.json").write_text(json.dumps(results, indent=1))
+    (RESULTS / f"{date_tag}.md").write_text(markdown(results))
+    plot(results, RESULTS / f"{date_tag}.png")
+    say(f"wrote bench/results/{date_tag}.json, .md, .png in {results['seconds']:.0f}s total")
+    if args.keep:
+        say(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    failed = [n for n, r in results["scenarios"].items() if "error" in r]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Scenario definitions: what each scenario measures and with how much load.
+
+`full` is what `make bench` runs (everything under 10 minutes on the 2-core machine); `quick`
+is for iteration (`bench/run.py --scenario direct --quick`). bench/run.py holds the code that
+runs them. Every count and duration here is an upper bound the run respects.
+"""
+
+SCENARIOS = [
+    {
+        "name": "direct",
+        "number": 1,
+        "title": "Direct messages: 100 pairs, saturation and a fixed 1,000 msgs/s",
+        "full": {
+            "pairs": 100,
+            "window": 10,  # messages in flight per sender at saturation
+            "saturation": {"warmup": 5, "duration": 20, "drain": 15},
+            "fixed_rate": 1000,  # messages/s offered in total, open loop
+            "fixed": {"warmup": 3, "duration": 20, "drain": 15},
+        },
+        "quick": {
+            "pairs": 100,
+            "window": 10,
+            "saturation": {"warmup": 2, "duration": 6, "drain": 10},
+            "fixed_rate": 1000,
+            "fixed": {"warmup": 2, "duration": 6, "drain": 10},
+        },
+        "targets": {"throughput_ratio_min": 1.5, "p99_ms_max": 50.0},
+    },
+    {
+        "name": "group",
+        "number": 2,
+        "title": "Group fan-out",
+        # TODO(issue 7): groups are not built yet (no group services, events or socket handlers).
+        # When they are: N groups of M members, one sender per group at a fixed rate, measure
+        # deliveries/s and end-to-end p50/p99 per recipient, same loss/order checks as direct.
+        "todo": "groups are not built yet; scenario skipped",
+    },
+    {
+        "name": "idle",
+        "number": 3,
+        "title": "Idle connections: 10,000 authenticated Socket.IO connections on one process",
+        "full": {"connections": 10_000, "concurrency": 100, "hold": 10},
+        "quick": {"connections": 1_000, "concurrency": 100, "hold": 2},
+        "targets": {"kib_per_connection_max": 45.0, "held_min": 10_000},
+    },
+    {
+        "name": "history",
+        "number": 4,
+        "title": "History at depth: newest page and a page 900,000 deep of a 1,000,000-message chat",
+        "full": {"messages": 1_000_000, "depth": 900_000, "page": 50, "iterations": 300, "warmup": 30},
+        "quick": {"messages": 100_000, "depth": 90_000, "page": 50, "iterations": 100, "warmup": 10},
+        "targets": {"p99_ms_max": 10.0},
+    },
+    {
+        "name": "twoproc",
+        "number": 5,
+        "title": "Two processes sharing Redis: scenario 1 at saturation, every pair across processes",
+        "full": {"pairs": 100, "window": 10, "saturation": {"warmup": 5, "duration": 20, "drain": 15}},
+        "quick": {"pairs": 100, "window": 10, "saturation": {"warmup": 2, "duration": 6, "drain": 10}},
+        "targets": {},
+    },
+]
+
+# The order `make bench` runs them in: the 1,000,000-row insert comes last so it cannot slow the
+# message inserts of the other scenarios.
+RUN_ORDER = ["direct", "twoproc", "idle", "history", "group"]
+
+
+def by_name(name: str) -> dict:
+    for scenario in SCENARIOS:
+        if scenario["name"] == name:
+            return scenario
+    raise KeyError(name)

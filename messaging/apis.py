@@ -1,0 +1,136 @@
+"""Native REST API of the messaging app (/api/conversations/...).
+
+Each view validates its input with a strict serializer, takes the caller from the Bearer token,
+calls the same services and selectors as the sockets and renders the result. A conversation the
+caller is not a member of is answered exactly like one that does not exist: 404.
+"""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from accounts.http import BoundedJSONParser
+from accounts.serializers import ErrorOutput
+
+from . import selectors, services
+from .serializers import (
+    ConversationListOutput,
+    ConversationOutput,
+    DirectConversationInput,
+    HistoryQuery,
+    MessageOutput,
+    MessagePageOutput,
+    MessageSendInput,
+    ReadInput,
+    ReadOutput,
+)
+
+TAGS = ["conversations"]
+CONVERSATION_ID = OpenApiParameter(
+    "conversation_id", str, OpenApiParameter.PATH, description="Public id of the conversation"
+)
+
+
+def _errors(*statuses: int) -> dict[int, type[ErrorOutput]]:
+    return dict.fromkeys(statuses, ErrorOutput)
+
+
+def _validated(serializer_class: type[Serializer], data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class ConversationListApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        operation_id="conversations_list",
+        responses={200: ConversationListOutput, **_errors(401, 403)},
+        summary="The caller's conversations, most recent activity first, with unread counts",
+    )
+    def get(self, request: Request) -> Response:
+        """Called to show the conversation list. Reading it marks nothing as read."""
+        summaries = selectors.conversation_list_for_user(user=request.user)
+        total = selectors.unread_total(user=request.user)
+        return Response(ConversationListOutput({"results": summaries, "unread_total": total}).data)
+
+
+class DirectConversationApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+
+    @extend_schema(
+        tags=TAGS,
+        request=DirectConversationInput,
+        responses={200: ConversationOutput, 201: ConversationOutput, **_errors(400, 401, 403, 404, 413, 415)},
+        summary="Open the direct chat with a user (201 when created, 200 when it existed)",
+    )
+    def post(self, request: Request) -> Response:
+        """Called to start (or reopen) a one-to-one chat."""
+        data = _validated(DirectConversationInput, request.data)
+        conversation, _partner, created = services.direct_conversation_get_or_create(
+            user=request.user, other_user_id=data["user_id"]
+        )
+        # Rendered like a list entry (read pointer, unread), which the service does not return.
+        summary = selectors.conversation_summary_get(
+            user=request.user, conversation_id=conversation.public_id
+        )
+        return Response(ConversationOutput(summary).data, status=201 if created else 200)
+
+
+class MessageListApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="conversations_messages_list",
+        parameters=[CONVERSATION_ID, HistoryQuery],
+        responses={200: MessagePageOutput, **_errors(400, 401, 403, 404)},
+        summary="A page of history: newest first, or oldest first after `after`",
+    )
+    def get(self, request: Request, conversation_id: str) -> Response:
+        """Called to scroll back (`before`) or to catch up after a gap (`after`)."""
+        query = _validated(HistoryQuery, request.query_params)
+        page = selectors.message_page(user=request.user, conversation_id=conversation_id, **query)
+        return Response(MessagePageOutput(page).data)
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="conversations_messages_create",
+        parameters=[CONVERSATION_ID],
+        request=MessageSendInput,
+        responses={200: MessageOutput, 201: MessageOutput, **_errors(400, 401, 403, 404, 413, 415)},
+        summary="Send a message (201; 200 with the original on a retry with the same client_message_id)",
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        """Called to send a message; delivered live exactly like a socket send."""
+        data = _validated(MessageSendInput, request.data)
+        message, created = services.message_send(
+            user=request.user,
+            conversation_id=conversation_id,
+            content=data["content"],
+            client_message_id=data.get("client_message_id"),
+        )
+        return Response(MessageOutput(message).data, status=201 if created else 200)
+
+
+class ConversationReadApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+
+    @extend_schema(
+        tags=TAGS,
+        parameters=[CONVERSATION_ID],
+        request=ReadInput,
+        responses={200: ReadOutput, **_errors(400, 401, 403, 404, 413, 415)},
+        summary="Move the caller's read pointer forward (never backwards)",
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        """Called when the user has seen the conversation up to `seq` (default: the newest)."""
+        data = _validated(ReadInput, request.data)
+        conversation, pointer = services.conversation_mark_read(
+            user=request.user, conversation_id=conversation_id, up_to_seq=data.get("seq")
+        )
+        return Response(
+            ReadOutput({"conversation_id": conversation.public_id, "last_read_seq": pointer}).data
+        )

@@ -1,0 +1,188 @@
+"""Input and output shapes of the messaging API. Inputs are strict (JSON types, no unknown
+fields); the rules on content (empty, length) live in the services, shared with the sockets.
+Outputs carry public ids only, never integer keys, and timestamps as ISO-8601 UTC."""
+
+from datetime import datetime
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.serializers import StrictCharField, StrictSerializer
+from chatproject.core.timefmt import iso_ms
+
+from .models import Conversation, Message
+from .services import CLIENT_MESSAGE_ID_MAX
+
+# Sequence numbers are bigints; anything larger cannot name a message.
+SEQ_MAX = 2**63 - 1
+SEQ_MAX_DIGITS = len(str(SEQ_MAX))
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: DRF would also take "5", 5.0 and true."""
+
+    default_error_messages = {"invalid": "Must be an integer."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """A query-string integer: decimal digits only (DRF would also take "5.0" and " 5")."""
+
+    default_error_messages = {"invalid": "Must be a non-negative integer."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, str) or not data.isascii() or not data.isdigit():
+            self.fail("invalid")
+        if len(data) > SEQ_MAX_DIGITS:
+            self.fail("max_value", max_value=self.max_value)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class IsoTimeField(serializers.Field):
+    """ISO-8601 UTC with milliseconds, like every timestamp on the wire."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: datetime) -> str | None:
+        return iso_ms(value)
+
+
+class DirectConversationInput(StrictSerializer):
+    user_id = StrictCharField(max_length=64, help_text="Public id of the other user.")
+
+
+class MessageSendInput(StrictSerializer):
+    # Empty, blank-only and over-long content are refused by message_send (one rule for every
+    # transport), so the serializer only insists on a string and keeps it as sent.
+    content = StrictCharField(
+        trim_whitespace=False,
+        allow_blank=True,
+        help_text="Text of the message, 1 to CHAT MAX_MESSAGE_LENGTH characters, not only whitespace.",
+    )
+    client_message_id = StrictCharField(
+        required=False,
+        allow_null=True,
+        trim_whitespace=False,
+        max_length=CLIENT_MESSAGE_ID_MAX,
+        help_text="Chosen by the client; a retry with the same id returns the original message.",
+    )
+
+
+class ReadInput(StrictSerializer):
+    seq = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=SEQ_MAX,
+        help_text="Read up to this sequence number (default: the newest message).",
+    )
+
+
+class HistoryQuery(serializers.Serializer):
+    # Query strings: other parameters (DRF's ?format=) are allowed.
+    before = QueryIntegerField(
+        required=False, min_value=0, max_value=SEQ_MAX, help_text="Only messages with a smaller seq."
+    )
+    after = QueryIntegerField(
+        required=False,
+        min_value=0,
+        max_value=SEQ_MAX,
+        help_text="Only messages with a larger seq, oldest first (catching up).",
+    )
+    limit = QueryIntegerField(
+        required=False,
+        min_value=1,
+        max_value=SEQ_MAX,
+        help_text="Page size; capped at CHAT HISTORY_MAX_PAGE_SIZE.",
+    )
+
+
+class UserRefOutput(serializers.Serializer):
+    id = serializers.CharField(read_only=True)
+    display_name = serializers.CharField(read_only=True)
+
+
+class ConversationOutput(serializers.Serializer):
+    """A conversation as its member sees it (from a selectors.ConversationSummary)."""
+
+    id = serializers.CharField(read_only=True)
+    kind = serializers.ChoiceField(choices=Conversation.Kind.choices, read_only=True)
+    last_message_at = IsoTimeField()
+    last_seq = serializers.IntegerField(read_only=True)
+    last_read_seq = serializers.IntegerField(read_only=True)
+    unread = serializers.IntegerField(read_only=True)
+    partner = serializers.SerializerMethodField()
+    title = serializers.CharField(read_only=True, allow_null=True)
+
+    @extend_schema_field(UserRefOutput(allow_null=True))
+    def get_partner(self, summary) -> dict[str, str] | None:
+        if summary.partner_id is None:
+            return None
+        return {"id": summary.partner_id, "display_name": summary.partner_name}
+
+
+class ConversationListOutput(serializers.Serializer):
+    results = ConversationOutput(many=True, read_only=True)
+    unread_total = serializers.IntegerField(read_only=True)
+
+
+class MessageOutput(serializers.ModelSerializer):
+    """A message. `conversation` in the context spares a query per message in history pages."""
+
+    id = serializers.CharField(source="public_id", read_only=True)
+    conversation_id = serializers.SerializerMethodField()
+    sender = serializers.SerializerMethodField()
+    created_at = IsoTimeField()
+    edited_at = IsoTimeField(allow_null=True)
+    deleted_at = IsoTimeField(allow_null=True)
+
+    class Meta:
+        model = Message
+        fields = (
+            "id",
+            "seq",
+            "conversation_id",
+            "sender",
+            "kind",
+            "content",
+            "client_message_id",
+            "created_at",
+            "edited_at",
+            "deleted_at",
+        )
+        read_only_fields = fields
+
+    def get_conversation_id(self, message: Message) -> str:
+        conversation = self.context.get("conversation") or message.conversation
+        return conversation.public_id
+
+    @extend_schema_field(UserRefOutput(allow_null=True))
+    def get_sender(self, message: Message) -> dict[str, str] | None:
+        sender = message.sender
+        if sender is None:
+            return None
+        return {"id": sender.public_id, "display_name": sender.display_name}
+
+
+class MessagePageOutput(serializers.Serializer):
+    results = serializers.SerializerMethodField()
+    next_before = serializers.IntegerField(read_only=True, allow_null=True)
+    next_after = serializers.IntegerField(read_only=True, allow_null=True)
+
+    @extend_schema_field(MessageOutput(many=True))
+    def get_results(self, page) -> list[dict[str, Any]]:
+        return MessageOutput(page.messages, many=True, context={"conversation": page.conversation}).data
+
+
+class ReadOutput(serializers.Serializer):
+    conversation_id = serializers.CharField(read_only=True)
+    last_read_seq = serializers.IntegerField(read_only=True)
