@@ -23,6 +23,8 @@ class Conversation(models.Model):
     kind = models.CharField(max_length=8, choices=Kind.choices)
     # "self:<user pk>" or "direct:<low pk>:<high pk>": one self chat per user, one chat per pair.
     unique_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Display name of a group conversation (set by the groups app); empty for self and direct.
+    title = models.CharField(max_length=100, blank=True)
     last_seq = models.BigIntegerField(default=0)
     last_message_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
@@ -74,7 +76,7 @@ class Membership(models.Model):
 class Message(models.Model):
     class Kind(models.TextChoices):
         TEXT = "text", "Text"
-        SYSTEM = "system", "System"
+        SYSTEM = "system", "System"  # membership changes and other facts, written by the server
 
     public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")

@@ -125,6 +125,7 @@ def conversation_list_for_user(
                 unread=max(conv.last_seq - m.last_read_seq, 0),
                 partner_id=partner[0] if partner else None,
                 partner_name=partner[1] if partner else None,
+                title=conv.title or None,
             )
         )
     return result
@@ -148,6 +149,7 @@ def conversation_summary_get(*, user: User, conversation_id: object) -> Conversa
         unread=max(conversation.last_seq - membership.last_read_seq, 0),
         partner_id=partner.public_id if partner else None,
         partner_name=partner.display_name if partner else None,
+        title=conversation.title or None,
     )
 
 

@@ -201,27 +201,42 @@ def _message_by_client_id(conversation: Conversation, user: User, client_message
 def _message_insert(
     membership: Membership, user: User, content: str, client_message_id: str | None
 ) -> Message:
-    conversation = membership.conversation
+    message = _message_store(membership.conversation, user, Message.Kind.TEXT, content, client_message_id)
+    # Writing a message means having read the conversation up to it.
+    Membership.objects.filter(pk=membership.pk, last_read_seq__lt=message.seq).update(
+        last_read_seq=message.seq
+    )
+    return message
+
+
+def _message_store(
+    conversation: Conversation, sender: User | None, kind: str, content: str, client_message_id: str | None
+) -> Message:
+    """Take the next seq, store the message, publish it on commit. Inside a transaction."""
     now = timezone.now()
     seq = _next_seq(conversation, now)
     conversation.last_seq, conversation.last_message_at = seq, now
     message = Message.objects.create(
         conversation=conversation,
         seq=seq,
-        sender=user,
-        kind=Message.Kind.TEXT,
+        sender=sender,
+        kind=kind,
         content=content,
         client_message_id=client_message_id,
         created_at=now,
     )
-    # Writing a message means having read the conversation up to it.
-    Membership.objects.filter(pk=membership.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
-    event = events.message_created(conversation=conversation, message=message, sender=user)
+    event = events.message_created(conversation=conversation, message=message, sender=sender)
     if conversation.kind == Conversation.Kind.GROUP:
         publish_on_commit(event, conversation_ids=[conversation.public_id])
     else:
         publish_on_commit(event, user_ids=_direct_member_ids(conversation.public_id))
     return message
+
+
+def system_message_post(*, conversation: Conversation, actor: User | None, text: str) -> Message:
+    """Record a fact (a membership change, a rename) in a conversation's history, so members
+    who were offline see what happened. Call inside the transaction that made the change."""
+    return _message_store(conversation, actor, Message.Kind.SYSTEM, text, None)
 
 
 def self_message_send(

@@ -63,17 +63,21 @@ class WsHub(Hub):
         for group in groups:
             self.members[group].add(conn_id)
 
-    def is_open(self, conn_id: str) -> bool:
-        return conn_id in self.consumers
-
-    async def forget(self, conn_id: str) -> None:
-        conn = self.connections.get(conn_id)
-        for group in conn.extra.get("groups", []) if conn else []:
+    async def leave_local(self, conn_id: str, groups: list[str]) -> None:
+        for group in groups:
             members = self.members.get(group)
             if members is not None:
                 members.discard(conn_id)
                 if not members:
                     del self.members[group]
+
+    def is_open(self, conn_id: str) -> bool:
+        return conn_id in self.consumers
+
+    async def forget(self, conn_id: str) -> None:
+        conn = self.connections.get(conn_id)
+        if conn is not None:
+            await self.leave_local(conn_id, conn.extra.get("groups", []))
         await super().forget(conn_id)
 
 

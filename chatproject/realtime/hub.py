@@ -23,7 +23,7 @@ from messaging.models import Conversation
 from .auth import Credentials, connection_authenticate, connection_renew
 from .bridge import bridge
 from .connection import Connection, TokenBucket
-from .groups import CONVERSATION_PREFIX, USER_PREFIX, conversation_group, user_group
+from .groups import USER_PREFIX, conversation_group, user_group
 from .protocols import expresschat as protocol
 from .sync import call
 
@@ -71,6 +71,10 @@ class Hub:
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:
         """Put a connection into local routing for these bus groups."""
+        raise NotImplementedError
+
+    async def leave_local(self, conn_id: str, groups: list[str]) -> None:
+        """Take a connection out of local routing for these bus groups."""
         raise NotImplementedError
 
     def is_open(self, conn_id: str) -> bool:
@@ -179,6 +183,9 @@ class Hub:
             return ack_error(error)
         for name, payload in outcome.emits:
             await self.send(conn_id, name, payload)
+        if outcome.error is not None:  # refused, with the protocol's own failure event sent above
+            self.stats["errors"] += 1
+            return ack_error(outcome.error)
         return ack_ok(outcome.data)
 
     async def _reauthenticate(self, conn: Connection, data: Any) -> dict[str, Any]:
@@ -224,28 +231,50 @@ class Hub:
     # --- bus events -------------------------------------------------------------------------
 
     async def deliver(self, target: str, event: dict[str, Any]) -> None:
-        """Called by the bridge for each bus event: render it and send it to the local
-        connections it concerns."""
+        """Called by the bridge for each bus event: apply membership changes to local routing,
+        render the event, and send it to the local connections it concerns."""
         if event.get("type") == "session.revoked":
             await self._revoke(event)
             return
-        actor = event.get("actor")
-        actor_conns = self.by_user.get(actor, set()) if actor else set()
-        for emit in protocol.render(event):
-            if target.startswith(USER_PREFIX):
-                recipient = target[len(USER_PREFIX) :]
-                if (emit.audience == protocol.OTHERS and recipient == actor) or (
-                    emit.audience == protocol.ACTOR and recipient != actor
-                ):
-                    continue
-                await self.fanout(target, emit.name, emit.payload, only=None, skip=set())
-            elif target.startswith(CONVERSATION_PREFIX):
-                if emit.audience == protocol.OTHERS:
-                    await self.fanout(target, emit.name, emit.payload, only=None, skip=actor_conns)
-                elif emit.audience == protocol.ACTOR:
-                    await self.fanout(target, emit.name, emit.payload, only=actor_conns, skip=set())
-                else:
+        conversation_id = (event.get("conversation") or {}).get("id")
+        room = conversation_group(conversation_id) if conversation_id else None
+        roles = {protocol.ACTOR: event.get("actor"), protocol.SUBJECT: event.get("subject")}
+        if target.startswith(USER_PREFIX):
+            recipient = target[len(USER_PREFIX) :]
+            if room and recipient in event.get("joins", ()):
+                await self._route(recipient, room, join=True)
+            held = {role for role, who in roles.items() if who and who == recipient}
+            for emit in protocol.render(event):
+                if (emit.to == protocol.ALL or emit.to in held) and not held.intersection(emit.skip):
                     await self.fanout(target, emit.name, emit.payload, only=None, skip=set())
+            if room and recipient in event.get("leaves", ()):
+                await self._route(recipient, room, join=False)
+            return
+        for emit in protocol.render(event):
+            only = None if emit.to == protocol.ALL else set(self.by_user.get(roles[emit.to] or "", ()))
+            skip: set[str] = set()
+            for role in emit.skip:
+                skip |= self.by_user.get(roles[role] or "", set())
+            await self.fanout(target, emit.name, emit.payload, only=only, skip=skip)
+        for user_id in event.get("leaves", ()):
+            await self._route(user_id, target, join=False)
+        if event.get("leaves_all"):
+            for user_id in list(self.by_user):
+                await self._route(user_id, target, join=False)
+
+    async def _route(self, user_id: str, group: str, *, join: bool) -> None:
+        """Add or drop every local connection of a user to or from a conversation's routing,
+        holding or releasing the process's bus subscription accordingly."""
+        for conn_id in list(self.by_user.get(user_id, ())):
+            groups = self.connections[conn_id].extra.setdefault("groups", [])
+            if join and group not in groups:
+                groups.append(group)
+                await self.join_local(conn_id, [group])
+                await bridge.subscribe([group])
+            elif not join and group in groups:
+                groups.remove(group)
+                await self.leave_local(conn_id, [group])
+                await bridge.unsubscribe([group])
 
     async def _revoke(self, event: dict[str, Any]) -> None:
         user_id, sid = event.get("user_id"), event.get("sid")

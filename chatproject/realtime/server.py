@@ -51,6 +51,10 @@ class SocketIOHub(Hub):
         for group in groups:
             await self.sio.enter_room(conn_id, group, namespace=NAMESPACE)
 
+    async def leave_local(self, conn_id: str, groups: list[str]) -> None:
+        for group in groups:
+            await self.sio.leave_room(conn_id, group, namespace=NAMESPACE)
+
     def is_open(self, conn_id: str) -> bool:
         return self.sio.manager.is_connected(conn_id, NAMESPACE)
 

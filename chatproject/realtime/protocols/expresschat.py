@@ -21,6 +21,8 @@ from django.conf import settings
 from accounts import services as account_services
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.timefmt import iso_ms
+from groups import selectors as group_selectors
+from groups import services as group_services
 from messaging import selectors as msg_selectors
 from messaging import services as msg_services
 from messaging.models import Conversation, Message
@@ -35,25 +37,31 @@ GROUP = Conversation.Kind.GROUP
 AUTH_FAILURE = "auth-failure"
 AUTH_FAILURE_REASON = "Authentication failed"
 
-# Audiences of an outbound event, relative to the domain event's actor.
-OTHERS = "others"  # every recipient except the actor's connections
-ACTOR = "actor"  # only the actor's connections
+# Roles a recipient can have in a domain event: who caused it, and whom it is about.
+ACTOR = "actor"
+SUBJECT = "subject"
 ALL = "all"
 
 
 @dataclass(frozen=True)
 class Emit:
+    """One outbound event: sent `to` everyone the bus target reaches (ALL) or only the event's
+    ACTOR or SUBJECT among them, minus the recipients holding a role listed in `skip`."""
+
     name: str
     payload: Any
-    audience: str = ALL
+    to: str = ALL
+    skip: tuple[str, ...] = ()
 
 
 @dataclass
 class Outcome:
-    """What a handler sends back: events to the calling connection, and the ack's data."""
+    """What a handler sends back: events to the calling connection, and the ack's data, or
+    the error when the protocol answers a refusal with its own failure event."""
 
     emits: list[tuple[str, Any]] = field(default_factory=list)
     data: Any = None
+    error: ApplicationError | None = None
 
 
 Handler = Callable[[Connection, dict[str, Any]], Awaitable[Outcome]]
@@ -334,6 +342,160 @@ async def send_self_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     return Outcome([], sent_ack(message, created))
 
 
+# --- groups ---------------------------------------------------------------------------------
+
+
+def _ids(data: dict[str, Any], key: str) -> list[str]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
+        raise _invalid(key, f"{key} must be a list of user ids.")
+    return value
+
+
+def group_message(message: Message, pointers: dict[str, int]) -> dict[str, Any]:
+    return {
+        "Content": message.content,
+        "Sender": message.sender.display_name if message.sender else None,
+        "ReadStatus": _read_status(message, pointers),
+        "Timestamp": iso_ms(message.created_at),
+        "Id": message.public_id,
+        "Seq": message.seq,
+        "SenderId": message.sender.public_id if message.sender else None,
+        "Kind": message.kind,
+    }
+
+
+def group_chat_payload(page: group_selectors.GroupPage, viewer_id: str) -> dict[str, Any]:
+    admins = [m.id for m in page.members if m.role in group_selectors.ADMIN_ROLES]
+    owner = next((m.id for m in page.members if m.role == "owner"), admins[0] if admins else None)
+    return {
+        # The original has one admin; the client shows admin controls when UserId == Admin, so
+        # an admin viewing the group sees themselves here. `Admins` and `Owner` say it all.
+        "Admin": viewer_id if viewer_id in admins else owner,
+        "Admins": admins,
+        "Owner": owner,
+        "Name": page.conversation.title,
+        "Description": page.group.description if page.group else "",
+        "AvatarUrl": page.group.avatar_url if page.group else "",
+        "Participants": {m.id: m.name for m in page.members},
+        "Messages": [group_message(m, page.read_pointers) for m in page.messages],
+        "GroupId": page.conversation.public_id,
+    }
+
+
+@handler("create-group-chat")
+async def create_group_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called to create a group; the caller becomes its owner. Members hear of it through the bus."""
+    conversation = await call(
+        group_services.group_create,
+        user=conn.user,
+        name=data.get("Name"),
+        description=data.get("Description") or "",
+        member_ids=_ids(data, "Participants"),
+    )
+    result = {"GroupId": conversation.public_id, "Name": conversation.title}
+    return Outcome([("create-group-chat-creator", result)], result)
+
+
+@handler("send-group-message")
+async def send_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when a member posts into a group; the others get receive-group-message."""
+    message, created = await call(
+        msg_services.message_send,
+        user=conn.user,
+        conversation_id=_str(data, "GroupId"),
+        content=data.get("Content"),
+        client_message_id=data.get("ClientMessageId"),
+        kind=GROUP,
+    )
+    return Outcome([], sent_ack(message, created))
+
+
+@handler("read-group-message")
+async def read_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when a member has read a group (up to `Seq`, default everything)."""
+    conversation, pointer = await call(
+        msg_services.conversation_mark_read,
+        user=conn.user,
+        conversation_id=_str(data, "GroupId"),
+        up_to_seq=_int(data, "Seq"),
+        kind=GROUP,
+    )
+    return Outcome([], {"ChatId": conversation.public_id, "Seq": pointer})
+
+
+@handler("fetch-group-chat")
+async def fetch_group_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when a member opens a group: members, and one page of history, newest first."""
+    page = await call(
+        group_selectors.group_page,
+        user=conn.user,
+        group_id=_str(data, "GroupId"),
+        before=_int(data, "Before"),
+        limit=_int(data, "Limit") or None,
+    )
+    return Outcome([("group-chat", group_chat_payload(page, conn.user_id))], None)
+
+
+@handler("add-member")
+async def add_member(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when an admin adds a user; refusals answer with add-member-fail."""
+    group_id, member = _str(data, "GroupId"), _str(data, "Member")
+    try:
+        await call(group_services.group_member_add, user=conn.user, group_id=group_id, member_id=member)
+    except ApplicationError as error:
+        # The original's two texts; the service's own message ("Already in Group", "The group
+        # is full.", ...) for everything else.
+        text = "You Should be admin to add a member" if error.code == ErrorCode.PERMISSION_DENIED else error.message
+        return Outcome([("add-member-fail", {"Message": text})], error=error)
+    return Outcome([], {"ChatId": group_id, "Member": member})
+
+
+@handler("change-admin")
+async def change_admin(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when an admin hands admin rights to another member (and steps down)."""
+    group_id = _str(data, "GroupId")
+    await call(
+        group_services.group_admin_change,
+        user=conn.user,
+        group_id=group_id,
+        member_id=_str(data, "Member"),
+        hand_over=True,
+    )
+    return Outcome([("change-admin-success-creator", {"GroupId": group_id})], {"GroupId": group_id})
+
+
+@handler("kickout")
+async def kickout(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when an admin removes a member."""
+    group_id, member = _str(data, "GroupId"), _str(data, "Member")
+    await call(group_services.group_member_remove, user=conn.user, group_id=group_id, member_id=member)
+    return Outcome([("kickout-successful", {"GroupId": group_id})], {"GroupId": group_id, "Member": member})
+
+
+@handler("leave-grp")
+async def leave_group(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when a member leaves; the last admin is refused with group-left-fail."""
+    group_id = _str(data, "GroupId")
+    try:
+        await call(group_services.group_leave, user=conn.user, group_id=group_id)
+    except ApplicationError as error:
+        if error.code != ErrorCode.CONFLICT:
+            raise
+        return Outcome([("group-left-fail", {"Message": error.message})], error=error)
+    result = {"Message": "Group Left Successfully", "GroupId": group_id}
+    return Outcome([("group-left-success", result)], result)
+
+
+@handler("delete-grp")
+async def delete_group(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when an admin deletes a group."""
+    group_id = await call(group_services.group_delete, user=conn.user, group_id=_str(data, "GroupId"))
+    return Outcome([("delete-group-chat-creator", {"GroupId": group_id})], {"GroupId": group_id})
+
+
 # --- outbound rendering (pure) ------------------------------------------------------------
 
 
@@ -348,40 +510,109 @@ def _delivered(message: dict[str, Any]) -> dict[str, Any]:
 
 def render(event: dict[str, Any]) -> list[Emit]:
     """The ExpressChat events a domain event becomes, each with its audience."""
-    kind = event.get("type")
+    renderer = RENDERERS.get(event.get("type"))
+    return renderer(event) if renderer else []
+
+
+def _conv(event: dict[str, Any]) -> tuple[str | None, str | None]:
     conversation = event.get("conversation") or {}
-    conv_kind, conv_id = conversation.get("kind"), conversation.get("id")
-    if kind == "message.created":
-        message = event["message"]
-        if conv_kind == PERSONAL:
-            payload = {"ChatId": conv_id, "Content": message["content"], "Sender": message["sender_name"]}
-            return [Emit("receive-personal-message", payload | _delivered(message), OTHERS)]
-        if conv_kind == GROUP:
-            payload = {"ChatId": conv_id, "Sender": message["sender_name"], "Content": message["content"]}
-            return [Emit("receive-group-message", payload | _delivered(message), OTHERS)]
-        return []
-    if kind == "conversation.created" and conv_kind == PERSONAL:
-        return [
-            Emit("create-personal-chat-partner", {"ChatId": conv_id, "Partner": event["actor_name"]}, OTHERS)
-        ]
-    if kind == "conversation.read":
-        if conv_kind == PERSONAL:
-            return [
-                Emit(
-                    "read-personal-msg-ack",
-                    {"ChatId": conv_id, "Reader": event["actor"], "Seq": event["seq"]},
-                    OTHERS,
-                )
-            ]
-        if conv_kind == GROUP:
-            return [
-                Emit(
-                    "read-grp-msg-ack",
-                    {"Reader": event["actor"], "ChatId": conv_id, "Seq": event["seq"]},
-                    OTHERS,
-                )
-            ]
-        return []
-    if kind == "session.revoked":
-        return [Emit(AUTH_FAILURE, auth_failure_payload(event.get("reason") or "revoked"), ALL)]
+    return conversation.get("kind"), conversation.get("id")
+
+
+def _render_message(event: dict[str, Any]) -> list[Emit]:
+    kind, conv_id = _conv(event)
+    message = event["message"]
+    if message["kind"] != Message.Kind.TEXT:
+        return []  # system messages reach ExpressChat clients through the group events and history
+    if kind == PERSONAL:
+        payload = {"ChatId": conv_id, "Content": message["content"], "Sender": message["sender_name"]}
+        return [Emit("receive-personal-message", payload | _delivered(message), skip=(ACTOR,))]
+    if kind == GROUP:
+        payload = {"ChatId": conv_id, "Sender": message["sender_name"], "Content": message["content"]}
+        return [Emit("receive-group-message", payload | _delivered(message), skip=(ACTOR,))]
     return []
+
+
+def _render_read(event: dict[str, Any]) -> list[Emit]:
+    kind, conv_id = _conv(event)
+    if kind == PERSONAL:
+        payload = {"ChatId": conv_id, "Reader": event["actor"], "Seq": event["seq"]}
+        return [Emit("read-personal-msg-ack", payload, skip=(ACTOR,))]
+    if kind == GROUP:
+        payload = {"Reader": event["actor"], "ChatId": conv_id, "Seq": event["seq"]}
+        return [Emit("read-grp-msg-ack", payload, skip=(ACTOR,))]
+    return []
+
+
+def _render_conversation_created(event: dict[str, Any]) -> list[Emit]:
+    kind, conv_id = _conv(event)
+    if kind != PERSONAL:
+        return []
+    return [
+        Emit(
+            "create-personal-chat-partner", {"ChatId": conv_id, "Partner": event["actor_name"]}, skip=(ACTOR,)
+        )
+    ]
+
+
+def _group_ref(event: dict[str, Any]) -> dict[str, Any]:
+    return {"GroupId": event["conversation"]["id"]}
+
+
+def _render_group_created(event: dict[str, Any]) -> list[Emit]:
+    payload = _group_ref(event) | {"Name": event["conversation"]["title"]}
+    return [Emit("create-group-chat-receiver", payload, skip=(ACTOR,))]
+
+
+def _render_member_added(event: dict[str, Any]) -> list[Emit]:
+    payload = {"ChatId": event["conversation"]["id"], "Member": event["subject"]}
+    return [Emit("add-member-success", payload, skip=(SUBJECT,))]
+
+
+def _render_joined(event: dict[str, Any]) -> list[Emit]:
+    return [Emit("new-grp-added", {"ChatId": event["conversation"]["id"]}, to=SUBJECT)]
+
+
+def _render_member_removed(event: dict[str, Any]) -> list[Emit]:
+    if event["reason"] == "kicked":
+        payload = _group_ref(event) | {
+            "GroupName": event["conversation"]["title"],
+            "Member": event["subject"],
+        }
+        return [Emit("someone-kicked-out", payload, skip=(ACTOR, SUBJECT))]
+    return [Emit("user-left-grp", _group_ref(event) | {"User": event["subject"]}, skip=(SUBJECT,))]
+
+
+def _render_removed(event: dict[str, Any]) -> list[Emit]:
+    if event["reason"] != "kicked":
+        return []
+    payload = _group_ref(event) | {"GroupName": event["conversation"]["title"]}
+    return [Emit("kicked-out", payload, to=SUBJECT)]
+
+
+def _render_admin_changed(event: dict[str, Any]) -> list[Emit]:
+    payload = _group_ref(event) | {"Member": event["subject"], "Role": event["role"]}
+    return [Emit("change-admin-success-receiver", payload, skip=(ACTOR,))]
+
+
+def _render_group_deleted(event: dict[str, Any]) -> list[Emit]:
+    return [Emit("delete-grp-success-receiver", _group_ref(event), skip=(ACTOR,))]
+
+
+def _render_session_revoked(event: dict[str, Any]) -> list[Emit]:
+    return [Emit(AUTH_FAILURE, auth_failure_payload(event.get("reason") or "revoked"))]
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], list[Emit]]] = {
+    "message.created": _render_message,
+    "conversation.read": _render_read,
+    "conversation.created": _render_conversation_created,
+    "group.created": _render_group_created,
+    "group.member_added": _render_member_added,
+    "group.joined": _render_joined,
+    "group.member_removed": _render_member_removed,
+    "group.removed": _render_removed,
+    "group.admin_changed": _render_admin_changed,
+    "group.deleted": _render_group_deleted,
+    "session.revoked": _render_session_revoked,
+}

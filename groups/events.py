@@ -1,0 +1,89 @@
+"""Domain events of the groups app: pure functions returning JSON-ready dicts.
+
+Events for the members go to the conversation's bus group; events for the one user whose
+membership changed (`group.joined`, `group.removed`) go to that user's bus group, because that
+user's connections are not (or no longer) in the conversation's group. `joins` and `leaves`
+tell every process to add or drop local connections of those users to or from the
+conversation's routing.
+"""
+
+from typing import Any
+
+from accounts.models import User
+from messaging.models import Conversation
+
+KICKED = "kicked"
+LEFT = "left"
+
+
+def _base(kind: str, conversation: Conversation, actor: User) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "actor": actor.public_id,
+        "actor_name": actor.display_name,
+        "conversation": {
+            "id": conversation.public_id,
+            "kind": conversation.kind,
+            "title": conversation.title,
+        },
+    }
+
+
+def group_created(*, conversation: Conversation, actor: User, member_ids: list[str]) -> dict[str, Any]:
+    return _base("group.created", conversation, actor) | {"joins": member_ids}
+
+
+def group_member_added(*, conversation: Conversation, actor: User, member: User) -> dict[str, Any]:
+    return _base("group.member_added", conversation, actor) | {
+        "subject": member.public_id,
+        "subject_name": member.display_name,
+    }
+
+
+def group_joined(*, conversation: Conversation, actor: User, member: User) -> dict[str, Any]:
+    return _base("group.joined", conversation, actor) | {
+        "subject": member.public_id,
+        "joins": [member.public_id],
+    }
+
+
+def group_member_removed(
+    *, conversation: Conversation, actor: User, member: User, reason: str
+) -> dict[str, Any]:
+    return _base("group.member_removed", conversation, actor) | {
+        "subject": member.public_id,
+        "subject_name": member.display_name,
+        "reason": reason,
+        "leaves": [member.public_id],
+    }
+
+
+def group_removed(*, conversation: Conversation, actor: User, member: User, reason: str) -> dict[str, Any]:
+    return _base("group.removed", conversation, actor) | {
+        "subject": member.public_id,
+        "reason": reason,
+        "leaves": [member.public_id],
+    }
+
+
+def group_admin_changed(
+    *, conversation: Conversation, actor: User, member: User, role: str, handed_over: bool
+) -> dict[str, Any]:
+    return _base("group.admin_changed", conversation, actor) | {
+        "subject": member.public_id,
+        "role": role,
+        "handed_over": handed_over,
+    }
+
+
+def group_updated(
+    *, conversation: Conversation, actor: User, description: str, avatar_url: str
+) -> dict[str, Any]:
+    return _base("group.updated", conversation, actor) | {
+        "description": description,
+        "avatar_url": avatar_url,
+    }
+
+
+def group_deleted(*, conversation: Conversation, actor: User) -> dict[str, Any]:
+    return _base("group.deleted", conversation, actor) | {"leaves_all": True}

@@ -1,0 +1,335 @@
+"""Group use cases, with every rule enforced here.
+
+Rules:
+- only admins (the owner is an admin) add, kick, change admins, rename or delete;
+- nobody kicks the owner, and nobody kicks themselves (they leave);
+- the last admin cannot leave while other members remain: they hand over first (the ExpressChat
+  rule); when the owner leaves, ownership passes to the longest-serving remaining admin;
+- only current members read and post (messaging's access selector);
+- every membership change is a system message in the group's history;
+- a group has at most CHAT GROUP_MAX_MEMBERS current members.
+A kicked or departed member keeps read access to history up to the moment they left.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.core.ids import is_public_id
+from chatproject.realtime.publish import publish_on_commit
+from messaging.models import Conversation, Membership
+from messaging.services import system_message_post
+
+from . import events
+from .models import Group
+from .selectors import ADMIN_ROLES, group_membership_get
+
+Role = Membership.Role
+
+
+def _invalid(field: str, message: str) -> ApplicationError:
+    return ApplicationError(ErrorCode.INVALID, message, {"field": field})
+
+
+def _clean_name(name: object) -> str:
+    maximum = settings.CHAT["MAX_NAME_LENGTH"]
+    if not isinstance(name, str) or not name.strip():
+        raise _invalid("name", "A group needs a name.")
+    if len(name.strip()) > maximum:
+        raise _invalid("name", f"The name is longer than {maximum} characters.")
+    return name.strip()
+
+
+def _clean_description(description: object) -> str:
+    maximum = settings.CHAT["MAX_DESCRIPTION_LENGTH"]
+    if description is None:
+        return ""
+    if not isinstance(description, str):
+        raise _invalid("description", "The description must be a string.")
+    if len(description) > maximum:
+        raise _invalid("description", f"The description is longer than {maximum} characters.")
+    return description.strip()
+
+
+def _clean_avatar(avatar_url: object) -> str:
+    if avatar_url in (None, ""):
+        return ""
+    if not isinstance(avatar_url, str) or len(avatar_url) > 500:
+        raise _invalid("avatar_url", "The avatar must be an http(s) URL.")
+    try:
+        URLValidator(schemes=["http", "https"])(avatar_url)
+    except ValidationError as exc:
+        raise _invalid("avatar_url", "The avatar must be an http(s) URL.") from exc
+    return avatar_url
+
+
+def _chat_users(ids: object, *, field: str) -> list[User]:
+    """Users for a list of public ids: all must exist and be allowed to chat."""
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise _invalid(field, f"{field} must be a list of user ids.")
+    unique = list(dict.fromkeys(ids))
+    if len(unique) > settings.CHAT["GROUP_MAX_MEMBERS"]:
+        raise _invalid(field, "Too many members.")
+    bad = [i for i in unique if not is_public_id(i)]
+    users = {
+        u.public_id: u for u in User.objects.filter(public_id__in=[i for i in unique if is_public_id(i)])
+    }
+    bad += [i for i in unique if is_public_id(i) and (i not in users or not users[i].can_chat)]
+    if bad:
+        raise ApplicationError(ErrorCode.NOT_FOUND, "No such user.", {"field": field, "ids": bad[:20]})
+    return [users[i] for i in unique]
+
+
+def _one_user(user_id: object) -> User:
+    if not isinstance(user_id, str):
+        raise _invalid("member", "member must be a user id.")
+    return _chat_users([user_id], field="member")[0]
+
+
+def _admin_membership(user: User, group_id: object) -> Membership:
+    membership = group_membership_get(user=user, group_id=group_id)
+    if membership.role not in ADMIN_ROLES:
+        raise ApplicationError(ErrorCode.PERMISSION_DENIED, "Only group admins can do that.")
+    return membership
+
+
+def _locked(conversation: Conversation) -> Conversation:
+    """Lock the group's conversation row: membership changes of one group happen one at a time."""
+    return Conversation.objects.select_for_update().get(pk=conversation.pk)
+
+
+def _current(conversation: Conversation, member: User) -> Membership | None:
+    return Membership.objects.filter(conversation=conversation, user=member, left_at__isnull=True).first()
+
+
+def _member_count(conversation: Conversation) -> int:
+    return Membership.objects.filter(conversation=conversation, left_at__isnull=True).count()
+
+
+def group_create(
+    *, user: User, name: object, description: object = "", member_ids: object = (), avatar_url: object = ""
+) -> Conversation:
+    """Create a group owned by `user` with the given members. Returns its conversation."""
+    name, description, avatar_url = (
+        _clean_name(name),
+        _clean_description(description),
+        _clean_avatar(avatar_url),
+    )
+    members = [m for m in _chat_users(list(member_ids), field="member_ids") if m.pk != user.pk]
+    if len(members) + 1 > settings.CHAT["GROUP_MAX_MEMBERS"]:
+        raise _invalid("member_ids", "Too many members.")
+    with transaction.atomic():
+        conversation = Conversation.objects.create(kind=Conversation.Kind.GROUP, title=name, created_by=user)
+        Group.objects.create(
+            conversation=conversation, description=description, avatar_url=avatar_url, created_by=user
+        )
+        Membership.objects.bulk_create(
+            [Membership(conversation=conversation, user=user, role=Role.OWNER)]
+            + [Membership(conversation=conversation, user=m, role=Role.MEMBER) for m in members]
+        )
+        system_message_post(
+            conversation=conversation, actor=user, text=f"{user.display_name} created the group"
+        )
+        member_ids = [user.public_id] + [m.public_id for m in members]
+        publish_on_commit(
+            events.group_created(conversation=conversation, actor=user, member_ids=member_ids),
+            user_ids=member_ids,
+        )
+    return conversation
+
+
+def group_update(
+    *,
+    user: User,
+    group_id: object,
+    name: object = None,
+    description: object = None,
+    avatar_url: object = None,
+) -> Conversation:
+    """Rename or re-describe a group (admins only)."""
+    membership = _admin_membership(user, group_id)
+    with transaction.atomic():
+        conversation = _locked(membership.conversation)
+        group, _ = Group.objects.get_or_create(conversation=conversation)
+        if name is not None and _clean_name(name) != conversation.title:
+            conversation.title = _clean_name(name)
+            conversation.save(update_fields=["title"])
+            system_message_post(
+                conversation=conversation,
+                actor=user,
+                text=f'{user.display_name} renamed the group to "{conversation.title}"',
+            )
+        if description is not None:
+            group.description = _clean_description(description)
+        if avatar_url is not None:
+            group.avatar_url = _clean_avatar(avatar_url)
+        group.save(update_fields=["description", "avatar_url", "updated_at"])
+        publish_on_commit(
+            events.group_updated(
+                conversation=conversation,
+                actor=user,
+                description=group.description,
+                avatar_url=group.avatar_url,
+            ),
+            conversation_ids=[conversation.public_id],
+        )
+    return conversation
+
+
+def group_member_add(*, user: User, group_id: object, member_id: object) -> Membership:
+    """Add a user to a group (admins only). A former member rejoins with a fresh membership."""
+    membership = _admin_membership(user, group_id)
+    member = _one_user(member_id)
+    with transaction.atomic():
+        conversation = _locked(membership.conversation)
+        if _current(conversation, member) is not None:
+            raise ApplicationError(ErrorCode.CONFLICT, "Already in Group", {"member": member.public_id})
+        if _member_count(conversation) >= settings.CHAT["GROUP_MAX_MEMBERS"]:
+            raise ApplicationError(
+                ErrorCode.CONFLICT, "The group is full.", {"limit": settings.CHAT["GROUP_MAX_MEMBERS"]}
+            )
+        added, _created = Membership.objects.update_or_create(
+            conversation=conversation,
+            user=member,
+            defaults={"role": Role.MEMBER, "left_at": None, "left_seq": None, "joined_at": timezone.now()},
+        )
+        system_message_post(
+            conversation=conversation, actor=user, text=f"{user.display_name} added {member.display_name}"
+        )
+        publish_on_commit(
+            events.group_member_added(conversation=conversation, actor=user, member=member),
+            conversation_ids=[conversation.public_id],
+        )
+        publish_on_commit(
+            events.group_joined(conversation=conversation, actor=user, member=member),
+            user_ids=[member.public_id],
+        )
+    return added
+
+
+def _depart(conversation: Conversation, actor: User, member: Membership, reason: str, text: str) -> None:
+    """End a membership: system message first, so the departing member's history ends with it."""
+    message = system_message_post(conversation=conversation, actor=actor, text=text)
+    member.left_at, member.left_seq = timezone.now(), message.seq
+    member.save(update_fields=["left_at", "left_seq"])
+    publish_on_commit(
+        events.group_member_removed(
+            conversation=conversation, actor=actor, member=member.user, reason=reason
+        ),
+        conversation_ids=[conversation.public_id],
+    )
+    publish_on_commit(
+        events.group_removed(conversation=conversation, actor=actor, member=member.user, reason=reason),
+        user_ids=[member.user.public_id],
+    )
+
+
+def group_member_remove(*, user: User, group_id: object, member_id: object) -> Membership:
+    """Kick a member (admins only). Nobody kicks the owner or themselves."""
+    membership = _admin_membership(user, group_id)
+    member = _one_user(member_id)
+    if member.pk == user.pk:
+        raise ApplicationError(ErrorCode.INVALID, "Leave the group instead of kicking yourself.")
+    with transaction.atomic():
+        conversation = _locked(membership.conversation)
+        target = _current(conversation, member)
+        if target is None:
+            raise ApplicationError(
+                ErrorCode.NOT_FOUND, "Not a member of this group.", {"member": member.public_id}
+            )
+        if target.role == Role.OWNER:
+            raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The group's owner cannot be removed.")
+        target.user = member
+        _depart(
+            conversation, user, target, events.KICKED, f"{user.display_name} removed {member.display_name}"
+        )
+    return target
+
+
+def group_leave(*, user: User, group_id: object) -> Conversation:
+    """Leave a group. The last admin must hand over first unless nobody else is left."""
+    membership = group_membership_get(user=user, group_id=group_id)
+    with transaction.atomic():
+        conversation = _locked(membership.conversation)
+        me = _current(conversation, user)
+        if me is None:  # left concurrently
+            raise ApplicationError(ErrorCode.NOT_FOUND, "No such conversation.")
+        others = Membership.objects.filter(conversation=conversation, left_at__isnull=True).exclude(pk=me.pk)
+        other_admins = others.filter(role__in=ADMIN_ROLES).order_by("joined_at", "pk")
+        if me.role in ADMIN_ROLES and others.exists() and not other_admins.exists():
+            raise ApplicationError(
+                ErrorCode.CONFLICT, "Make New Admin before Leaving", {"reason": "last_admin"}
+            )
+        if me.role == Role.OWNER and other_admins.exists():
+            heir = other_admins.first()
+            heir.role = Role.OWNER
+            heir.save(update_fields=["role"])
+        me.user = user
+        _depart(conversation, user, me, events.LEFT, f"{user.display_name} left")
+    return conversation
+
+
+def group_admin_change(
+    *, user: User, group_id: object, member_id: object, make_admin: bool = True, hand_over: bool = False
+) -> Membership:
+    """Grant or revoke a member's admin role (admins only).
+
+    With `hand_over` (the ExpressChat `change-admin`), the caller also steps down to member, and
+    an owner passes ownership to the new admin.
+    """
+    membership = _admin_membership(user, group_id)
+    member = _one_user(member_id)
+    with transaction.atomic():
+        conversation = _locked(membership.conversation)
+        target = _current(conversation, member)
+        if target is None:
+            raise ApplicationError(
+                ErrorCode.NOT_FOUND, "Not a member of this group.", {"member": member.public_id}
+            )
+        if hand_over:
+            if member.pk == user.pk:
+                raise ApplicationError(ErrorCode.INVALID, "Hand over to another member.")
+            me = _current(conversation, user)
+            target.role = Role.OWNER if me.role == Role.OWNER else Role.ADMIN
+            me.role = Role.MEMBER
+            me.save(update_fields=["role"])
+            text = f"{user.display_name} handed admin rights to {member.display_name}"
+        elif make_admin:
+            if target.role in ADMIN_ROLES:
+                raise ApplicationError(ErrorCode.CONFLICT, "Already an admin.")
+            target.role = Role.ADMIN
+            text = f"{user.display_name} made {member.display_name} an admin"
+        else:
+            if target.role == Role.OWNER:
+                raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The group's owner stays an admin.")
+            if target.role != Role.ADMIN:
+                raise ApplicationError(ErrorCode.CONFLICT, "Not an admin.")
+            target.role = Role.MEMBER
+            text = f"{user.display_name} removed {member.display_name} as admin"
+        target.save(update_fields=["role"])
+        system_message_post(conversation=conversation, actor=user, text=text)
+        publish_on_commit(
+            events.group_admin_changed(
+                conversation=conversation, actor=user, member=member, role=target.role, handed_over=hand_over
+            ),
+            conversation_ids=[conversation.public_id],
+        )
+    return target
+
+
+def group_delete(*, user: User, group_id: object) -> str:
+    """Delete a group and its history (admins only). Returns the deleted group's id."""
+    membership = _admin_membership(user, group_id)
+    with transaction.atomic():
+        conversation = _locked(membership.conversation)
+        publish_on_commit(
+            events.group_deleted(conversation=conversation, actor=user),
+            conversation_ids=[conversation.public_id],
+        )
+        group_id = conversation.public_id
+        conversation.delete()
+    return group_id
