@@ -204,6 +204,7 @@ REST_FRAMEWORK = {
         "auth_signup": env_str("THROTTLE_SIGNUP", "5/min"),
         "auth_verify": env_str("THROTTLE_VERIFY", "10/min"),
         "auth_resend": env_str("THROTTLE_RESEND", "5/min"),
+        "message_send": env_str("THROTTLE_MESSAGES", "600/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

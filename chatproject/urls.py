@@ -9,5 +9,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("api/", include("accounts.urls")),
     path("api/", include("messaging.urls")),
+    path("api/", include("groups.urls")),
     path("", include("accounts.expresschat_urls")),
 ]

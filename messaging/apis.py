@@ -9,6 +9,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
+from rest_framework.settings import api_settings
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from accounts.http import BoundedJSONParser
@@ -79,8 +81,22 @@ class DirectConversationApi(APIView):
         return Response(ConversationOutput(summary).data, status=201 if created else 200)
 
 
+class MessageSendThrottle(UserRateThrottle):
+    """The REST twin of the socket's per-user event budget: sends only, reads stay free."""
+
+    scope = "message_send"
+
+    @property
+    def THROTTLE_RATES(self) -> dict[str, str | None]:  # read per request, like the auth throttles
+        return api_settings.DEFAULT_THROTTLE_RATES
+
+    def allow_request(self, request: Request, view) -> bool:
+        return request.method != "POST" or super().allow_request(request, view)
+
+
 class MessageListApi(APIView):
     parser_classes = (BoundedJSONParser,)
+    throttle_classes = (MessageSendThrottle,)
 
     @extend_schema(
         tags=TAGS,
@@ -100,7 +116,7 @@ class MessageListApi(APIView):
         operation_id="conversations_messages_create",
         parameters=[CONVERSATION_ID],
         request=MessageSendInput,
-        responses={200: MessageOutput, 201: MessageOutput, **_errors(400, 401, 403, 404, 413, 415)},
+        responses={200: MessageOutput, 201: MessageOutput, **_errors(400, 401, 403, 404, 413, 415, 429)},
         summary="Send a message (201; 200 with the original on a retry with the same client_message_id)",
     )
     def post(self, request: Request, conversation_id: str) -> Response:

@@ -66,6 +66,12 @@ class Membership(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["conversation", "user"], name="membership_unique"),
             models.CheckConstraint(condition=Q(last_read_seq__gte=0), name="membership_read_seq_gte_0"),
+            # Leaving sets both: left_seq bounds what a former member can still read.
+            models.CheckConstraint(
+                condition=Q(left_at__isnull=True, left_seq__isnull=True)
+                | Q(left_at__isnull=False, left_seq__isnull=False),
+                name="membership_left_at_and_seq_together",
+            ),
         ]
         indexes = [models.Index(fields=["user", "left_at"], name="membership_user_active")]
 

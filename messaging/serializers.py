@@ -8,6 +8,7 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from accounts.serializers import StrictCharField, StrictSerializer
 from chatproject.core.timefmt import iso_ms
@@ -35,6 +36,10 @@ class QueryIntegerField(serializers.IntegerField):
     """A query-string integer: decimal digits only (DRF would also take "5.0" and " 5")."""
 
     default_error_messages = {"invalid": "Must be a non-negative integer."}
+
+    def get_value(self, dictionary: Any) -> Any:
+        # DRF treats "?before=" as absent; an empty cursor is a client bug worth reporting.
+        return dictionary.get(self.field_name, empty)
 
     def to_internal_value(self, data: Any) -> int:
         if not isinstance(data, str) or not data.isascii() or not data.isdigit():

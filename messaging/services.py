@@ -136,9 +136,10 @@ def _validate_client_message_id(value: object) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _direct_member_ids(conversation_id: str) -> tuple[str, ...]:
-    # Members of a self or direct conversation never change, so this cache never goes stale.
+    # Members of a self or direct conversation never change (nobody leaves them), so this cache
+    # never goes stale. A feature that lets people leave a direct chat must drop this cache.
     return tuple(
-        Membership.objects.filter(conversation__public_id=conversation_id).values_list(
+        Membership.objects.filter(conversation__public_id=conversation_id, left_at__isnull=True).values_list(
             "user__public_id", flat=True
         )
     )
@@ -146,12 +147,16 @@ def _direct_member_ids(conversation_id: str) -> tuple[str, ...]:
 
 def _next_seq(conversation: Conversation, now) -> int:
     """Take the next sequence number: one UPDATE ... RETURNING that also locks the row until
-    commit, so concurrent senders queue here and numbers stay gapless."""
+    commit, so concurrent senders queue here and numbers stay gapless. `last_message_at` only
+    moves forward (a sender whose clock reading is older than the lock holder's keeps it)."""
     table = connection.ops.quote_name(Conversation._meta.db_table)
+    stamp = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1, last_message_at = %s WHERE id = %s RETURNING last_seq",  # noqa: S608
-            [now, conversation.pk],
+            f"UPDATE {table} SET last_seq = last_seq + 1, "  # noqa: S608
+            "last_message_at = CASE WHEN last_message_at > %s THEN last_message_at ELSE %s END "
+            "WHERE id = %s RETURNING last_seq",
+            [stamp, stamp, conversation.pk],
         )
         (seq,) = cursor.fetchone()
     return seq
@@ -259,8 +264,9 @@ def conversation_mark_read(
     """Move the caller's read pointer forward to `up_to_seq` (default: the newest message).
 
     The pointer never moves backwards and never past the newest message. Returns
-    (conversation, pointer). Publishes `conversation.read` to the other members on commit
-    (also when nothing changed, as ExpressChat clients expect an acknowledgement).
+    (conversation, pointer). Publishes `conversation.read` to the members on commit, the
+    reader included (their other devices clear the count), also when nothing changed, as
+    ExpressChat clients expect an acknowledgement.
     """
     membership = membership_get(user=user, conversation_id=conversation_id, kind=kind)
     conversation = membership.conversation
@@ -272,7 +278,8 @@ def conversation_mark_read(
         target = min(up_to_seq, conversation.last_seq)
     with transaction.atomic():
         Membership.objects.filter(pk=membership.pk, last_read_seq__lt=target).update(last_read_seq=target)
-        pointer = max(target, membership.last_read_seq)
+        # Read back: a concurrent send by the same user may have moved it further.
+        pointer = Membership.objects.filter(pk=membership.pk).values_list("last_read_seq", flat=True).get()
         event = events.conversation_read(conversation=conversation, reader=user, seq=pointer)
         if conversation.kind == Conversation.Kind.GROUP:
             publish_on_commit(event, conversation_ids=[conversation.public_id])

@@ -55,7 +55,9 @@ def test_direct_conversation_is_created_once_per_pair_in_either_direction(alice,
     assert partner.pk == bob.user.pk
     assert conversation.kind == Conversation.Kind.DIRECT
 
-    reverse, partner, created = services.direct_conversation_get_or_create(user=bob.user, other_user_id=alice.id)
+    reverse, partner, created = services.direct_conversation_get_or_create(
+        user=bob.user, other_user_id=alice.id
+    )
     assert (reverse.pk, partner.pk, created) == (conversation.pk, alice.user.pk, False)
     again, _, created = services.direct_conversation_get_or_create(user=alice.user, other_user_id=bob.id)
     assert (again.pk, created) == (conversation.pk, False)
@@ -132,7 +134,9 @@ def test_message_send_allocates_gapless_sequence_numbers_from_one(alice, bob):
     conversation.refresh_from_db()
     assert conversation.last_seq == 6
     assert conversation.last_message_at == messages[-1].created_at
-    stored = list(Message.objects.filter(conversation=conversation).order_by("seq").values_list("seq", "content"))
+    stored = list(
+        Message.objects.filter(conversation=conversation).order_by("seq").values_list("seq", "content")
+    )
     assert stored == [(i + 1, f"m{i}") for i in range(6)]
 
 
@@ -217,7 +221,9 @@ def test_message_send_refuses_content_over_the_maximum_length(alice, bob):
     conversation = direct(alice, bob)
     maximum = settings.CHAT["MAX_MESSAGE_LENGTH"]
     with pytest.raises(ApplicationError) as excinfo:
-        services.message_send(user=alice.user, conversation_id=conversation.public_id, content="x" * (maximum + 1))
+        services.message_send(
+            user=alice.user, conversation_id=conversation.public_id, content="x" * (maximum + 1)
+        )
     assert_error(excinfo, ErrorCode.INVALID, "content")
     assert excinfo.value.extra["max_length"] == maximum
     assert_nothing_sent(conversation)
@@ -326,7 +332,9 @@ def test_member_who_left_cannot_retry_an_earlier_send(alice, bob):
 def test_self_message_send_creates_the_self_conversation_when_missing(db):
     from accounts.models import User
 
-    user = User.objects.create_user("late@example.com", "correct horse 42", display_name="Late", email_verified=True)
+    user = User.objects.create_user(
+        "late@example.com", "correct horse 42", display_name="Late", email_verified=True
+    )
     message, created = services.self_message_send(user=user, content="note")
     assert created and message.seq == 1
     assert message.conversation.kind == Conversation.Kind.SELF
@@ -386,7 +394,9 @@ def test_mark_read_never_moves_past_the_newest_message(alice, bob):
 
 
 def test_mark_read_of_empty_conversation_stays_at_zero(alice, bob):
-    _, pointer = services.conversation_mark_read(user=alice.user, conversation_id=direct(alice, bob).public_id)
+    _, pointer = services.conversation_mark_read(
+        user=alice.user, conversation_id=direct(alice, bob).public_id
+    )
     assert pointer == 0
 
 
@@ -395,7 +405,9 @@ def test_mark_read_refuses_bad_seq(alice, bob, seq):
     conversation = direct(alice, bob)
     send_many(bob, conversation, 2)
     with pytest.raises(ApplicationError) as excinfo:
-        services.conversation_mark_read(user=alice.user, conversation_id=conversation.public_id, up_to_seq=seq)
+        services.conversation_mark_read(
+            user=alice.user, conversation_id=conversation.public_id, up_to_seq=seq
+        )
     assert_error(excinfo, ErrorCode.INVALID, "seq")
     assert read_seq(alice, conversation) == 0
 

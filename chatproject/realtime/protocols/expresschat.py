@@ -448,7 +448,11 @@ async def add_member(conn: Connection, data: dict[str, Any]) -> Outcome:
     except ApplicationError as error:
         # The original's two texts; the service's own message ("Already in Group", "The group
         # is full.", ...) for everything else.
-        text = "You Should be admin to add a member" if error.code == ErrorCode.PERMISSION_DENIED else error.message
+        text = (
+            "You Should be admin to add a member"
+            if error.code == ErrorCode.PERMISSION_DENIED
+            else error.message
+        )
         return Outcome([("add-member-fail", {"Message": text})], error=error)
     return Outcome([], {"ChatId": group_id, "Member": member})
 

@@ -1,0 +1,105 @@
+"""Concurrent writers on a real database: sequence numbers, idempotency and the one-chat-per-pair
+rule hold when requests race. Threads commit for real (transactional_db), each on its own
+connection, which it closes when done."""
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from messaging import services
+from messaging.models import Conversation, Message
+
+from .conftest import direct
+
+THREADS = 8
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="SQLite serialises writers with one database lock, so there is no race to test",
+    ),
+]
+
+
+def run_concurrently(work: Callable[[int], object]) -> list:
+    """Start THREADS threads at once (a barrier); return their results, raising any error."""
+    barrier = threading.Barrier(THREADS)
+    results: list = [None] * THREADS
+    errors: list = []
+
+    def target(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = work(index)
+        except Exception as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    return results
+
+
+def test_concurrent_sends_get_distinct_gapless_sequence_numbers(alice, bob, bus_sent):
+    conversation = direct(alice, bob)
+    senders = [alice.user, bob.user]
+
+    def work(index: int) -> int:
+        message, created = services.message_send(
+            user=senders[index % 2], conversation_id=conversation.public_id, content=f"m{index}"
+        )
+        assert created
+        return message.seq
+
+    seqs = run_concurrently(work)
+    assert sorted(seqs) == list(range(1, THREADS + 1))
+    assert sorted(Message.objects.filter(conversation=conversation).values_list("seq", flat=True)) == list(
+        range(1, THREADS + 1)
+    )
+    conversation.refresh_from_db()
+    assert conversation.last_seq == THREADS
+    created_events = [event for _, event in bus_sent if event["type"] == "message.created"]
+    assert sorted(event["message"]["seq"] for event in created_events) == list(range(1, THREADS + 1))
+
+
+def test_concurrent_retries_with_one_client_message_id_store_one_message(alice, bob, bus_sent):
+    conversation = direct(alice, bob)
+
+    def work(_index: int) -> tuple[str, bool]:
+        message, created = services.message_send(
+            user=alice.user, conversation_id=conversation.public_id, content="once", client_message_id="c-1"
+        )
+        return message.public_id, created
+
+    results = run_concurrently(work)
+    assert len({public_id for public_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert list(Message.objects.filter(conversation=conversation).values_list("seq", flat=True)) == [1]
+    conversation.refresh_from_db()
+    # The losers' sequence numbers were rolled back with their inserts: no gap.
+    assert conversation.last_seq == 1
+    assert [event["type"] for _, event in bus_sent].count("message.created") == 1
+
+
+def test_concurrent_direct_chat_creation_from_both_sides_makes_one_conversation(alice, bob):
+    pairs = [(alice, bob), (bob, alice)]
+
+    def work(index: int) -> str:
+        user, other = pairs[index % 2]
+        conversation, _, _ = services.direct_conversation_get_or_create(
+            user=user.user, other_user_id=other.id
+        )
+        return conversation.public_id
+
+    assert len(set(run_concurrently(work))) == 1
+    assert Conversation.objects.filter(kind=Conversation.Kind.DIRECT).count() == 1
