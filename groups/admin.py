@@ -43,7 +43,11 @@ class GroupAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
         current = Q(conversation__memberships__left_at__isnull=True)
-        return super().get_queryset(request).annotate(_members=Count("conversation__memberships", filter=current))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_members=Count("conversation__memberships", filter=current))
+        )
 
     @admin.display(description="Name", ordering="conversation__title")
     def title(self, group: Group) -> str:
@@ -93,13 +97,6 @@ class GroupAdmin(admin.ModelAdmin):
         # members' sockets. `delete_groups` below goes through it.
         return False
 
-    def get_actions(self, request: HttpRequest) -> dict:
-        # Actions normally need a permission the read-only admin lacks; this one is checked by
-        # the service against the group's own admins, so it is offered to every staff user.
-        actions = super().get_actions(request)
-        actions.setdefault("delete_groups", self.get_action("delete_groups"))
-        return actions
-
     @admin.action(description="Delete selected groups (only groups you are an admin of)")
     def delete_groups(self, request: HttpRequest, queryset: QuerySet[Group]) -> None:
         done = 0
@@ -107,7 +104,7 @@ class GroupAdmin(admin.ModelAdmin):
             try:
                 services.group_delete(user=request.user, group_id=group.conversation.public_id)
             except ApplicationError as exc:
-                self.message_user(request, f"{group}: {exc.message}", messages.WARNING)
+                self.message_user(request, f"{group}: not deleted ({exc.message})", messages.WARNING)
             else:
                 done += 1
         self.message_user(request, f"Deleted {done} group(s).", messages.SUCCESS)

@@ -67,7 +67,11 @@ class GroupMemberOutput(serializers.Serializer):
 
     def to_representation(self, member: Any) -> dict[str, Any]:
         if isinstance(member, Membership):
-            return {"id": member.user.public_id, "display_name": member.user.display_name, "role": member.role}
+            return {
+                "id": member.user.public_id,
+                "display_name": member.user.display_name,
+                "role": member.role,
+            }
         return {"id": member.id, "display_name": member.name, "role": member.role}
 
 
@@ -98,7 +102,9 @@ class GroupDetailOutput(serializers.Serializer):
     avatar_url = serializers.SerializerMethodField()
     owner = serializers.SerializerMethodField()
     members = GroupMemberOutput(many=True, read_only=True)
-    my_role = serializers.ChoiceField(choices=Membership.Role.choices, read_only=True)
+    # A plain string in the schema: a second field with the same choices would make
+    # drf-spectacular name the enum twice (RoleEnum, MyRoleEnum).
+    my_role = serializers.CharField(read_only=True, help_text="owner, admin or member: as in `members`.")
     created_at = IsoTimeField(source="conversation.created_at")
 
     def get_description(self, detail: Any) -> str:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import User
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
+from chatproject.core.text import is_storable
 from chatproject.realtime.publish import publish_on_commit
 from messaging.models import Conversation, Membership
 from messaging.services import system_message_post
@@ -39,6 +40,8 @@ def _clean_name(name: object) -> str:
     maximum = settings.CHAT["MAX_NAME_LENGTH"]
     if not isinstance(name, str) or not name.strip():
         raise _invalid("name", "A group needs a name.")
+    if not is_storable(name):
+        raise _invalid("name", "The name contains characters that cannot be stored.")
     if len(name.strip()) > maximum:
         raise _invalid("name", f"The name is longer than {maximum} characters.")
     return name.strip()
@@ -50,6 +53,8 @@ def _clean_description(description: object) -> str:
         return ""
     if not isinstance(description, str):
         raise _invalid("description", "The description must be a string.")
+    if not is_storable(description):
+        raise _invalid("description", "The description contains characters that cannot be stored.")
     if len(description) > maximum:
         raise _invalid("description", f"The description is longer than {maximum} characters.")
     return description.strip()
@@ -85,21 +90,47 @@ def _chat_users(ids: object, *, field: str) -> list[User]:
 
 
 def _one_user(user_id: object) -> User:
+    """A user who may be added to a group: exists and may chat."""
     if not isinstance(user_id, str):
         raise _invalid("member", "member must be a user id.")
     return _chat_users([user_id], field="member")[0]
 
 
+def _member_user(user_id: object) -> User:
+    """A user acted upon as a current member (kick, roles): may be banned or deactivated since."""
+    if not is_public_id(user_id):
+        raise ApplicationError(ErrorCode.NOT_FOUND, "Not a member of this group.", {"field": "member"})
+    user = User.objects.filter(public_id=user_id).first()
+    if user is None:
+        raise ApplicationError(ErrorCode.NOT_FOUND, "Not a member of this group.", {"field": "member"})
+    return user
+
+
 def _admin_membership(user: User, group_id: object) -> Membership:
     membership = group_membership_get(user=user, group_id=group_id)
+    _require_admin(membership)
+    return membership
+
+
+def _require_admin(membership: Membership) -> None:
     if membership.role not in ADMIN_ROLES:
         raise ApplicationError(ErrorCode.PERMISSION_DENIED, "Only group admins can do that.")
-    return membership
 
 
 def _locked(conversation: Conversation) -> Conversation:
     """Lock the group's conversation row: membership changes of one group happen one at a time."""
     return Conversation.objects.select_for_update().get(pk=conversation.pk)
+
+
+def _lock_as_admin(user: User, group_id: object) -> tuple[Conversation, Membership]:
+    """Inside a transaction: lock the group, then check (again, under the lock) that the caller
+    is still a current admin: a demotion or kick that committed while we waited counts."""
+    conversation = _locked(_admin_membership(user, group_id).conversation)
+    me = _current(conversation, user)
+    if me is None:
+        raise ApplicationError(ErrorCode.NOT_FOUND, "No such conversation.")
+    _require_admin(me)
+    return conversation, me
 
 
 def _current(conversation: Conversation, member: User) -> Membership | None:
@@ -119,7 +150,9 @@ def group_create(
         _clean_description(description),
         _clean_avatar(avatar_url),
     )
-    members = [m for m in _chat_users(list(member_ids), field="member_ids") if m.pk != user.pk]
+    if isinstance(member_ids, tuple):
+        member_ids = list(member_ids)
+    members = [m for m in _chat_users(member_ids, field="member_ids") if m.pk != user.pk]
     if len(members) + 1 > settings.CHAT["GROUP_MAX_MEMBERS"]:
         raise _invalid("member_ids", "Too many members.")
     with transaction.atomic():
@@ -150,63 +183,66 @@ def group_update(
     description: object = None,
     avatar_url: object = None,
 ) -> Conversation:
-    """Rename or re-describe a group (admins only)."""
-    membership = _admin_membership(user, group_id)
+    """Rename or re-describe a group (admins only). Publishes only when something changed."""
+    new_name = _clean_name(name) if name is not None else None
+    new_description = _clean_description(description) if description is not None else None
+    new_avatar = _clean_avatar(avatar_url) if avatar_url is not None else None
     with transaction.atomic():
-        conversation = _locked(membership.conversation)
+        conversation, _me = _lock_as_admin(user, group_id)
         group, _ = Group.objects.get_or_create(conversation=conversation)
-        if name is not None and _clean_name(name) != conversation.title:
-            conversation.title = _clean_name(name)
+        changed = False
+        if new_name is not None and new_name != conversation.title:
+            conversation.title = new_name
             conversation.save(update_fields=["title"])
             system_message_post(
                 conversation=conversation,
                 actor=user,
-                text=f'{user.display_name} renamed the group to "{conversation.title}"',
+                text=f'{user.display_name} renamed the group to "{new_name}"',
             )
-        if description is not None:
-            group.description = _clean_description(description)
-        if avatar_url is not None:
-            group.avatar_url = _clean_avatar(avatar_url)
-        group.save(update_fields=["description", "avatar_url", "updated_at"])
-        publish_on_commit(
-            events.group_updated(
-                conversation=conversation,
-                actor=user,
-                description=group.description,
-                avatar_url=group.avatar_url,
-            ),
-            conversation_ids=[conversation.public_id],
-        )
+            changed = True
+        for field, value in (("description", new_description), ("avatar_url", new_avatar)):
+            if value is not None and value != getattr(group, field):
+                setattr(group, field, value)
+                changed = True
+        if changed:
+            group.save(update_fields=["description", "avatar_url", "updated_at"])
+            publish_on_commit(
+                events.group_updated(
+                    conversation=conversation,
+                    actor=user,
+                    description=group.description,
+                    avatar_url=group.avatar_url,
+                ),
+                conversation_ids=[conversation.public_id],
+            )
     return conversation
 
 
 def group_member_add(*, user: User, group_id: object, member_id: object) -> Membership:
     """Add a user to a group (admins only). A former member rejoins with a fresh membership."""
-    membership = _admin_membership(user, group_id)
     member = _one_user(member_id)
     with transaction.atomic():
-        conversation = _locked(membership.conversation)
+        conversation, _me = _lock_as_admin(user, group_id)
         if _current(conversation, member) is not None:
             raise ApplicationError(ErrorCode.CONFLICT, "Already in Group", {"member": member.public_id})
-        if _member_count(conversation) >= settings.CHAT["GROUP_MAX_MEMBERS"]:
-            raise ApplicationError(
-                ErrorCode.CONFLICT, "The group is full.", {"limit": settings.CHAT["GROUP_MAX_MEMBERS"]}
-            )
+        limit = settings.CHAT["GROUP_MAX_MEMBERS"]
+        if _member_count(conversation) >= limit:
+            raise ApplicationError(ErrorCode.CONFLICT, "The group is full.", {"limit": limit})
         added, _created = Membership.objects.update_or_create(
             conversation=conversation,
             user=member,
             defaults={"role": Role.MEMBER, "left_at": None, "left_seq": None, "joined_at": timezone.now()},
         )
-        system_message_post(
-            conversation=conversation, actor=user, text=f"{user.display_name} added {member.display_name}"
+        publish_on_commit(
+            events.group_joined(conversation=conversation, actor=user, member=member),
+            user_ids=[member.public_id],
         )
         publish_on_commit(
             events.group_member_added(conversation=conversation, actor=user, member=member),
             conversation_ids=[conversation.public_id],
         )
-        publish_on_commit(
-            events.group_joined(conversation=conversation, actor=user, member=member),
-            user_ids=[member.public_id],
+        system_message_post(
+            conversation=conversation, actor=user, text=f"{user.display_name} added {member.display_name}"
         )
     return added
 
@@ -214,8 +250,8 @@ def group_member_add(*, user: User, group_id: object, member_id: object) -> Memb
 def _depart(conversation: Conversation, actor: User, member: Membership, reason: str, text: str) -> None:
     """End a membership: system message first, so the departing member's history ends with it."""
     message = system_message_post(conversation=conversation, actor=actor, text=text)
-    member.left_at, member.left_seq = timezone.now(), message.seq
-    member.save(update_fields=["left_at", "left_seq"])
+    member.left_at, member.left_seq, member.role = timezone.now(), message.seq, Role.MEMBER
+    member.save(update_fields=["left_at", "left_seq", "role"])
     publish_on_commit(
         events.group_member_removed(
             conversation=conversation, actor=actor, member=member.user, reason=reason
@@ -229,13 +265,13 @@ def _depart(conversation: Conversation, actor: User, member: Membership, reason:
 
 
 def group_member_remove(*, user: User, group_id: object, member_id: object) -> Membership:
-    """Kick a member (admins only). Nobody kicks the owner or themselves."""
-    membership = _admin_membership(user, group_id)
-    member = _one_user(member_id)
+    """Kick a member (admins only). Nobody kicks the owner or themselves; members who were
+    banned or deactivated since joining can be kicked too."""
+    member = _member_user(member_id)
     if member.pk == user.pk:
         raise ApplicationError(ErrorCode.INVALID, "Leave the group instead of kicking yourself.")
     with transaction.atomic():
-        conversation = _locked(membership.conversation)
+        conversation, _me = _lock_as_admin(user, group_id)
         target = _current(conversation, member)
         if target is None:
             raise ApplicationError(
@@ -251,7 +287,12 @@ def group_member_remove(*, user: User, group_id: object, member_id: object) -> M
 
 
 def group_leave(*, user: User, group_id: object) -> Conversation:
-    """Leave a group. The last admin must hand over first unless nobody else is left."""
+    """Leave a group.
+
+    The last admin must hand over first while others remain. When the owner leaves, ownership
+    passes to the longest-serving remaining admin (announced like any role change). When the
+    last member leaves, the group is deleted: nobody would be left to read or delete it.
+    """
     membership = group_membership_get(user=user, group_id=group_id)
     with transaction.atomic():
         conversation = _locked(membership.conversation)
@@ -259,18 +300,43 @@ def group_leave(*, user: User, group_id: object) -> Conversation:
         if me is None:  # left concurrently
             raise ApplicationError(ErrorCode.NOT_FOUND, "No such conversation.")
         others = Membership.objects.filter(conversation=conversation, left_at__isnull=True).exclude(pk=me.pk)
-        other_admins = others.filter(role__in=ADMIN_ROLES).order_by("joined_at", "pk")
-        if me.role in ADMIN_ROLES and others.exists() and not other_admins.exists():
+        if not others.exists():
+            _delete(conversation, user)
+            return conversation
+        other_admins = others.filter(role__in=ADMIN_ROLES).select_related("user").order_by("joined_at", "pk")
+        if me.role in ADMIN_ROLES and not other_admins.exists():
             raise ApplicationError(
                 ErrorCode.CONFLICT, "Make New Admin before Leaving", {"reason": "last_admin"}
             )
-        if me.role == Role.OWNER and other_admins.exists():
+        if me.role == Role.OWNER:
             heir = other_admins.first()
-            heir.role = Role.OWNER
-            heir.save(update_fields=["role"])
+            _set_role(conversation, user, heir, Role.OWNER, f"{heir.user.display_name} is now the owner")
         me.user = user
         _depart(conversation, user, me, events.LEFT, f"{user.display_name} left")
     return conversation
+
+
+def _set_role(
+    conversation: Conversation,
+    actor: User,
+    target: Membership,
+    role: str,
+    text: str | None,
+    *,
+    handed_over: bool = False,
+) -> None:
+    """Change a role, announce it live, and record it in history (unless `text` is None, when
+    another system message of the same change says it)."""
+    target.role = role
+    target.save(update_fields=["role"])
+    if text is not None:
+        system_message_post(conversation=conversation, actor=actor, text=text)
+    publish_on_commit(
+        events.group_admin_changed(
+            conversation=conversation, actor=actor, member=target.user, role=role, handed_over=handed_over
+        ),
+        conversation_ids=[conversation.public_id],
+    )
 
 
 def group_admin_change(
@@ -279,57 +345,57 @@ def group_admin_change(
     """Grant or revoke a member's admin role (admins only).
 
     With `hand_over` (the ExpressChat `change-admin`), the caller also steps down to member, and
-    an owner passes ownership to the new admin.
+    an owner passes ownership to the new admin. Handing over to the owner leaves them owner.
     """
-    membership = _admin_membership(user, group_id)
-    member = _one_user(member_id)
+    member = _member_user(member_id)
     with transaction.atomic():
-        conversation = _locked(membership.conversation)
+        conversation, me = _lock_as_admin(user, group_id)
         target = _current(conversation, member)
         if target is None:
             raise ApplicationError(
                 ErrorCode.NOT_FOUND, "Not a member of this group.", {"member": member.public_id}
             )
+        target.user, me.user = member, user
+        name = member.display_name
         if hand_over:
             if member.pk == user.pk:
                 raise ApplicationError(ErrorCode.INVALID, "Hand over to another member.")
-            me = _current(conversation, user)
-            target.role = Role.OWNER if me.role == Role.OWNER else Role.ADMIN
-            me.role = Role.MEMBER
-            me.save(update_fields=["role"])
-            text = f"{user.display_name} handed admin rights to {member.display_name}"
-        elif make_admin:
+            role = Role.OWNER if Role.OWNER in (me.role, target.role) else Role.ADMIN
+            _set_role(conversation, user, me, Role.MEMBER, None)
+            _set_role(
+                conversation,
+                user,
+                target,
+                role,
+                f"{user.display_name} handed admin rights to {name}",
+                handed_over=True,
+            )
+            return target
+        if make_admin:
             if target.role in ADMIN_ROLES:
                 raise ApplicationError(ErrorCode.CONFLICT, "Already an admin.")
-            target.role = Role.ADMIN
-            text = f"{user.display_name} made {member.display_name} an admin"
-        else:
-            if target.role == Role.OWNER:
-                raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The group's owner stays an admin.")
-            if target.role != Role.ADMIN:
-                raise ApplicationError(ErrorCode.CONFLICT, "Not an admin.")
-            target.role = Role.MEMBER
-            text = f"{user.display_name} removed {member.display_name} as admin"
-        target.save(update_fields=["role"])
-        system_message_post(conversation=conversation, actor=user, text=text)
-        publish_on_commit(
-            events.group_admin_changed(
-                conversation=conversation, actor=user, member=member, role=target.role, handed_over=hand_over
-            ),
-            conversation_ids=[conversation.public_id],
-        )
+            _set_role(conversation, user, target, Role.ADMIN, f"{user.display_name} made {name} an admin")
+            return target
+        if target.role == Role.OWNER:
+            raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The group's owner stays an admin.")
+        if target.role != Role.ADMIN:
+            raise ApplicationError(ErrorCode.CONFLICT, "Not an admin.")
+        _set_role(conversation, user, target, Role.MEMBER, f"{user.display_name} removed {name} as admin")
     return target
+
+
+def _delete(conversation: Conversation, actor: User) -> None:
+    publish_on_commit(
+        events.group_deleted(conversation=conversation, actor=actor),
+        conversation_ids=[conversation.public_id],
+    )
+    conversation.delete()
 
 
 def group_delete(*, user: User, group_id: object) -> str:
     """Delete a group and its history (admins only). Returns the deleted group's id."""
-    membership = _admin_membership(user, group_id)
     with transaction.atomic():
-        conversation = _locked(membership.conversation)
-        publish_on_commit(
-            events.group_deleted(conversation=conversation, actor=user),
-            conversation_ids=[conversation.public_id],
-        )
-        group_id = conversation.public_id
-        conversation.delete()
-    return group_id
+        conversation, _me = _lock_as_admin(user, group_id)
+        deleted_id = conversation.public_id
+        _delete(conversation, user)
+    return deleted_id

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
+from chatproject.core.text import is_storable
 from chatproject.realtime.publish import publish_on_commit
 
 from . import events
@@ -91,22 +92,10 @@ def direct_conversation_get_or_create(
     return conversation, other, True
 
 
-def _storable(value: str) -> bool:
-    # JSON can carry both "\u0000" (PostgreSQL text refuses NUL) and lone surrogates such as
-    # "\ud800" (no backend can encode them as UTF-8); either crashed the insert with a 500.
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _validate_content(content: object) -> str:
     if not isinstance(content, str):
         raise ApplicationError(ErrorCode.INVALID, "Content must be a string.", {"field": "content"})
-    if not _storable(content):
+    if not is_storable(content):
         raise ApplicationError(
             ErrorCode.INVALID, "Content contains characters that cannot be stored.", {"field": "content"}
         )
@@ -125,7 +114,7 @@ def _validate_content(content: object) -> str:
 def _validate_client_message_id(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > CLIENT_MESSAGE_ID_MAX or not _storable(value):
+    if not isinstance(value, str) or not value or len(value) > CLIENT_MESSAGE_ID_MAX or not is_storable(value):
         raise ApplicationError(
             ErrorCode.INVALID,
             f"client_message_id must be a string of 1 to {CLIENT_MESSAGE_ID_MAX} characters.",

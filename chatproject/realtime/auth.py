@@ -91,8 +91,12 @@ def connection_renew(*, user: User, session_id: str, refresh: str | None) -> tup
     user_id, sid, _jti = refresh_decode(refresh)
     if user_id != user.public_id or sid != session_id:
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Tokens do not belong together.")
-    fresh = user_for_claims(AccessClaims(user_id=user_id, sid=sid, expires_at=0))
-    return access_token_for(user=fresh, sid=sid)
+    return access_token_for(user=session_check(user=user, session_id=sid), sid=sid)
+
+
+def session_check(*, user: User, session_id: str) -> User:
+    """Raise unless the user may still chat and the login session is live."""
+    return user_for_claims(AccessClaims(user_id=user.public_id, sid=session_id, expires_at=0))
 
 
 def _now() -> int:

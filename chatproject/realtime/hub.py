@@ -20,7 +20,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from messaging import selectors as msg_selectors
 from messaging.models import Conversation
 
-from .auth import Credentials, connection_authenticate, connection_renew
+from .auth import Credentials, connection_authenticate, connection_renew, session_check
 from .bridge import bridge
 from .connection import Connection, TokenBucket
 from .groups import USER_PREFIX, conversation_group, user_group
@@ -109,16 +109,26 @@ class Hub:
         )
         self.connections[conn_id] = conn
         self.by_user[conn.user_id].add(conn_id)
-        # Subscribe before reading anything: whatever commits after this point reaches us live,
-        # and whatever committed before is in the lists read below.
-        groups = [user_group(conn.user_id)]
-        group_conversations = await call(
-            msg_selectors.conversation_ids_for_user, user=conn.user, kinds=(Conversation.Kind.GROUP,)
-        )
-        groups += [conversation_group(c) for c in group_conversations]
-        conn.extra["groups"] = groups
-        await self.join_local(conn_id, groups)
-        await bridge.subscribe(groups)
+        # Subscribe before checking or reading anything: a logout, ban or membership change that
+        # commits after this point reaches us through the bus; whatever committed before is
+        # seen by the checks and reads below.
+        user_room = user_group(conn.user_id)
+        conn.extra["groups"] = [user_room]
+        await self.join_local(conn_id, [user_room])
+        await bridge.subscribe([user_room])
+        try:
+            await call(session_check, user=conn.user, session_id=conn.session_id)
+            group_conversations = await call(
+                msg_selectors.conversation_ids_for_user, user=conn.user, kinds=(Conversation.Kind.GROUP,)
+            )
+        except ApplicationError as error:
+            await self.refuse(conn_id, str(error.code))
+            await self.forget(conn_id)
+            return None
+        if conn_id not in self.connections:  # revoked (or gone) while we were reading
+            return None
+        for conversation_id in group_conversations:
+            await self._route(conn.user_id, conversation_group(conversation_id), join=True, only=conn_id)
         if authed.new_access:
             await self.send(conn_id, ACCESS_TOKEN_EVENT, {"accessToken": authed.new_access})
         for name, payload in await protocol.on_connect(conn):
@@ -262,11 +272,14 @@ class Hub:
             for user_id in list(self.by_user):
                 await self._route(user_id, target, join=False)
 
-    async def _route(self, user_id: str, group: str, *, join: bool) -> None:
-        """Add or drop every local connection of a user to or from a conversation's routing,
-        holding or releasing the process's bus subscription accordingly."""
-        for conn_id in list(self.by_user.get(user_id, ())):
-            groups = self.connections[conn_id].extra.setdefault("groups", [])
+    async def _route(self, user_id: str, group: str, *, join: bool, only: str | None = None) -> None:
+        """Add or drop every local connection of a user (or just `only`) to or from a
+        conversation's routing, holding or releasing the process's bus subscription."""
+        for conn_id in [only] if only else list(self.by_user.get(user_id, ())):
+            conn = self.connections.get(conn_id)
+            if conn is None:
+                continue
+            groups = conn.extra.setdefault("groups", [])
             if join and group not in groups:
                 groups.append(group)
                 await self.join_local(conn_id, [group])
