@@ -73,7 +73,11 @@ async def test_create_send_read_and_fetch_a_group(live_server_proc, trio):
 async def test_only_admins_add_and_adding_twice_fails(live_server_proc, trio, make_user):
     alice, bob, carol = trio
     dave = make_user("Dave")
-    a, b, d = await connect(live_server_proc.url, alice), await connect(live_server_proc.url, bob), await connect(live_server_proc.url, dave)
+    a, b, d = (
+        await connect(live_server_proc.url, alice),
+        await connect(live_server_proc.url, bob),
+        await connect(live_server_proc.url, dave),
+    )
     group_id = await make_group(a, [bob])
     refused = await b.call("add-member", {"GroupId": group_id, "Member": carol.id})
     assert refused["ok"] is False and refused["error"]["code"] == "permission_denied"
@@ -96,7 +100,9 @@ async def test_only_admins_add_and_adding_twice_fails(live_server_proc, trio, ma
         await client.close()
 
 
-async def test_kicked_member_stops_receiving_at_once_and_reads_history_only_until_then(live_server_proc, trio):
+async def test_kicked_member_stops_receiving_at_once_and_reads_history_only_until_then(
+    live_server_proc, trio
+):
     alice, bob, carol = trio
     a, b, c = [await connect(live_server_proc.url, u) for u in trio]
     group_id = await make_group(a, [bob, carol])
@@ -104,7 +110,9 @@ async def test_kicked_member_stops_receiving_at_once_and_reads_history_only_unti
     await c.next("receive-group-message")
     await b.next("receive-group-message")
 
-    assert (await b.call("kickout", {"GroupId": group_id, "Member": carol.id}))["error"]["code"] == "permission_denied"
+    assert (await b.call("kickout", {"GroupId": group_id, "Member": carol.id}))["error"][
+        "code"
+    ] == "permission_denied"
     kicked = await a.call("kickout", {"GroupId": group_id, "Member": carol.id})
     assert kicked["ok"]
     assert await a.next("kickout-successful") == {"GroupId": group_id}
@@ -189,7 +197,9 @@ async def test_outsider_cannot_touch_or_learn_about_a_group(live_server_proc, tr
         ack = await e.call(event, data)
         assert ack["ok"] is False and ack["error"]["code"] == "not_found", (event, ack)
     unknown = await e.call("fetch-group-chat", {"GroupId": "0" * 24})
-    assert unknown["error"] == ack["error"] | {"extra": unknown["error"]["extra"]}  # same answer as a real group
+    assert unknown["error"] == ack["error"] | {
+        "extra": unknown["error"]["extra"]
+    }  # same answer as a real group
     await e.call("add-member", {"GroupId": group_id, "Member": eve.id})
     assert (await e.next("add-member-fail"))["Message"] == "No such conversation."
     assert not Membership.objects.filter(user=eve.user, conversation__public_id=group_id).exists()
