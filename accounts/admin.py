@@ -117,3 +117,7 @@ class LoginSessionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Deleting a row would skip the logout path (no bus event; live sockets stay open).
+        return False

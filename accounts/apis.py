@@ -127,6 +127,8 @@ class LoginApi(PublicAuthApi):
 
 
 class RefreshApi(PublicAuthApi):
+    throttle_scope = "auth_refresh"
+
     @extend_schema(
         tags=["auth"],
         request=RefreshInput,

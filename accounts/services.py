@@ -11,7 +11,6 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -176,13 +175,16 @@ def _verification_issue(
             "sent_at": now,
         },
     )
-    send = partial(
-        _verification_mail_send,
-        user_id=user.public_id,
-        email=user.email,
-        display_name=pending_display_name or user.display_name,
-        code=code,
-    )
+    mail = {
+        "user_id": user.public_id,
+        "email": user.email,
+        "display_name": pending_display_name or user.display_name,
+        "code": code,
+    }
+
+    def send() -> None:  # a named function: Django logs a robust callback's failure by its name
+        _verification_mail_send(**mail)
+
     # robust: a mail server failure is logged and must not turn a committed sign-up into a 500.
     transaction.on_commit(send, robust=True)
     return verification

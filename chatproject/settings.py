@@ -15,9 +15,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env_str(name: str, default: str = "") -> str:
+    """The variable's value; unset or empty means the default."""
     import os
 
-    return os.environ.get(name, default)
+    return os.environ.get(name) or default
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -105,7 +106,8 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # 0: under ASGI, Django closes connections per request; persistent ones leak per thread.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -126,8 +128,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 PASSWORD_HASHERS = env_list(
     "PASSWORD_HASHERS",
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher,django.contrib.auth.hashers.BCryptSHA256PasswordHasher,"
-    "django.contrib.auth.hashers.BCryptPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher,django.contrib.auth.hashers.ScryptPasswordHasher",
 )
 
 REDIS_URL = env_str("REDIS_URL")
@@ -204,6 +205,7 @@ REST_FRAMEWORK = {
         "auth_signup": env_str("THROTTLE_SIGNUP", "5/min"),
         "auth_verify": env_str("THROTTLE_VERIFY", "10/min"),
         "auth_resend": env_str("THROTTLE_RESEND", "5/min"),
+        "auth_refresh": env_str("THROTTLE_REFRESH", "30/min"),
         "message_send": env_str("THROTTLE_MESSAGES", "600/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

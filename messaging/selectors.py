@@ -242,9 +242,11 @@ def _seq(value: object, field: str) -> int:
 
 
 def read_pointers(*, conversation: Conversation) -> dict[str, int]:
-    """user public id -> last read seq, for every member (including those who left)."""
+    """user public id -> last read seq, for every current member."""
     return dict(
-        Membership.objects.filter(conversation=conversation).values_list("user__public_id", "last_read_seq")
+        Membership.objects.filter(conversation=conversation, left_at__isnull=True).values_list(
+            "user__public_id", "last_read_seq"
+        )
     )
 
 

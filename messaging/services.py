@@ -114,7 +114,12 @@ def _validate_content(content: object) -> str:
 def _validate_client_message_id(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > CLIENT_MESSAGE_ID_MAX or not is_storable(value):
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > CLIENT_MESSAGE_ID_MAX
+        or not is_storable(value)
+    ):
         raise ApplicationError(
             ErrorCode.INVALID,
             f"client_message_id must be a string of 1 to {CLIENT_MESSAGE_ID_MAX} characters.",
@@ -230,7 +235,12 @@ def _message_store(
 def system_message_post(*, conversation: Conversation, actor: User | None, text: str) -> Message:
     """Record a fact (a membership change, a rename) in a conversation's history, so members
     who were offline see what happened. Call inside the transaction that made the change."""
-    return _message_store(conversation, actor, Message.Kind.SYSTEM, text, None)
+    message = _message_store(conversation, actor, Message.Kind.SYSTEM, text, None)
+    if actor is not None:  # the one who caused it has seen it: it is not unread for them
+        Membership.objects.filter(
+            conversation=conversation, user=actor, left_at__isnull=True, last_read_seq__lt=message.seq
+        ).update(last_read_seq=message.seq)
+    return message
 
 
 def self_message_send(
@@ -253,9 +263,9 @@ def conversation_mark_read(
     """Move the caller's read pointer forward to `up_to_seq` (default: the newest message).
 
     The pointer never moves backwards and never past the newest message. Returns
-    (conversation, pointer). Publishes `conversation.read` to the members on commit, the
-    reader included (their other devices clear the count), also when nothing changed, as
-    ExpressChat clients expect an acknowledgement.
+    (conversation, pointer). Publishes `conversation.read` to the members on commit (also when
+    nothing changed, as ExpressChat clients expect an acknowledgement); each protocol decides
+    who renders it (ExpressChat: the other members only).
     """
     membership = membership_get(user=user, conversation_id=conversation_id, kind=kind)
     conversation = membership.conversation

@@ -62,7 +62,14 @@ class Bridge:
         for group in groups:
             self._refs[group] += 1
             if self._refs[group] == 1:
-                await layer.group_add(group, self.channel)
+                try:
+                    await layer.group_add(group, self.channel)
+                except BaseException:
+                    # Not subscribed: drop the reference so the next holder tries again.
+                    self._refs[group] -= 1
+                    if self._refs[group] <= 0:
+                        del self._refs[group]
+                    raise
 
     async def unsubscribe(self, groups: list[str]) -> None:
         """Drop a reference on each group; the last one unsubscribes the process."""

@@ -138,7 +138,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _parse(self, text: str | None) -> tuple[str, Any, Any]:
         if text is None:
             raise ApplicationError(ErrorCode.INVALID, "Frames must be JSON text.")
-        if len(text) > settings.CHAT["SOCKET_MAX_PAYLOAD_BYTES"]:
+        limit = settings.CHAT["SOCKET_MAX_PAYLOAD_BYTES"]
+        if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
             raise ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "Frame too large.")
         try:
             frame = json.loads(text)

@@ -115,14 +115,19 @@ class Hub:
         user_room = user_group(conn.user_id)
         conn.extra["groups"] = [user_room]
         await self.join_local(conn_id, [user_room])
-        await bridge.subscribe([user_room])
         try:
+            await bridge.subscribe([user_room])
             await call(session_check, user=conn.user, session_id=conn.session_id)
             group_conversations = await call(
                 msg_selectors.conversation_ids_for_user, user=conn.user, kinds=(Conversation.Kind.GROUP,)
             )
         except ApplicationError as error:
             await self.refuse(conn_id, str(error.code))
+            await self.forget(conn_id)
+            return None
+        except Exception:  # the bus or the database is unreachable: tell the client, don't hang
+            logger.exception("handshake failed after authentication: conn=%s", conn_id)
+            await self.refuse(conn_id, str(ErrorCode.INTERNAL))
             await self.forget(conn_id)
             return None
         if conn_id not in self.connections:  # revoked (or gone) while we were reading
@@ -205,6 +210,8 @@ class Hub:
         user = await call(user_for_claims, claims=claims)
         if user.public_id != conn.user_id:
             raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The token belongs to another user.")
+        if claims.sid != conn.session_id:
+            conn.refresh_token = None  # it belongs to the old session and could not renew this one
         conn.user, conn.session_id, conn.expires_at = user, claims.sid, claims.expires_at
         self._schedule_expiry(conn)
         return {"expires_at": claims.expires_at}

@@ -22,6 +22,8 @@ GENEROUS_RATES = {
     "auth_signup": "1000/min",
     "auth_verify": "1000/min",
     "auth_resend": "1000/min",
+    "auth_refresh": "1000/min",
+    "message_send": "1000/min",
 }
 
 
