@@ -150,7 +150,9 @@ def main() -> None:
     _conv, newest = message_history(user=a, conversation_id=chat, limit=page)
     _conv, deep = message_history(user=a, conversation_id=chat, before=before_deep, limit=page)
     assert [m.seq for m in newest] == list(range(last, last - page, -1)), "newest page is wrong"
-    assert [m.seq for m in deep] == list(range(before_deep - 1, before_deep - 1 - page, -1)), "deep page is wrong"
+    assert [m.seq for m in deep] == list(range(before_deep - 1, before_deep - 1 - page, -1)), (
+        "deep page is wrong"
+    )
 
     table = Message._meta.db_table
     floor_sql = (
@@ -169,17 +171,23 @@ def main() -> None:
         "page": page,
         "fill_seconds": round(fill_seconds, 2),
         "selector": "messaging.selectors.message_history",
-        "newest": _time(lambda: message_history(user=a, conversation_id=chat, limit=page), iterations, warmup),
+        "newest": _time(
+            lambda: message_history(user=a, conversation_id=chat, limit=page), iterations, warmup
+        ),
         "deep": _time(
             lambda: message_history(user=a, conversation_id=chat, before=before_deep, limit=page),
             iterations,
             warmup,
         ),
         "page_newest": _time(
-            lambda: conversation_page(user=a, conversation_id=chat, kind="direct", limit=page), iterations, warmup
+            lambda: conversation_page(user=a, conversation_id=chat, kind="direct", limit=page),
+            iterations,
+            warmup,
         ),
         "page_deep": _time(
-            lambda: conversation_page(user=a, conversation_id=chat, kind="direct", before=before_deep, limit=page),
+            lambda: conversation_page(
+                user=a, conversation_id=chat, kind="direct", before=before_deep, limit=page
+            ),
             iterations,
             warmup,
         ),

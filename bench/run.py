@@ -89,7 +89,9 @@ def remaining() -> float:
 class Proc:
     """A child pinned with taskset, in its own process group, logged to a file."""
 
-    def __init__(self, name: str, cmd: list[str], *, env: dict, cpus: str, workdir: Path, pipes: bool = False):
+    def __init__(
+        self, name: str, cmd: list[str], *, env: dict, cpus: str, workdir: Path, pipes: bool = False
+    ):
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -166,12 +168,29 @@ def wait_port(proc: Proc, port: int, timeout: float = 40) -> None:
 
 
 def env_with(extra: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     env.update(extra)
     return env
 
 
-UVICORN = ["--host", HOST, "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--no-access-log"]
+# The flags `make run` starts the product with; the floor gets the same. BENCH_UVICORN_ARGS adds
+# flags to both (e.g. "--ws websockets-sansio --ws-per-message-deflate false") for experiments.
+UVICORN = [
+    "--host",
+    HOST,
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--ws",
+    "websockets",
+    "--no-access-log",
+    *os.environ.get("BENCH_UVICORN_ARGS", "").split(),
+]
 
 
 def start_product(workdir: Path, name: str = "product") -> tuple[Proc, str]:
@@ -227,8 +246,19 @@ def _proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def _service_cpu_seconds() -> dict[str, float]:
-    totals = {"postgres": 0.0, "redis": 0.0}
+_REDIS_PORT = f":{REDIS_URL.rsplit(':', 1)[1].split('/')[0]}"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def _service_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """pid -> (service, CPU seconds) of PostgreSQL and Redis processes."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -237,10 +267,10 @@ def _service_cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         if comm.startswith("postgres"):
-            totals["postgres"] += _proc_cpu_seconds(int(entry))
-        elif comm.startswith("redis-server"):
-            totals["redis"] += _proc_cpu_seconds(int(entry))
-    return totals
+            found[int(entry)] = ("postgres", _proc_cpu_seconds(int(entry)))
+        elif comm.startswith("redis-server") and _REDIS_PORT in _cmdline(int(entry)):
+            found[int(entry)] = ("redis", _proc_cpu_seconds(int(entry)))
+    return found
 
 
 def _core_times() -> dict[str, tuple[int, int]]:
@@ -260,7 +290,7 @@ def cpu_sample(server_pids: list[int], generator_pid: int | None) -> dict:
         "t": time.monotonic(),
         "server": sum(_proc_cpu_seconds(p) for p in server_pids),
         "generator": _proc_cpu_seconds(generator_pid) if generator_pid else 0.0,
-        **_service_cpu_seconds(),
+        "services": _service_cpu_seconds(),
         "cores": _core_times(),
     }
 
@@ -268,10 +298,24 @@ def cpu_sample(server_pids: list[int], generator_pid: int | None) -> dict:
 def cpu_share(before: dict, after: dict) -> dict:
     """CPU used between two samples, as a share of one core (1.0 = one core busy)."""
     wall = after["t"] - before["t"]
-    share = {k: round((after[k] - before[k]) / wall, 3) for k in ("server", "generator", "postgres", "redis")}
+    share = {k: round((after[k] - before[k]) / wall, 3) for k in ("server", "generator")}
+    # Per process, so a process that starts or exits in between does not count as negative.
+    for service in ("postgres", "redis"):
+        used = sum(
+            cpu - before["services"].get(pid, (name, 0.0))[1]
+            for pid, (name, cpu) in after["services"].items()
+            if name == service
+        )
+        share[service] = round(used / wall, 3)
     for core, (busy, total) in after["cores"].items():
         busy0, total0 = before["cores"][core]
         share[f"{core}_busy"] = round((busy - busy0) / max(total - total0, 1), 3)
+    # Whatever else ran on the machine meanwhile (kernel network work, other users' processes):
+    # a large value means the run was disturbed.
+    busy_cores = sum(v for k, v in share.items() if k.endswith("_busy"))
+    share["other"] = round(
+        max(busy_cores - sum(share[k] for k in ("server", "generator", "postgres", "redis")), 0), 3
+    )
     return share
 
 
@@ -289,8 +333,12 @@ class Generator:
         path = workdir / f"{name}.json"
         path.write_text(json.dumps(config))
         self.proc = Proc(
-            name, [NODE, str(BENCH / "loadgen.js"), str(path)], env=env_with({}), cpus=GENERATOR_CPUS,
-            workdir=workdir, pipes=True,
+            name,
+            [NODE, str(BENCH / "loadgen.js"), str(path)],
+            env=env_with({}),
+            cpus=GENERATOR_CPUS,
+            workdir=workdir,
+            pipes=True,
         )
         self.events: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -333,9 +381,25 @@ class Profiler:
         spy = Path(PY).parent / "py-spy"
         self.proc = Proc(
             f"py-spy-{pid}",
-            [str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "250", "--threads", "-f", "raw",
-             "-o", str(out), "--nonblocking"],
-            env=env_with({}), cpus=GENERATOR_CPUS, workdir=workdir,
+            [
+                str(spy),
+                "record",
+                "-p",
+                str(pid),
+                "-d",
+                str(int(seconds)),
+                "-r",
+                "250",
+                "--threads",
+                "-f",
+                "raw",
+                "-o",
+                str(out),
+                "--nonblocking",
+            ],
+            env=env_with({}),
+            cpus=GENERATOR_CPUS,
+            workdir=workdir,
         )
 
     def finish(self) -> dict:
@@ -371,13 +435,18 @@ def summarize_profile(path: Path, top: int = 25) -> dict:
 # --- scenario 1 and 5: direct messages -----------------------------------------------------
 
 
-def pair_configs(seed: dict, protocol: str, sender_urls: list[str], receiver_urls: list[str], count: int) -> list:
+def pair_configs(
+    seed: dict, protocol: str, sender_urls: list[str], receiver_urls: list[str], count: int
+) -> list:
     pairs = []
     for i, pair in enumerate(seed["pairs"][:count]):
         if protocol == "product":
             sender_auth, receiver_auth = {"token": pair["sender_token"]}, {"token": pair["receiver_token"]}
         else:
-            sender_auth, receiver_auth = {"pair": pair["chat"], "role": "send"}, {"pair": pair["chat"], "role": "recv"}
+            sender_auth, receiver_auth = (
+                {"pair": pair["chat"], "role": "send"},
+                {"pair": pair["chat"], "role": "recv"},
+            )
         pairs.append(
             {
                 "chat": pair["chat"],
@@ -391,13 +460,30 @@ def pair_configs(seed: dict, protocol: str, sender_urls: list[str], receiver_url
 
 
 def direct_load(
-    label: str, protocol: str, pairs: list, *, window: int, rate: int | None, phases: dict,
-    server_pids: list[int], workdir: Path, profile: Path | None = None,
+    label: str,
+    protocol: str,
+    pairs: list,
+    *,
+    window: int,
+    rate: int | None,
+    phases: dict,
+    server_pids: list[int],
+    workdir: Path,
+    profile: Path | None = None,
 ) -> dict:
     config = {
-        "mode": "direct", "protocol": protocol, "label": label, "runId": f"{label}-{secrets.token_hex(4)}",
-        "pairs": pairs, "window": window, "rate": rate, "maxInflight": 200,
-        "warmup": phases["warmup"], "duration": phases["duration"], "drain": phases["drain"], "settle": 0.5,
+        "mode": "direct",
+        "protocol": protocol,
+        "label": label,
+        "runId": f"{label}-{secrets.token_hex(4)}",
+        "pairs": pairs,
+        "window": window,
+        "rate": rate,
+        "maxInflight": 50,
+        "warmup": phases["warmup"],
+        "duration": phases["duration"],
+        "drain": phases["drain"],
+        "settle": 0.5,
     }
     gen = Generator(label.replace(" ", "-").replace("/", ""), config, workdir)
     try:
@@ -427,25 +513,62 @@ def direct_load(
 
 def scenario_direct(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
     out = {"pairs": params["pairs"], "window": params["window"], "fixed_rate": params["fixed_rate"]}
+    cost = workdir / "service-cost.json"
+    run_script(
+        [
+            str(BENCH / "service_cost.py"),
+            str(workdir / "seed-direct.json"),
+            str(params["service_calls"]),
+            "50",
+            str(cost),
+        ],
+        workdir=workdir,
+        name="service-cost",
+        timeout=120,
+    )
+    out["service_cost"] = json.loads(cost.read_text())
+    c = out["service_cost"]
+    say(
+        f"  message_send in-process: {c['wall_ms']['p50']} ms wall p50, {c['cpu_ms_mean']} ms CPU, "
+        f"{c['queries_per_send']} SQL statements: at most {c['max_sends_per_s_one_thread']:.0f} sends/s on one thread"
+    )
     for protocol in ("product", "floor"):
         server, url = start_product(workdir) if protocol == "product" else start_floor(workdir)
         try:
             pairs = pair_configs(seed, protocol, [url], [url], params["pairs"])
-            profile = profile_dir / "profile-direct-product.txt" if profile_dir and protocol == "product" else None
+            profile = (
+                profile_dir / "profile-direct-product.txt" if profile_dir and protocol == "product" else None
+            )
             saturation = direct_load(
-                f"{protocol} saturation", protocol, pairs, window=params["window"], rate=None,
-                phases=params["saturation"], server_pids=[server.pid], workdir=workdir, profile=profile,
+                f"{protocol} saturation",
+                protocol,
+                pairs,
+                window=params["window"],
+                rate=None,
+                phases=params["saturation"],
+                server_pids=[server.pid],
+                workdir=workdir,
+                profile=profile,
             )
             fixed = direct_load(
-                f"{protocol} {params['fixed_rate']}/s", protocol, pairs, window=params["window"],
-                rate=params["fixed_rate"], phases=params["fixed"], server_pids=[server.pid], workdir=workdir,
+                f"{protocol} {params['fixed_rate']}/s",
+                protocol,
+                pairs,
+                window=params["window"],
+                rate=params["fixed_rate"],
+                phases=params["fixed"],
+                server_pids=[server.pid],
+                workdir=workdir,
             )
             out[protocol] = {"saturation": saturation, "fixed": fixed, "server_rss_kib": rss_kib(server.pid)}
         finally:
             server.stop()
-    out["ratio_throughput"] = _ratio(out["product"]["saturation"]["delivered_per_s"], out["floor"]["saturation"]["delivered_per_s"])
+    out["ratio_throughput"] = _ratio(
+        out["product"]["saturation"]["delivered_per_s"], out["floor"]["saturation"]["delivered_per_s"]
+    )
     out["ratio_p99_fixed"] = _ratio(
-        (out["product"]["fixed"]["latency_ms"] or {}).get("p99"), (out["floor"]["fixed"]["latency_ms"] or {}).get("p99")
+        (out["product"]["fixed"]["latency_ms"] or {}).get("p99"),
+        (out["floor"]["fixed"]["latency_ms"] or {}).get("p99"),
     )
     return out
 
@@ -458,15 +581,24 @@ def scenario_twoproc(params: dict, seed: dict, workdir: Path, profile_dir: Path 
         try:
             for i in range(2):
                 servers.append(
-                    start_product(workdir, f"product-{i}") if protocol == "product"
+                    start_product(workdir, f"product-{i}")
+                    if protocol == "product"
                     else start_floor(workdir, f"floor-{i}", redis=True)
                 )
             urls = [url for _proc, url in servers]
             pairs = pair_configs(seed, protocol, urls, urls[::-1], params["pairs"])
-            profile = profile_dir / "profile-twoproc-product.txt" if profile_dir and protocol == "product" else None
+            profile = (
+                profile_dir / "profile-twoproc-product.txt" if profile_dir and protocol == "product" else None
+            )
             out[protocol] = direct_load(
-                f"{protocol} 2 processes saturation", protocol, pairs, window=params["window"], rate=None,
-                phases=params["saturation"], server_pids=[p.pid for p, _url in servers], workdir=workdir,
+                f"{protocol} 2 processes saturation",
+                protocol,
+                pairs,
+                window=params["window"],
+                rate=None,
+                phases=params["saturation"],
+                server_pids=[p.pid for p, _url in servers],
+                workdir=workdir,
                 profile=profile,
             )
         finally:
@@ -479,10 +611,17 @@ def scenario_twoproc(params: dict, seed: dict, workdir: Path, profile_dir: Path 
 # --- scenario 3: idle connections -----------------------------------------------------------
 
 
-def idle_load(label: str, protocol: str, auths: list, params: dict, server: Proc, url: str, workdir: Path) -> dict:
+def idle_load(
+    label: str, protocol: str, auths: list, params: dict, server: Proc, url: str, workdir: Path
+) -> dict:
     config = {
-        "mode": "idle", "protocol": protocol, "label": label, "urls": [url], "auths": auths,
-        "concurrency": params["concurrency"], "warm": 10,
+        "mode": "idle",
+        "protocol": protocol,
+        "label": label,
+        "urls": [url],
+        "auths": auths,
+        "concurrency": params["concurrency"],
+        "warm": 10,
     }
     gen = Generator(label.replace(" ", "-"), config, workdir)
     try:
@@ -542,9 +681,15 @@ def scenario_idle(params: dict, seed: dict, workdir: Path, profile_dir: Path | N
 def scenario_history(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
     out_json, plans = workdir / "history.json", workdir / "history-plans.txt"
     run_script(
-        [str(BENCH / "history.py"), *(str(params[k]) for k in ("messages", "depth", "page", "iterations", "warmup")),
-         str(out_json), str(plans)],
-        workdir=workdir, name="history", timeout=max(min(remaining() - 10, 300), 30),
+        [
+            str(BENCH / "history.py"),
+            *(str(params[k]) for k in ("messages", "depth", "page", "iterations", "warmup")),
+            str(out_json),
+            str(plans),
+        ],
+        workdir=workdir,
+        name="history",
+        timeout=max(min(remaining() - 10, 300), 30),
     )
     result = json.loads(out_json.read_text())
     result["plans_text"] = plans.read_text()
@@ -594,31 +739,78 @@ def markdown(results: dict) -> str:
     rows = []
 
     def row(number, metric, product, floor, ratio, target, met):
-        rows.append(f"| {number} | {metric} | {product} | {floor} | {_fmt(ratio, '×') if ratio else '–'} | {target} | {_met(met)} |")
+        rows.append(
+            f"| {number} | {metric} | {product} | {floor} | {_fmt(ratio, '×') if ratio else '–'} | {target} | {_met(met)} |"
+        )
 
     if "direct" in s and "error" not in s["direct"]:
         d = s["direct"]
-        ps, fs, pf, ff = d["product"]["saturation"], d["floor"]["saturation"], d["product"]["fixed"], d["floor"]["fixed"]
+        ps, fs, pf, ff = (
+            d["product"]["saturation"],
+            d["floor"]["saturation"],
+            d["product"]["fixed"],
+            d["floor"]["fixed"],
+        )
         t = scenario_defs.by_name("direct")["targets"]
-        row(1, f"direct msgs/s at saturation ({d['pairs']} pairs × {d['window']} in flight)",
-            _fmt(ps["delivered_per_s"]), _fmt(fs["delivered_per_s"]), d["ratio_throughput"],
-            f"≥ {t['throughput_ratio_min']}× floor", (d["ratio_throughput"] or 0) >= t["throughput_ratio_min"])
-        row(1, "direct latency p50 / p99 at saturation (ms)",
+        row(
+            1,
+            f"direct msgs/s at saturation ({d['pairs']} pairs × {d['window']} in flight)",
+            _fmt(ps["delivered_per_s"]),
+            _fmt(fs["delivered_per_s"]),
+            d["ratio_throughput"],
+            f"≥ {t['throughput_ratio_min']}× floor",
+            (d["ratio_throughput"] or 0) >= t["throughput_ratio_min"],
+        )
+        row(
+            1,
+            "direct latency p50 / p99 at saturation (ms)",
             f"{_fmt(ps['latency_ms']['p50'])} / {_fmt(ps['latency_ms']['p99'])}",
             f"{_fmt(fs['latency_ms']['p50'])} / {_fmt(fs['latency_ms']['p99'])}",
-            _ratio(ps["latency_ms"]["p99"], fs["latency_ms"]["p99"]), "", None)
-        row(1, f"direct latency p50 at {d['fixed_rate']:,} msgs/s (ms)", _fmt(pf["latency_ms"]["p50"]),
-            _fmt(ff["latency_ms"]["p50"]), _ratio(pf["latency_ms"]["p50"], ff["latency_ms"]["p50"]), "", None)
-        row(1, f"direct latency p99 at {d['fixed_rate']:,} msgs/s (ms)", _fmt(pf["latency_ms"]["p99"]),
-            _fmt(ff["latency_ms"]["p99"]), d["ratio_p99_fixed"], f"< {t['p99_ms_max']:.0f} ms",
-            pf["latency_ms"]["p99"] < t["p99_ms_max"])
-        row(1, f"delivered at {d['fixed_rate']:,} msgs/s offered", _fmt(pf["delivered_per_s"]),
-            _fmt(ff["delivered_per_s"]), None, f"{d['fixed_rate']:,}", None)
+            _ratio(ps["latency_ms"]["p99"], fs["latency_ms"]["p99"]),
+            "",
+            None,
+        )
+        row(
+            1,
+            f"direct latency p50 at {d['fixed_rate']:,} msgs/s (ms)",
+            _fmt(pf["latency_ms"]["p50"]),
+            _fmt(ff["latency_ms"]["p50"]),
+            _ratio(pf["latency_ms"]["p50"], ff["latency_ms"]["p50"]),
+            "",
+            None,
+        )
+        row(
+            1,
+            f"direct latency p99 at {d['fixed_rate']:,} msgs/s (ms)",
+            _fmt(pf["latency_ms"]["p99"]),
+            _fmt(ff["latency_ms"]["p99"]),
+            d["ratio_p99_fixed"],
+            f"< {t['p99_ms_max']:.0f} ms",
+            pf["latency_ms"]["p99"] < t["p99_ms_max"],
+        )
+        row(
+            1,
+            f"delivered at {d['fixed_rate']:,} msgs/s offered",
+            _fmt(pf["delivered_per_s"]),
+            _fmt(ff["delivered_per_s"]),
+            None,
+            f"{d['fixed_rate']:,}",
+            None,
+        )
         for name, run in (("saturation", ps), ("fixed", pf)):
             t_ = run["totals"]
-            clean = not (t_["lost"] or t_["duplicates"] or t_["outOfOrder"] or t_["seqGaps"] or t_["ackErrors"])
-            row(1, f"product integrity ({name})", _integrity(run), _integrity(fs if name == "saturation" else ff),
-                None, "all 0", clean)
+            clean = not (
+                t_["lost"] or t_["duplicates"] or t_["outOfOrder"] or t_["seqGaps"] or t_["ackErrors"]
+            )
+            row(
+                1,
+                f"product integrity ({name})",
+                _integrity(run),
+                _integrity(fs if name == "saturation" else ff),
+                None,
+                "all 0",
+                clean,
+            )
     elif "direct" in s:
         rows.append(f"| 1 | direct | error: {s['direct']['error'][:200]} | | | | |")
     if "group" in s:
@@ -627,39 +819,94 @@ def markdown(results: dict) -> str:
         i = s["idle"]
         t = scenario_defs.by_name("idle")["targets"]
         p, f = i["product"], i["floor"]
-        row(3, "server RSS per idle authenticated connection (KiB)", _fmt(p["kib_per_connection"]),
-            _fmt(f["kib_per_connection"]), i["ratio_kib"], f"≤ {t['kib_per_connection_max']:.0f} KiB",
-            p["kib_per_connection"] <= t["kib_per_connection_max"])
-        row(3, "connections held", f"{p['held_at_end']:,} of {p['requested']:,}", f"{f['held_at_end']:,} of {f['requested']:,}",
-            None, f"{t['held_min']:,}", p["held_at_end"] >= min(t["held_min"], i["connections"]))
-        row(3, f"connects/s ({p['concurrency']} handshakes in flight)", _fmt(p["connects_per_s"]),
-            _fmt(f["connects_per_s"]), i["ratio_connects"], "", None)
+        row(
+            3,
+            "server RSS per idle authenticated connection (KiB)",
+            _fmt(p["kib_per_connection"]),
+            _fmt(f["kib_per_connection"]),
+            i["ratio_kib"],
+            f"≤ {t['kib_per_connection_max']:.0f} KiB",
+            p["kib_per_connection"] <= t["kib_per_connection_max"],
+        )
+        row(
+            3,
+            "connections held",
+            f"{p['held_at_end']:,} of {p['requested']:,}",
+            f"{f['held_at_end']:,} of {f['requested']:,}",
+            None,
+            f"{t['held_min']:,}",
+            p["held_at_end"] >= min(t["held_min"], i["connections"]),
+        )
+        row(
+            3,
+            f"connects/s ({p['concurrency']} handshakes in flight)",
+            _fmt(p["connects_per_s"]),
+            _fmt(f["connects_per_s"]),
+            i["ratio_connects"],
+            "",
+            None,
+        )
     elif "idle" in s:
         rows.append(f"| 3 | idle | error: {s['idle']['error'][:200]} | | | | |")
     if "history" in s and "error" not in s["history"]:
         h = s["history"]
         t = scenario_defs.by_name("history")["targets"]
-        for key, floor_key, what in (("newest", "floor_newest", "newest page"), ("deep", "floor_deep", f"page {h['depth']:,} deep")):
-            row(4, f"history {what} of {h['page']} (of {h['messages']:,}) p50 / p99 (ms)",
+        for key, floor_key, what in (
+            ("newest", "floor_newest", "newest page"),
+            ("deep", "floor_deep", f"page {h['depth']:,} deep"),
+        ):
+            row(
+                4,
+                f"history {what} of {h['page']} (of {h['messages']:,}) p50 / p99 (ms)",
                 f"{_fmt(h[key]['p50'])} / {_fmt(h[key]['p99'])}",
                 f"{_fmt(h[floor_key]['p50'])} / {_fmt(h[floor_key]['p99'])}",
-                _ratio(h[key]["p99"], h[floor_key]["p99"]), f"p99 < {t['p99_ms_max']:.0f} ms", h[key]["p99"] < t["p99_ms_max"])
+                _ratio(h[key]["p99"], h[floor_key]["p99"]),
+                f"p99 < {t['p99_ms_max']:.0f} ms",
+                h[key]["p99"] < t["p99_ms_max"],
+            )
         for key, what in (("page_newest", "newest"), ("page_deep", "deep")):
-            row(4, f"conversation_page (socket handler's selector), {what}, p50 / p99 (ms)",
-                f"{_fmt(h[key]['p50'])} / {_fmt(h[key]['p99'])}", "", None, "", None)
-        row(4, "message query plan uses an index (no seq scan)", str(h["message_queries_use_index"]), "", None,
-            "yes", h["message_queries_use_index"])
+            row(
+                4,
+                f"conversation_page (socket handler's selector), {what}, p50 / p99 (ms)",
+                f"{_fmt(h[key]['p50'])} / {_fmt(h[key]['p99'])}",
+                "",
+                None,
+                "",
+                None,
+            )
+        row(
+            4,
+            "message query plan uses an index (no seq scan)",
+            str(h["message_queries_use_index"]),
+            "",
+            None,
+            "yes",
+            h["message_queries_use_index"],
+        )
     elif "history" in s:
         rows.append(f"| 4 | history | error: {s['history']['error'][:200]} | | | | |")
     if "twoproc" in s and "error" not in s["twoproc"]:
         tp = s["twoproc"]
         p, f = tp["product"], tp["floor"]
         one = s.get("direct", {}).get("product", {}).get("saturation", {}).get("delivered_per_s")
-        row(5, "2 processes msgs/s at saturation (all pairs cross processes)", _fmt(p["delivered_per_s"]),
-            _fmt(f["delivered_per_s"]), tp["ratio_throughput"], f"beside 1 process: {_fmt(one)}", None)
-        row(5, "2 processes latency p50 / p99 at saturation (ms)",
+        row(
+            5,
+            "2 processes msgs/s at saturation (all pairs cross processes)",
+            _fmt(p["delivered_per_s"]),
+            _fmt(f["delivered_per_s"]),
+            tp["ratio_throughput"],
+            f"beside 1 process: {_fmt(one)}",
+            None,
+        )
+        row(
+            5,
+            "2 processes latency p50 / p99 at saturation (ms)",
             f"{_fmt(p['latency_ms']['p50'])} / {_fmt(p['latency_ms']['p99'])}",
-            f"{_fmt(f['latency_ms']['p50'])} / {_fmt(f['latency_ms']['p99'])}", None, "", None)
+            f"{_fmt(f['latency_ms']['p50'])} / {_fmt(f['latency_ms']['p99'])}",
+            None,
+            "",
+            None,
+        )
         t_ = p["totals"]
         clean = not (t_["lost"] or t_["duplicates"] or t_["outOfOrder"] or t_["seqGaps"] or t_["ackErrors"])
         row(5, "product integrity across processes", _integrity(p), _integrity(f), None, "all 0", clean)
@@ -695,12 +942,18 @@ def markdown(results: dict) -> str:
     ]
     profiles = [(name, run["profile"]) for name, run in _load_runs(results) if run.get("profile")]
     for name, prof in profiles:
-        lines += [f"Profile of {name} (py-spy, {prof.get('samples', 0)} samples, `{prof.get('raw', '')}`), top inclusive frames:", ""]
+        lines += [
+            f"Profile of {name} (py-spy, {prof.get('samples', 0)} samples, `{prof.get('raw', '')}`), top inclusive frames:",
+            "",
+        ]
         lines += [f"- {pct}% {frame}" for frame, pct in prof.get("inclusive", [])[:15]]
         lines += ["", "top self frames:", ""]
         lines += [f"- {pct}% {frame}" for frame, pct in prof.get("self", [])[:15]]
         lines += [""]
-    lines += [f"Plot: `{results['date_tag']}.png`. Query plans: `{results['date_tag']}-history-plans.txt`.", ""]
+    lines += [
+        f"Plot: `{results['date_tag']}.png`. Query plans: `{results['date_tag']}-history-plans.txt`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -708,7 +961,10 @@ def _load_runs(results: dict) -> list[tuple[str, dict]]:
     s, runs = results["scenarios"], []
     if "error" not in s.get("direct", {"error": 1}):
         for proto in ("product", "floor"):
-            runs += [(f"1 {proto} saturation", s["direct"][proto]["saturation"]), (f"1 {proto} fixed rate", s["direct"][proto]["fixed"])]
+            runs += [
+                (f"1 {proto} saturation", s["direct"][proto]["saturation"]),
+                (f"1 {proto} fixed rate", s["direct"][proto]["fixed"]),
+            ]
     if "error" not in s.get("idle", {"error": 1}):
         runs += [(f"3 {proto} connecting", s["idle"][proto]) for proto in ("product", "floor")]
     if "error" not in s.get("twoproc", {"error": 1}):
@@ -734,8 +990,10 @@ def plot(results: dict, path: Path) -> None:
             ("floor saturation", d["floor"]["saturation"], "tab:gray", "--"),
         ]
     if "error" not in s.get("twoproc", {"error": 1}):
-        curves += [("product 2 proc saturation", s["twoproc"]["product"], "tab:orange", "--"),
-                   ("floor 2 proc saturation", s["twoproc"]["floor"], "tab:brown", "--")]
+        curves += [
+            ("product 2 proc saturation", s["twoproc"]["product"], "tab:orange", "--"),
+            ("floor 2 proc saturation", s["twoproc"]["floor"], "tab:brown", "--"),
+        ]
     labels = None
     for name, run, color, style in curves:
         lat = run.get("latency_ms")
@@ -754,14 +1012,24 @@ def plot(results: dict, path: Path) -> None:
         ax1.grid(True, which="both", alpha=0.3)
     if "error" not in s.get("history", {"error": 1}):
         h = s["history"]
-        groups = [("newest page", "newest", "page_newest", "floor_newest"), (f"{h['depth']:,} deep", "deep", "page_deep", "floor_deep")]
+        groups = [
+            ("newest page", "newest", "page_newest", "floor_newest"),
+            (f"{h['depth']:,} deep", "deep", "page_deep", "floor_deep"),
+        ]
         width = 0.13
-        series = [("selector p50", 0, "p50", "tab:blue"), ("selector p99", 0, "p99", "tab:cyan"),
-                  ("conversation_page p50", 1, "p50", "tab:green"), ("conversation_page p99", 1, "p99", "tab:olive"),
-                  ("floor SQL p50", 2, "p50", "tab:gray"), ("floor SQL p99", 2, "p99", "silver")]
+        series = [
+            ("selector p50", 0, "p50", "tab:blue"),
+            ("selector p99", 0, "p99", "tab:cyan"),
+            ("conversation_page p50", 1, "p50", "tab:green"),
+            ("conversation_page p99", 1, "p99", "tab:olive"),
+            ("floor SQL p50", 2, "p50", "tab:gray"),
+            ("floor SQL p99", 2, "p99", "silver"),
+        ]
         for j, (name, which, pct, color) in enumerate(series):
             values = [h[g[1 + which]][pct] for g in groups]
-            ax2.bar([x + (j - 2.5) * width for x in range(len(groups))], values, width, label=name, color=color)
+            ax2.bar(
+                [x + (j - 2.5) * width for x in range(len(groups))], values, width, label=name, color=color
+            )
         ax2.set_xticks(range(len(groups)), [g[0] for g in groups])
         ax2.axhline(10, color="red", linewidth=0.8, linestyle=":", label="p99 target 10 ms")
         ax2.set_ylabel("server time, ms")
@@ -781,20 +1049,29 @@ def ensure_requirements() -> None:
     missing = [m for m in ("matplotlib", "psycopg_pool") if importlib.util.find_spec(m) is None]
     if missing or not (Path(PY).parent / "py-spy").exists():
         say(f"installing bench/requirements.txt into {Path(PY).parent.parent}")
-        subprocess.run([PY, "-m", "pip", "install", "--quiet", "-r", str(BENCH / "requirements.txt")], check=True)
+        subprocess.run(
+            [PY, "-m", "pip", "install", "--quiet", "-r", str(BENCH / "requirements.txt")], check=True
+        )
 
 
 def setup_database(workdir: Path) -> None:
     pg = ["-h", HOST, "-U", "postgres"]
     subprocess.run(["dropdb", *pg, "--if-exists", "--force", DB_NAME], check=True, capture_output=True)
     subprocess.run(["createdb", *pg, DB_NAME], check=True, capture_output=True)
-    run_script(["manage.py", "migrate", "--noinput"], workdir=workdir, name="migrate", timeout=180, cpus="0,1")
+    run_script(
+        ["manage.py", "migrate", "--noinput"], workdir=workdir, name="migrate", timeout=180, cpus="0,1"
+    )
 
 
 def seed(kind: str, count: int, workdir: Path) -> dict:
     out = workdir / f"seed-{kind}.json"
-    run_script([str(BENCH / "seed.py"), kind, str(count), str(out)], workdir=workdir, name=f"seed-{kind}",
-               timeout=180, cpus="0,1")
+    run_script(
+        [str(BENCH / "seed.py"), kind, str(count), str(out)],
+        workdir=workdir,
+        name=f"seed-{kind}",
+        timeout=180,
+        cpus="0,1",
+    )
     return json.loads(out.read_text())
 
 
@@ -805,27 +1082,49 @@ def machine() -> dict:
             cpu = line.split(":", 1)[1].strip()
             break
     mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1048576
-    return {"cores": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem, 1), "python": platform.python_version(),
-            "node": subprocess.run([NODE, "--version"], capture_output=True, text=True).stdout.strip()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "mem_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "node": subprocess.run([NODE, "--version"], capture_output=True, text=True).stdout.strip(),
+    }
 
 
 def git_info() -> dict:
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
-    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", ".", ":!bench"))}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--", ".", ":!bench")),
+    }
 
 
-RUNNERS = {"direct": scenario_direct, "twoproc": scenario_twoproc, "idle": scenario_idle, "history": scenario_history}
+RUNNERS = {
+    "direct": scenario_direct,
+    "twoproc": scenario_twoproc,
+    "idle": scenario_idle,
+    "history": scenario_history,
+}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", action="append", choices=scenario_defs.RUN_ORDER,
-                        help="run only these (repeatable); default: all")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=scenario_defs.RUN_ORDER,
+        help="run only these (repeatable); default: all",
+    )
     parser.add_argument("--quick", action="store_true", help="short runs and smaller counts, for iteration")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy the product server during its saturation windows (perturbs those numbers)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the product server during its saturation windows (perturbs those numbers)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     args = parser.parse_args()
     chosen = [n for n in scenario_defs.RUN_ORDER if not args.scenario or n in args.scenario]
@@ -838,15 +1137,33 @@ def main() -> int:
 
     tag = datetime.date.today().isoformat()
     full = not args.quick and chosen == scenario_defs.RUN_ORDER and not args.profile
-    date_tag = tag if full else "-".join([tag, *(["quick"] if args.quick else []), *(["profile"] if args.profile else []),
-                                          *([] if chosen == scenario_defs.RUN_ORDER else chosen)])
+    date_tag = (
+        tag
+        if full
+        else "-".join(
+            [
+                tag,
+                *(["quick"] if args.quick else []),
+                *(["profile"] if args.profile else []),
+                *([] if chosen == scenario_defs.RUN_ORDER else chosen),
+            ]
+        )
+    )
     RESULTS.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="chatbench-"))
     profile_dir = RESULTS if args.profile else None
-    results = {"date": tag, "date_tag": date_tag, "mode": "quick" if args.quick else "full", "machine": machine(),
-               "git": git_info(), "pinning": {"servers": SERVER_CPUS, "generator": GENERATOR_CPUS},
-               "product_env": {k: v for k, v in PRODUCT_ENV.items() if k != "SECRET_KEY"},
-               "floor_pool_size": int(FLOOR_POOL_SIZE), "scenarios": {}}
+    results = {
+        "date": tag,
+        "date_tag": date_tag,
+        "mode": "quick" if args.quick else "full",
+        "machine": machine(),
+        "git": git_info(),
+        "pinning": {"servers": SERVER_CPUS, "generator": GENERATOR_CPUS},
+        "product_env": {k: v for k, v in PRODUCT_ENV.items() if k != "SECRET_KEY"},
+        "uvicorn_args": UVICORN,
+        "floor_pool_size": int(FLOOR_POOL_SIZE),
+        "scenarios": {},
+    }
     say(f"scenarios {', '.join(chosen)} ({results['mode']}); logs in {workdir}; ulimit -n {hard}")
     try:
         setup_database(workdir)
@@ -873,8 +1190,9 @@ def main() -> int:
                 if name == "idle":
                     seeds["idle"] = seed("idle", params["connections"], workdir)
                     say(f"  seeded {params['connections']:,} idle users in {seeds['idle']['seconds']}s")
-                results["scenarios"][name] = RUNNERS[name](params, seeds.get("idle" if name == "idle" else "direct"),
-                                                           workdir, profile_dir)
+                results["scenarios"][name] = RUNNERS[name](
+                    params, seeds.get("idle" if name == "idle" else "direct"), workdir, profile_dir
+                )
             except Exception as exc:  # one scenario failing must not lose the others' results
                 results["scenarios"][name] = {"error": str(exc)}
                 say(f"  FAILED: {exc}")

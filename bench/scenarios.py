@@ -16,6 +16,7 @@ SCENARIOS = [
             "saturation": {"warmup": 5, "duration": 20, "drain": 15},
             "fixed_rate": 1000,  # messages/s offered in total, open loop
             "fixed": {"warmup": 3, "duration": 20, "drain": 15},
+            "service_calls": 1000,  # message_send called in-process, no sockets (bench/service_cost.py)
         },
         "quick": {
             "pairs": 100,
@@ -23,6 +24,7 @@ SCENARIOS = [
             "saturation": {"warmup": 2, "duration": 6, "drain": 10},
             "fixed_rate": 1000,
             "fixed": {"warmup": 2, "duration": 6, "drain": 10},
+            "service_calls": 300,
         },
         "targets": {"throughput_ratio_min": 1.5, "p99_ms_max": 50.0},
     },

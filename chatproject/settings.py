@@ -106,8 +106,9 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
-        # 0: under ASGI, Django closes connections per request; persistent ones leak per thread.
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # Persistent: the realtime layer runs all database work on one thread (asgiref's
+        # thread-sensitive executor), so this is one reused connection, not one per thread.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
