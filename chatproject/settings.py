@@ -262,6 +262,19 @@ CHAT = {
     "SOCKET_PING_INTERVAL": env_int("CHAT_SOCKET_PING_INTERVAL", 25),
     "SOCKET_PING_TIMEOUT": env_int("CHAT_SOCKET_PING_TIMEOUT", 20),
     "CONVERSATION_LIST_LIMIT": env_int("CHAT_CONVERSATION_LIST_LIMIT", 500),
+    # At most this many socket sends are written in one transaction.
+    "SEND_BATCH_MAX": env_int("CHAT_SEND_BATCH_MAX", 100),
+    # Presence (chatproject/realtime/presence.py): each process refreshes its connections' entries
+    # every HEARTBEAT seconds; an entry not refreshed for TTL seconds is gone (a dead process's
+    # users go offline within about TTL + HEARTBEAT). Changes are published at most once per
+    # DEBOUNCE seconds per user. Seconds, fractions allowed.
+    "PRESENCE_HEARTBEAT_SECONDS": float(env_str("CHAT_PRESENCE_HEARTBEAT_SECONDS", "5")),
+    "PRESENCE_TTL_SECONDS": float(env_str("CHAT_PRESENCE_TTL_SECONDS", "12")),
+    "PRESENCE_DEBOUNCE_SECONDS": float(env_str("CHAT_PRESENCE_DEBOUNCE_SECONDS", "1.5")),
+    # Typing: receivers drop an indicator TTL seconds after the last `typing` without a
+    # `stop-typing`; a connection relays at most one `typing` per conversation per MIN_INTERVAL.
+    "TYPING_TTL_SECONDS": float(env_str("CHAT_TYPING_TTL_SECONDS", "6")),
+    "TYPING_MIN_INTERVAL_SECONDS": float(env_str("CHAT_TYPING_MIN_INTERVAL_SECONDS", "1")),
 }
 
 LOGGING = {

@@ -1,17 +1,19 @@
 """Writes of the messaging domain. Every transport ends here; events leave only on commit."""
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts import moderation
+from accounts.models import ModerationAction, User
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 from chatproject.core.text import is_storable
-from chatproject.realtime.publish import publish_on_commit
+from chatproject.realtime.publish import PublishItem, publish_many_on_commit, publish_on_commit
 
 from . import events
 from .models import Conversation, Membership, Message
@@ -19,8 +21,11 @@ from .selectors import (
     direct_conversation_find,
     direct_key,
     membership_get,
+    message_seqs,
     self_conversation_get,
     self_key,
+    unread_total,
+    user_receipts_enabled,
 )
 
 logger = logging.getLogger(__name__)
@@ -139,21 +144,22 @@ def _direct_member_ids(conversation_id: str) -> tuple[str, ...]:
     )
 
 
-def _next_seq(conversation: Conversation, now) -> int:
-    """Take the next sequence number: one UPDATE ... RETURNING that also locks the row until
-    commit, so concurrent senders queue here and numbers stay gapless. `last_message_at` only
-    moves forward (a sender whose clock reading is older than the lock holder's keeps it)."""
-    table = connection.ops.quote_name(Conversation._meta.db_table)
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1, "  # noqa: S608
-            "last_message_at = CASE WHEN last_message_at > %s THEN last_message_at ELSE %s END "
-            "WHERE id = %s RETURNING last_seq",
-            [stamp, stamp, conversation.pk],
-        )
-        (seq,) = cursor.fetchone()
-    return seq
+@dataclass(frozen=True)
+class SendRequest:
+    """One message to post, as a transport received it (validated by message_send_many)."""
+
+    user: User
+    conversation_id: object
+    content: object
+    client_message_id: object = None
+    kind: str | None = None
+
+
+@dataclass
+class SendResult:
+    message: Message | None = None
+    created: bool = False
+    error: ApplicationError | None = None
 
 
 def message_send(
@@ -170,23 +176,115 @@ def message_send(
     `created=False`, never a duplicate. Returns (message, created). Publishes `message.created`
     after commit to the members (direct and self chats) or to the conversation's bus group.
     """
-    content = _validate_content(content)
-    client_message_id = _validate_client_message_id(client_message_id)
-    membership = membership_get(user=user, conversation_id=conversation_id, kind=kind)
-    conversation = membership.conversation
-    if client_message_id is not None:
-        original = _message_by_client_id(conversation, user, client_message_id)
-        if original is not None:
-            return original, False
+    request = SendRequest(user, conversation_id, content, client_message_id, kind)
+    (result,) = message_send_many(requests=[request])
+    if result.error is not None:
+        raise result.error
+    return result.message, result.created
+
+
+def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
+    """`message_send` for many messages at once, with the same rules, in one transaction.
+
+    The realtime layer gathers the sends that arrive while the previous batch is being written,
+    so a busy server pays one commit and a handful of statements per batch instead of per
+    message. Each request gets its own result: a refused one does not affect the others.
+    """
+    results = [SendResult() for _ in requests]
+    valid: list[tuple[int, SendRequest, str, str | None]] = []
+    for i, request in enumerate(requests):
+        try:
+            content = _validate_content(request.content)
+            client_message_id = _validate_client_message_id(request.client_message_id)
+        except ApplicationError as error:
+            results[i].error = error
+            continue
+        valid.append((i, request, content, client_message_id))
+    memberships = _memberships_for([(r.user, r.conversation_id) for _i, r, _c, _m in valid])
+    pending: list[tuple[int, Membership, str, str | None]] = []
+    for i, request, content, client_message_id in valid:
+        key = (request.user.pk, request.conversation_id) if is_public_id(request.conversation_id) else None
+        membership = memberships.get(key) if key else None
+        if membership is None or (request.kind is not None and membership.conversation.kind != request.kind):
+            results[i].error = ApplicationError(ErrorCode.NOT_FOUND, "No such conversation.")
+            continue
+        pending.append((i, membership, content, client_message_id))
+    pending = _without_retries(pending, results)
+    if not pending:
+        return results
     try:
         with transaction.atomic():
-            message = _message_insert(membership, user, content, client_message_id)
+            messages = _messages_store(pending)
     except IntegrityError:
-        original = _message_by_client_id(conversation, user, client_message_id) if client_message_id else None
-        if original is None:
-            raise
-        return original, False
-    return message, True
+        if len(pending) == 1:
+            i, membership, _content, client_message_id = pending[0]
+            original = (
+                _message_by_client_id(membership.conversation, membership.user, client_message_id)
+                if client_message_id
+                else None
+            )
+            if original is None:
+                raise
+            results[i].message = original
+            return results
+        # A concurrent retry of one of these (another process) won the race: go one by one.
+        for i, membership, content, client_message_id in pending:
+            request = SendRequest(membership.user, membership.conversation.public_id, content, client_message_id)
+            (results[i],) = message_send_many(requests=[request])
+        return results
+    for (i, *_rest), message in zip(pending, messages, strict=True):
+        results[i].message, results[i].created = message, True
+    _resolve_duplicates(results)
+    return results
+
+
+def _memberships_for(pairs: list[tuple[User, object]]) -> dict[tuple[int, object], Membership]:
+    """Current memberships for (user, conversation public id) pairs, in one query."""
+    users = {user.pk: user for user, conversation_id in pairs if is_public_id(conversation_id)}
+    conversation_ids = {conversation_id for _user, conversation_id in pairs if is_public_id(conversation_id)}
+    if not users:
+        return {}
+    rows = Membership.objects.select_related("conversation").filter(
+        user_id__in=users, conversation__public_id__in=conversation_ids, left_at__isnull=True
+    )
+    found = {}
+    for membership in rows:
+        membership.user = users[membership.user_id]
+        found[(membership.user_id, membership.conversation.public_id)] = membership
+    return found
+
+
+def _without_retries(pending, results):
+    """Answer retries (a client message id already stored, or repeated within the batch) with
+    the original; return what is left to store."""
+    keyed = [(i, m, cid) for i, m, _content, cid in pending if cid is not None]
+    if not keyed:
+        return pending
+    stored = Message.objects.select_related("conversation").filter(
+        conversation_id__in={m.conversation_id for _i, m, _cid in keyed},
+        client_message_id__in={cid for _i, _m, cid in keyed},
+    )
+    originals = {(msg.conversation_id, msg.sender_id, msg.client_message_id): msg for msg in stored}
+    first_in_batch: dict[tuple, int] = {}
+    left = []
+    for item in pending:
+        i, membership, _content, cid = item
+        key = (membership.conversation_id, membership.user_id, cid)
+        if cid is not None and key in originals:
+            results[i].message = originals[key]
+        elif cid is not None and key in first_in_batch:
+            results[i].message = first_in_batch[key]  # resolved to the stored message later
+        else:
+            if cid is not None:
+                first_in_batch[key] = i
+            left.append(item)
+    return left
+
+
+def _resolve_duplicates(results: list[SendResult]) -> None:
+    for result in results:
+        if isinstance(result.message, int):  # index of the first copy within the batch
+            result.message = results[result.message].message
 
 
 def _message_by_client_id(conversation: Conversation, user: User, client_message_id: str) -> Message | None:
@@ -197,23 +295,88 @@ def _message_by_client_id(conversation: Conversation, user: User, client_message
     )
 
 
-def _message_insert(
-    membership: Membership, user: User, content: str, client_message_id: str | None
-) -> Message:
-    message = _message_store(membership.conversation, user, Message.Kind.TEXT, content, client_message_id)
-    # Writing a message means having read the conversation up to it.
-    Membership.objects.filter(pk=membership.pk, last_read_seq__lt=message.seq).update(
-        last_read_seq=message.seq
-    )
-    return message
+def _messages_store(pending: list[tuple[int, Membership, str, str | None]]) -> list[Message]:
+    """Inside a transaction: take sequence numbers for every conversation of the batch with one
+    statement, insert every message with one statement, move the senders' read pointers with
+    one statement, and publish the events on commit."""
+    now = timezone.now()
+    counts: dict[int, int] = {}
+    for _i, membership, _content, _cid in pending:
+        counts[membership.conversation_id] = counts.get(membership.conversation_id, 0) + 1
+    last = _take_seqs(counts, now)
+    next_seq = {pk: last[pk] - count + 1 for pk, count in counts.items()}
+    messages, pointers = [], {}
+    for _i, membership, content, cid in pending:
+        conversation = membership.conversation
+        seq = next_seq[conversation.pk]
+        next_seq[conversation.pk] += 1
+        conversation.last_seq, conversation.last_message_at = max(conversation.last_seq, seq), now
+        messages.append(
+            Message(
+                conversation=conversation,
+                seq=seq,
+                sender=membership.user,
+                kind=Message.Kind.TEXT,
+                content=content,
+                client_message_id=cid,
+                created_at=now,
+            )
+        )
+        pointers[membership.pk] = seq  # writing a message means having read up to it
+    Message.objects.bulk_create(messages)
+    _advance_read_pointers(pointers)
+    publish_many_on_commit([_message_event(m.conversation, m, m.sender) for m in messages])
+    return messages
+
+
+def _take_seqs(counts: dict[int, int], now) -> dict[int, int]:
+    """Bump each conversation's allocator by its count; returns conversation pk -> new last_seq.
+
+    One UPDATE ... RETURNING, which also locks the rows until commit, so concurrent senders
+    queue here and numbers stay gapless. `last_message_at` only moves forward.
+    """
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    ids = sorted(counts)
+    cases = " ".join("WHEN %s THEN %s" for _ in ids)
+    params = [value for pk in ids for value in (pk, counts[pk])]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + CASE id {cases} END, "  # noqa: S608
+            "last_message_at = CASE WHEN last_message_at > %s THEN last_message_at ELSE %s END "
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) RETURNING id, last_seq",
+            [*params, stamp, stamp, *ids],
+        )
+        return dict(cursor.fetchall())
+
+
+def _advance_read_pointers(pointers: dict[int, int]) -> None:
+    """Move memberships' read pointers forward (never backwards), one statement."""
+    table = connection.ops.quote_name(Membership._meta.db_table)
+    ids = sorted(pointers)
+    cases = "CASE id " + " ".join("WHEN %s THEN %s" for _ in ids) + " END"
+    params = [value for pk in ids for value in (pk, pointers[pk])]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_read_seq = {cases} "  # noqa: S608
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND last_read_seq < {cases}",
+            [*params, *ids, *params],
+        )
+
+
+def _message_event(conversation: Conversation, message: Message, sender: User | None) -> PublishItem:
+    event = events.message_created(conversation=conversation, message=message, sender=sender)
+    if conversation.kind == Conversation.Kind.GROUP:
+        return PublishItem(event, conversation_ids=(conversation.public_id,))
+    return PublishItem(event, user_ids=_direct_member_ids(conversation.public_id))
 
 
 def _message_store(
     conversation: Conversation, sender: User | None, kind: str, content: str, client_message_id: str | None
 ) -> Message:
-    """Take the next seq, store the message, publish it on commit. Inside a transaction."""
+    """Take the next seq, store one message, publish it on commit. Inside a transaction."""
     now = timezone.now()
-    seq = _next_seq(conversation, now)
+    seq = _take_seqs({conversation.pk: 1}, now)[conversation.pk]
     conversation.last_seq, conversation.last_message_at = seq, now
     message = Message.objects.create(
         conversation=conversation,
@@ -224,11 +387,7 @@ def _message_store(
         client_message_id=client_message_id,
         created_at=now,
     )
-    event = events.message_created(conversation=conversation, message=message, sender=sender)
-    if conversation.kind == Conversation.Kind.GROUP:
-        publish_on_commit(event, conversation_ids=[conversation.public_id])
-    else:
-        publish_on_commit(event, user_ids=_direct_member_ids(conversation.public_id))
+    publish_many_on_commit([_message_event(conversation, message, sender)])
     return message
 
 
@@ -257,31 +416,207 @@ def self_message_send(
     )
 
 
-def conversation_mark_read(
-    *, user: User, conversation_id: object, up_to_seq: object = None, kind: str | None = None
-) -> tuple[Conversation, int]:
-    """Move the caller's read pointer forward to `up_to_seq` (default: the newest message).
+def _read_target(
+    conversation: Conversation, up_to_seq: object, message_ids: object, last_message_id: object
+) -> int:
+    """The seq a read (or delivery) report names, in any of its forms: a seq ("up to this
+    message"), a list of message ids (their newest counts: the pointer covers everything
+    before it), or the last message's id. None of them: the newest message."""
+    given = [
+        name
+        for name, value in (
+            ("seq", up_to_seq),
+            ("message_ids", message_ids),
+            ("last_message_id", last_message_id),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise ApplicationError(
+            ErrorCode.INVALID,
+            "Name the messages one way: seq, message_ids or last_message_id.",
+            {"field": given[1]},
+        )
+    if message_ids is not None or last_message_id is not None:
+        field = "message_ids" if message_ids is not None else "last_message_id"
+        ids = message_ids if message_ids is not None else [last_message_id]
+        maximum = settings.CHAT["HISTORY_MAX_PAGE_SIZE"]  # no more than a page of history shows
+        if (
+            not isinstance(ids, list)
+            or not ids
+            or len(ids) > maximum
+            or not all(isinstance(i, str) for i in ids)
+        ):
+            raise ApplicationError(
+                ErrorCode.INVALID, f"{field} must name 1 to {maximum} messages by id.", {"field": field}
+            )
+        seqs = message_seqs(conversation=conversation, message_ids=ids)
+        if len(seqs) != len(set(ids)):
+            raise ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": field})
+        return max(seqs.values())
+    if up_to_seq is None:
+        return conversation.last_seq
+    if isinstance(up_to_seq, bool) or not isinstance(up_to_seq, int) or up_to_seq < 0:
+        raise ApplicationError(ErrorCode.INVALID, "seq must be a non-negative integer.", {"field": "seq"})
+    return min(up_to_seq, conversation.last_seq)
 
-    The pointer never moves backwards and never past the newest message. Returns
-    (conversation, pointer). Publishes `conversation.read` to the members on commit (also when
-    nothing changed, as ExpressChat clients expect an acknowledgement); each protocol decides
-    who renders it (ExpressChat: the other members only).
+
+def conversation_mark_read(
+    *,
+    user: User,
+    conversation_id: object,
+    up_to_seq: object = None,
+    kind: str | None = None,
+    message_ids: object = None,
+    last_message_id: object = None,
+) -> tuple[Conversation, int]:
+    """Move the caller's read pointer forward to `up_to_seq` (default: the newest message), or
+    to the newest of `message_ids`, or to `last_message_id` (the forms other clients use).
+
+    The pointer never moves backwards and never past the newest message: one pointer per
+    member, never a row per message and reader. Returns (conversation, pointer). On commit:
+    - `conversation.unread` (the reader's unread count here and in total) to the reader's own
+      connections, so every device of theirs clears the count;
+    - `conversation.read` to the members (also when nothing changed, as ExpressChat clients
+      expect an acknowledgement), unless the reader turned read receipts off; each protocol
+      decides who renders it (ExpressChat: the other members only).
     """
     membership = membership_get(user=user, conversation_id=conversation_id, kind=kind)
     conversation = membership.conversation
-    if up_to_seq is None:
-        target = conversation.last_seq
-    elif isinstance(up_to_seq, bool) or not isinstance(up_to_seq, int) or up_to_seq < 0:
-        raise ApplicationError(ErrorCode.INVALID, "seq must be a non-negative integer.", {"field": "seq"})
-    else:
-        target = min(up_to_seq, conversation.last_seq)
+    target = _read_target(conversation, up_to_seq, message_ids, last_message_id)
+    receipts = user_receipts_enabled(user)
     with transaction.atomic():
         Membership.objects.filter(pk=membership.pk, last_read_seq__lt=target).update(last_read_seq=target)
         # Read back: a concurrent send by the same user may have moved it further.
-        pointer = Membership.objects.filter(pk=membership.pk).values_list("last_read_seq", flat=True).get()
-        event = events.conversation_read(conversation=conversation, reader=user, seq=pointer)
+        pointer, last_seq = (
+            Membership.objects.filter(pk=membership.pk)
+            .values_list("last_read_seq", "conversation__last_seq")
+            .get()
+        )
+        publish_on_commit(
+            events.conversation_unread(
+                conversation=conversation,
+                reader=user,
+                seq=pointer,
+                unread=max(last_seq - pointer, 0),
+                unread_total=unread_total(user=user),
+            ),
+            user_ids=[user.public_id],
+        )
+        if receipts:
+            event = events.conversation_read(conversation=conversation, reader=user, seq=pointer)
+            if conversation.kind == Conversation.Kind.GROUP:
+                publish_on_commit(event, conversation_ids=[conversation.public_id])
+            else:
+                publish_on_commit(event, user_ids=_direct_member_ids(conversation.public_id))
+    return conversation, pointer
+
+
+def conversation_mark_delivered(
+    *, user: User, conversation_id: object, up_to_seq: object = None, kind: str | None = None
+) -> tuple[Conversation, int]:
+    """Record that one of the caller's devices received the conversation's messages up to
+    `up_to_seq` (default: the newest). Delivery reports are opt-in per client.
+
+    The pointer never moves backwards or past the newest message. When it moves past messages
+    the caller had neither received nor read before, `conversation.delivered` goes on commit to
+    the senders of those messages only (one query finds them), unless the caller turned
+    receipts off. Returns (conversation, pointer).
+    """
+    membership = membership_get(user=user, conversation_id=conversation_id, kind=kind)
+    conversation = membership.conversation
+    target = _read_target(conversation, up_to_seq, None, None)
+    with transaction.atomic():
+        delivered, read = (
+            Membership.objects.select_for_update()
+            .filter(pk=membership.pk)
+            .values_list("last_delivered_seq", "last_read_seq")
+            .get()
+        )
+        if delivered >= target:
+            return conversation, delivered
+        Membership.objects.filter(pk=membership.pk).update(last_delivered_seq=target)
+        covered = max(delivered, read)  # read messages were acknowledged by the read receipt
+        if covered < target and user_receipts_enabled(user):
+            senders = list(
+                Message.objects.filter(
+                    conversation=conversation, seq__gt=covered, seq__lte=target, sender__isnull=False
+                )
+                .exclude(sender=user)
+                .values_list("sender__public_id", flat=True)
+                .distinct()
+            )
+            if senders:
+                publish_on_commit(
+                    events.conversation_delivered(conversation=conversation, recipient=user, seq=target),
+                    user_ids=senders,
+                )
+    return conversation, target
+
+
+# --- moderation ----------------------------------------------------------------------------
+
+MODERATE_PERMISSION = "messaging.moderate_message"
+MODERATE_HIDE = "hide"
+MODERATE_DELETE = "delete"
+
+
+def message_moderate(*, moderator: User, message_id: object, action: str, reason: object) -> Message:
+    """Hide or delete a message as a moderator, record it, and tell the members live.
+
+    Hide keeps the text (moderators still read it in the admin) but it is never served again;
+    delete is a tombstone: the text is erased for good and `deleted_at` set. Either way the
+    message keeps its id and seq, so clients see no gap. Only active staff holding
+    `messaging.moderate_message` (or superusers) may do it, and a reason is required.
+    Publishes `message.hidden` / `message.deleted` on commit to the conversation's members,
+    chosen as `_message_store` chooses them.
+    """
+    moderation.moderator_check(moderator=moderator, permission=MODERATE_PERMISSION)
+    reason = moderation.moderation_reason_clean(reason)
+    if action not in (MODERATE_HIDE, MODERATE_DELETE):
+        raise ApplicationError(ErrorCode.INVALID, 'action must be "hide" or "delete".', {"field": "action"})
+    if not is_public_id(message_id):
+        raise ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": "message_id"})
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("conversation", "sender")
+            .filter(public_id=message_id)
+            .first()
+        )
+        if message is None:
+            raise ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": "message_id"})
+        if message.deleted_at is not None:
+            raise ApplicationError(ErrorCode.CONFLICT, "The message is already deleted.")
+        now = timezone.now()
+        if action == MODERATE_HIDE:
+            if message.hidden_at is not None:
+                raise ApplicationError(ErrorCode.CONFLICT, "The message is already hidden.")
+            message.hidden_at = now
+            message.save(update_fields=["hidden_at"])
+            event = events.message_hidden(conversation=message.conversation, message=message)
+        else:
+            message.content, message.deleted_at = "", now
+            message.save(update_fields=["content", "deleted_at"])
+            event = events.message_deleted(conversation=message.conversation, message=message)
+        conversation = message.conversation
+        moderation.moderation_action_record(
+            moderator=moderator,
+            action=ModerationAction.Action.MESSAGE_HIDE
+            if action == MODERATE_HIDE
+            else ModerationAction.Action.MESSAGE_DELETE,
+            target_type=ModerationAction.TargetType.MESSAGE,
+            target_id=message.public_id,
+            reason=reason,
+            extra={
+                "conversation_id": conversation.public_id,
+                "conversation_kind": conversation.kind,
+                "seq": message.seq,
+                "sender_id": message.sender.public_id if message.sender else None,
+            },
+        )
         if conversation.kind == Conversation.Kind.GROUP:
             publish_on_commit(event, conversation_ids=[conversation.public_id])
         else:
             publish_on_commit(event, user_ids=_direct_member_ids(conversation.public_id))
-    return conversation, pointer
+    return message

@@ -12,6 +12,7 @@ extensions (ignored by the original client): an ack on every event
 `Id`/`Seq`/`Timestamp`/`SenderId` on delivered messages, `Before`/`Limit` on fetches.
 """
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +24,16 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.timefmt import iso_ms
 from groups import selectors as group_selectors
 from groups import services as group_services
+from messaging import events as msg_events
 from messaging import selectors as msg_selectors
 from messaging import services as msg_services
 from messaging.models import Conversation, Message
+from messaging.services import SendRequest, SendResult
 
+from .. import presence
+from ..batching import send_batcher
 from ..connection import Connection
+from ..publish import publish_now
 from ..sync import call
 
 PERSONAL = Conversation.Kind.DIRECT
@@ -52,6 +58,8 @@ class Emit:
     payload: Any
     to: str = ALL
     skip: tuple[str, ...] = ()
+    # A read or delivered receipt: never sent to recipients who turned read receipts off.
+    receipt: bool = False
 
 
 @dataclass
@@ -99,6 +107,16 @@ def _int(data: dict[str, Any], key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _invalid(key, f"{key} must be a non-negative integer.")
     return value
+
+
+def _read_forms(data: dict[str, Any]) -> dict[str, Any]:
+    """The ways a client names what it has read: `Seq` (up to this message), `MessageIds` (a
+    list; up to the newest of them) or `LastMessageId`. The service checks the ids."""
+    return {
+        "up_to_seq": _int(data, "Seq"),
+        "message_ids": data.get("MessageIds"),
+        "last_message_id": data.get("LastMessageId"),
+    }
 
 
 def payload_dict(data: object) -> dict[str, Any]:
@@ -155,20 +173,24 @@ def _read_status(message: Message, pointers: dict[str, int]) -> dict[str, str]:
 def personal_message(message: Message, pointers: dict[str, int]) -> dict[str, Any]:
     return {
         "Sender": message.sender.public_id if message.sender else None,
-        "Content": message.content,
+        "Content": message.served_content,
         "ReadStatus": _read_status(message, pointers),
         "Timestamp": iso_ms(message.created_at),
         "_id": message.public_id,
         "Seq": message.seq,
+        "Hidden": message.hidden_at is not None,
+        "Deleted": message.deleted_at is not None,
     }
 
 
 def self_message(message: Message) -> dict[str, Any]:
     return {
-        "Content": message.content,
+        "Content": message.served_content,
         "Timestamp": iso_ms(message.created_at),
         "_id": message.public_id,
         "Seq": message.seq,
+        "Hidden": message.hidden_at is not None,
+        "Deleted": message.deleted_at is not None,
     }
 
 
@@ -265,15 +287,16 @@ async def create_personal_chat(conn: Connection, data: dict[str, Any]) -> Outcom
 async def send_personal_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when the client posts into a direct chat. The receiver gets
     receive-personal-message through the bus; the sender gets the ack."""
-    message, created = await call(
-        msg_services.message_send,
-        user=conn.user,
-        conversation_id=_str(data, "ChatId"),
-        content=data.get("Content"),
-        client_message_id=data.get("ClientMessageId"),
-        kind=PERSONAL,
+    request = SendRequest(
+        conn.user, _str(data, "ChatId"), data.get("Content"), data.get("ClientMessageId"), PERSONAL
     )
-    return Outcome([], sent_ack(message, created))
+    return _sent(await send_batcher.submit(request))
+
+
+def _sent(result: SendResult) -> Outcome:
+    if result.error is not None:
+        raise result.error
+    return Outcome([], sent_ack(result.message, result.created))
 
 
 @handler("read-personal-message")
@@ -283,7 +306,7 @@ async def read_personal_message(conn: Connection, data: dict[str, Any]) -> Outco
         msg_services.conversation_mark_read,
         user=conn.user,
         conversation_id=_str(data, "ChatId"),
-        up_to_seq=_int(data, "Seq"),
+        **_read_forms(data),
         kind=PERSONAL,
     )
     return Outcome([], {"ChatId": conversation.public_id, "Seq": pointer})
@@ -333,13 +356,12 @@ async def fetch_self_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
 @handler("send-self-message")
 async def send_self_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when the client writes a note to self. Nobody else is told."""
-    message, created = await call(
-        msg_services.self_message_send,
-        user=conn.user,
-        content=data.get("Content"),
-        client_message_id=data.get("ClientMessageId"),
-    )
-    return Outcome([], sent_ack(message, created))
+    self_id = conn.extra.get("self_conversation_id")
+    if self_id is None:
+        conversation = await call(msg_services.self_conversation_ensure, user=conn.user)
+        self_id = conn.extra["self_conversation_id"] = conversation.public_id
+    request = SendRequest(conn.user, self_id, data.get("Content"), data.get("ClientMessageId"), SELF)
+    return _sent(await send_batcher.submit(request))
 
 
 # --- groups ---------------------------------------------------------------------------------
@@ -356,7 +378,7 @@ def _ids(data: dict[str, Any], key: str) -> list[str]:
 
 def group_message(message: Message, pointers: dict[str, int]) -> dict[str, Any]:
     return {
-        "Content": message.content,
+        "Content": message.served_content,
         "Sender": message.sender.display_name if message.sender else None,
         "ReadStatus": _read_status(message, pointers),
         "Timestamp": iso_ms(message.created_at),
@@ -364,6 +386,8 @@ def group_message(message: Message, pointers: dict[str, int]) -> dict[str, Any]:
         "Seq": message.seq,
         "SenderId": message.sender.public_id if message.sender else None,
         "Kind": message.kind,
+        "Hidden": message.hidden_at is not None,
+        "Deleted": message.deleted_at is not None,
     }
 
 
@@ -402,15 +426,10 @@ async def create_group_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
 @handler("send-group-message")
 async def send_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when a member posts into a group; the others get receive-group-message."""
-    message, created = await call(
-        msg_services.message_send,
-        user=conn.user,
-        conversation_id=_str(data, "GroupId"),
-        content=data.get("Content"),
-        client_message_id=data.get("ClientMessageId"),
-        kind=GROUP,
+    request = SendRequest(
+        conn.user, _str(data, "GroupId"), data.get("Content"), data.get("ClientMessageId"), GROUP
     )
-    return Outcome([], sent_ack(message, created))
+    return _sent(await send_batcher.submit(request))
 
 
 @handler("read-group-message")
@@ -420,7 +439,7 @@ async def read_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
         msg_services.conversation_mark_read,
         user=conn.user,
         conversation_id=_str(data, "GroupId"),
-        up_to_seq=_int(data, "Seq"),
+        **_read_forms(data),
         kind=GROUP,
     )
     return Outcome([], {"ChatId": conversation.public_id, "Seq": pointer})
@@ -541,10 +560,10 @@ def _render_read(event: dict[str, Any]) -> list[Emit]:
     kind, conv_id = _conv(event)
     if kind == PERSONAL:
         payload = {"ChatId": conv_id, "Reader": event["actor"], "Seq": event["seq"]}
-        return [Emit("read-personal-msg-ack", payload, skip=(ACTOR,))]
+        return [Emit("read-personal-msg-ack", payload, skip=(ACTOR,), receipt=True)]
     if kind == GROUP:
         payload = {"Reader": event["actor"], "ChatId": conv_id, "Seq": event["seq"]}
-        return [Emit("read-grp-msg-ack", payload, skip=(ACTOR,))]
+        return [Emit("read-grp-msg-ack", payload, skip=(ACTOR,), receipt=True)]
     return []
 
 
@@ -620,3 +639,221 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Emit]]] = {
     "group.deleted": _render_group_deleted,
     "session.revoked": _render_session_revoked,
 }
+
+
+# --- moderation (compatible extension) -----------------------------------------------------
+# The original protocol cannot take a message back. `message-deleted` tells the conversation's
+# members to blank one: `Hidden` true when a moderator hid it, false when it was deleted.
+# Clients that do not know the event keep showing the text until they fetch history again.
+
+
+def _render_message_removed(event: dict[str, Any]) -> list[Emit]:
+    _kind, conv_id = _conv(event)
+    message = event["message"]
+    payload = {
+        "ChatId": conv_id,
+        "Id": message["id"],
+        "Seq": message["seq"],
+        "Hidden": event["type"] == "message.hidden",
+    }
+    return [Emit("message-deleted", payload)]
+
+
+RENDERERS["message.hidden"] = _render_message_removed
+RENDERERS["message.deleted"] = _render_message_removed
+
+
+# --- receipts, unread counts, typing and presence (compatible extensions) ------------------
+# New events in the original's naming style; docs/protocol.md has a section for each. Typing
+# and presence are never stored: their handlers publish to the bus themselves.
+
+TYPING_ACCESS_SECONDS = 5.0  # how long a connection reuses a typing membership check
+TYPING_STATE_MAX = 64  # conversations whose typing state one connection keeps
+
+
+@handler("mark-read")
+async def mark_read(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when the client has read any of its chats up to `Seq`, the newest of
+    `MessageIds`, or `LastMessageId` (default: everything). The reader's devices get `unread`;
+    the other members get the read receipt unless the reader turned receipts off."""
+    conversation, pointer = await call(
+        msg_services.conversation_mark_read,
+        user=conn.user,
+        conversation_id=_str(data, "ChatId"),
+        **_read_forms(data),
+    )
+    unread = max(conversation.last_seq - pointer, 0)
+    return Outcome([], {"ChatId": conversation.public_id, "Seq": pointer, "Unread": unread})
+
+
+@handler("message-delivered")
+async def message_delivered(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called by a client that shows delivered receipts, when a chat's messages up to `Seq`
+    (default: the newest) reached this device. Their senders get `message-delivered`."""
+    conversation, pointer = await call(
+        msg_services.conversation_mark_delivered,
+        user=conn.user,
+        conversation_id=_str(data, "ChatId"),
+        up_to_seq=_int(data, "Seq"),
+    )
+    return Outcome([], {"ChatId": conversation.public_id, "Seq": pointer})
+
+
+def seen_by_payload(seen: msg_selectors.SeenBy) -> dict[str, Any]:
+    return {
+        "ChatId": seen.conversation.public_id,
+        "MessageId": seen.message.public_id,
+        "Seq": seen.message.seq,
+        "SeenBy": [{"UserId": r.id, "Name": r.display_name} for r in seen.seen_by],
+        "DeliveredTo": [{"UserId": r.id, "Name": r.display_name} for r in seen.delivered_to],
+        "SeenCount": seen.seen_count,
+        "DeliveredCount": seen.delivered_count,
+    }
+
+
+@handler("fetch-seen-by")
+async def fetch_seen_by(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called to show who read one message (named by `Seq` or `MessageId`) and who only
+    received it."""
+    seen = await call(
+        msg_selectors.message_seen_by,
+        user=conn.user,
+        conversation_id=_str(data, "ChatId"),
+        message_id=_str(data, "MessageId", required=False),
+        seq=_int(data, "Seq"),
+    )
+    payload = seen_by_payload(seen)
+    return Outcome([("seen-by", payload)], payload)
+
+
+async def _typing_target(conn: Connection, chat_id: str) -> msg_selectors.TypingTarget:
+    """The membership check of a typing event, reused for a few seconds: typing arrives every
+    second or so while someone types, and must stay cheap. A member removed from a group may
+    still relay typing for up to TYPING_ACCESS_SECONDS."""
+    cache = conn.extra.setdefault("typing_access", {})
+    now = time.monotonic()
+    hit = cache.get(chat_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    target = await call(msg_selectors.conversation_typing_target, user=conn.user, conversation_id=chat_id)
+    if len(cache) >= TYPING_STATE_MAX:
+        cache.clear()
+    cache[chat_id] = (now + TYPING_ACCESS_SECONDS, target)
+    return target
+
+
+async def _typing_publish(conn: Connection, target: msg_selectors.TypingTarget, *, started: bool) -> None:
+    event = msg_events.typing(
+        conversation_id=target.conversation_id,
+        kind=target.kind,
+        user=conn.user,
+        started=started,
+        expires_in=_seconds(settings.CHAT["TYPING_TTL_SECONDS"]),
+    )
+    if target.kind == GROUP:
+        await publish_now(event, conversation_ids=[target.conversation_id])
+    else:
+        await publish_now(event, user_ids=target.peer_ids)
+
+
+def _seconds(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+@handler("typing")
+async def typing(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called while the user types in a chat (again every few seconds while they go on). The
+    other members get `typing` with `ExpiresIn`; at most one per TYPING_MIN_INTERVAL_SECONDS
+    per conversation from this connection is relayed (`Relayed` in the ack). Never stored."""
+    chat_id = _str(data, "ChatId")
+    target = await _typing_target(conn, chat_id)
+    state = conn.extra.setdefault("typing", {})  # chat id -> [last relayed start, still typing]
+    now = time.monotonic()
+    last = state.get(chat_id)
+    if last is not None and now - last[0] < settings.CHAT["TYPING_MIN_INTERVAL_SECONDS"]:
+        last[1] = True
+        return Outcome([], {"ChatId": chat_id, "Relayed": False})
+    if len(state) >= TYPING_STATE_MAX:
+        state.clear()
+    state[chat_id] = [now, True]
+    await _typing_publish(conn, target, started=True)
+    return Outcome([], {"ChatId": chat_id, "Relayed": True})
+
+
+@handler("stop-typing")
+async def stop_typing(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when the user stopped typing (cleared the box, sent, left the chat). Relayed only
+    when this connection's typing may still show, so repeats cost nothing."""
+    chat_id = _str(data, "ChatId")
+    target = await _typing_target(conn, chat_id)
+    last = conn.extra.get("typing", {}).get(chat_id)
+    if last is None or not last[1] or time.monotonic() - last[0] >= settings.CHAT["TYPING_TTL_SECONDS"]:
+        return Outcome([], {"ChatId": chat_id, "Relayed": False})
+    last[1] = False
+    await _typing_publish(conn, target, started=False)
+    return Outcome([], {"ChatId": chat_id, "Relayed": True})
+
+
+def presence_payload(user_id: str, state: str, last_seen: str | None) -> dict[str, Any]:
+    return {"UserId": user_id, "Online": state != presence.OFFLINE, "State": state, "LastSeen": last_seen}
+
+
+@handler("presence-state")
+async def presence_state(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when the app goes to the foreground or the background on this device (the
+    seeds' `active app` / `background app`). A new connection starts in the foreground."""
+    state = data.get("State")
+    if state not in presence.DEVICE_STATES:
+        raise _invalid("State", 'State must be "foreground" or "background".')
+    await presence.tracker.set_state(conn, state)
+    return Outcome([], {"State": state})
+
+
+@handler("fetch-presence")
+async def fetch_presence(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called to learn whether users are online: those sharing a chat with the caller (and the
+    caller); other ids are left out of the answer."""
+    found = await call(presence.presence_list, viewer=conn.user, user_ids=data.get("UserIds"))
+    users = [presence_payload(p.user_id, p.state, iso_ms(p.last_seen)) for p in found]
+    return Outcome([("presence-list", {"Users": users})], {"Users": users})
+
+
+def _render_unread(event: dict[str, Any]) -> list[Emit]:
+    _kind, conv_id = _conv(event)
+    payload = {
+        "ChatId": conv_id,
+        "Unread": event["unread"],
+        "Total": event["unread_total"],
+        "Seq": event["seq"],
+    }
+    return [Emit("unread", payload, to=ACTOR)]
+
+
+def _render_delivered(event: dict[str, Any]) -> list[Emit]:
+    _kind, conv_id = _conv(event)
+    payload = {"ChatId": conv_id, "UserId": event["actor"], "Seq": event["seq"]}
+    return [Emit("message-delivered", payload, skip=(ACTOR,), receipt=True)]
+
+
+def _render_typing(event: dict[str, Any]) -> list[Emit]:
+    _kind, conv_id = _conv(event)
+    if event["type"] == "typing.stopped":
+        return [Emit("stop-typing", {"ChatId": conv_id, "UserId": event["actor"]}, skip=(ACTOR,))]
+    payload = {
+        "ChatId": conv_id,
+        "UserId": event["actor"],
+        "UserName": event["actor_name"],
+        "ExpiresIn": event["expires_in"],
+    }
+    return [Emit("typing", payload, skip=(ACTOR,))]
+
+
+def _render_presence(event: dict[str, Any]) -> list[Emit]:
+    return [Emit("presence", presence_payload(event["user_id"], event["state"], event["last_seen"]))]
+
+
+RENDERERS["conversation.unread"] = _render_unread
+RENDERERS["conversation.delivered"] = _render_delivered
+RENDERERS["typing.started"] = _render_typing
+RENDERERS["typing.stopped"] = _render_typing
+RENDERERS["presence.changed"] = _render_presence

@@ -1,0 +1,60 @@
+"""Group the message sends of all connections of this process into few database transactions.
+
+While one batch is being written (in the database thread), new sends queue up; the moment it is
+done, the next batch takes everything queued (up to a limit). An idle server writes each send at
+once, alone; a busy one pays one commit and a handful of statements per batch instead of per
+message. Each connection still handles its own events one at a time, so its sends stay in order.
+"""
+
+import asyncio
+import logging
+from collections import deque
+
+from django.conf import settings
+
+from messaging.services import SendRequest, SendResult, message_send_many
+
+from .sync import call
+
+logger = logging.getLogger(__name__)
+
+
+class SendBatcher:
+    def __init__(self) -> None:
+        self._queue: deque[tuple[SendRequest, asyncio.Future]] = deque()
+        self._draining = False
+        self.stats = {"batches": 0, "messages": 0, "largest": 0}
+
+    async def submit(self, request: SendRequest) -> SendResult:
+        """Queue one send and wait for its own result (after its batch committed)."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            limit = settings.CHAT["SEND_BATCH_MAX"]
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), limit))]
+                self.stats["batches"] += 1
+                self.stats["messages"] += len(batch)
+                self.stats["largest"] = max(self.stats["largest"], len(batch))
+                try:
+                    results = await call(message_send_many, requests=[request for request, _ in batch])
+                except Exception as exc:  # the database failed the whole batch
+                    logger.exception("send batch of %d failed", len(batch))
+                    for _request, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_request, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._draining = False
+
+
+send_batcher = SendBatcher()
