@@ -1,18 +1,22 @@
-"""Admin for users and their login sessions.
+"""Admin for users, their login sessions, and the moderation log.
 
 State changes that must reach live sockets (ban, deactivation) are actions that go through the
 services; the fields behind them are read-only in the form, so a save cannot bypass them.
+Bans and unbans are moderation: they ask for a reason and are recorded in the moderation log,
+which is read-only here (its rows are written only by the moderation services).
 Password hashes are never shown.
 """
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from chatproject.core.errors import ApplicationError
 
-from . import services
-from .models import LoginSession, User
+from . import moderation, services
+from .models import LoginSession, ModerationAction, User
+from .moderation_admin import action_with_reason
 
 
 def _each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, action, verb: str) -> None:
@@ -79,15 +83,38 @@ class UserAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Ban selected users (ends their sessions and sockets)", permissions=["change"])
-    def ban_users(self, request: HttpRequest, queryset: QuerySet) -> None:
-        def ban(*, user: User, by: User) -> None:
-            services.user_ban(user=user, by=by, reason=f"Banned from the admin by {by.email}.")
-
-        _each(self, request, queryset, ban, "Banned")
+    def ban_users(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        """Asks for a reason, then bans each user and records it in the moderation log."""
+        return action_with_reason(
+            self,
+            request,
+            queryset,
+            action="ban_users",
+            apply=lambda user, reason: moderation.user_ban_as_moderator(
+                moderator=request.user, user=user, reason=reason
+            ),
+            title="Ban users",
+            done_label="Banned",
+            noun="user(s)",
+            describe=lambda user: user.email,
+        )
 
     @admin.action(description="Unban selected users", permissions=["change"])
-    def unban_users(self, request: HttpRequest, queryset: QuerySet) -> None:
-        _each(self, request, queryset, services.user_unban, "Unbanned")
+    def unban_users(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        """Asks for a reason, then lifts each ban and records it in the moderation log."""
+        return action_with_reason(
+            self,
+            request,
+            queryset,
+            action="unban_users",
+            apply=lambda user, reason: moderation.user_unban_as_moderator(
+                moderator=request.user, user=user, reason=reason
+            ),
+            title="Unban users",
+            done_label="Unbanned",
+            noun="user(s)",
+            describe=lambda user: user.email,
+        )
 
     @admin.action(description="Mark selected users' emails as verified", permissions=["change"])
     def verify_users(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -120,4 +147,32 @@ class LoginSessionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         # Deleting a row would skip the logout path (no bus event; live sockets stay open).
+        return False
+
+
+@admin.register(ModerationAction)
+class ModerationActionAdmin(admin.ModelAdmin):
+    """The moderation log: who did what to which object, when and why. Read-only."""
+
+    list_display = ("created_at", "moderator", "action", "target_type", "target_id", "short_reason")
+    list_filter = ("action", "target_type", "created_at")
+    list_select_related = ("moderator",)
+    search_fields = ("=target_id", "moderator__email", "reason")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-pk")
+    fields = ("created_at", "moderator", "action", "target_type", "target_id", "reason", "extra")
+    readonly_fields = fields
+
+    @admin.display(description="Reason")
+    def short_reason(self, record: ModerationAction) -> str:
+        return record.reason if len(record.reason) <= 80 else f"{record.reason[:79]}…"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # A log anyone with access can prune is no record.
         return False

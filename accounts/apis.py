@@ -26,6 +26,8 @@ from .serializers import (
     TokenPairOutput,
     UserListOutput,
     UserOutput,
+    UserSettingsInput,
+    UserSettingsOutput,
     VerificationSentOutput,
     VerifyInput,
 )
@@ -187,3 +189,26 @@ class UserDetailApi(APIView):
         """Called to look a user up by id."""
         user = selectors.user_get_visible(public_id=public_id, viewer=request.user)
         return Response(UserOutput(user, context={"viewer": request.user}).data)
+
+
+class UserSettingsApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+
+    @extend_schema(
+        tags=["users"], responses={200: UserSettingsOutput, **_errors(401, 403)}, summary="Privacy settings"
+    )
+    def get(self, request: Request) -> Response:
+        """Called to read one's presence and receipt settings."""
+        return Response(UserSettingsOutput(request.user).data)
+
+    @extend_schema(
+        tags=["users"],
+        request=UserSettingsInput,
+        responses={200: UserSettingsOutput, **_errors(400, 401, 403, 413)},
+        summary="Change privacy settings (hide presence, turn read receipts off); applies to live sockets",
+    )
+    def patch(self, request: Request) -> Response:
+        """Called to change one's settings; fields left out stay as they are."""
+        data = _validated(UserSettingsInput, request)
+        user = services.user_settings_update(user=request.user, **data)
+        return Response(UserSettingsOutput(user).data)

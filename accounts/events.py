@@ -6,3 +6,29 @@ from typing import Any
 def session_revoked(*, user_id: str, sid: str | None, reason: str) -> dict[str, Any]:
     """A login session (or, with sid None, every session) of a user ended: logout, ban."""
     return {"type": "session.revoked", "user_id": user_id, "sid": sid, "reason": reason}
+
+
+def user_settings_changed(
+    *, user_id: str, presence_hidden: bool, read_receipts_enabled: bool
+) -> dict[str, Any]:
+    """A user changed their privacy settings: every process updates that user's live
+    connections (receipt filtering) and recomputes what others see of their presence."""
+    return {
+        "type": "user.settings_changed",
+        "actor": user_id,
+        "user_id": user_id,
+        "presence_hidden": presence_hidden,
+        "read_receipts_enabled": read_receipts_enabled,
+    }
+
+
+def presence_changed(*, user_id: str, state: str, last_seen: str | None) -> dict[str, Any]:
+    """What others may see of a user's presence changed. `state` is "foreground",
+    "background" or "offline"; `last_seen` (ISO-8601) only when offline and not hidden."""
+    return {
+        "type": "presence.changed",
+        "actor": user_id,
+        "user_id": user_id,
+        "state": state,
+        "last_seen": last_seen,
+    }

@@ -48,6 +48,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Presence and receipts (chatproject/realtime/presence.py). `last_seen_at` is written when a
+    # connection ends and periodically while connected, never per event.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Others always see this user as offline, without a last-seen time.
+    presence_hidden = models.BooleanField(default=False)
+    # Off: this user's read and delivered receipts reach nobody, and they see nobody's.
+    read_receipts_enabled = models.BooleanField(default=True)
 
     objects = UserManager()
 
@@ -104,3 +111,52 @@ class LoginSession(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.sid} of {self.user_id}"
+
+
+class ModerationAction(models.Model):
+    """One thing a moderator did, kept for the record: who, what, to which object, when, why.
+
+    Rows are written by the moderation services in the transaction that made the change, so an
+    action that rolled back leaves no record and a committed one always has it. The target is
+    named by its public id (a string), not a foreign key: the record outlives a deleted group or
+    message. The moderator is protected: an account with a moderation history is deactivated,
+    not deleted, so "who" is never lost.
+    """
+
+    REASON_MAX_LENGTH = 500
+
+    class Action(models.TextChoices):
+        USER_BAN = "user_ban", "Ban user"
+        USER_UNBAN = "user_unban", "Unban user"
+        MESSAGE_HIDE = "message_hide", "Hide message"
+        MESSAGE_DELETE = "message_delete", "Delete message"
+        GROUP_MEMBER_REMOVE = "group_member_remove", "Remove group member"
+        GROUP_ROLE_CHANGE = "group_role_change", "Change group role"
+        GROUP_DELETE = "group_delete", "Delete group"
+
+    class TargetType(models.TextChoices):
+        USER = "user", "User"
+        MESSAGE = "message", "Message"
+        GROUP = "group", "Group"
+
+    moderator = models.ForeignKey(User, on_delete=models.PROTECT, related_name="moderation_actions")
+    action = models.CharField(max_length=32, choices=Action.choices)
+    target_type = models.CharField(max_length=16, choices=TargetType.choices)
+    target_id = models.CharField(max_length=24)
+    reason = models.CharField(max_length=REASON_MAX_LENGTH)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Facts worth keeping next to the reason: the conversation and sender of a message, the
+    # roles before and after, a deleted group's name. Ids and names only, never message text.
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="moderation_action_reason_required"),
+        ]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="moderation_action_target"),
+            models.Index(fields=["-created_at"], name="moderation_action_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type} {self.target_id}"

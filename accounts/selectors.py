@@ -1,5 +1,7 @@
 """Reads of the accounts app. Plain data or querysets; nothing here writes."""
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
@@ -54,3 +56,11 @@ def user_search(*, viewer: User, query: str, limit: int | None = None) -> list[U
     )
     matches = Q(display_name__icontains=query) | Q(email=User.objects.normalize_email(query))
     return list(users_visible().filter(matches).order_by("display_name", "public_id")[:bound])
+
+
+def users_presence_fields(*, public_ids: list[str]) -> dict[str, tuple[bool, datetime | None]]:
+    """public id -> (presence_hidden, last_seen_at) for existing users, in one query."""
+    rows = User.objects.filter(public_id__in=public_ids).values_list(
+        "public_id", "presence_hidden", "last_seen_at"
+    )
+    return {public_id: (hidden, seen) for public_id, hidden, seen in rows}

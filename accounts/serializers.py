@@ -118,3 +118,29 @@ class ErrorOutput(serializers.Serializer):
     code = serializers.CharField(read_only=True)
     message = serializers.CharField(read_only=True)
     extra = serializers.DictField(read_only=True)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean: DRF would also take "yes", 1 and "on"."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class UserSettingsInput(StrictSerializer):
+    presence_hidden = StrictBooleanField(
+        required=False, help_text="Others see you offline, without a last-seen time."
+    )
+    read_receipts_enabled = StrictBooleanField(
+        required=False,
+        help_text="Off: nobody sees when you read or received messages, and you see nobody's receipts.",
+    )
+
+
+class UserSettingsOutput(serializers.Serializer):
+    presence_hidden = serializers.BooleanField(read_only=True)
+    read_receipts_enabled = serializers.BooleanField(read_only=True)

@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.realtime.publish import publish_on_commit
 
 from . import selectors
-from .events import session_revoked
+from .events import session_revoked, user_settings_changed
 from .models import EmailVerification, LoginSession, User
 from .tokens import (
     TokenPair,
@@ -520,3 +520,64 @@ def user_search(*, user: User, query: str, limit: int | None = None) -> list[Use
     email. Only verified, active, unbanned users; at most CHAT SEARCH_MAX_RESULTS (or `limit`).
     Whether emails may be shown is `selectors.user_email_visible`'s call, not this one's."""
     return selectors.user_search(viewer=user, query=query, limit=limit)
+
+
+# --- privacy settings and last seen ------------------------------------------------------------
+
+LAST_SEEN_BATCH = 500
+
+
+def user_settings_update(
+    *, user: User, presence_hidden: bool | None = None, read_receipts_enabled: bool | None = None
+) -> User:
+    """Change the user's privacy settings; fields left as None stay as they are.
+
+    `presence_hidden`: others see the user as offline, without a last-seen time.
+    `read_receipts_enabled` off: the user's read and delivered receipts reach nobody (their own
+    read pointer still moves, so unread counts stay right) and they see nobody's.
+    Publishes `user.settings_changed` to the user's own connections on commit, so every process
+    applies the change to them at once.
+    """
+    changes = {
+        name: value
+        for name, value in (
+            ("presence_hidden", presence_hidden),
+            ("read_receipts_enabled", read_receipts_enabled),
+        )
+        if value is not None
+    }
+    for name, value in changes.items():
+        if not isinstance(value, bool):
+            raise _invalid(name, "Must be true or false.")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        for name, value in changes.items():
+            setattr(user, name, value)
+        if changes:
+            user.save(update_fields=[*changes, "updated_at"])
+            publish_on_commit(
+                user_settings_changed(
+                    user_id=user.public_id,
+                    presence_hidden=user.presence_hidden,
+                    read_receipts_enabled=user.read_receipts_enabled,
+                ),
+                user_ids=[user.public_id],
+            )
+    return user
+
+
+def user_last_seen_record(*, user_ids: list[str], at: datetime) -> int:
+    """Record that these users were connected at `at` (only ever moves forward).
+
+    Called by the presence tracker when a user's last connection on a process ends, every few
+    minutes for connected users, and for the users of a process that died; never per event.
+    """
+    updated = 0
+    for start in range(0, len(user_ids), LAST_SEEN_BATCH):
+        batch = user_ids[start : start + LAST_SEEN_BATCH]
+        updated += (
+            User.objects.filter(public_id__in=batch)
+            .filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=at))
+            .update(last_seen_at=at)
+        )
+    return updated

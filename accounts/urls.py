@@ -14,6 +14,7 @@ urlpatterns = [
     path("auth/refresh", apis.RefreshApi.as_view(), name="refresh"),
     path("auth/logout", apis.LogoutApi.as_view(), name="logout"),
     path("users/me", apis.MeApi.as_view(), name="user-me"),
+    path("users/me/settings", apis.UserSettingsApi.as_view(), name="user-settings"),
     path("users/search", apis.UserSearchApi.as_view(), name="user-search"),
     # A regex, not a registered path converter: converter names are global and shared with
     # the other apps.

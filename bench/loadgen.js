@@ -281,8 +281,22 @@ async function runDirect() {
     if (pairs.every((p) => p.inflight === 0) && missing() === 0) break;
     await sleep(50);
   }
-  await sleep(config.settle * 1000 || 300); // late duplicates would show up here
-  const lost = missing();
+  // Freeze what counts as acked now: an ack that arrives from here on is not checked (its
+  // delivery may legitimately trail it). Then give the deliveries of the frozen set `settle`
+  // seconds: still missing after that counts as lost. Late duplicates would also show up here.
+  const frozen = pairs.map((p) => new Set(p.acked));
+  const lostNow = () => {
+    const out = [];
+    pairs.forEach((p, i) => {
+      for (const k of frozen[i]) if (!p.seen.has(k)) out.push([i, k]);
+    });
+    return out;
+  };
+  const settleDeadline = now() + (config.settle || 2) * 1000;
+  while (now() < settleDeadline && lostNow().length) await sleep(50);
+  await sleep(300);
+  const lostList = lostNow();
+  const lost = lostList.length;
   const unacked = pairs.reduce((n, p) => n + p.inflight, 0);
   const cpuAll = process.cpuUsage(cpu0);
   const wall = (windowEnd - windowStart) / 1000;
@@ -306,6 +320,7 @@ async function runDirect() {
     latency_ms: percentiles(latency),
     ack_latency_ms: percentiles(ackLatency),
     totals: { ...stats, lost, unacked },
+    lost_examples: lostList.slice(0, 10).map(([i, k]) => ({ chat: pairs[i].chat, k })),
     generator_cpu_share: +((cpuW.user + cpuW.system) / 1e6 / wall).toFixed(3),
     generator_cpu_seconds_total: +((cpuAll.user + cpuAll.system) / 1e6).toFixed(2),
   });

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import queue
+import re
 import resource
 import secrets
 import shutil
@@ -177,18 +178,27 @@ def env_with(extra: dict) -> dict:
     return env
 
 
-# The flags `make run` starts the product with; the floor gets the same. BENCH_UVICORN_ARGS adds
-# flags to both (e.g. "--ws websockets-sansio --ws-per-message-deflate false") for experiments.
+def _make_run_flags() -> list[str]:
+    """The event loop, HTTP and WebSocket flags of the Makefile's `run` recipe, so the bench runs
+    the product as `make run` does (and follows it when it changes)."""
+    flags = {"--loop": "uvloop", "--http": "httptools", "--ws": "websockets"}
+    try:
+        recipe = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+        line = next(x for x in recipe.splitlines() if "uvicorn chatproject.asgi:application" in x)
+        for name, value in re.findall(r"(--loop|--http|--ws-per-message-deflate|--ws)[ =](\S+)", line):
+            flags[name] = value
+    except (OSError, StopIteration):
+        pass
+    return [item for pair in flags.items() for item in pair]
+
+
+# The product runs with `make run`'s flags; the floor gets the same. BENCH_UVICORN_ARGS adds flags
+# to both (e.g. "--ws-per-message-deflate false") for experiments.
 UVICORN = [
     "--host",
     HOST,
-    "--loop",
-    "uvloop",
-    "--http",
-    "httptools",
-    "--ws",
-    "websockets",
     "--no-access-log",
+    *_make_run_flags(),
     *os.environ.get("BENCH_UVICORN_ARGS", "").split(),
 ]
 
@@ -411,9 +421,12 @@ class Profiler:
         return summarize_profile(self.out) if self.out.exists() else {"error": self.proc.log_tail()}
 
 
+_PRODUCT_FRAME = re.compile(r"\((messaging|accounts|groups|chatproject)/")
+
+
 def summarize_profile(path: Path, top: int = 25) -> dict:
     """Self and inclusive sample shares per frame, and per thread, from py-spy's raw output."""
-    total, threads, own, inclusive = 0, {}, {}, {}
+    total, threads, own, inclusive, product = 0, {}, {}, {}, {}
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
@@ -425,11 +438,19 @@ def summarize_profile(path: Path, top: int = 25) -> dict:
         own[frames[-1]] = own.get(frames[-1], 0) + n
         for frame in set(frames[1:]):
             inclusive[frame] = inclusive.get(frame, 0) + n
+            if _PRODUCT_FRAME.search(frame):
+                product[frame] = product.get(frame, 0) + n
 
     def ranked(table: dict) -> list:
         return [[f, round(100 * n / total, 1)] for f, n in sorted(table.items(), key=lambda kv: -kv[1])[:top]]
 
-    return {"samples": total, "threads": ranked(threads), "self": ranked(own), "inclusive": ranked(inclusive)}
+    return {
+        "samples": total,
+        "threads": ranked(threads),
+        "self": ranked(own),
+        "inclusive": ranked(inclusive),
+        "product_inclusive": ranked(product),
+    }
 
 
 # --- scenario 1 and 5: direct messages -----------------------------------------------------
@@ -483,7 +504,7 @@ def direct_load(
         "warmup": phases["warmup"],
         "duration": phases["duration"],
         "drain": phases["drain"],
-        "settle": 0.5,
+        "settle": 3,
     }
     gen = Generator(label.replace(" ", "-").replace("/", ""), config, workdir)
     try:
@@ -537,7 +558,7 @@ def scenario_direct(params: dict, seed: dict, workdir: Path, profile_dir: Path |
         try:
             pairs = pair_configs(seed, protocol, [url], [url], params["pairs"])
             profile = (
-                profile_dir / "profile-direct-product.txt" if profile_dir and protocol == "product" else None
+                Path(f"{profile_dir}-direct-product.txt") if profile_dir and protocol == "product" else None
             )
             saturation = direct_load(
                 f"{protocol} saturation",
@@ -588,7 +609,7 @@ def scenario_twoproc(params: dict, seed: dict, workdir: Path, profile_dir: Path 
             urls = [url for _proc, url in servers]
             pairs = pair_configs(seed, protocol, urls, urls[::-1], params["pairs"])
             profile = (
-                profile_dir / "profile-twoproc-product.txt" if profile_dir and protocol == "product" else None
+                Path(f"{profile_dir}-twoproc-product.txt") if profile_dir and protocol == "product" else None
             )
             out[protocol] = direct_load(
                 f"{protocol} 2 processes saturation",
@@ -918,7 +939,8 @@ def markdown(results: dict) -> str:
         c = run.get("cpu") or run.get("cpu_connecting") or {}
         cpu_rows.append(
             f"| {name} | {c.get('server', 0):.0%} | {c.get('postgres', 0):.0%} | {c.get('redis', 0):.0%} | "
-            f"{c.get('generator', 0):.0%} | {c.get('cpu0_busy', 0):.0%} | {c.get('cpu1_busy', 0):.0%} |"
+            f"{c.get('generator', 0):.0%} | {c.get('other', 0):.0%} | {c.get('cpu0_busy', 0):.0%} | "
+            f"{c.get('cpu1_busy', 0):.0%} |"
         )
     m = results["machine"]
     lines = [
@@ -926,17 +948,21 @@ def markdown(results: dict) -> str:
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB; servers on core {SERVER_CPUS}, generator on "
         f"core {GENERATOR_CPUS} (`taskset`); PostgreSQL and Redis unpinned. Product at git {results['git']['commit']}"
-        f"{' (dirty tree)' if results['git']['dirty'] else ''}. Total {results['seconds']:.0f} s.",
+        f"{' (dirty tree)' if results['git']['dirty'] else ''}. Total {results['seconds']:.0f} s. Uvicorn flags "
+        f"(product and floor): `{' '.join(results['uvicorn_args'])}`. Machine load at start: "
+        f"{results['load_at_start']}.",
         "",
         "| # | measure | product | floor | product/floor | target | met |",
         "|---|---|---|---|---|---|---|",
         *rows,
         "",
         "CPU during each measurement window, in shares of one core (server = all server processes; "
-        "core columns = whole-core busy):",
+        "postgres = every backend of the cluster; other = busy time no listed process accounts for: kernel "
+        "network work and anything else running on the machine, so a large value flags a disturbed run; core "
+        "columns = whole-core busy):",
         "",
-        "| run | server | postgres | redis | generator | core 0 | core 1 |",
-        "|---|---|---|---|---|---|---|",
+        "| run | server | postgres | redis | generator | other | core 0 | core 1 |",
+        "|---|---|---|---|---|---|---|---|",
         *cpu_rows,
         "",
     ]
@@ -947,6 +973,8 @@ def markdown(results: dict) -> str:
             "",
         ]
         lines += [f"- {pct}% {frame}" for frame, pct in prof.get("inclusive", [])[:15]]
+        lines += ["", "top product frames (inclusive):", ""]
+        lines += [f"- {pct}% {frame}" for frame, pct in prof.get("product_inclusive", [])[:15]]
         lines += ["", "top self frames:", ""]
         lines += [f"- {pct}% {frame}" for frame, pct in prof.get("self", [])[:15]]
         lines += [""]
@@ -1091,6 +1119,18 @@ def machine() -> dict:
     }
 
 
+def machine_load() -> dict:
+    """Load from outside the bench (other users' test runs share this machine): recorded with
+    the results, and a warning when the machine is already busy."""
+    load = {"loadavg": Path("/proc/loadavg").read_text().split()[:3]}
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        load["cpu_pressure_avg60"] = float(some.split("avg60=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        pass
+    return load
+
+
 def git_info() -> dict:
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -1151,7 +1191,7 @@ def main() -> int:
     )
     RESULTS.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="chatbench-"))
-    profile_dir = RESULTS if args.profile else None
+    profile_dir = RESULTS / f"{date_tag}-pyspy" if args.profile else None  # prefix of raw py-spy files
     results = {
         "date": tag,
         "date_tag": date_tag,
@@ -1161,9 +1201,14 @@ def main() -> int:
         "pinning": {"servers": SERVER_CPUS, "generator": GENERATOR_CPUS},
         "product_env": {k: v for k, v in PRODUCT_ENV.items() if k != "SECRET_KEY"},
         "uvicorn_args": UVICORN,
+        "load_at_start": machine_load(),
         "floor_pool_size": int(FLOOR_POOL_SIZE),
         "scenarios": {},
     }
+    if results["load_at_start"].get("cpu_pressure_avg60", 0) > 20:
+        say(
+            f"WARNING: the machine is busy before the bench starts ({results['load_at_start']}); numbers will be low"
+        )
     say(f"scenarios {', '.join(chosen)} ({results['mode']}); logs in {workdir}; ulimit -n {hard}")
     try:
         setup_database(workdir)

@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("messaging.urls")),
     path("api/", include("groups.urls")),
+    path("api/", include("chatproject.realtime.urls")),
     path("", include("accounts.expresschat_urls")),
 ]

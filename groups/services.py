@@ -17,7 +17,8 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts import moderation
+from accounts.models import ModerationAction, User
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 from chatproject.core.text import is_storable
@@ -398,4 +399,165 @@ def group_delete(*, user: User, group_id: object) -> str:
         conversation, _me = _lock_as_admin(user, group_id)
         deleted_id = conversation.public_id
         _delete(conversation, user)
+    return deleted_id
+
+
+# --- moderation ----------------------------------------------------------------------------
+#
+# Staff moderators act on any group without being its admin. They bypass the "admins only"
+# rule and nothing else: the owner is never removed or demoted (ownership is moved first, by
+# making another member the owner), so a group keeps exactly one owner while it has members.
+# The events are the ones the normal paths publish, so live clients update the same way and a
+# removed member's sockets leave the group's routing. System messages say "A moderator ...":
+# they are posted without a sender, so members never learn which staff account acted (the
+# ModerationAction has that, for the admin).
+
+PERMISSION_MEMBERS = "groups.change_group"
+PERMISSION_DELETE = "groups.delete_group"
+Action = ModerationAction.Action
+
+
+def _lock_as_moderator(group_id: object) -> Conversation:
+    """Inside a transaction: the group's conversation, locked like `_lock_as_admin` locks it."""
+    if not is_public_id(group_id):
+        raise ApplicationError(ErrorCode.NOT_FOUND, "No such group.", {"field": "group_id"})
+    conversation = Conversation.objects.filter(public_id=group_id, kind=Conversation.Kind.GROUP).first()
+    if conversation is None:
+        raise ApplicationError(ErrorCode.NOT_FOUND, "No such group.", {"field": "group_id"})
+    return _locked(conversation)
+
+
+def _current_of(conversation: Conversation, member: User) -> Membership:
+    target = _current(conversation, member)
+    if target is None:
+        raise ApplicationError(
+            ErrorCode.NOT_FOUND, "Not a member of this group.", {"member": member.public_id}
+        )
+    target.user = member
+    return target
+
+
+def _record(moderator: User, action: str, conversation: Conversation, reason: str, **extra: object) -> None:
+    moderation.moderation_action_record(
+        moderator=moderator,
+        action=action,
+        target_type=ModerationAction.TargetType.GROUP,
+        target_id=conversation.public_id,
+        reason=reason,
+        extra={"title": conversation.title, **extra},
+    )
+
+
+def group_member_remove_as_moderator(
+    *, moderator: User, group_id: object, member_id: object, reason: object
+) -> Membership:
+    """Remove a member from any group as a staff moderator (`groups.change_group`), with a
+    reason. Like a kick: system message, `group.member_removed` to the group and `group.removed`
+    to the member, whose sockets leave the group. The owner cannot be removed: make another
+    member the owner first (`group_role_set_as_moderator`)."""
+    moderation.moderator_check(moderator=moderator, permission=PERMISSION_MEMBERS)
+    reason = moderation.moderation_reason_clean(reason)
+    member = _member_user(member_id)
+    with transaction.atomic():
+        conversation = _lock_as_moderator(group_id)
+        target = _current_of(conversation, member)
+        if target.role == Role.OWNER:
+            raise ApplicationError(
+                ErrorCode.CONFLICT,
+                "The group's owner cannot be removed: make another member the owner first.",
+                {"reason": "owner"},
+            )
+        role = target.role
+        # `_depart` with a sender-less system message (see the comment above this section).
+        message = system_message_post(
+            conversation=conversation, actor=None, text=f"A moderator removed {member.display_name}"
+        )
+        target.left_at, target.left_seq, target.role = timezone.now(), message.seq, Role.MEMBER
+        target.save(update_fields=["left_at", "left_seq", "role"])
+        publish_on_commit(
+            events.group_member_removed(
+                conversation=conversation, actor=moderator, member=member, reason=events.KICKED
+            ),
+            conversation_ids=[conversation.public_id],
+        )
+        publish_on_commit(
+            events.group_removed(
+                conversation=conversation, actor=moderator, member=member, reason=events.KICKED
+            ),
+            user_ids=[member.public_id],
+        )
+        _record(
+            moderator, Action.GROUP_MEMBER_REMOVE, conversation, reason, member_id=member.public_id, role=role
+        )
+    return target
+
+
+def group_role_set_as_moderator(
+    *, moderator: User, group_id: object, member_id: object, role: object, reason: object
+) -> Membership:
+    """Set a current member's role in any group as a staff moderator (`groups.change_group`),
+    with a reason. `role` is "member", "admin" or "owner". Making someone the owner moves
+    ownership: the previous owner stays on as an admin. The owner's own role is changed only
+    that way. Announced like the admins' role changes (`group.admin_changed`, system message)."""
+    moderation.moderator_check(moderator=moderator, permission=PERMISSION_MEMBERS)
+    reason = moderation.moderation_reason_clean(reason)
+    if role not in Role.values:
+        raise _invalid("role", f"role must be one of {', '.join(Role.values)}.")
+    member = _member_user(member_id)
+    with transaction.atomic():
+        conversation = _lock_as_moderator(group_id)
+        target = _current_of(conversation, member)
+        previous = target.role
+        if previous == role:
+            raise ApplicationError(ErrorCode.CONFLICT, f"Already {Role(role).label.lower()}.")
+        if previous == Role.OWNER:
+            raise ApplicationError(
+                ErrorCode.CONFLICT,
+                "The owner's role changes only by making another member the owner.",
+                {"reason": "owner"},
+            )
+        name = member.display_name
+        extra: dict[str, object] = {"member_id": member.public_id, "from": previous, "to": role}
+        if role == Role.OWNER:
+            system_message_post(
+                conversation=conversation, actor=None, text=f"A moderator made {name} the owner"
+            )
+            owner = (
+                Membership.objects.filter(conversation=conversation, left_at__isnull=True, role=Role.OWNER)
+                .select_related("user")
+                .first()
+            )
+            if owner is not None:
+                _set_role(conversation, moderator, owner, Role.ADMIN, None)
+                extra["previous_owner_id"] = owner.user.public_id
+        elif role == Role.ADMIN:
+            system_message_post(
+                conversation=conversation, actor=None, text=f"A moderator made {name} an admin"
+            )
+        else:
+            system_message_post(
+                conversation=conversation, actor=None, text=f"A moderator removed {name} as admin"
+            )
+        _set_role(conversation, moderator, target, role, None)
+        _record(moderator, Action.GROUP_ROLE_CHANGE, conversation, reason, **extra)
+    return target
+
+
+def group_delete_as_moderator(*, moderator: User, group_id: object, reason: object) -> str:
+    """Delete any group and its history as a staff moderator (`groups.delete_group`), with a
+    reason. Members hear `group.deleted`, as when an admin deletes it. Returns the group's id."""
+    moderation.moderator_check(moderator=moderator, permission=PERMISSION_DELETE)
+    reason = moderation.moderation_reason_clean(reason)
+    with transaction.atomic():
+        conversation = _lock_as_moderator(group_id)
+        deleted_id = conversation.public_id
+        _record(
+            moderator,
+            Action.GROUP_DELETE,
+            conversation,
+            reason,
+            members=_member_count(conversation),
+            last_seq=conversation.last_seq,
+        )
+        _delete(conversation, moderator)
     return deleted_id

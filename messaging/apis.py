@@ -20,6 +20,8 @@ from . import selectors, services
 from .serializers import (
     ConversationListOutput,
     ConversationOutput,
+    DeliveredInput,
+    DeliveredOutput,
     DirectConversationInput,
     HistoryQuery,
     MessageOutput,
@@ -27,6 +29,7 @@ from .serializers import (
     MessageSendInput,
     ReadInput,
     ReadOutput,
+    SeenByOutput,
 )
 
 TAGS = ["conversations"]
@@ -145,8 +148,53 @@ class ConversationReadApi(APIView):
         """Called when the user has seen the conversation up to `seq` (default: the newest)."""
         data = _validated(ReadInput, request.data)
         conversation, pointer = services.conversation_mark_read(
-            user=request.user, conversation_id=conversation_id, up_to_seq=data.get("seq")
+            user=request.user,
+            conversation_id=conversation_id,
+            up_to_seq=data.get("seq"),
+            message_ids=data.get("message_ids"),
+            last_message_id=data.get("last_message_id"),
         )
         return Response(
             ReadOutput({"conversation_id": conversation.public_id, "last_read_seq": pointer}).data
         )
+
+
+MESSAGE_ID = OpenApiParameter(
+    "message_id", str, OpenApiParameter.PATH, description="Public id of the message"
+)
+
+
+class ConversationDeliveredApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+
+    @extend_schema(
+        tags=TAGS,
+        parameters=[CONVERSATION_ID],
+        request=DeliveredInput,
+        responses={200: DeliveredOutput, **_errors(400, 401, 403, 404, 413, 415)},
+        summary="Report that a device received the messages up to `seq` (delivered receipts, opt-in)",
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        """Called by a client that shows delivered receipts, when messages reached the device."""
+        data = _validated(DeliveredInput, request.data)
+        conversation, pointer = services.conversation_mark_delivered(
+            user=request.user, conversation_id=conversation_id, up_to_seq=data.get("seq")
+        )
+        return Response(
+            DeliveredOutput({"conversation_id": conversation.public_id, "last_delivered_seq": pointer}).data
+        )
+
+
+class MessageSeenByApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        parameters=[CONVERSATION_ID, MESSAGE_ID],
+        responses={200: SeenByOutput, **_errors(401, 403, 404)},
+        summary="Who read a message and who only received it (403 while your read receipts are off)",
+    )
+    def get(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        """Called to show a message's receipts."""
+        seen = selectors.message_seen_by(
+            user=request.user, conversation_id=conversation_id, message_id=message_id
+        )
+        return Response(SeenByOutput(seen).data)

@@ -55,3 +55,64 @@ def conversation_read(*, conversation: Conversation, reader: User, seq: int) -> 
         "conversation": _conversation(conversation),
         "seq": seq,
     }
+
+
+def _message_removed(kind: str, *, conversation: Conversation, message: Message) -> dict[str, Any]:
+    # No actor: members learn that a moderator acted, never which staff account did. The
+    # record of who did it is the ModerationAction, for the admin only.
+    return {
+        "type": kind,
+        "actor": None,
+        "conversation": _conversation(conversation),
+        "message": {"id": message.public_id, "seq": message.seq},
+    }
+
+
+def message_hidden(*, conversation: Conversation, message: Message) -> dict[str, Any]:
+    """A moderator hid a message: clients drop its text (history serves it empty from now on)."""
+    return _message_removed("message.hidden", conversation=conversation, message=message)
+
+
+def message_deleted(*, conversation: Conversation, message: Message) -> dict[str, Any]:
+    """A moderator deleted a message: its text is gone for good; the seq stays (no gap)."""
+    return _message_removed("message.deleted", conversation=conversation, message=message)
+
+
+# --- receipts, unread counts and typing -----------------------------------------------------
+
+
+def conversation_unread(
+    *, conversation: Conversation, reader: User, seq: int, unread: int, unread_total: int
+) -> dict[str, Any]:
+    """The reader's own counts after a mark-read: for the reader's devices only, so that reading
+    on one device clears the count on all of them."""
+    return {
+        "type": "conversation.unread",
+        "actor": reader.public_id,
+        "conversation": _conversation(conversation),
+        "seq": seq,
+        "unread": unread,
+        "unread_total": unread_total,
+    }
+
+
+def conversation_delivered(*, conversation: Conversation, recipient: User, seq: int) -> dict[str, Any]:
+    """One of the recipient's devices received the conversation's messages up to `seq`."""
+    return {
+        "type": "conversation.delivered",
+        "actor": recipient.public_id,
+        "conversation": _conversation(conversation),
+        "seq": seq,
+    }
+
+
+def typing(*, conversation_id: str, kind: str, user: User, started: bool, expires_in: int) -> dict[str, Any]:
+    """A member started (or stopped) typing. Never stored: `expires_in` seconds after a start
+    without a stop, receivers drop the indicator by themselves."""
+    return {
+        "type": "typing.started" if started else "typing.stopped",
+        "actor": user.public_id,
+        "actor_name": user.display_name,
+        "conversation": {"id": conversation_id, "kind": kind},
+        "expires_in": expires_in,
+    }

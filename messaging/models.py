@@ -58,6 +58,9 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
     last_read_seq = models.BigIntegerField(default=0)
+    # Up to where one of the member's devices reported having received the messages (opt-in per
+    # client, `message-delivered`). Reading implies delivery: the effective value is the larger.
+    last_delivered_seq = models.BigIntegerField(default=0)
     joined_at = models.DateTimeField(default=timezone.now)
     left_at = models.DateTimeField(null=True, blank=True)
     left_seq = models.BigIntegerField(null=True, blank=True)
@@ -66,6 +69,9 @@ class Membership(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["conversation", "user"], name="membership_unique"),
             models.CheckConstraint(condition=Q(last_read_seq__gte=0), name="membership_read_seq_gte_0"),
+            models.CheckConstraint(
+                condition=Q(last_delivered_seq__gte=0), name="membership_delivered_seq_gte_0"
+            ),
             # Leaving sets both: left_seq bounds what a former member can still read.
             models.CheckConstraint(
                 condition=Q(left_at__isnull=True, left_seq__isnull=True)
@@ -97,8 +103,12 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set by a moderator: the text is kept (for moderators, in the admin) but never served.
+    # A moderator's delete instead empties `content` and sets `deleted_at`: the text is gone.
+    hidden_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [("moderate_message", "Can hide and delete messages as a moderator")]
         constraints = [
             # Also the keyset index for history: (conversation, seq).
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_conversation_seq"),
@@ -112,3 +122,8 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.public_id} #{self.seq}"
+
+    @property
+    def served_content(self) -> str:
+        """The text members may see: none once a moderator hid or deleted the message."""
+        return "" if self.hidden_at is not None or self.deleted_at is not None else self.content

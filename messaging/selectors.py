@@ -278,7 +278,11 @@ def conversation_page(
     conversation, messages = message_history(
         user=user, conversation_id=conversation_id, before=before, limit=limit, kind=kind
     )
-    pointers = read_pointers(conversation=conversation) if kind != Conversation.Kind.SELF else {}
+    pointers = (
+        read_pointers_visible(conversation=conversation, viewer=user)
+        if kind != Conversation.Kind.SELF
+        else {}
+    )
     partner = (
         direct_partner(conversation=conversation, user=user) if kind == Conversation.Kind.DIRECT else None
     )
@@ -291,4 +295,167 @@ def conversation_ids_for_user(*, user: User, kinds: tuple[str, ...]) -> list[str
         Membership.objects.filter(user=user, left_at__isnull=True, conversation__kind__in=kinds).values_list(
             "conversation__public_id", flat=True
         )
+    )
+
+
+# --- receipts, typing and presence audiences ------------------------------------------------
+
+# Most members listed by name in a seen-by answer; the counts are always complete. A group has
+# up to CHAT GROUP_MAX_MEMBERS members, and a client shows a handful of names and a number.
+SEEN_BY_LIST_LIMIT = 100
+
+
+def user_receipts_enabled(user: User) -> bool:
+    """From the database, not from the (possibly long-lived) object a connection holds."""
+    return User.objects.filter(pk=user.pk).values_list("read_receipts_enabled", flat=True).get()
+
+
+def read_pointers_visible(*, conversation: Conversation, viewer: User) -> dict[str, int]:
+    """`read_pointers` as `viewer` may see them: always their own; the other members' only when
+    both the viewer and that member have read receipts on (private receipts, as in Matrix)."""
+    rows = list(
+        Membership.objects.filter(conversation=conversation, left_at__isnull=True).values_list(
+            "user_id", "user__public_id", "last_read_seq", "user__read_receipts_enabled"
+        )
+    )
+    own = next((enabled for pk, _id, _seq, enabled in rows if pk == viewer.pk), None)
+    viewer_enabled = user_receipts_enabled(viewer) if own is None else own
+    return {
+        public_id: seq
+        for pk, public_id, seq, enabled in rows
+        if pk == viewer.pk or (viewer_enabled and enabled)
+    }
+
+
+def message_seqs(*, conversation: Conversation, message_ids: list[str]) -> dict[str, int]:
+    """public id -> seq of those of `message_ids` that are messages of `conversation`."""
+    ids = [i for i in message_ids if is_public_id(i)]
+    return dict(
+        Message.objects.filter(conversation=conversation, public_id__in=ids).values_list("public_id", "seq")
+    )
+
+
+@dataclass(frozen=True)
+class Reader:
+    id: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class SeenBy:
+    conversation: Conversation
+    message: Message
+    seen_by: list[Reader]  # members whose read pointer reached the message (at most SEEN_BY_LIST_LIMIT)
+    delivered_to: list[Reader]  # reached by a device but not read yet
+    seen_count: int
+    delivered_count: int
+
+
+def message_seen_by(
+    *, user: User, conversation_id: object, message_id: object = None, seq: object = None
+) -> SeenBy:
+    """Who has read (and who only received) one message, from the members' pointers.
+
+    The message is named by `message_id` or by `seq`. The sender is never listed, nor are
+    members who turned read receipts off; a viewer who turned them off sees nobody's
+    (permission_denied). One query for the message, one for the members.
+    """
+    membership = membership_get(user=user, conversation_id=conversation_id)
+    conversation = membership.conversation
+    messages = Message.objects.filter(conversation=conversation).select_related("sender")
+    if message_id is not None:
+        message = messages.filter(public_id=message_id).first() if is_public_id(message_id) else None
+    elif isinstance(seq, int) and not isinstance(seq, bool):
+        message = messages.filter(seq=seq).first()
+    else:
+        raise ApplicationError(ErrorCode.INVALID, "Name the message by id or seq.", {"field": "seq"})
+    if message is None:
+        raise ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": "message_id"})
+    rows = Membership.objects.filter(conversation=conversation, left_at__isnull=True).values_list(
+        "user_id",
+        "user__public_id",
+        "user__display_name",
+        "user__read_receipts_enabled",
+        "last_read_seq",
+        "last_delivered_seq",
+    )
+    seen: list[Reader] = []
+    delivered: list[Reader] = []
+    for pk, public_id, name, enabled, read_seq, delivered_seq in rows.order_by("joined_at", "pk"):
+        if pk == user.pk and not enabled:
+            raise ApplicationError(
+                ErrorCode.PERMISSION_DENIED, "Turn read receipts on to see who read a message."
+            )
+        if pk == message.sender_id or not enabled:
+            continue
+        if read_seq >= message.seq:
+            seen.append(Reader(public_id, name))
+        elif max(read_seq, delivered_seq) >= message.seq:
+            delivered.append(Reader(public_id, name))
+    return SeenBy(
+        conversation,
+        message,
+        seen[:SEEN_BY_LIST_LIMIT],
+        delivered[:SEEN_BY_LIST_LIMIT],
+        len(seen),
+        len(delivered),
+    )
+
+
+@dataclass(frozen=True)
+class TypingTarget:
+    conversation_id: str
+    kind: str
+    peer_ids: tuple[str, ...]  # the other members of a direct chat; empty for a group (its bus group)
+
+
+def conversation_typing_target(*, user: User, conversation_id: object) -> TypingTarget:
+    """Where a member's typing indicator goes: a direct chat's other member, or a group's
+    members. Notes to self have nobody to tell (invalid)."""
+    membership = membership_get(user=user, conversation_id=conversation_id)
+    conversation = membership.conversation
+    if conversation.kind == Conversation.Kind.SELF:
+        raise ApplicationError(ErrorCode.INVALID, "Nobody else is in this conversation.", {"field": "ChatId"})
+    peers: tuple[str, ...] = ()
+    if conversation.kind == Conversation.Kind.DIRECT:
+        peers = tuple(
+            Membership.objects.filter(conversation=conversation, left_at__isnull=True)
+            .exclude(user=user)
+            .values_list("user__public_id", flat=True)
+        )
+    return TypingTarget(conversation.public_id, conversation.kind, peers)
+
+
+def _shared_conversations(user_pk) -> QuerySet[Membership]:
+    """The current direct and group conversations of a user (`user_pk`: a pk or a subquery)."""
+    return Membership.objects.filter(
+        user_id__in=user_pk if isinstance(user_pk, QuerySet) else [user_pk],
+        left_at__isnull=True,
+        conversation__kind__in=(Conversation.Kind.DIRECT, Conversation.Kind.GROUP),
+    ).values("conversation_id")
+
+
+def co_member_ids(*, user_id: str) -> list[str]:
+    """Public ids of every user who shares a current direct or group conversation with the
+    user (the audience of their presence), in one query."""
+    user_pk = User.objects.filter(public_id=user_id).values("pk")
+    return list(
+        Membership.objects.filter(left_at__isnull=True, conversation_id__in=_shared_conversations(user_pk))
+        .exclude(user__public_id=user_id)
+        .values_list("user__public_id", flat=True)
+        .distinct()
+    )
+
+
+def co_members_among(*, user: User, user_ids: list[str]) -> set[str]:
+    """Which of `user_ids` share a current direct or group conversation with `user`."""
+    return set(
+        Membership.objects.filter(
+            left_at__isnull=True,
+            user__public_id__in=user_ids,
+            conversation_id__in=_shared_conversations(user.pk),
+        )
+        .exclude(user=user)
+        .values_list("user__public_id", flat=True)
+        .distinct()
     )

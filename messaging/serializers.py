@@ -90,6 +90,17 @@ class ReadInput(StrictSerializer):
         max_value=SEQ_MAX,
         help_text="Read up to this sequence number (default: the newest message).",
     )
+    # The forms other clients send; at most one of the three. Rules (existence, list length)
+    # live in the service, shared with the sockets.
+    message_ids = serializers.ListField(
+        child=StrictCharField(max_length=64),
+        required=False,
+        allow_null=True,
+        help_text="Read up to the newest of these messages (ids).",
+    )
+    last_message_id = StrictCharField(
+        required=False, allow_null=True, max_length=64, help_text="Read up to this message (id)."
+    )
 
 
 class HistoryQuery(serializers.Serializer):
@@ -141,11 +152,17 @@ class ConversationListOutput(serializers.Serializer):
 
 
 class MessageOutput(serializers.ModelSerializer):
-    """A message. `conversation` in the context spares a query per message in history pages."""
+    """A message. `conversation` in the context spares a query per message in history pages.
+
+    A message a moderator hid or deleted keeps its id and seq (no gap) but is served with empty
+    `content` and `hidden` / `deleted` set."""
 
     id = serializers.CharField(source="public_id", read_only=True)
     conversation_id = serializers.SerializerMethodField()
     sender = serializers.SerializerMethodField()
+    content = serializers.CharField(source="served_content", read_only=True)
+    hidden = serializers.SerializerMethodField(help_text="A moderator hid the message; content is empty.")
+    deleted = serializers.SerializerMethodField(help_text="The message was deleted; content is empty.")
     created_at = IsoTimeField()
     edited_at = IsoTimeField(allow_null=True)
     deleted_at = IsoTimeField(allow_null=True)
@@ -163,6 +180,8 @@ class MessageOutput(serializers.ModelSerializer):
             "created_at",
             "edited_at",
             "deleted_at",
+            "hidden",
+            "deleted",
         )
         read_only_fields = fields
 
@@ -176,6 +195,12 @@ class MessageOutput(serializers.ModelSerializer):
         if sender is None:
             return None
         return {"id": sender.public_id, "display_name": sender.display_name}
+
+    def get_hidden(self, message: Message) -> bool:
+        return message.hidden_at is not None
+
+    def get_deleted(self, message: Message) -> bool:
+        return message.deleted_at is not None
 
 
 class MessagePageOutput(serializers.Serializer):
@@ -191,3 +216,29 @@ class MessagePageOutput(serializers.Serializer):
 class ReadOutput(serializers.Serializer):
     conversation_id = serializers.CharField(read_only=True)
     last_read_seq = serializers.IntegerField(read_only=True)
+
+
+class DeliveredInput(StrictSerializer):
+    seq = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=SEQ_MAX,
+        help_text="Received up to this sequence number (default: the newest message).",
+    )
+
+
+class DeliveredOutput(serializers.Serializer):
+    conversation_id = serializers.CharField(read_only=True)
+    last_delivered_seq = serializers.IntegerField(read_only=True)
+
+
+class SeenByOutput(serializers.Serializer):
+    """Who read one message, and who only received it (from a selectors.SeenBy)."""
+
+    message_id = serializers.CharField(source="message.public_id", read_only=True)
+    seq = serializers.IntegerField(source="message.seq", read_only=True)
+    seen_by = UserRefOutput(many=True, read_only=True, help_text="At most 100; see seen_count.")
+    delivered_to = UserRefOutput(many=True, read_only=True, help_text="Received, not read yet; at most 100.")
+    seen_count = serializers.IntegerField(read_only=True)
+    delivered_count = serializers.IntegerField(read_only=True)

@@ -23,4 +23,14 @@ urlpatterns = [
         apis.ConversationReadApi.as_view(),
         name="conversation-read",
     ),
+    path(
+        "conversations/<str:conversation_id>/delivered/",
+        apis.ConversationDeliveredApi.as_view(),
+        name="conversation-delivered",
+    ),
+    path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>/seen-by/",
+        apis.MessageSeenByApi.as_view(),
+        name="message-seen-by",
+    ),
 ]

@@ -7,7 +7,20 @@ from django.urls import path
 
 from .bridge import bridge
 from .consumers import ChatConsumer
+from .presence import tracker
 from .server import build_server
+
+
+async def _startup() -> None:
+    await bridge.ensure_started()
+    # The presence heartbeat runs from the start, connections or not: it keeps this process
+    # registered and cleans up after processes that died.
+    await tracker.start()
+
+
+async def _shutdown() -> None:
+    await tracker.stop()
+    await bridge.stop()
 
 
 def build_application(django_application):
@@ -22,6 +35,6 @@ def build_application(django_application):
         sio,
         other_asgi_app=channels_application,
         socketio_path="socket.io",
-        on_startup=bridge.ensure_started,
-        on_shutdown=bridge.stop,
+        on_startup=_startup,
+        on_shutdown=_shutdown,
     )

@@ -20,6 +20,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from messaging import selectors as msg_selectors
 from messaging.models import Conversation
 
+from . import presence
 from .auth import Credentials, connection_authenticate, connection_renew, session_check
 from .bridge import bridge
 from .connection import Connection, TokenBucket
@@ -51,6 +52,9 @@ class Hub:
         self.by_user: dict[str, set[str]] = defaultdict(set)
         self.user_buckets: dict[str, TokenBucket] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
+        # Users with local connections who turned read receipts off: receipt events (Emit.receipt)
+        # skip them. Kept from the handshake's user row and `user.settings_changed` events.
+        self.receipts_off: set[str] = set()
         self.stats = {"events": 0, "errors": 0, "rate_limited": 0}
         bridge.add_sink(self)
 
@@ -109,6 +113,7 @@ class Hub:
         )
         self.connections[conn_id] = conn
         self.by_user[conn.user_id].add(conn_id)
+        self._note_settings(conn.user_id, conn.user.read_receipts_enabled)
         # Subscribe before checking or reading anything: a logout, ban or membership change that
         # commits after this point reaches us through the bus; whatever committed before is
         # seen by the checks and reads below.
@@ -142,7 +147,22 @@ class Hub:
         if not self.is_open(conn_id):  # the client left while we were greeting it
             await self.forget(conn_id)
             return None
+        # Presence hook: only a connection that made it through the greeting counts as online.
+        await self._presence(presence.tracker.connected, conn)
         return conn
+
+    async def _presence(self, hook, conn: Connection) -> None:
+        """Presence is best effort: a failing presence store must not break a connection."""
+        try:
+            await hook(conn)
+        except Exception:
+            logger.exception("presence hook failed: conn=%s", conn.id)
+
+    def _note_settings(self, user_id: str, read_receipts_enabled: bool) -> None:
+        if read_receipts_enabled:
+            self.receipts_off.discard(user_id)
+        else:
+            self.receipts_off.add(user_id)
 
     async def forget(self, conn_id: str) -> None:
         """Called when a connection ended, for any reason. Idempotent."""
@@ -158,7 +178,9 @@ class Hub:
             if not sids:
                 del self.by_user[conn.user_id]
                 self.user_buckets.pop(conn.user_id, None)
+                self.receipts_off.discard(conn.user_id)
         await bridge.unsubscribe(conn.extra.get("groups", []))
+        await self._presence(presence.tracker.disconnected, conn)  # presence hook
 
     # --- client events ----------------------------------------------------------------------
 
@@ -213,6 +235,7 @@ class Hub:
         if claims.sid != conn.session_id:
             conn.refresh_token = None  # it belongs to the old session and could not renew this one
         conn.user, conn.session_id, conn.expires_at = user, claims.sid, claims.expires_at
+        self._note_settings(user.public_id, user.read_receipts_enabled)
         self._schedule_expiry(conn)
         return {"expires_at": claims.expires_at}
 
@@ -253,6 +276,9 @@ class Hub:
         if event.get("type") == "session.revoked":
             await self._revoke(event)
             return
+        if event.get("type") == "user.settings_changed":
+            self._settings_changed(event)
+            return
         conversation_id = (event.get("conversation") or {}).get("id")
         room = conversation_group(conversation_id) if conversation_id else None
         roles = {protocol.ACTOR: event.get("actor"), protocol.SUBJECT: event.get("subject")}
@@ -261,7 +287,10 @@ class Hub:
             if room and recipient in event.get("joins", ()):
                 await self._route(recipient, room, join=True)
             held = {role for role, who in roles.items() if who and who == recipient}
+            receipts_off = recipient in self.receipts_off
             for emit in protocol.render(event):
+                if emit.receipt and receipts_off:
+                    continue
                 if (emit.to == protocol.ALL or emit.to in held) and not held.intersection(emit.skip):
                     await self.fanout(target, emit.name, emit.payload, only=None, skip=set())
             if room and recipient in event.get("leaves", ()):
@@ -272,6 +301,9 @@ class Hub:
             skip: set[str] = set()
             for role in emit.skip:
                 skip |= self.by_user.get(roles[role] or "", set())
+            if emit.receipt:
+                for user_id in self.receipts_off:
+                    skip |= self.by_user.get(user_id, set())
             await self.fanout(target, emit.name, emit.payload, only=only, skip=skip)
         for user_id in event.get("leaves", ()):
             await self._route(user_id, target, join=False)
@@ -295,6 +327,20 @@ class Hub:
                 groups.remove(group)
                 await self.leave_local(conn_id, [group])
                 await bridge.unsubscribe([group])
+
+    def _settings_changed(self, event: dict[str, Any]) -> None:
+        """A user changed their privacy settings: apply them to their local connections (the
+        receipt filter reads them) and let presence recompute what others see."""
+        user_id = event.get("user_id") or ""
+        conn_ids = self.by_user.get(user_id)
+        if not conn_ids:
+            return
+        for conn_id in conn_ids:
+            user = self.connections[conn_id].user
+            user.presence_hidden = bool(event.get("presence_hidden"))
+            user.read_receipts_enabled = bool(event.get("read_receipts_enabled"))
+        self._note_settings(user_id, bool(event.get("read_receipts_enabled")))
+        presence.tracker.changed(user_id)
 
     async def _revoke(self, event: dict[str, Any]) -> None:
         user_id, sid = event.get("user_id"), event.get("sid")

@@ -16,12 +16,11 @@ def admin_web(web, staff):
     return web
 
 
-def act(admin_web, action: str, *users: User):
-    return admin_web.post(
-        "/admin/accounts/user/",
-        {"action": action, "_selected_action": [user.pk for user in users]},
-        follow=True,
-    )
+def act(admin_web, action: str, *users: User, reason: str | None = None):
+    data = {"action": action, "_selected_action": [user.pk for user in users]}
+    if reason is not None:  # bans and unbans ask for a reason first (tests/moderation/)
+        data |= {"apply": "yes", "reason": reason}
+    return admin_web.post("/admin/accounts/user/", data, follow=True)
 
 
 def test_admin_ban_action_bans_and_ends_sessions(admin_web, alice, bob, bus_sent):
@@ -29,7 +28,7 @@ def test_admin_ban_action_bans_and_ends_sessions(admin_web, alice, bob, bus_sent
         "/login", {"email": "alice@example.com", "password": PASSWORD}, content_type="application/json"
     )
     assert LoginSession.objects.filter(user=alice, revoked_at__isnull=True).exists()
-    response = act(admin_web, "ban_users", alice, bob)
+    response = act(admin_web, "ban_users", alice, bob, reason="Spam")
     assert response.status_code == 200
     assert b"Banned 2 user(s)." in response.content
     assert set(User.objects.filter(is_banned=True).values_list("email", flat=True)) == {
@@ -40,12 +39,12 @@ def test_admin_ban_action_bans_and_ends_sessions(admin_web, alice, bob, bus_sent
     assert {event["user_id"] for _, event in bus_sent} == {alice.public_id, bob.public_id}
     assert all(event["reason"] == "banned" for _, event in bus_sent)
 
-    act(admin_web, "unban_users", alice)
+    act(admin_web, "unban_users", alice, reason="Appeal accepted")
     assert not User.objects.get(pk=alice.pk).is_banned
 
 
 def test_admin_cannot_ban_itself(admin_web, staff):
-    response = act(admin_web, "ban_users", staff)
+    response = act(admin_web, "ban_users", staff, reason="Oops")
     assert b"cannot do this to your own account" in response.content
     assert not User.objects.get(pk=staff.pk).is_banned
 

@@ -84,22 +84,20 @@ def test_groups_are_not_added_edited_or_deleted_outside_the_services(admin_web, 
     assert "delete_groups" in actions
 
 
-def test_delete_action_goes_through_the_service_for_groups_the_staff_user_administers(
+def test_delete_action_asks_a_reason_then_deletes_through_the_moderator_service(
     admin_web, moderator, groups, bus_sent, django_capture_on_commit_callbacks
 ):
+    # The moderator is no admin of Team: moderation does not need it (tests/moderation/).
     team, other = groups
-    own = services.group_create(user=moderator, name="Mods")
-    bus_sent.clear()
-    selected = [g.pk for g in Group.objects.filter(conversation__in=[own, team])]
-    with django_capture_on_commit_callbacks(execute=True):
-        response = admin_web.post(CHANGELIST, {"action": "delete_groups", "_selected_action": selected})
-    assert response.status_code == 302
-    assert not Conversation.objects.filter(pk=own.pk).exists()
-    # Not an admin of Team: the service refuses, and the admin says so.
+    data = {"action": "delete_groups", "_selected_action": [Group.objects.get(conversation=team).pk]}
+    assert admin_web.post(CHANGELIST, data).status_code == 200  # the reason page
     assert Conversation.objects.filter(pk=team.pk).exists()
-    texts = [str(m) for m in get_messages(response.wsgi_request)]
-    assert "Team: not deleted (No such conversation.)" in texts
-    assert "Deleted 1 group(s)." in texts
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_web.post(CHANGELIST, data | {"apply": "yes", "reason": "Spam ring"})
+    assert response.status_code == 302
+    assert not Conversation.objects.filter(pk=team.pk).exists()
+    assert Conversation.objects.filter(pk=other.pk).exists()
+    assert "Deleted 1 group(s)." in [str(m) for m in get_messages(response.wsgi_request)]
     assert [(groups_, event["type"]) for groups_, event in bus_sent] == [
-        ([f"c.{own.public_id}"], "group.deleted")
+        ([f"c.{team.public_id}"], "group.deleted")
     ]

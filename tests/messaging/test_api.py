@@ -36,6 +36,8 @@ MESSAGE_KEYS = {
     "created_at",
     "edited_at",
     "deleted_at",
+    "hidden",
+    "deleted",
 }
 
 
@@ -229,6 +231,8 @@ def test_send_message_returns_201_and_is_delivered_live(alice, bob, client_for, 
         "created_at": iso_ms(message.created_at),
         "edited_at": None,
         "deleted_at": None,
+        "hidden": False,
+        "deleted": False,
     }
     assert ISO.match(body["created_at"])
     # The same event a socket send produces, to both members.

@@ -128,6 +128,11 @@ def test_mark_read_publishes_conversation_read_to_the_members(
     send(bob, conversation)
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_mark_read(user=alice.user, conversation_id=conversation.public_id, up_to_seq=1)
+    # First the reader's own counts, to the reader only (tests/presence covers them).
+    assert [(groups, event["type"]) for groups, event in bus_sent[:1]] == [
+        ([f"u.{alice.id}"], "conversation.unread")
+    ]
+    bus_sent = bus_sent[1:]
     assert groups_of(bus_sent) == [{f"u.{alice.id}", f"u.{bob.id}"}]
     assert bus_sent[0][1] == {
         "type": "conversation.read",
@@ -144,6 +149,7 @@ def test_mark_read_in_group_publishes_to_the_conversation_group(
     send(bob, conversation)
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_mark_read(user=alice.user, conversation_id=conversation.public_id)
+    assert bus_sent.pop(0)[1]["type"] == "conversation.unread"  # to the reader; see tests/presence
     assert bus_sent == [
         (
             [f"c.{conversation.public_id}"],
@@ -230,6 +236,7 @@ def test_published_events_survive_json(alice, bob, bus_sent, django_capture_on_c
     assert [event["type"] for _, event in bus_sent] == [
         "conversation.created",
         "message.created",
+        "conversation.unread",
         "conversation.read",
     ]
     for groups, event in bus_sent:

@@ -1,0 +1,86 @@
+"""What one `messaging.services.message_send` costs in-process, without sockets or the bus:
+wall time, CPU time of the calling thread, and the SQL it runs. Part of scenario 1, so a slow
+send can be split into "the service" and "everything around it".
+
+Run by bench/run.py as a Django script on the bench database, pinned to the server core:
+    service_cost.py SEED.json CALLS WARMUP OUT.json
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from accounts.models import User  # noqa: E402
+from chatproject.realtime import bus  # noqa: E402
+from messaging.services import message_send  # noqa: E402
+
+
+def main() -> None:
+    seed, calls, warmup, out = (
+        json.loads(Path(sys.argv[1]).read_text()),
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        Path(sys.argv[4]),
+    )
+    pair = seed["pairs"][-1]
+    user = User.objects.get(public_id=pair["sender"])
+    published: list = []
+    # On commit the service hands the event to the bus; here it is only counted, so the
+    # numbers are the service's own (no Redis round trip from a script without a loop).
+    bus.send = lambda groups, event: published.append(len(groups))
+    run = f"svc{os.getpid()}"
+
+    def send(i: int) -> None:
+        message_send(
+            user=user,
+            conversation_id=pair["chat"],
+            content=f"{i} service cost probe",
+            client_message_id=f"{run}-{i}",
+        )
+
+    for i in range(warmup):
+        send(i)
+    walls, cpus = [], []
+    for i in range(warmup, warmup + calls):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        send(i)
+        cpus.append((time.thread_time() - c0) * 1000)
+        walls.append((time.perf_counter() - w0) * 1000)
+    with CaptureQueriesContext(connection) as captured:
+        send(warmup + calls)
+    walls.sort()
+    out.write_text(
+        json.dumps(
+            {
+                "calls": calls,
+                "wall_ms": {
+                    "p50": round(walls[len(walls) // 2], 3),
+                    "p99": round(walls[int(len(walls) * 0.99)], 3),
+                    "mean": round(statistics.fmean(walls), 3),
+                },
+                "cpu_ms_mean": round(statistics.fmean(cpus), 3),
+                "queries_per_send": len(captured.captured_queries),
+                "queries": [q["sql"][:160] for q in captured.captured_queries],
+                "bus_groups_per_send": published[-1] if published else 0,
+                "max_sends_per_s_one_thread": round(1000 / statistics.fmean(walls), 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""The new ExpressChat renderers (pure), the presence aggregate, and both presence stores:
+the in-process dict, and Redis with expiry and the reaping of a dead process."""
+
+import asyncio
+import json
+import os
+import uuid
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.utils import timezone
+
+from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.realtime import presence
+from chatproject.realtime.protocols import expresschat as protocol
+from chatproject.realtime.protocols.expresschat import ACTOR, ALL, Emit
+from tests.conftest import REDIS_URL
+from tests.messaging.conftest import direct, group
+
+CHAT = {"id": "9922775ffc7a8f5601833e6d", "kind": "direct"}
+ALICE, BOB = "6535cce88ed2dbe9142a6760", "c1842614d252a203c6c34c23"
+
+
+def rendered(event: dict) -> list[Emit]:
+    emits = protocol.render(json.loads(json.dumps(event)))  # what Redis would carry
+    for emit in emits:
+        assert json.loads(json.dumps(emit.payload)) == emit.payload
+    return emits
+
+
+# --- renderers -----------------------------------------------------------------------------------
+
+
+def test_unread_goes_to_the_readers_own_devices_only():
+    event = {"type": "conversation.unread", "actor": ALICE, "conversation": CHAT, "seq": 4, "unread": 1}
+    (emit,) = rendered(event | {"unread_total": 7})
+    assert emit == Emit("unread", {"ChatId": CHAT["id"], "Unread": 1, "Total": 7, "Seq": 4}, to=ACTOR)
+
+
+def test_delivered_is_a_receipt_for_everyone_but_the_recipient():
+    (emit,) = rendered({"type": "conversation.delivered", "actor": BOB, "conversation": CHAT, "seq": 3})
+    assert emit == Emit(
+        "message-delivered", {"ChatId": CHAT["id"], "UserId": BOB, "Seq": 3}, skip=(ACTOR,), receipt=True
+    )
+
+
+@pytest.mark.parametrize("kind", ["direct", "group"])
+def test_read_acks_are_receipts(kind):
+    event = {"type": "conversation.read", "actor": BOB, "conversation": CHAT | {"kind": kind}, "seq": 2}
+    (emit,) = rendered(event)
+    assert emit.receipt is True
+    assert emit.skip == (ACTOR,)
+
+
+def test_typing_carries_who_where_and_when_it_expires_and_skips_the_typist():
+    event = {
+        "type": "typing.started",
+        "actor": ALICE,
+        "actor_name": "Alice",
+        "conversation": CHAT,
+        "expires_in": 6,
+    }
+    (start,) = rendered(event)
+    assert start == Emit(
+        "typing", {"ChatId": CHAT["id"], "UserId": ALICE, "UserName": "Alice", "ExpiresIn": 6}, skip=(ACTOR,)
+    )
+    (stop,) = rendered(event | {"type": "typing.stopped"})
+    assert stop == Emit("stop-typing", {"ChatId": CHAT["id"], "UserId": ALICE}, skip=(ACTOR,))
+    assert not start.receipt and not stop.receipt
+
+
+def test_presence_is_rendered_for_everyone_it_was_published_to():
+    event = {
+        "type": "presence.changed",
+        "actor": ALICE,
+        "user_id": ALICE,
+        "state": "offline",
+        "last_seen": "2026-11-21T07:15:42.318Z",
+    }
+    (emit,) = rendered(event)
+    assert emit == Emit(
+        "presence",
+        {"UserId": ALICE, "Online": False, "State": "offline", "LastSeen": "2026-11-21T07:15:42.318Z"},
+        to=ALL,
+    )
+    (online,) = rendered(event | {"state": "background", "last_seen": None})
+    assert online.payload["Online"] is True
+
+
+def test_every_new_event_is_a_handler():
+    for name in ("mark-read", "message-delivered", "fetch-seen-by", "typing", "stop-typing"):
+        assert name in protocol.HANDLERS
+    assert {"presence-state", "fetch-presence"} <= set(protocol.HANDLERS)
+
+
+# --- the aggregate -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ([], "offline"),
+        (["background"], "background"),
+        (["background", "background"], "background"),
+        (["background", "foreground"], "foreground"),
+    ],
+)
+def test_a_user_is_as_present_as_their_most_present_device(states, expected):
+    assert presence.aggregate(states) == expected
+
+
+# --- the in-process store, and what a viewer may see -------------------------------------------
+
+
+@pytest.fixture
+def memory_store(monkeypatch) -> presence.MemoryStore:
+    store = presence.MemoryStore()
+    monkeypatch.setattr(presence.tracker, "_store", store)
+    return store
+
+
+@pytest.mark.django_db
+def test_presence_of_hides_hidden_users_from_everyone_but_themselves(memory_store, make_user):
+    alice, bob = make_user("Alice"), make_user("Bob")
+    seen = timezone.now() - timedelta(minutes=3)
+    alice.user.presence_hidden = True
+    alice.user.save(update_fields=["presence_hidden"])
+    bob.user.last_seen_at = seen
+    bob.user.save(update_fields=["last_seen_at"])
+    async_to_sync(memory_store.put)(alice.id, "p/1", "background")
+    by_bob = {p.user_id: p for p in presence.presence_of(user_ids=[alice.id, bob.id], viewer_id=bob.id)}
+    assert (by_bob[alice.id].state, by_bob[alice.id].last_seen) == ("offline", None)
+    assert (by_bob[bob.id].state, by_bob[bob.id].last_seen) == ("offline", seen)
+    (own,) = presence.presence_of(user_ids=[alice.id], viewer_id=alice.id)
+    assert (own.state, own.online) == ("background", True)
+
+
+@pytest.mark.django_db
+def test_presence_list_answers_only_for_people_sharing_a_chat(memory_store, make_user):
+    alice, bob, carol, dave = (make_user(n) for n in ("Alice", "Bob", "Carol", "Dave"))
+    direct(alice, bob)
+    group(alice, carol)
+    async_to_sync(memory_store.put)(dave.id, "p/9", "foreground")
+    async_to_sync(memory_store.put)(carol.id, "p/8", "foreground")
+    found = presence.presence_list(
+        viewer=alice.user, user_ids=[dave.id, carol.id, bob.id, "x", alice.id, bob.id]
+    )
+    assert [(p.user_id, p.state) for p in found] == [
+        (carol.id, "foreground"),
+        (bob.id, "offline"),
+        (alice.id, "offline"),
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("user_ids", ["abc", [1], None, ["0" * 24] * 501])
+def test_presence_list_refuses_what_is_not_a_bounded_list_of_ids(make_user, user_ids):
+    with pytest.raises(ApplicationError) as excinfo:
+        presence.presence_list(viewer=make_user().user, user_ids=user_ids)
+    assert excinfo.value.code == ErrorCode.INVALID
+
+
+async def test_memory_store_counts_connections_and_remembers_what_was_published():
+    store = presence.MemoryStore()
+    await store.put(ALICE, "p/1", "foreground")
+    await store.put(ALICE, "p/2", "background")
+    assert sorted(store.states([ALICE, BOB])[ALICE]) == ["background", "foreground"]
+    assert store.states([BOB]) == {BOB: []}
+    await store.drop(ALICE, "p/1", last_local=False)
+    assert store.states([ALICE]) == {ALICE: ["background"]}
+    assert await store.swap_published(ALICE, "background") == "offline"  # nothing published yet
+    assert await store.swap_published(ALICE, "background") == "background"
+
+
+# --- the Redis store -----------------------------------------------------------------------------
+
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL not set")
+
+
+def redis_store(proc: str, prefix: str, ttl: float) -> presence.RedisStore:
+    return presence.RedisStore(REDIS_URL, prefix, proc, ttl)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"presencetest{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@needs_redis
+async def test_redis_entries_expire_unless_refreshed_by_the_heartbeat(prefix):
+    store = redis_store("one", prefix, ttl=0.4)
+    try:
+        await store.put(ALICE, "one/1", "foreground")
+        assert store.states([ALICE]) == {ALICE: ["foreground"]}
+        for _ in range(3):  # 0.75 s with a heartbeat every 0.25 s: still there
+            await asyncio.sleep(0.25)
+            await store.heartbeat([(ALICE, "one/1", "background")])
+        assert store.states([ALICE]) == {ALICE: ["background"]}
+        await asyncio.sleep(0.5)  # no heartbeat for longer than the TTL
+        assert store.states([ALICE]) == {ALICE: []}
+    finally:
+        await store.close()
+
+
+@needs_redis
+async def test_a_live_process_reaps_a_dead_one_once_and_keeps_others_entries(prefix):
+    dead, live, other = (redis_store(p, prefix, ttl=0.3) for p in ("dead", "live", "other"))
+    try:
+        assert await dead.heartbeat([(ALICE, "dead/1", "foreground"), (BOB, "dead/2", "foreground")]) is True
+        await dead.put(ALICE, "dead/1", "foreground")
+        await live.put(ALICE, "live/1", "background")
+        assert await live.reap() == {}  # nobody is dead yet
+        await asyncio.sleep(0.4)  # "dead" stops beating
+        await live.heartbeat([(ALICE, "live/1", "background")])
+        await other.heartbeat([])
+        reaped = await live.reap()
+        assert set(reaped) == {ALICE, BOB}
+        assert all(abs((at - timezone.now()).total_seconds()) < 5 for at in reaped.values())
+        assert await other.reap() == {}  # done once
+        assert live.states([ALICE, BOB]) == {ALICE: ["background"], BOB: []}
+        client = live._client()
+        assert await client.hkeys(f"{prefix}:presence:u:{ALICE}") == ["live/1"]
+        assert await client.zscore(f"{prefix}:presence:procs", "dead") is None
+    finally:
+        for store in (dead, live, other):
+            await store.close()
+
+
+@needs_redis
+async def test_a_process_with_a_longer_ttl_is_not_reaped_by_one_with_a_shorter_ttl(prefix):
+    slow, fast = redis_store("slow", prefix, ttl=5), redis_store("fast", prefix, ttl=0.2)
+    try:
+        await slow.heartbeat([(ALICE, "slow/1", "foreground")])
+        await asyncio.sleep(0.3)
+        await fast.heartbeat([])
+        assert await fast.reap() == {}
+        assert fast.states([ALICE]) == {ALICE: ["foreground"]}
+    finally:
+        await slow.close()
+        await fast.close()
+
+
+@needs_redis
+async def test_redis_publishes_a_state_once_across_processes(prefix):
+    one, two = redis_store("one", prefix, ttl=1), redis_store("two", prefix, ttl=1)
+    try:
+        assert await one.swap_published(ALICE, "foreground") == "offline"
+        assert await two.swap_published(ALICE, "foreground") == "foreground"  # two stays quiet
+        assert await two.swap_published(ALICE, "offline") == "foreground"
+    finally:
+        await one.close()
+        await two.close()
