@@ -41,7 +41,7 @@ run: migrate
 	@echo "    mails        var/mail/ (verification codes and links)"
 	@echo ""
 	$(PY) -m uvicorn chatproject.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
-		--loop uvloop --http httptools --ws websockets-sansio --no-access-log
+		--loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false --no-access-log
 
 test: install-dev node-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -552,6 +552,13 @@ def scenario_direct(params: dict, seed: dict, workdir: Path, profile_dir: Path |
     say(
         f"  message_send in-process: {c['wall_ms']['p50']} ms wall p50, {c['cpu_ms_mean']} ms CPU, "
         f"{c['queries_per_send']} SQL statements: at most {c['max_sends_per_s_one_thread']:.0f} sends/s on one thread"
+        + (
+            f"; batched by {c['batched']['batch_size']}: {c['batched']['wall_ms_per_message']} ms wall, "
+            f"{c['batched']['cpu_ms_per_message']} ms CPU per message, at most "
+            f"{c['batched']['max_sends_per_s_one_thread']:.0f}/s"
+            if c.get("batched")
+            else ""
+        )
     )
     for protocol in ("product", "floor"):
         server, url = start_product(workdir) if protocol == "product" else start_floor(workdir)

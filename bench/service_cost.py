@@ -29,6 +29,38 @@ from chatproject.realtime import bus  # noqa: E402
 from messaging.services import message_send  # noqa: E402
 
 
+def _batched(user, chat: str, run: str, calls: int, size: int = 50) -> dict | None:
+    """The same sends through `message_send_many` (the socket path's batcher), `size` at a time:
+    per-message wall and CPU. None when the service does not exist (older trees)."""
+    try:
+        from messaging.services import SendRequest, message_send_many
+    except ImportError:
+        return None
+    batches = max(calls // size, 1)
+    w0, c0 = time.perf_counter(), time.thread_time()
+    for b in range(batches):
+        message_send_many(
+            requests=[
+                SendRequest(
+                    user=user,
+                    conversation_id=chat,
+                    content=f"{i} batch probe",
+                    client_message_id=f"{run}-b{b}-{i}",
+                )
+                for i in range(size)
+            ]
+        )
+    wall, cpu = time.perf_counter() - w0, time.thread_time() - c0
+    n = batches * size
+    return {
+        "batch_size": size,
+        "messages": n,
+        "wall_ms_per_message": round(wall * 1000 / n, 3),
+        "cpu_ms_per_message": round(cpu * 1000 / n, 3),
+        "max_sends_per_s_one_thread": round(n / wall, 1),
+    }
+
+
 def main() -> None:
     seed, calls, warmup, out = (
         json.loads(Path(sys.argv[1]).read_text()),
@@ -63,6 +95,7 @@ def main() -> None:
     with CaptureQueriesContext(connection) as captured:
         send(warmup + calls)
     walls.sort()
+    batched = _batched(user, pair["chat"], run, calls)
     out.write_text(
         json.dumps(
             {
@@ -77,6 +110,7 @@ def main() -> None:
                 "queries": [q["sql"][:160] for q in captured.captured_queries],
                 "bus_groups_per_send": published[-1] if published else 0,
                 "max_sends_per_s_one_thread": round(1000 / statistics.fmean(walls), 1),
+                "batched": batched,
             }
         )
     )

@@ -97,6 +97,8 @@ class ServerProcess:
                 "uvloop",
                 "--ws",
                 "websockets-sansio",
+                "--ws-per-message-deflate",
+                "false",
                 "--no-access-log",
             ],
             cwd=ROOT,
