@@ -229,7 +229,9 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
             return results
         # A concurrent retry of one of these (another process) won the race: go one by one.
         for i, membership, content, client_message_id in pending:
-            request = SendRequest(membership.user, membership.conversation.public_id, content, client_message_id)
+            request = SendRequest(
+                membership.user, membership.conversation.public_id, content, client_message_id
+            )
             (results[i],) = message_send_many(requests=[request])
         return results
     for (i, *_rest), message in zip(pending, messages, strict=True):
@@ -338,15 +340,25 @@ def _take_seqs(counts: dict[int, int], now) -> dict[int, int]:
     table = connection.ops.quote_name(Conversation._meta.db_table)
     stamp = connection.ops.adapt_datetimefield_value(now)
     ids = sorted(counts)
-    cases = " ".join("WHEN %s THEN %s" for _ in ids)
-    params = [value for pk in ids for value in (pk, counts[pk])]
+    moved_at = "CASE WHEN last_message_at > %s THEN last_message_at ELSE %s END"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + CASE id {cases} END, "  # noqa: S608
-            "last_message_at = CASE WHEN last_message_at > %s THEN last_message_at ELSE %s END "
-            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) RETURNING id, last_seq",
-            [*params, stamp, stamp, *ids],
-        )
+        if connection.vendor == "postgresql":
+            # Two array parameters: the statement text is the same for every batch size, so
+            # the driver does not re-parse a long CASE list each time.
+            cursor.execute(
+                f"UPDATE {table} AS c SET last_seq = c.last_seq + v.n, "  # noqa: S608
+                f"last_message_at = {moved_at.replace('last_message_at', 'c.last_message_at')} "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, n) WHERE c.id = v.id "
+                "RETURNING c.id, c.last_seq",
+                [stamp, stamp, ids, [counts[pk] for pk in ids]],
+            )
+        else:
+            cases = " ".join("WHEN %s THEN %s" for _ in ids)
+            cursor.execute(
+                f"UPDATE {table} SET last_seq = last_seq + CASE id {cases} END, last_message_at = {moved_at} "  # noqa: S608
+                f"WHERE id IN ({', '.join(['%s'] * len(ids))}) RETURNING id, last_seq",
+                [*[v for pk in ids for v in (pk, counts[pk])], stamp, stamp, *ids],
+            )
         return dict(cursor.fetchall())
 
 
@@ -354,14 +366,22 @@ def _advance_read_pointers(pointers: dict[int, int]) -> None:
     """Move memberships' read pointers forward (never backwards), one statement."""
     table = connection.ops.quote_name(Membership._meta.db_table)
     ids = sorted(pointers)
-    cases = "CASE id " + " ".join("WHEN %s THEN %s" for _ in ids) + " END"
-    params = [value for pk in ids for value in (pk, pointers[pk])]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_read_seq = {cases} "  # noqa: S608
-            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND last_read_seq < {cases}",
-            [*params, *ids, *params],
-        )
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS m SET last_read_seq = v.seq "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, seq) "
+                "WHERE m.id = v.id AND m.last_read_seq < v.seq",
+                [ids, [pointers[pk] for pk in ids]],
+            )
+        else:
+            cases = "CASE id " + " ".join("WHEN %s THEN %s" for _ in ids) + " END"
+            params = [v for pk in ids for v in (pk, pointers[pk])]
+            cursor.execute(
+                f"UPDATE {table} SET last_read_seq = {cases} "  # noqa: S608
+                f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND last_read_seq < {cases}",
+                [*params, *ids, *params],
+            )
 
 
 def _message_event(conversation: Conversation, message: Message, sender: User | None) -> PublishItem:

@@ -110,7 +110,8 @@ async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[s
         host = loop_layer._get_shard(channel).host
         key = repr(sorted(host.items())) if isinstance(host, dict) else str(host)
         by_host.setdefault(key, []).append((channel, layer.serialize(message)))
-        _publishers.setdefault(key, aioredis.Redis(connection_pool=create_pool(host)))
+        if key not in _publishers:
+            _publishers[key] = aioredis.Redis(connection_pool=create_pool(host))
     for key, messages in by_host.items():
         async with _publishers[key].pipeline(transaction=False) as pipe:
             for channel, data in messages:
