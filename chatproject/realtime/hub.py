@@ -5,12 +5,16 @@ the protocol's greeting, runs each client event through rate limits and the prot
 renders bus events into the protocol for its local connections, and ends connections whose token
 expired or whose session was revoked. Subclasses only say how to send to one connection, how to
 fan out to local connections, and how to close one.
+
+Presence and receipts hook in here: a greeted connection is reported to the presence tracker and
+a forgotten one removed from it; receipt events skip users who turned read receipts off.
 """
 
 import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
@@ -151,7 +155,7 @@ class Hub:
         await self._presence(presence.tracker.connected, conn)
         return conn
 
-    async def _presence(self, hook, conn: Connection) -> None:
+    async def _presence(self, hook: Callable[[Connection], Awaitable[None]], conn: Connection) -> None:
         """Presence is best effort: a failing presence store must not break a connection."""
         try:
             await hook(conn)

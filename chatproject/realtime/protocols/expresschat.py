@@ -9,7 +9,8 @@ Two halves, both thin:
 Names, keys, id and timestamp formats follow the original server exactly. Compatible
 extensions (ignored by the original client): an ack on every event
 (`{"ok": true, "data": ...}` / `{"ok": false, "error": {...}}`), `ClientMessageId` on sends,
-`Id`/`Seq`/`Timestamp`/`SenderId` on delivered messages, `Before`/`Limit` on fetches.
+`Id`/`Seq`/`Timestamp`/`SenderId` on delivered messages, `Before`/`Limit` on fetches, and the
+receipt, unread, typing and presence events at the end of this module (docs/protocol.md §11).
 """
 
 import time
