@@ -9,6 +9,12 @@ its own table (psycopg async pool, autocommit, so one INSERT = one commit), then
 commit, like the product. `async_handlers=False` as in the product: one client's events are
 handled in order, so the relay keeps each sender's order.
 
+Groups (scenario 2): a member connects with `{"group": "<group id>", "user": "<member id>"}` and
+joins the room of the group. On `send-group-message` {GroupId, Content, ClientMessageId}: one
+INSERT as above, then `receive-group-message` {ChatId, Content, Id, SenderId} emitted once to the
+room, skipping the sender (python-socketio encodes the packet once for all recipients), then the
+ack. No membership check, no seq allocation, no bus: the least a group relay does.
+
 With FLOOR_REDIS_URL set, rooms span processes through python-socketio's own AsyncRedisManager
 (the bare library's answer to scenario 5).
 
@@ -63,8 +69,13 @@ async def shutdown() -> None:
 
 @sio.event
 async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-    if isinstance(auth, dict) and auth.get("role") == "recv":
+    if not isinstance(auth, dict):
+        return
+    if auth.get("role") == "recv":
         await sio.enter_room(sid, str(auth.get("pair")))
+    elif auth.get("group"):
+        await sio.save_session(sid, {"user": str(auth.get("user", ""))})
+        await sio.enter_room(sid, str(auth["group"]))
 
 
 @sio.on("send-personal-message")
@@ -75,6 +86,18 @@ async def send_personal_message(sid: str, data: dict[str, Any]) -> dict[str, Any
         (row_id,) = await cursor.fetchone()
     await sio.emit("receive-personal-message", {"ChatId": chat, "Content": content, "Id": row_id}, room=chat)
     return {"ok": True, "data": {"Id": row_id, "ChatId": chat}}
+
+
+@sio.on("send-group-message")
+async def send_group_message(sid: str, data: dict[str, Any]) -> dict[str, Any]:
+    group, content = data["GroupId"], data["Content"]
+    async with pool.connection() as conn:
+        cursor = await conn.execute(INSERT, (group, data.get("ClientMessageId"), content))
+        (row_id,) = await cursor.fetchone()
+    sender = (await sio.get_session(sid)).get("user")
+    payload = {"ChatId": group, "Content": content, "Id": row_id, "SenderId": sender}
+    await sio.emit("receive-group-message", payload, room=group, skip_sid=sid)
+    return {"ok": True, "data": {"Id": row_id, "ChatId": group}}
 
 
 app = socketio.ASGIApp(sio, socketio_path="socket.io", on_startup=startup, on_shutdown=shutdown)

@@ -8,6 +8,9 @@
 //           robin over senders). Checks every delivery: lost, duplicated, out of order, Seq gaps.
 //   idle    open config.auths.length sockets, config.concurrency handshakes at a time, hold them,
 //           close them on "close" from stdin.
+//   group   config.members sockets in one group (ramped); config.senders of them send open loop
+//           at a fixed rate, then at rising rates (saturation steps); every member's receipt is
+//           timestamped and checked: lost, duplicated, out of order, Seq gaps (see runGroup).
 //
 // stdout carries one JSON object per line: {"event": ...} markers run.py waits for (it samples
 // server CPU and RSS at them), and last {"event": "result", ...}. Progress goes to stderr.
@@ -48,7 +51,7 @@ function nextStdinLine() {
   return new Promise((r) => stdinLines.waiters.push(r));
 }
 
-function connect(url, auth, timeoutMs) {
+function connect(url, auth, timeoutMs, setup) {
   return new Promise((resolve) => {
     const socket = io(url, {
       transports: ["websocket"],
@@ -57,6 +60,7 @@ function connect(url, auth, timeoutMs) {
       timeout: timeoutMs,
       auth,
     });
+    if (setup) setup(socket); // listeners in place before the first event can arrive
     let done = false;
     const finish = (ok, why) => {
       if (done) return;
@@ -98,7 +102,7 @@ async function connectAll(specs, concurrency, timeoutMs, onEach) {
   async function worker() {
     while (next < specs.length) {
       const i = next++;
-      results[i] = await connect(specs[i].url, specs[i].auth, timeoutMs);
+      results[i] = await connect(specs[i].url, specs[i].auth, timeoutMs, specs[i].setup);
       if (onEach) onEach(i, results[i]);
     }
   }
@@ -388,7 +392,428 @@ async function runIdle() {
   });
 }
 
-(config.mode === "direct" ? runDirect() : runIdle())
+// ------------------------------------------------------------------------------------------
+// group
+//
+// One group of config.members sockets (all members connected, config.connectConcurrency
+// handshakes at a time). config.senders (member indices) send `send-group-message` round robin,
+// open loop: message n of a phase is due at phase start + n/rate and its Content carries that
+// intended time, so server or generator stalls show up as latency. Phases: the fixed rate
+// (warm-up, then the measured window), then saturation steps at rising rates (each step measured
+// whole) until deliveries fall below 90% of what was offered, p99 passes stopP99Ms, or the steps
+// run out; then the drain. Every member checks every delivery it gets: duplicates (per message),
+// order (per sender), and for the product the group's Seq: strictly previous + 1, where the only
+// seqs a member may skip are its own messages (the sender gets no copy). Everything acked must
+// reach every other member (N - 1 deliveries per message) or counts as lost.
+
+function growable(Type, size) {
+  return { a: new Type(size), n: 0 };
+}
+function push(g, value) {
+  if (g.n === g.a.length) {
+    const bigger = new g.a.constructor(g.a.length * 2);
+    bigger.set(g.a);
+    g.a = bigger;
+  }
+  g.a[g.n++] = value;
+}
+const filled = (g) => g.a.subarray(0, g.n);
+
+async function runGroup() {
+  const product = config.protocol === "product";
+  const N = config.members.length;
+  const S = config.senders.length;
+  const recipients = N - 1;
+  const cap = config.maxMessages; // upper bound of messages sent in the whole run
+  const pad = "x".repeat(config.pad || 40);
+  const startSeq = config.startSeq || 0; // the group's last_seq before the run (product)
+
+  const msgSender = new Int32Array(cap); // member index of each message's sender
+  const msgAcked = new Uint8Array(cap);
+  const msgDelivered = new Int32Array(cap); // members that got it (first copy only)
+  // seq -> member index of its sender, from acks and deliveries (-1: never seen)
+  const seqOwner = new Int32Array(cap + 16).fill(-1);
+  const setOwner = (seq, member) => {
+    const i = seq - startSeq - 1;
+    if (i >= 0 && i < seqOwner.length) seqOwner[i] = member;
+  };
+  const ownerOf = (seq) => {
+    const i = seq - startSeq - 1;
+    return i >= 0 && i < seqOwner.length ? seqOwner[i] : -1;
+  };
+  const stats = {
+    sent: 0,
+    acked: 0,
+    ackErrors: 0,
+    ackErrorCodes: {},
+    received: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    selfDeliveries: 0,
+    malformed: 0,
+    skipped: 0,
+    capped: 0,
+    unexpectedErrors: 0,
+    disconnects: 0,
+  };
+  const otherConnecting = {}; // events other than receive-group-message, by name
+  const otherRunning = {};
+  let running = false;
+  let closing = false;
+  let lastOtherAt = now();
+  let lastDeliveryAt = 0;
+  let win = null; // the phase whose window is open: deliveries and latencies count for it
+
+  const members = config.members.map((spec, index) => ({
+    index,
+    socket: null,
+    seen: new Uint8Array(cap),
+    lastK: new Int32Array(S).fill(-1),
+    seqs: product ? growable(Int32Array, 256) : null,
+    greetSeq: null,
+  }));
+  const senderMember = config.senders;
+
+  function setup(member) {
+    return (socket) => {
+      socket.onAny((name, payload) => {
+        if (name === "receive-group-message") return;
+        lastOtherAt = now();
+        const bucket = running ? otherRunning : otherConnecting;
+        bucket[name] = (bucket[name] || 0) + 1;
+        if (name === "group-chat-list" && payload && Array.isArray(payload.GroupChatList)) {
+          const g = payload.GroupChatList.find((x) => x._id === config.groupId);
+          member.greetSeq = g ? g.Seq : -1;
+        }
+      });
+      socket.on("receive-group-message", (m) => {
+        const at = now();
+        stats.received++;
+        const parts = typeof m.Content === "string" ? m.Content.split(" ", 4) : [];
+        const g = parseInt(parts[0], 10);
+        const j = parseInt(parts[1], 10);
+        const k = parseInt(parts[2], 10);
+        const sentAt = parseFloat(parts[3]);
+        if (!(g >= 0 && g < cap && j >= 0 && j < S) || Number.isNaN(k) || Number.isNaN(sentAt)) {
+          stats.malformed++;
+          return;
+        }
+        if (senderMember[j] === member.index) stats.selfDeliveries++;
+        if (member.seen[g]) {
+          stats.duplicates++;
+          return;
+        }
+        member.seen[g] = 1;
+        msgDelivered[g]++;
+        lastDeliveryAt = at;
+        if (k < member.lastK[j]) stats.outOfOrder++;
+        else member.lastK[j] = k;
+        if (product) {
+          push(member.seqs, m.Seq);
+          setOwner(m.Seq, senderMember[j]);
+        }
+        if (win !== null && at >= win.measureStart) {
+          win.received++;
+          push(win.latency, at - sentAt);
+        }
+      });
+      socket.on("error", () => stats.unexpectedErrors++);
+      socket.on("disconnect", (reason) => {
+        if (!closing && member.socket) {
+          stats.disconnects++;
+          log(`unexpected disconnect of member ${member.index}: ${reason}`);
+        }
+      });
+    };
+  }
+
+  // --- connect everyone, then wait for the server to go quiet -----------------------------
+  const t = { connect0: now() };
+  let lastLog = t.connect0;
+  let connected = 0;
+  const specs = config.members.map((m, i) => ({ url: m.url, auth: m.auth, setup: setup(members[i]) }));
+  const cpuConnect0 = process.cpuUsage();
+  const results = await connectAll(specs, config.connectConcurrency || 50, 60000, (i, r) => {
+    if (r.ok) connected++;
+    const at = now();
+    if (at - lastLog > 5000) {
+      lastLog = at;
+      log(`${config.label}: ${connected} connected, ${(connected / ((at - t.connect0) / 1000)).toFixed(0)}/s`);
+    }
+  });
+  const connectSeconds = (now() - t.connect0) / 1000;
+  const cpuConnect = process.cpuUsage(cpuConnect0);
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length) {
+    emitLine({ event: "result", error: `connect failed: ${failed.length} of ${N}, e.g. ${failed[0].why}` });
+    process.exit(2);
+  }
+  results.forEach((r, i) => (members[i].socket = r.socket));
+  log(`${config.label}: ${N} connected in ${connectSeconds.toFixed(1)}s`);
+  emitLine({ event: "connected", seconds: +connectSeconds.toFixed(3) });
+
+  // The product publishes each member's presence to its co-members after a debounce: wait until
+  // no event but deliveries has arrived for quiet.idle seconds (at least quiet.min after the last
+  // connection, at most quiet.max), so the measurement does not start inside that traffic.
+  const quiet0 = now();
+  const q = config.quiet || { min: 0, idle: 0, max: 0 };
+  while (now() - quiet0 < q.max * 1000) {
+    if (now() - quiet0 >= q.min * 1000 && now() - lastOtherAt >= q.idle * 1000) break;
+    await sleep(100);
+  }
+  const quietWaited = (now() - quiet0) / 1000;
+  const quietReached = now() - lastOtherAt >= q.idle * 1000;
+  log(`${config.label}: waited ${quietWaited.toFixed(1)}s for quiet (${quietReached ? "quiet" : "NOT quiet"}): ${JSON.stringify(otherConnecting)}`);
+  emitLine({ event: "quiet", waited: +quietWaited.toFixed(3), reached: quietReached });
+  running = true;
+
+  // --- sending --------------------------------------------------------------------------
+  const inflight = new Int32Array(S);
+  const nextK = new Int32Array(S);
+  let rr = 0; // round robin over senders, per scheduled message
+  let ackWindow = null;
+
+  function sendOne(intended) {
+    const j = rr++ % S;
+    if (inflight[j] >= (config.maxInflight || 50)) {
+      stats.skipped++;
+      if (win) win.skipped++;
+      return;
+    }
+    const g = stats.sent;
+    if (g >= cap) {
+      stats.capped++;
+      return;
+    }
+    stats.sent++;
+    const k = nextK[j]++;
+    const memberIndex = senderMember[j];
+    msgSender[g] = memberIndex;
+    inflight[j]++;
+    const payload = {
+      GroupId: config.groupId,
+      Content: `${g} ${j} ${k} ${intended.toFixed(3)} ${pad}`,
+      ClientMessageId: `${config.runId}-${g}`,
+    };
+    members[memberIndex].socket.emit("send-group-message", payload, (ack) => {
+      const at = now();
+      inflight[j]--;
+      if (ack && ack.ok) {
+        stats.acked++;
+        msgAcked[g] = 1;
+        if (product && ack.data && typeof ack.data.Seq === "number") setOwner(ack.data.Seq, memberIndex);
+        if (ackWindow && at >= ackWindow.measureStart) {
+          ackWindow.acked++;
+          push(ackWindow.ackLatency, at - intended);
+        }
+      } else {
+        stats.ackErrors++;
+        const code = (ack && ack.error && ack.error.code) || "no-ack";
+        stats.ackErrorCodes[code] = (stats.ackErrorCodes[code] || 0) + 1;
+      }
+    });
+  }
+
+  let schedule = null; // {rate, start, due}
+  const ticker = setInterval(() => {
+    if (!schedule) return;
+    const target = Math.floor(((now() - schedule.start) / 1000) * schedule.rate);
+    while (schedule.due < target) {
+      sendOne(schedule.start + (schedule.due * 1000) / schedule.rate);
+      schedule.due++;
+    }
+  }, 1);
+  const newWindow = (rate) => ({
+    rate,
+    measureStart: Infinity,
+    received: 0,
+    acked: 0,
+    skipped: 0,
+    latency: growable(Float64Array, Math.max(1024, Math.ceil(rate * recipients))),
+    ackLatency: growable(Float64Array, 1024),
+  });
+  const cpu0 = process.cpuUsage();
+
+  // fixed rate: warm-up, then the measured window
+  const fixed = newWindow(config.fixed.rate);
+  schedule = { rate: fixed.rate, start: now(), due: 0 };
+  win = fixed;
+  ackWindow = fixed;
+  await sleep(config.fixed.warmup * 1000);
+  fixed.measureStart = now();
+  let cpuW0 = process.cpuUsage();
+  emitLine({ event: "measure-start" });
+  const progress = setInterval(() => {
+    const w = win;
+    if (w && now() > w.measureStart) {
+      log(`${config.label}: ${w.rate} msg/s offered, ${(w.received / ((now() - w.measureStart) / 1000)).toFixed(0)} deliveries/s`);
+    }
+  }, 5000);
+  await sleep(config.fixed.duration * 1000);
+  fixed.measureEnd = now();
+  win = null;
+  ackWindow = null;
+  const fixedCpu = process.cpuUsage(cpuW0);
+  emitLine({ event: "measure-end" });
+
+  const summary = (w, cpu) => {
+    const seconds = (w.measureEnd - w.measureStart) / 1000;
+    return {
+      offered_rate: w.rate,
+      offered_deliveries_per_s: w.rate * recipients,
+      measure_seconds: +seconds.toFixed(3),
+      delivered_per_s: +(w.received / seconds).toFixed(1),
+      delivered_share: +(w.received / seconds / (w.rate * recipients)).toFixed(3),
+      acked_per_s: +(w.acked / seconds).toFixed(1),
+      skipped: w.skipped,
+      latency_ms: percentiles(filled(w.latency)),
+      ack_latency_ms: w.ackLatency.n ? percentiles(filled(w.ackLatency)) : null,
+      generator_cpu_share: +((cpu.user + cpu.system) / 1e6 / seconds).toFixed(3),
+    };
+  };
+  const fixedResult = summary(fixed, fixedCpu);
+  log(`${config.label}: fixed ${fixed.rate} msg/s: ${fixedResult.delivered_per_s} deliveries/s, p99 ${fixedResult.latency_ms && fixedResult.latency_ms.p99} ms`);
+
+  // saturation steps
+  const sat = config.saturation;
+  const steps = [];
+  let stopReason = "rates exhausted";
+  const sat0 = now();
+  emitLine({ event: "saturation-start" });
+  for (const rate of sat.rates) {
+    if ((now() - sat0) / 1000 + sat.step > sat.maxSeconds) {
+      stopReason = "time bound";
+      break;
+    }
+    const w = newWindow(rate);
+    w.measureStart = now();
+    schedule = { rate, start: w.measureStart, due: 0 };
+    win = w;
+    ackWindow = w;
+    cpuW0 = process.cpuUsage();
+    emitLine({ event: "step-start", rate });
+    await sleep(sat.step * 1000);
+    w.measureEnd = now();
+    const r = summary(w, process.cpuUsage(cpuW0));
+    emitLine({ event: "step-end", rate });
+    steps.push(r);
+    log(`${config.label}: step ${rate} msg/s: ${r.delivered_per_s} deliveries/s of ${r.offered_deliveries_per_s}, p99 ${r.latency_ms && r.latency_ms.p99} ms, skipped ${r.skipped}`);
+    if (r.delivered_share < sat.minDeliveredShare) {
+      stopReason = `deliveries below ${sat.minDeliveredShare * 100}% of offered`;
+      break;
+    }
+    if (r.latency_ms && r.latency_ms.p99 > sat.stopP99Ms) {
+      stopReason = `p99 over ${sat.stopP99Ms} ms`;
+      break;
+    }
+  }
+  schedule = null;
+  win = null;
+  ackWindow = null;
+  clearInterval(ticker);
+  clearInterval(progress);
+  emitLine({ event: "saturation-end" });
+  const peak = steps.reduce((best, r) => (best && best.delivered_per_s >= r.delivered_per_s ? best : r), null);
+
+  // --- drain: everything sent acked, everything acked delivered to every other member -----
+  const sentCount = () => stats.sent;
+  const undelivered = (acked) => {
+    let n = 0;
+    for (let g = 0; g < sentCount(); g++) if (acked[g]) n += recipients - msgDelivered[g];
+    return n;
+  };
+  const inflightTotal = () => inflight.reduce((a, b) => a + b, 0);
+  const drainDeadline = now() + config.drain * 1000;
+  while (now() < drainDeadline) {
+    if (inflightTotal() === 0 && undelivered(msgAcked) === 0) break;
+    await sleep(100);
+  }
+  // Freeze what counts as acked now, then let deliveries settle: while copies still arrive the
+  // server is working off a backlog (counted as pending, not lost); once nothing has arrived
+  // for `settle` seconds, what is missing is lost.
+  const frozen = Uint8Array.from(msgAcked);
+  const settleMs = (config.settle || 2) * 1000;
+  const settleDeadline = now() + (config.settleMax || 10) * 1000;
+  await sleep(300);
+  while (now() < settleDeadline && undelivered(frozen) > 0 && now() - lastDeliveryAt < settleMs) await sleep(100);
+  const missing = undelivered(frozen);
+  const stillArriving = missing > 0 && now() - lastDeliveryAt < settleMs;
+  const lostExamples = [];
+  for (let g = 0; g < stats.sent && lostExamples.length < 10; g++) {
+    if (frozen[g] && msgDelivered[g] < recipients) lostExamples.push({ g, sender: msgSender[g], delivered: msgDelivered[g] });
+  }
+  const drainSeconds = (now() - (drainDeadline - config.drain * 1000)) / 1000;
+
+  // --- Seq check (product): each member's seqs strictly +1, skipping only its own messages ---
+  let seqGaps = 0;
+  let seqGapsUnknown = 0;
+  let seqDisorder = 0;
+  let greetMismatch = 0;
+  if (product) {
+    for (const member of members) {
+      if (member.greetSeq !== startSeq) greetMismatch++;
+      let last = startSeq;
+      for (const v of filled(member.seqs)) {
+        if (v <= last) {
+          seqDisorder++;
+          continue;
+        }
+        for (let x = last + 1; x < v; x++) {
+          const owner = ownerOf(x);
+          if (owner === member.index) continue;
+          seqGaps++;
+          if (owner === -1) seqGapsUnknown++;
+        }
+        last = v;
+      }
+    }
+  }
+  const cpuAll = process.cpuUsage(cpu0);
+
+  closing = true;
+  for (const member of members) member.socket.close();
+  emitLine({
+    event: "result",
+    mode: "group",
+    protocol: config.protocol,
+    label: config.label,
+    members: N,
+    senders: S,
+    recipients_per_message: recipients,
+    connect_seconds: +connectSeconds.toFixed(3),
+    connects_per_s: +(N / connectSeconds).toFixed(1),
+    connect_generator_cpu_share: +((cpuConnect.user + cpuConnect.system) / 1e6 / connectSeconds).toFixed(3),
+    quiet_waited_seconds: +quietWaited.toFixed(3),
+    quiet_reached: quietReached,
+    other_events_connecting: otherConnecting,
+    other_events_running: otherRunning,
+    greeting_seq_mismatch: product ? greetMismatch : null,
+    fixed: fixedResult,
+    saturation: {
+      steps,
+      step_seconds: sat.step,
+      stop_reason: stopReason,
+      peak_rate: peak ? peak.offered_rate : null,
+      peak_delivered_per_s: peak ? peak.delivered_per_s : null,
+      peak_latency_ms: peak ? peak.latency_ms : null,
+    },
+    drain_seconds: +drainSeconds.toFixed(3),
+    totals: {
+      ...stats,
+      seqGaps,
+      seqGapsUnknown,
+      seqDisorder,
+      lost: stillArriving ? 0 : missing,
+      pendingAtEnd: stillArriving ? missing : 0,
+      unacked: inflightTotal(),
+    },
+    lost_examples: lostExamples,
+    generator_cpu_seconds_total: +((cpuAll.user + cpuAll.system) / 1e6).toFixed(2),
+    generator_rss_mib: +(process.memoryUsage().rss / 1048576).toFixed(1),
+  });
+}
+
+({ direct: runDirect, idle: runIdle, group: runGroup })[config.mode]()
   .then(() => setTimeout(() => process.exit(0), 200))
   .catch((e) => {
     emitLine({ event: "result", error: String(e && e.stack ? e.stack : e) });

@@ -31,11 +31,47 @@ SCENARIOS = [
     {
         "name": "group",
         "number": 2,
-        "title": "Group fan-out",
-        # TODO(issue 7): groups are not built yet (no group services, events or socket handlers).
-        # When they are: N groups of M members, one sender per group at a fixed rate, measure
-        # deliveries/s and end-to-end p50/p99 per recipient, same loss/order checks as direct.
-        "todo": "groups are not built yet; scenario skipped",
+        "title": "Group fan-out: a 1,000-member group, all connected, 20 msgs/s offered, then saturation",
+        # One group of `members` (groups.services.group_create; the first member owns it), every
+        # member connected (`connect_concurrency` handshakes in flight); `senders` of them send
+        # round robin, open loop. Fixed rate: `rate` msgs/s = rate x (members - 1) deliveries/s
+        # (the sender gets no copy). Saturation: `rates` in steps of `step` s while deliveries keep
+        # up (>= min_delivered_share of offered) and p99 stays under stop_p99_ms, at most
+        # max_seconds. `quiet`: after the last connection, wait (min..max s) until nothing but
+        # deliveries arrived for `idle` s: the product's presence traffic of the ramp.
+        "full": {
+            "members": 1000,
+            "senders": 4,
+            "connect_concurrency": 50,
+            "quiet": {"min": 2.5, "idle": 2, "max": 30},
+            "fixed": {"rate": 20, "warmup": 3, "duration": 15},
+            "saturation": {
+                "rates": [40, 80, 160, 320, 640],
+                "step": 4,
+                "max_seconds": 20,
+                "min_delivered_share": 0.9,
+                "stop_p99_ms": 1000,
+            },
+            "drain": 15,
+            "settle_max": 10,
+        },
+        "quick": {
+            "members": 1000,
+            "senders": 4,
+            "connect_concurrency": 50,
+            "quiet": {"min": 2.5, "idle": 2, "max": 15},
+            "fixed": {"rate": 20, "warmup": 2, "duration": 5},
+            "saturation": {
+                "rates": [40, 80, 160, 320],
+                "step": 2,
+                "max_seconds": 8,
+                "min_delivered_share": 0.9,
+                "stop_p99_ms": 1000,
+            },
+            "drain": 8,
+            "settle_max": 5,
+        },
+        "targets": {"p99_ms_max": 150.0, "all_delivered": True},
     },
     {
         "name": "idle",
@@ -65,7 +101,7 @@ SCENARIOS = [
 
 # The order `make bench` runs them in: the 1,000,000-row insert comes last so it cannot slow the
 # message inserts of the other scenarios.
-RUN_ORDER = ["direct", "twoproc", "idle", "history", "group"]
+RUN_ORDER = ["direct", "twoproc", "idle", "group", "history"]
 
 
 def by_name(name: str) -> dict:

@@ -4,6 +4,7 @@ SECRET_KEY come from its environment; the servers use the same SECRET_KEY to ver
 
     seed.py direct N OUT.json   N pairs of verified users, one direct conversation per pair
     seed.py idle N OUT.json     N verified users with self conversations and access tokens
+    seed.py group N OUT.json    one group of N members (groups.services.group_create), a token each
 """
 
 import json
@@ -24,6 +25,7 @@ from django.db import transaction  # noqa: E402
 
 from accounts.models import LoginSession, User  # noqa: E402
 from accounts.tokens import access_token_for, tokens_issue  # noqa: E402
+from groups.services import group_create  # noqa: E402
 from messaging.models import Conversation, Membership  # noqa: E402
 from messaging.selectors import self_key  # noqa: E402
 from messaging.services import direct_conversation_get_or_create, self_conversation_ensure  # noqa: E402
@@ -68,12 +70,12 @@ def seed_direct(pairs: int) -> dict:
     return {"pairs": out}
 
 
-def seed_idle(count: int) -> dict:
+def _users_with_tokens(prefix: str, count: int) -> tuple[list[User], list[str]]:
     """`count` verified users, each with a self conversation, a login session and an access
     token. Bulk: sessions are bulk-created, then access tokens are signed for them
     (`access_token_for`, no per-token row; `tokens_issue` would add an OutstandingToken row each
     and take ~10x longer for the same connection behaviour)."""
-    users = _users("bidle", count)
+    users = _users(prefix, count)
     with transaction.atomic():
         have_self = set(
             Conversation.objects.filter(unique_key__in=[self_key(u) for u in users]).values_list(
@@ -94,13 +96,40 @@ def seed_idle(count: int) -> dict:
         )
         sessions = LoginSession.objects.bulk_create([LoginSession(user=u) for u in users], batch_size=2000)
     tokens = [access_token_for(user=u, sid=s.sid)[0] for u, s in zip(users, sessions, strict=True)]
+    return users, tokens
+
+
+def seed_idle(count: int) -> dict:
+    """`count` users with self conversations and access tokens (see _users_with_tokens)."""
+    _users_list, tokens = _users_with_tokens("bidle", count)
     return {"tokens": tokens}
+
+
+def seed_group(count: int) -> dict:
+    """One group of `count` members created through `group_create` (the first user owns it; its
+    "created the group" system message takes seq 1), and an access token for every member.
+    `last_seq` is the group's allocator after seeding: the first message of the run gets
+    last_seq + 1, and every seq up to it is history that is never delivered live."""
+    users, tokens = _users_with_tokens("bgroup", count)
+    conversation = group_create(
+        user=users[0], name="bench group", member_ids=[u.public_id for u in users[1:]]
+    )
+    conversation.refresh_from_db()
+    members = Membership.objects.filter(conversation=conversation, left_at__isnull=True).count()
+    if members != count:
+        raise SystemExit(f"group has {members} current members, expected {count}")
+    return {
+        "group": conversation.public_id,
+        "last_seq": conversation.last_seq,
+        "members": [u.public_id for u in users],
+        "tokens": tokens,
+    }
 
 
 def main() -> None:
     kind, count, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     started = time.perf_counter()
-    data = {"direct": seed_direct, "idle": seed_idle}[kind](count)
+    data = {"direct": seed_direct, "idle": seed_idle, "group": seed_group}[kind](count)
     data["seconds"] = round(time.perf_counter() - started, 2)
     out.write_text(json.dumps(data))
 
