@@ -5,6 +5,7 @@ once per session (per configuration) and stopped before the test database is dro
 that talk to them use `transactional_db` so what they write is committed and visible.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from rest_framework.test import APIClient
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -205,3 +207,62 @@ def _release_test_database(django_db_setup, django_db_blocker):
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         connection.close()
+
+
+class CommitAPIClient(APIClient):
+    """Tests run inside a transaction, so on-commit callbacks (realtime publishes) never fire by
+    themselves; this client runs them when each request ends, as autocommit does in production."""
+
+    capture = None
+
+    def request(self, **request):
+        with self.capture(execute=True):
+            return super().request(**request)
+
+
+@pytest.fixture
+def client_for(db, django_capture_on_commit_callbacks):
+    """An API client authenticated as the given user with the Bearer token of a real login."""
+
+    def make(chat_user=None) -> CommitAPIClient:
+        client = CommitAPIClient()
+        client.capture = django_capture_on_commit_callbacks
+        if chat_user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {chat_user.access}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def bus_sent(monkeypatch) -> list:
+    """Every (groups, event) handed to the bus on commit; each must survive JSON (the in-memory
+    layer would hide what Redis refuses to serialise)."""
+    sent: list = []
+
+    def record(groups, event) -> None:
+        assert json.loads(json.dumps(event)) == event
+        sent.append((groups, event))
+
+    monkeypatch.setattr("chatproject.realtime.bus.send", record)
+    return sent
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("Alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("Bob")
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user("Carol")
+
+
+@pytest.fixture
+def dave(make_user):
+    return make_user("Dave")

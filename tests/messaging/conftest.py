@@ -5,57 +5,9 @@ Tests run inside a transaction, so on_commit callbacks (realtime publishes) woul
 API clients run them when each request ends, as autocommit does in production.
 """
 
-import pytest
-from rest_framework.test import APIClient
-
 from accounts.models import User
 from messaging import services
 from messaging.models import Conversation, Membership, Message
-
-
-class CommitAPIClient(APIClient):
-    capture = None
-
-    def request(self, **request):
-        with self.capture(execute=True):
-            return super().request(**request)
-
-
-@pytest.fixture
-def bus_sent(monkeypatch) -> list:
-    """Every (groups, event) handed to the bus by publish_on_commit."""
-    sent: list = []
-    monkeypatch.setattr("chatproject.realtime.bus.send", lambda groups, event: sent.append((groups, event)))
-    return sent
-
-
-@pytest.fixture
-def client_for(db, django_capture_on_commit_callbacks):
-    """An API client authenticated as the given user with the Bearer token of a real login."""
-
-    def make(chat_user=None) -> CommitAPIClient:
-        client = CommitAPIClient()
-        client.capture = django_capture_on_commit_callbacks
-        if chat_user is not None:
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {chat_user.access}")
-        return client
-
-    return make
-
-
-@pytest.fixture
-def alice(make_user):
-    return make_user("Alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("Bob")
-
-
-@pytest.fixture
-def carol(make_user):
-    return make_user("Carol")
 
 
 def direct(a, b) -> Conversation:

@@ -2,8 +2,6 @@
 without the moderation permissions, conversations to moderate, a recorder in place of the bus,
 and admin clients whose requests commit (run their on-commit callbacks) as in production."""
 
-import json
-
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -47,19 +45,6 @@ def moderator(db) -> User:
     return staff_make("mod@example.com", *MODERATOR_PERMISSIONS)
 
 
-@pytest.fixture
-def bus_sent(monkeypatch) -> list:
-    """Every (groups, event) handed to the bus by publish_on_commit; each must survive JSON."""
-    sent: list = []
-
-    def record(groups, event) -> None:
-        assert json.loads(json.dumps(event)) == event
-        sent.append((groups, event))
-
-    monkeypatch.setattr("chatproject.realtime.bus.send", record)
-    return sent
-
-
 class CommitClient(Client):
     capture = None
 
@@ -79,21 +64,6 @@ def admin_for(db, django_capture_on_commit_callbacks):
         return client
 
     return make
-
-
-@pytest.fixture
-def alice(make_user):
-    return make_user("Alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("Bob")
-
-
-@pytest.fixture
-def carol(make_user):
-    return make_user("Carol")
 
 
 @pytest.fixture

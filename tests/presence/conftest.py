@@ -15,7 +15,6 @@ import aiohttp
 import pytest
 
 from tests.conftest import REDIS_URL, REQUIRE_SERVICES, ServerProcess, _start_servers
-from tests.messaging.conftest import CommitAPIClient
 from tests.realtime.clients import SioClient, WsClient
 
 # Seconds. A process beats every HEARTBEAT; a dead one's users are offline TTL after its last
@@ -86,43 +85,6 @@ def doomed_pair(django_db_setup, django_db_blocker, tmp_path_factory):
     yield servers
     for server in servers:
         server.stop()
-
-
-@pytest.fixture
-def bus_sent(monkeypatch) -> list:
-    """Every (groups, event) handed to the bus by publish_on_commit."""
-    sent: list = []
-    monkeypatch.setattr("chatproject.realtime.bus.send", lambda groups, event: sent.append((groups, event)))
-    return sent
-
-
-@pytest.fixture
-def client_for(db, django_capture_on_commit_callbacks):
-    """An API client authenticated with the user's Bearer token; on-commit callbacks run."""
-
-    def make(chat_user=None) -> CommitAPIClient:
-        client = CommitAPIClient()
-        client.capture = django_capture_on_commit_callbacks
-        if chat_user is not None:
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {chat_user.access}")
-        return client
-
-    return make
-
-
-@pytest.fixture
-def alice(make_user):
-    return make_user("Alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("Bob")
-
-
-@pytest.fixture
-def carol(make_user):
-    return make_user("Carol")
 
 
 # --- live helpers ---------------------------------------------------------------------------
