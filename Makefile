@@ -7,7 +7,7 @@ PORT ?= 8000
 WORKERS ?= 1
 export DEBUG ?= 1
 
-.PHONY: run test install install-dev node-deps migrate lint format bench clean
+.PHONY: run test install install-dev node-deps browser-deps migrate lint format bench clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,12 @@ run: migrate
 	$(PY) -m uvicorn chatproject.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
 		--loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false --no-access-log
 
-test: install-dev node-deps
+# Debian's Chromium for the browser tests (Playwright's own download does not work here). Without
+# it the browser tests skip locally; CI (CHAT_REQUIRE_SERVICES=1) fails them.
+browser-deps:
+	@tests/browser/install_chromium.sh || echo "warning: no /usr/bin/chromium; browser tests will be skipped (CI fails them)"
+
+test: install-dev node-deps browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

@@ -1,0 +1,569 @@
+// The chat page: wires the Socket.IO connection (ExpressChat protocol, docs/protocol.md) to the
+// store and the views.
+//
+// Who we are comes from the httpOnly login cookies the browser sends with the handshake; a
+// refused handshake (`auth-failure`) sends the visitor to /auth. Everything else is a socket
+// event: history pages with Before/Limit, sends with a ClientMessageId (safe to retry), read
+// pointers, search, group management. After a reconnect the greeting's lists replace ours and
+// the open chat's newest page is fetched again, so nothing sent while we were away is missed.
+
+import { $, announce, initial, setAlert } from "./dom.js";
+import { features } from "./features.js";
+import { postJSON } from "./http.js";
+import { FLASH_KEY, OPEN_CHAT_KEY } from "./keys.js";
+import {
+  DIRECT,
+  GROUP,
+  HISTORY_PAGE,
+  SELF,
+  fromLive,
+  historyMessages,
+  historyRequest,
+  newClientId,
+  readRequest,
+  sendRequest,
+} from "./protocol.js";
+import { Connection } from "./socket.js";
+import { Store } from "./store.js";
+import { ChatList, conversationTitle } from "./ui/chatlist.js";
+import { ConversationView } from "./ui/conversation.js";
+import { NewGroupDialog, confirmDialog } from "./ui/dialogs.js";
+import { GroupPanel } from "./ui/grouppanel.js";
+import { PeopleSearch } from "./ui/search.js";
+
+const store = new Store();
+const conn = new Connection();
+let everReady = false;
+let leaving = false; // logging out or sent to /auth: ignore the connection's last words
+
+// --- helpers ------------------------------------------------------------------------------
+
+function nowIso() {
+  return new Date().toISOString();
+}
+
+function visible() {
+  return document.visibilityState === "visible";
+}
+
+function notice(text) {
+  setAlert($("#app-notice"), text);
+  if (text) announce(text);
+}
+
+function searchUsers(text) {
+  return conn.request("search-user", { Name: text, Type: "Search" }).then((data) => (data && data.Users) || []);
+}
+
+function preview(text, max = 140) {
+  const flat = String(text || "").replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+// --- history and read pointers ------------------------------------------------------------
+
+/** Fetch a conversation's newest page (or the page before `before`) and merge it. */
+async function fetchPage(conv, { before = null, limit = HISTORY_PAGE } = {}) {
+  const [event, payload, reply, match] = historyRequest(conv, { before, limit });
+  const page = await conn.request(event, payload, { reply, match });
+  if (!store.get(conv.id)) return; // left or removed meanwhile
+  if (conv.kind === GROUP) store.setGroupDetails(conv, page);
+  const messages = historyMessages(conv, page, store.me);
+  if (conv.kind === DIRECT) {
+    if (page.Partner) conv.title = page.Partner;
+    if (!conv.partnerId) {
+      const ids = new Set(messages.flatMap((m) => Object.keys(m.readStatus || {})));
+      conv.partnerId = [...ids].find((id) => id !== store.me.id) || null;
+    }
+  }
+  store.mergePage(conv, messages, { before, limit });
+  if (before === null && !(conv.id === store.openId && visible())) {
+    store.setUnread(conv, store.unreadFromPage(conv, messages));
+  }
+}
+
+/** The newest page of a conversation, then mark it read if the reader is looking at it. */
+async function refresh(conv) {
+  try {
+    await fetchPage(conv);
+  } catch (error) {
+    if (error.code === "not_found") store.remove(conv.id); // not a member any more
+    return;
+  }
+  if (conv.id === store.openId) markRead(conv);
+}
+
+const refreshTimers = new Map();
+/** Membership events come in bursts (a hand-over is two); refresh a group once per burst. */
+function refreshSoon(id) {
+  clearTimeout(refreshTimers.get(id));
+  refreshTimers.set(id, setTimeout(() => {
+    refreshTimers.delete(id);
+    const conv = store.get(id);
+    if (conv && conn.connected) refresh(conv);
+  }, 150));
+}
+
+function markRead(conv) {
+  if (!conv || conv.kind === SELF || !visible() || !conn.connected || conv.id !== store.openId) return;
+  const seq = conv.seq;
+  if (seq <= 0 || (seq <= conv.markedSeq && conv.unread === 0)) return;
+  conv.markedSeq = Math.max(conv.markedSeq, seq);
+  store.setUnread(conv, 0);
+  const [event, payload] = readRequest(conv, seq);
+  conn.request(event, payload).then(
+    (ack) => {
+      store.setPointer(conv, store.me.id, ack.Seq);
+      store.setUnread(conv, conv.id === store.openId ? 0 : Math.max(0, conv.seq - ack.Seq));
+    },
+    () => {
+      conv.markedSeq = 0; // try again on the next chance
+    },
+  );
+}
+
+// --- opening conversations ----------------------------------------------------------------
+
+async function openConversation(id, { focus = true } = {}) {
+  const conv = store.get(id);
+  if (!conv) return;
+  notice("");
+  store.setOpen(id);
+  sessionStorage.setItem(OPEN_CHAT_KEY, id);
+  document.body.classList.add("conversation-open");
+  view.show(conv, { focus });
+  if (conv.kind !== GROUP) groupPanel.close();
+  else groupPanel.render();
+  await refresh(conv);
+}
+
+function closeConversation() {
+  const was = store.openId;
+  store.setOpen(null);
+  sessionStorage.removeItem(OPEN_CHAT_KEY);
+  document.body.classList.remove("conversation-open");
+  groupPanel.close();
+  view.show(null);
+  // Back to where the reader came from in the list (or its top when that chat is gone).
+  const item = (was && $(`#chat-list [data-conv-id="${CSS.escape(was)}"]`)) || $("#chat-list button");
+  if (item) item.focus();
+}
+
+async function loadSelf() {
+  const conv0 = { kind: SELF, id: "self" };
+  const [event, payload, reply, match] = historyRequest(conv0, { limit: 1 });
+  const page = await conn.request(event, payload, { reply, match });
+  const newest = Array.isArray(page.Messages) && page.Messages[0];
+  const existing = store.selfConversation();
+  store.upsert({
+    id: page.ChatId,
+    kind: SELF,
+    title: "Notes to self",
+    lastChat: newest ? newest.Timestamp : existing ? existing.lastChat : null,
+    seq: newest ? newest.Seq : 0,
+  });
+}
+
+// --- sending ----------------------------------------------------------------------------
+
+const RETRY_LATER = new Set(["offline", "timeout", "rate_limited", "internal_error", "no_reply"]);
+
+function send(conv, text) {
+  const clientId = newClientId();
+  const msg = {
+    key: `c:${clientId}`,
+    clientId,
+    id: null,
+    seq: 0,
+    senderId: store.me.id,
+    senderName: store.me.name,
+    content: text,
+    ts: null,
+    kind: "text",
+    state: "pending",
+    readStatus: null,
+  };
+  store.addPending(conv, msg);
+  deliver(conv, msg);
+}
+
+async function deliver(conv, msg) {
+  const [event, payload] = sendRequest(conv, msg.content, msg.clientId);
+  try {
+    const ack = await conn.request(event, payload);
+    store.confirm(conv, msg, ack);
+    if (conv.id === store.openId) markRead(conv);
+  } catch (error) {
+    msg.retryOnReconnect = RETRY_LATER.has(error.code);
+    if (error.code === "offline") return; // stays "Sending…" until we are back
+    store.fail(conv, msg);
+    if (!msg.retryOnReconnect) announce(`Message not sent: ${error.message}`);
+  }
+}
+
+function retry(conv, msg) {
+  store.retrying(conv, msg);
+  deliver(conv, msg);
+}
+
+/** After a reconnect: send what could not be sent. The same ClientMessageId makes a message
+ * that did reach the server come back as the original instead of being stored twice. */
+function resendPending() {
+  for (const conv of store.conversations.values()) {
+    for (const msg of [...conv.pending]) {
+      if (msg.state === "pending" || msg.retryOnReconnect) retry(conv, msg);
+    }
+  }
+}
+
+// --- starting chats and groups ------------------------------------------------------------
+
+async function startChat(user) {
+  people.reset();
+  if (user._id === store.me.id) {
+    const self = store.selfConversation();
+    if (self) openConversation(self.id);
+    return;
+  }
+  try {
+    const data = await conn.request("create-personal-chat", { Receiver: user._id });
+    const fields = { id: data.ChatId, kind: DIRECT, title: data.Partner, partnerId: user._id };
+    if (!store.get(data.ChatId)) fields.lastChat = nowIso();
+    store.upsert(fields);
+    await openConversation(data.ChatId);
+  } catch (error) {
+    notice(error.code === "offline" ? "You are offline. Try again when connected." : `Could not open the chat: ${error.message}`);
+  }
+}
+
+async function createGroup({ name, description, members }) {
+  const data = await conn.request("create-group-chat", { Name: name, Description: description, Participants: members });
+  store.upsert({ id: data.GroupId, kind: GROUP, title: data.Name, lastChat: nowIso(), seq: 1, unread: 0 });
+  await openConversation(data.GroupId);
+  announce(`Group ${data.Name} created.`);
+}
+
+const groupActions = {
+  searchUsers,
+  async add(conv, user) {
+    await conn.request("add-member", { GroupId: conv.id, Member: user._id });
+    announce(`${user.Name} added.`);
+    refreshSoon(conv.id);
+  },
+  async kick(conv, id, name) {
+    const ok = await confirmDialog({ title: "Remove member", text: `Remove ${name} from ${conv.title}?`, confirmLabel: "Remove", danger: true });
+    if (!ok) return;
+    await conn.request("kickout", { GroupId: conv.id, Member: id });
+    announce(`${name} removed.`);
+    refreshSoon(conv.id);
+  },
+  async handOver(conv, id, name, owner) {
+    const text = owner
+      ? `Make ${name} the owner of ${conv.title}? You will become a regular member.`
+      : `Make ${name} an admin of ${conv.title}? You will become a regular member.`;
+    const ok = await confirmDialog({ title: owner ? "Hand over ownership" : "Hand over admin rights", text, confirmLabel: owner ? "Make owner" : "Make admin" });
+    if (!ok) return;
+    await conn.request("change-admin", { GroupId: conv.id, Member: id });
+    refreshSoon(conv.id);
+  },
+  async leave(conv) {
+    const ok = await confirmDialog({ title: "Leave group", text: `Leave ${conv.title}? You will stop receiving its messages.`, confirmLabel: "Leave", danger: true });
+    if (!ok) return;
+    try {
+      await conn.request("leave-grp", { GroupId: conv.id });
+    } catch (error) {
+      if (error.code === "conflict") throw Object.assign(error, { message: "You are the last admin: make someone else an admin before leaving." });
+      throw error;
+    }
+    const title = conv.title;
+    closeConversation();
+    store.remove(conv.id);
+    notice(`You left ${title}.`);
+  },
+  async remove(conv) {
+    const ok = await confirmDialog({ title: "Delete group", text: `Delete ${conv.title} and its whole history for everyone? This cannot be undone.`, confirmLabel: "Delete", danger: true });
+    if (!ok) return;
+    await conn.request("delete-grp", { GroupId: conv.id });
+    const title = conv.title;
+    closeConversation();
+    store.remove(conv.id);
+    notice(`${title} was deleted.`);
+  },
+};
+
+// --- views ------------------------------------------------------------------------------
+
+const chatList = new ChatList($("#chat-list"), store, { onOpen: (id) => openConversation(id) });
+const view = new ConversationView(store, {
+  onSend: send,
+  onRetry: retry,
+  onLoadOlder: (conv) => fetchPage(conv, { before: conv.oldest }).catch(() => {}),
+  onBack: closeConversation,
+  onGroupInfo: () => groupPanel.toggle(),
+});
+const groupPanel = new GroupPanel(store, groupActions);
+const newGroup = new NewGroupDialog({ searchUsers, me: () => store.me, onCreate: createGroup });
+const people = new PeopleSearch({
+  input: $("#user-search"),
+  results: $("#search-results"),
+  search: searchUsers,
+  exclude: () => new Set(),
+  onPick: startChat,
+});
+$("#new-group-btn").addEventListener("click", () => newGroup.open());
+$("#logout-btn").addEventListener("click", logout);
+
+let listQueued = false;
+function renderListSoon() {
+  if (listQueued) return;
+  listQueued = true;
+  queueMicrotask(() => {
+    listQueued = false;
+    chatList.render();
+    const total = store.totalUnread();
+    document.title = total ? `(${total}) Chat` : "Chat";
+  });
+}
+
+store.subscribe(({ what, id, older }) => {
+  if (what === "list") renderListSoon();
+  else if (what === "messages" && id === store.openId) view.renderMessages({ older });
+  else if (what === "receipts" && id === store.openId) view.renderMessages();
+  else if (what === "group" && id === store.openId) {
+    view.renderHeader(store.open);
+    groupPanel.render();
+  } else if (what === "open" && !store.open && document.body.classList.contains("conversation-open")) {
+    document.body.classList.remove("conversation-open");
+    view.show(null);
+    groupPanel.close();
+  } else if (what === "me") {
+    $("#me-name").textContent = store.me.name;
+    $("#me-avatar").textContent = initial(store.me.name);
+  } else if (what === "online") renderConnection();
+});
+
+function renderConnection(text = null) {
+  const status = $("#me-status");
+  const banner = $("#conn-banner");
+  const online = store.online;
+  status.className = `me-status ${online ? "online" : "offline"}`;
+  status.textContent = online ? "Online" : navigator.onLine ? "Reconnecting…" : "Offline";
+  document.body.dataset.connection = online ? "online" : "offline";
+  if (online || !everReady) {
+    banner.hidden = true;
+    return;
+  }
+  banner.textContent = text || (navigator.onLine
+    ? "Connection lost. Reconnecting… Messages you write now are sent when the connection is back."
+    : "You are offline. Messages you write now are sent when you are back online.");
+  banner.hidden = false;
+}
+
+// --- the connection's events ----------------------------------------------------------------
+
+function goToLogin(message) {
+  if (leaving) return;
+  leaving = true;
+  if (message) sessionStorage.setItem(FLASH_KEY, message);
+  conn.close();
+  location.replace("/auth");
+}
+
+function authMessage(code) {
+  if (code === "revoked") return "You were logged out. Log in again to continue.";
+  if (code === "banned") return "This account is suspended.";
+  if (code === "deactivated") return "This account was deactivated.";
+  if (code === "not_authenticated") return ""; // never logged in: no news
+  return everReady ? "Your session ended. Log in again." : "";
+}
+
+conn.on("auth-failure", (payload) => {
+  const code = (payload && payload.code) || "";
+  if (code === "internal_error") {
+    setTimeout(() => conn.reconnectNow(), 3000); // the server hiccuped, not our credentials
+    return;
+  }
+  goToLogin(authMessage(code));
+});
+
+conn.on("access-token", async (payload) => {
+  // The server renewed our access token at the handshake or at its expiry; the cookie is
+  // httpOnly, so the server stores it: POST /update-access-token {acessToken} (sic).
+  const token = payload && payload.accessToken;
+  if (typeof token !== "string") return;
+  const { status } = await postJSON("/update-access-token", { acessToken: token });
+  if (status !== 200) console.warn("could not store the renewed access token (status %s)", status);
+});
+
+conn.on("user-id", (p) => store.setMe(p.userId, p.userName));
+
+conn.on("personal-chat-list", (p) => {
+  store.applyList(DIRECT, (p.PersonalChatList || []).map((c) => ({
+    id: c._id, title: c.Partner, partnerId: c.PartnerId || null, lastChat: c.LastChat, unread: Number(c.Unread) || 0, seq: c.Seq || 0,
+  })));
+});
+
+conn.on("group-chat-list", (p) => {
+  store.applyList(GROUP, (p.GroupChatList || []).map((c) => ({
+    id: c._id, title: c.Name, lastChat: c.LastChat, unread: Number(c.Unread) || 0, seq: c.Seq || 0,
+  })));
+  ready(); // the greeting ends with this list
+});
+
+async function ready() {
+  const first = !everReady;
+  everReady = true;
+  store.setOnline(true);
+  $("#loading").hidden = true;
+  try {
+    await loadSelf();
+  } catch {
+    /* the list still works; retried on the next connect */
+  }
+  if (first) {
+    const wanted = sessionStorage.getItem(OPEN_CHAT_KEY);
+    if (wanted && store.get(wanted)) await openConversation(wanted, { focus: false });
+    return;
+  }
+  // Reconnected: the lists are the server's again; fetch what the open chat missed.
+  const open = store.open;
+  if (open) await refresh(open);
+  else if (document.body.classList.contains("conversation-open")) closeConversation();
+  resendPending();
+}
+
+function incoming(conv, payload) {
+  const msg = fromLive(payload);
+  const result = store.addLive(conv, msg);
+  if (result === "duplicate") return;
+  store.setPointer(conv, msg.senderId, msg.seq);
+  const isOpen = conv.id === store.openId;
+  if (result === "gap") {
+    if (isOpen) refresh(conv);
+    else conv.resetHistory();
+  }
+  if (isOpen && visible()) {
+    markRead(conv);
+  } else {
+    store.setUnread(conv, conv.unread + 1);
+  }
+  const where = conv.kind === GROUP ? ` in ${conversationTitle(conv)}` : "";
+  announce(isOpen ? `${msg.senderName}: ${preview(msg.content)}` : `New message from ${msg.senderName}${where}`);
+}
+
+conn.on("receive-personal-message", (p) => {
+  const conv = store.get(p.ChatId) || store.upsert({ id: p.ChatId, kind: DIRECT, title: p.Sender, partnerId: p.SenderId, lastChat: p.Timestamp });
+  if (!conv.partnerId && p.SenderId) conv.partnerId = p.SenderId;
+  incoming(conv, p);
+});
+
+conn.on("receive-group-message", (p) => {
+  let conv = store.get(p.ChatId);
+  if (!conv) {
+    conv = store.upsert({ id: p.ChatId, kind: GROUP, title: "", lastChat: p.Timestamp });
+    refreshSoon(conv.id);
+  }
+  incoming(conv, p);
+});
+
+function onRead(p) {
+  const conv = store.get(p.ChatId);
+  if (conv && typeof p.Seq === "number") store.setPointer(conv, p.Reader, p.Seq);
+}
+conn.on("read-personal-msg-ack", onRead);
+conn.on("read-grp-msg-ack", onRead);
+
+// Reading on another device (or tab) clears the badge here too. (Newer servers send `unread`
+// to every connection of the reader; older ones never do, and nothing depends on it.)
+conn.on("unread", (p) => {
+  const conv = store.get(p.ChatId);
+  if (!conv || typeof p.Unread !== "number") return;
+  if (typeof p.Seq === "number") {
+    store.setPointer(conv, store.me.id, p.Seq);
+    conv.markedSeq = Math.max(conv.markedSeq, p.Seq);
+  }
+  store.setUnread(conv, p.Unread);
+});
+
+// A moderator hid or deleted a message: blank it where it stands.
+conn.on("message-deleted", (p) => {
+  const conv = store.get(p.ChatId);
+  if (conv && typeof p.Seq === "number") store.blank(conv, p.Seq, Boolean(p.Hidden));
+});
+
+conn.on("create-personal-chat-partner", (p) => {
+  if (!store.get(p.ChatId)) store.upsert({ id: p.ChatId, kind: DIRECT, title: p.Partner, lastChat: nowIso() });
+  announce(`${p.Partner} started a chat with you.`);
+});
+
+conn.on("create-group-chat-receiver", (p) => {
+  // The group's history starts with its creation notice, which counts as unread.
+  if (!store.get(p.GroupId)) store.upsert({ id: p.GroupId, kind: GROUP, title: p.Name, lastChat: nowIso(), seq: 1, unread: 1 });
+  announce(`You were added to the group ${p.Name}.`);
+});
+
+conn.on("new-grp-added", (p) => {
+  if (!store.get(p.ChatId)) store.upsert({ id: p.ChatId, kind: GROUP, title: "", lastChat: nowIso() });
+  refreshSoon(p.ChatId);
+  announce("You were added to a group.");
+});
+
+for (const event of ["add-member-success", "user-left-grp", "someone-kicked-out", "change-admin-success-receiver", "change-admin-success-creator", "kickout-successful"]) {
+  conn.on(event, (p) => {
+    const id = p.GroupId || p.ChatId;
+    if (id && store.get(id)) refreshSoon(id);
+  });
+}
+
+function removedFromGroup(id, text) {
+  const conv = store.get(id);
+  if (!conv) return;
+  if (store.openId === id) closeConversation();
+  store.remove(id);
+  notice(text);
+}
+conn.on("kicked-out", (p) => removedFromGroup(p.GroupId, `You were removed from ${p.GroupName || "a group"}.`));
+conn.on("delete-grp-success-receiver", (p) => {
+  const conv = store.get(p.GroupId);
+  removedFromGroup(p.GroupId, `${conv ? conversationTitle(conv) : "A group"} was deleted by an admin.`);
+});
+
+conn.on("disconnect", (reason) => {
+  store.setOnline(false);
+  if (reason === "io server disconnect" && !leaving) {
+    // Closed by the server without an auth-failure (a restart): connect again ourselves.
+    setTimeout(() => conn.reconnectNow(), 1000);
+  }
+});
+conn.onManager("reconnect_attempt", () => renderConnection());
+conn.onTransport((name) => {
+  document.body.dataset.transport = name;
+});
+conn.on("connect_error", () => {
+  if (!everReady) $("#loading").firstElementChild.textContent = "Cannot reach the chat server. Retrying…";
+  renderConnection();
+});
+
+// The browser knows before the socket does: drop the connection when the network goes, and
+// reconnect at once (no backoff wait) when it is back.
+window.addEventListener("offline", () => {
+  conn.drop();
+  store.setOnline(false);
+});
+window.addEventListener("online", () => conn.reconnectNow());
+document.addEventListener("visibilitychange", () => {
+  if (visible()) markRead(store.open);
+});
+window.addEventListener("focus", () => markRead(store.open));
+
+async function logout() {
+  leaving = true;
+  $("#logout-btn").disabled = true;
+  sessionStorage.removeItem(OPEN_CHAT_KEY);
+  await postJSON("/logout");
+  conn.close();
+  location.replace("/auth");
+}
+
+features.attach(conn, store, { typing: $("#typing") });
+conn.connect();

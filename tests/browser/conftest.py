@@ -1,0 +1,109 @@
+"""Browser tests: Playwright for Python driving Debian's Chromium (/usr/bin/chromium, installed
+by tests/browser/install_chromium.sh; Playwright's own browser download is not used).
+
+They skip when Chromium or the playwright package is missing, except in CI
+(CHAT_REQUIRE_SERVICES=1), where that is a failure. Screenshots go to tests/browser/artifacts/.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from tests.conftest import REDIS_URL, REQUIRE_SERVICES, _start_servers
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+
+def _unavailable() -> str | None:
+    if sync_playwright is None:
+        return "the playwright package is not installed (pip install -r requirements-dev.txt)"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (run tests/browser/install_chromium.sh as root)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser_available() -> None:
+    """Skip (or in CI fail) when Chromium or Playwright is missing."""
+    reason = _unavailable()
+    if reason:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"browser tests are required in CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def chromium(browser_available):
+    """One Chromium per test module; each test opens its own contexts (one per person).
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+    while it is started, which would break the asyncio tests collected after this directory."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _serve(tmp: Path, **env: str):
+    """Start a live server process as tests/conftest.py does, serving the web client's static
+    files. Live servers run with DEBUG off, where WhiteNoise serves only what collectstatic put
+    in STATIC_ROOT, read once at startup; so static files are collected into a fresh directory
+    first. `env`: more settings for this server's environment."""
+    static_root = tmp / "static"
+    with override_settings(STATIC_ROOT=static_root):
+        call_command("collectstatic", "--noinput", "--link", verbosity=0)
+    env["STATIC_ROOT"] = str(static_root)
+    previous = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        (server,) = _start_servers(1, tmp, REDIS_URL)
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return server
+
+
+@pytest.fixture(scope="session")
+def web_server(browser_available, django_db_setup, django_db_blocker, tmp_path_factory):
+    """The live server the browser tests talk to."""
+    server = _serve(tmp_path_factory.mktemp("browser"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def short_token_server(browser_available, django_db_setup, django_db_blocker, tmp_path_factory):
+    """A live server whose access tokens live 2 seconds: the renewal path runs all the time."""
+    server = _serve(tmp_path_factory.mktemp("browser-short"), JWT_ACCESS_SECONDS="2")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Screenshots; kept out of git (docs/screenshot.png is the one that is committed)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    ignore = ARTIFACTS / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return ARTIFACTS
