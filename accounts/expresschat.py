@@ -18,7 +18,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods
 
 from chatproject.core.errors import ApplicationError, ErrorCode
 
@@ -277,8 +277,3 @@ def update_access_token(request: HttpRequest, shape) -> HttpResponse:
     _cookie_set(response, ACCESS_COOKIE, token)
     return response
 
-
-@require_safe
-def home(request: HttpRequest) -> HttpResponse:
-    """Called for / (and /auth): a placeholder page until the web client lands."""
-    return render(request, "home.html")

@@ -299,7 +299,7 @@ def test_update_access_token_without_a_string_token(web, value):
     assert body_of(response) == b'{"message":"No Access Token Specified"}'
 
 
-def test_pages_render_the_placeholder(web):
+def test_pages_render_and_link_the_api_docs_and_admin(web):
     for path in ("/", "/auth"):
         response = web.get(path)
         assert response.status_code == 200
