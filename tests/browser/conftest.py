@@ -107,3 +107,17 @@ def artifacts() -> Path:
     if not ignore.exists():
         ignore.write_text("*\n")
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def quick_timers_server(browser_available, django_db_setup, django_db_blocker, tmp_path_factory):
+    """A live server with short typing and presence timers, so the tests can watch a typing
+    indicator expire (ExpiresIn 2 s instead of 6 s) and presence change (0.5 s debounce
+    instead of 1.5 s) without long waits."""
+    server = _serve(
+        tmp_path_factory.mktemp("browser-quick"),
+        CHAT_TYPING_TTL_SECONDS="2",
+        CHAT_PRESENCE_DEBOUNCE_SECONDS="0.5",
+    )
+    yield server
+    server.stop()

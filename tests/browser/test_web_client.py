@@ -1,11 +1,13 @@
 """The web client in a real browser against a live server: people sign up, verify, find each
 other and chat; receipts, unread counts, groups and their management, going offline and coming
-back, scrolling back through history, and text that is never HTML.
+back, scrolling back through history, text that is never HTML, and the live extras: typing
+indicators, presence and delivered receipts.
 
 Each person is a browser context of their own (own cookies). Screenshots of the main states are
 written to tests/browser/artifacts/.
 """
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,7 +171,8 @@ def test_people_sign_up_verify_chat_and_come_back_from_offline(people, web_serve
     # Alice finds Bob and writes; Bob sees a new chat with one unread message.
     start_chat_with(alice, bob)
     alice.send("Hi Bob! <script>window.pwned = 1</script>")
-    expect(alice.my_message("Hi Bob!").locator(".status")).to_have_text("Sent")
+    # Bob's page is open on another chat: it reports the message delivered, not read.
+    expect(alice.my_message("Hi Bob!").locator(".status")).to_have_text("Delivered")
     expect(bob.badge(alice.name)).to_have_text("1")
     expect(bob.page).to_have_title("(1) Chat")
     bob.shot(artifacts, "03-unread.png")
@@ -223,6 +226,9 @@ def test_people_sign_up_verify_chat_and_come_back_from_offline(people, web_serve
     alice.page.get_by_role("button", name="Group info").click()
     members = alice.page.locator("#member-list .member")
     expect(members).to_have_count(3)
+    # Members shown get presence (not Alice herself): Bob and Carol are online.
+    expect(members.locator('.member-presence[data-presence="online"]')).to_have_count(2)
+    expect(members.filter(has_text="Alice Archer (you)").locator(".member-presence")).to_have_count(0)
     expect(members.filter(has_text="Alice Archer (you)").locator(".role")).to_have_text("Owner")
     expect(members.filter(has_text="Carol <b>Cole</b>")).to_have_count(1)
     alice.shot(artifacts, "05-group-info.png")
@@ -407,3 +413,92 @@ def test_without_websockets_the_client_falls_back_to_long_polling(people, make_u
     gil.page.reload()
     wait_for_chat(gil)
     expect(gil.message("Over long-polling")).to_be_visible()
+
+
+TYPING_WATCH = """() => {
+    // Every text the typing live region takes, to prove it never blinked off while refreshed.
+    window.typingLog = [];
+    const region = document.getElementById("typing");
+    new MutationObserver(() => window.typingLog.push(region.textContent))
+        .observe(region, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_typing_presence_and_delivered_receipts(people, quick_timers_server, make_user, artifacts):
+    """Against a server whose typing indicators expire after 2 s and whose presence changes are
+    debounced for 0.5 s (conftest.quick_timers_server)."""
+    from messaging.services import direct_conversation_get_or_create
+
+    hana_user = make_user(name="Hana Hill", email="hana@example.com", password=PASSWORD)
+    ivan_user = make_user(name="Ivan Ito", email="ivan@example.com", password=PASSWORD)
+    off_the_browser_thread(
+        lambda: direct_conversation_get_or_create(user=hana_user.user, other_user_id=ivan_user.id)
+    )
+    hana = people("Hana Hill", "hana@example.com", server=quick_timers_server)
+    ivan = people("Ivan Ito", "ivan@example.com", server=quick_timers_server)
+
+    # Ivan has never been online: an offline dot, no last-seen time. Hana's message stays "Sent".
+    log_in(hana)
+    hana_dot = hana.chat_item("Ivan Ito").locator(".avatar .presence")
+    expect(hana_dot).to_have_attribute("data-presence", "offline")
+    hana.open_chat("Ivan Ito")
+    subtitle = hana.page.locator("#conv-subtitle")
+    expect(subtitle).to_have_text("offline")
+    hana.send("Are you around?")
+    status = hana.my_message("Are you around?").locator(".status")
+    expect(status).to_have_text("Sent")
+
+    # Ivan connects: online for Hana, and his client reports the unread message delivered.
+    log_in(ivan)
+    expect(hana_dot).to_have_attribute("data-presence", "online")
+    expect(subtitle).to_have_text("online")
+    expect(hana.chat_item("Ivan Ito")).to_have_attribute("aria-label", re.compile(r"Ivan Ito, Direct chat, online"))
+    expect(status).to_have_text("Delivered")
+    # He opens the chat: read.
+    ivan.open_chat("Hana Hill")
+    expect(status).to_have_text("Read")
+    expect(ivan.page.locator("#conv-subtitle")).to_have_text("online")
+
+    # Ivan types for longer than the 2 s expiry: the indicator appears and is refreshed without
+    # blinking off, in the open chat and as a hint in the list.
+    typing = hana.page.locator("#typing")
+    hana.page.evaluate(TYPING_WATCH)
+    composer = ivan.page.locator("#composer-input")
+    composer.press_sequentially("I am typing a reply", delay=130)
+    expect(typing).to_have_text("Ivan Ito is typing…")
+    expect(hana.chat_item("Ivan Ito").locator(".typing-hint")).to_have_text("typing…")
+    log = hana.page.evaluate("window.typingLog")
+    assert log and log[-1] == "Ivan Ito is typing…" and "" not in log, log
+    hana.shot(artifacts, "10-typing.png")
+
+    # Clearing the box stops it at once, well before the expiry.
+    composer.fill("")
+    expect(typing).to_have_text("", timeout=1000)
+    expect(hana.chat_item("Ivan Ito").locator(".typing-hint")).to_have_count(0)
+
+    # So does sending.
+    composer.press_sequentially("On my way", delay=20)
+    expect(typing).to_have_text("Ivan Ito is typing…")
+    composer.press("Enter")
+    expect(typing).to_have_text("", timeout=1000)
+    expect(hana.message("On my way")).to_be_visible()
+
+    # Ivan loses the network while typing: no stop-typing comes, the indicator expires by
+    # itself after ExpiresIn (2 s here).
+    composer.press_sequentially("Still h", delay=20)
+    expect(typing).to_have_text("Ivan Ito is typing…")
+    hana.page.wait_for_timeout(1200)  # past any trailing typing event
+    ivan.context.set_offline(True)
+    expect(ivan.page.locator("body")).to_have_attribute("data-connection", "offline")
+    assert typing.text_content() == "Ivan Ito is typing…"
+    ivan.shot(artifacts, "11-typing-sender-offline.png")
+    expect(typing).to_have_text("", timeout=3000)
+
+    # Back online, then gone for good: the dot goes offline with a last-seen time.
+    ivan.context.set_offline(False)
+    expect(ivan.page.locator("body")).to_have_attribute("data-connection", "online")
+    expect(hana_dot).to_have_attribute("data-presence", "online")
+    ivan.context.close()
+    expect(hana_dot).to_have_attribute("data-presence", "offline", timeout=5000)
+    expect(subtitle).to_have_text("last seen just now")
+    hana.shot(artifacts, "12-presence-offline.png")

@@ -325,7 +325,7 @@ function renderListSoon() {
   });
 }
 
-store.subscribe(({ what, id, older }) => {
+store.subscribe(({ what, id, older, kind }) => {
   if (what === "list") renderListSoon();
   else if (what === "messages" && id === store.openId) view.renderMessages({ older });
   else if (what === "receipts" && id === store.openId) view.renderMessages();
@@ -340,6 +340,14 @@ store.subscribe(({ what, id, older }) => {
     $("#me-name").textContent = store.me.name;
     $("#me-avatar").textContent = initial(store.me.name);
   } else if (what === "online") renderConnection();
+  else if (what === "live") {
+    // Presence or typing changed: the list's dots and hints, the header's "online / last seen".
+    renderListSoon();
+    if (kind === "presence" && store.open) {
+      view.renderHeader(store.open);
+      groupPanel.renderPresence();
+    }
+  }
 });
 
 function renderConnection(text = null) {

@@ -16,6 +16,7 @@ export class Conversation {
     this.unread = unread;
     this.resetHistory();
     this.pointers = new Map(); // user id -> the highest Seq they have read
+    this.delivered = new Map(); // user id -> the highest Seq that reached one of their devices
     this.markedSeq = 0; // the highest Seq this tab reported as read
     // groups
     this.members = new Map(); // id -> name, in joining order
@@ -42,6 +43,11 @@ export class Conversation {
 
   pointer(userId) {
     return this.pointers.get(userId) || 0;
+  }
+
+  /** Delivered up to: reading implies delivery. */
+  deliveredTo(userId) {
+    return Math.max(this.delivered.get(userId) || 0, this.pointer(userId));
   }
 }
 
@@ -271,6 +277,14 @@ export class Store extends EventTarget {
     }
   }
 
+  /** A member's device received the messages up to `seq` (a delivered receipt). */
+  setDelivered(conv, userId, seq) {
+    if (seq > (conv.delivered.get(userId) || 0)) {
+      conv.delivered.set(userId, seq);
+      this.emit("receipts", { id: conv.id });
+    }
+  }
+
   setUnread(conv, unread) {
     if (conv.unread !== unread) {
       conv.unread = unread;
@@ -296,11 +310,12 @@ export class Store extends EventTarget {
     return conv.kind === GROUP && conv.admins.has(this.me.id);
   }
 
-  /** Who has read one of my messages: "read", "sent" (direct), or {read, of} for groups. */
+  /** Who has read one of my messages: {read, delivered, of}; groups add the readers' names. */
   receipt(conv, msg) {
     if (conv.kind === DIRECT) {
       const partner = conv.partnerId || [...conv.pointers.keys()].find((id) => id !== this.me.id);
-      return partner && conv.pointer(partner) >= msg.seq ? { read: 1, of: 1 } : { read: 0, of: 1 };
+      if (!partner) return { read: 0, delivered: 0, of: 1 };
+      return { read: conv.pointer(partner) >= msg.seq ? 1 : 0, delivered: conv.deliveredTo(partner) >= msg.seq ? 1 : 0, of: 1 };
     }
     if (conv.kind === GROUP) {
       const others = [...conv.members.keys()].filter((id) => id !== this.me.id);

@@ -33,15 +33,16 @@ export class ChatList {
     const items = this.store.sorted().map((conv) => {
       const current = conv.id === this.store.openId;
       const time = listLabel(conv.lastChat, now);
-      const sig = [conv.kind, conv.title, conv.unread, time, current].join("\u0000");
-      return { key: conv.id, sig, create: () => this.item(conv, current, time) };
+      const live = { presence: features.presence.label(conv), typing: features.typing.hint(conv) };
+      const sig = [conv.kind, conv.title, conv.unread, time, current, live.presence, live.typing].join("\u0000");
+      return { key: conv.id, sig, create: () => this.item(conv, current, time, live) };
     });
     reconcile(this.listEl, items, this.cache);
   }
 
-  item(conv, current, time) {
+  item(conv, current, time, live) {
     const title = conversationTitle(conv);
-    const label = [title, KIND_LABEL[conv.kind], conv.unread ? `${conv.unread} unread` : "", time ? `last message ${time}` : ""]
+    const label = [title, KIND_LABEL[conv.kind], live.presence, live.typing, conv.unread ? `${conv.unread} unread` : "", time ? `last message ${time}` : ""]
       .filter(Boolean)
       .join(", ");
     const button = h(
@@ -57,7 +58,9 @@ export class ChatList {
       avatar(conv),
       h("span", { class: "chat-main" },
         h("span", { class: "name", text: title }),
-        h("span", { class: "sub", text: KIND_LABEL[conv.kind] })),
+        live.typing
+          ? h("span", { class: "sub typing-hint", text: live.typing })
+          : h("span", { class: "sub", text: KIND_LABEL[conv.kind] })),
       h("span", { class: "chat-side" },
         time ? h("time", { class: "chat-time", datetime: conv.lastChat, title: full(conv.lastChat), text: time }) : null,
         conv.unread ? h("span", { class: "badge", dataset: { unread: String(conv.unread) }, text: conv.unread > 99 ? "99+" : String(conv.unread) }) : null),

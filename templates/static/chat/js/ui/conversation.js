@@ -49,8 +49,10 @@ export class ConversationView {
     input.addEventListener("input", () => {
       this.autosize();
       const conv = this.store.open;
-      if (conv) features.typing.onInput(conv);
+      if (conv) features.typing.onInput(conv, input.value);
     });
+    // Leaving the composer (another control, another window) ends "is typing".
+    input.addEventListener("blur", () => features.typing.onIdle(this.store.open));
     older.addEventListener("click", () => this.loadOlder());
     back.addEventListener("click", () => this.handlers.onBack());
     info.addEventListener("click", () => this.handlers.onGroupInfo());
@@ -102,13 +104,13 @@ export class ConversationView {
     this.convId = conv ? conv.id : null;
     this.el.empty.hidden = Boolean(conv);
     this.el.view.hidden = !conv;
+    if (changed) features.typing.onOpen(conv);
     if (!conv) return;
     if (changed) {
       this.cache.clear();
       this.el.list.replaceChildren();
       this.el.input.value = "";
       this.autosize();
-      features.typing.onOpen(conv);
     }
     this.renderHeader(conv);
     this.renderMessages({ toBottom: true });
@@ -188,7 +190,10 @@ export class ConversationView {
     if (msg.state === "failed") return { text: "Not sent", cls: "failed" };
     const receipt = this.store.receipt(conv, msg);
     if (!receipt) return { text: "", cls: "" };
-    if (conv.kind === DIRECT) return receipt.read ? { text: "Read", cls: "read" } : { text: "Sent", cls: "" };
+    if (conv.kind === DIRECT) {
+      if (receipt.read) return { text: "Read", cls: "read" };
+      return receipt.delivered ? { text: "Delivered", cls: "delivered" } : { text: "Sent", cls: "" };
+    }
     if (receipt.of > 0 && receipt.read === receipt.of) return { text: "Read by everyone", cls: "read", title: receipt.names.join(", ") };
     if (receipt.read > 0) return { text: `Read by ${receipt.read} of ${receipt.of}`, cls: "read", title: receipt.names.join(", ") };
     return { text: "Sent", cls: "" };

@@ -3,6 +3,7 @@
 // The server enforces the rules (docs/protocol.md §5.3); the panel only hides what would fail.
 
 import { $, h, setAlert } from "../dom.js";
+import { features } from "../features.js";
 import { PeopleSearch } from "./search.js";
 
 export class GroupPanel {
@@ -70,6 +71,18 @@ export class GroupPanel {
     if (returnFocus && !this.button.hidden) this.button.focus();
   }
 
+  /** Presence changed: update the members' dots in place (a full render would move focus). */
+  renderPresence() {
+    if (!this.isOpen) return;
+    for (const row of $("#member-list").querySelectorAll(".member")) {
+      const fresh = features.presence.member(row.dataset.userId);
+      const old = row.querySelector(".member-presence");
+      if (old && fresh) old.replaceWith(fresh);
+      else if (old) old.remove();
+      else if (fresh) row.prepend(fresh);
+    }
+  }
+
   render() {
     const conv = this.conv();
     if (!conv) {
@@ -117,6 +130,7 @@ export class GroupPanel {
         }
       }
       return h("li", { class: "member", dataset: { userId: id } },
+        features.presence.member(id),
         h("span", { class: "member-name", text: id === me ? `${name} (you)` : name }),
         role ? h("span", { class: `role ${role}`, text: role === "owner" ? "Owner" : "Admin" }) : null,
         buttons.length ? h("span", { class: "member-actions" }, ...buttons) : null);
