@@ -275,6 +275,8 @@ CHAT = {
     # `stop-typing`; a connection relays at most one `typing` per conversation per MIN_INTERVAL.
     "TYPING_TTL_SECONDS": float(env_str("CHAT_TYPING_TTL_SECONDS", "6")),
     "TYPING_MIN_INTERVAL_SECONDS": float(env_str("CHAT_TYPING_MIN_INTERVAL_SECONDS", "1")),
+    # Distinct emoji one user may put on one message.
+    "MAX_REACTIONS_PER_USER": env_int("CHAT_MAX_REACTIONS_PER_USER", 20),
 }
 
 LOGGING = {

@@ -1,6 +1,6 @@
 """Reads of the groups app. Non-members get not_found for every group read."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from accounts.models import User
 from messaging import selectors as msg_selectors
@@ -41,6 +41,7 @@ class GroupPage:
     messages: list[Message]
     read_pointers: dict[str, int]
     viewer_role: str
+    reactions: dict[int, list[msg_selectors.ReactionCount]] = field(default_factory=dict)
 
 
 def group_page(
@@ -53,7 +54,9 @@ def group_page(
     )
     group = Group.objects.filter(conversation=membership.conversation).first()
     members = group_members(conversation=membership.conversation)
-    return GroupPage(page.conversation, group, members, page.messages, page.read_pointers, membership.role)
+    return GroupPage(
+        page.conversation, group, members, page.messages, page.read_pointers, membership.role, page.reactions
+    )
 
 
 def group_list_for_user(*, user: User) -> list[msg_selectors.ConversationSummary]:

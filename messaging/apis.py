@@ -6,6 +6,7 @@ caller is not a member of is answered exactly like one that does not exist: 404.
 """
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
@@ -24,9 +25,13 @@ from .serializers import (
     DeliveredOutput,
     DirectConversationInput,
     HistoryQuery,
+    MessageEditInput,
+    MessageEditListOutput,
     MessageOutput,
     MessagePageOutput,
     MessageSendInput,
+    ReactionChangeOutput,
+    ReactionInput,
     ReadInput,
     ReadOutput,
     SeenByOutput,
@@ -130,6 +135,7 @@ class MessageListApi(APIView):
             conversation_id=conversation_id,
             content=data["content"],
             client_message_id=data.get("client_message_id"),
+            reply_to=data.get("reply_to"),
         )
         return Response(MessageOutput(message).data, status=201 if created else 200)
 
@@ -198,3 +204,103 @@ class MessageSeenByApi(APIView):
             user=request.user, conversation_id=conversation_id, message_id=message_id
         )
         return Response(SeenByOutput(seen).data)
+
+
+# --- edits, deletes and reactions -----------------------------------------------------------
+
+
+class MessageChangeThrottle(MessageSendThrottle):
+    """Edits, deletes and reactions spend the same budget as sends; reads stay free."""
+
+    def allow_request(self, request: Request, view) -> bool:
+        return request.method in SAFE_METHODS or UserRateThrottle.allow_request(self, request, view)
+
+
+class MessageDetailApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+    throttle_classes = (MessageChangeThrottle,)
+
+    @extend_schema(
+        tags=TAGS,
+        parameters=[CONVERSATION_ID, MESSAGE_ID],
+        request=MessageEditInput,
+        responses={200: MessageOutput, **_errors(400, 401, 403, 404, 409, 413, 415, 429)},
+        summary="Edit one's own message (the previous text goes to its edit history)",
+    )
+    def patch(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        """Called when the sender changes a message's text; members see it live."""
+        data = _validated(MessageEditInput, request.data)
+        message = services.message_edit(
+            user=request.user, conversation_id=conversation_id, message_id=message_id, content=data["content"]
+        )
+        return Response(MessageOutput(message).data)
+
+    @extend_schema(
+        tags=TAGS,
+        parameters=[CONVERSATION_ID, MESSAGE_ID],
+        request=None,
+        responses={204: None, **_errors(401, 403, 404, 409, 429)},
+        summary="Delete a message (the sender, or a group's owner or admins); a tombstone stays",
+    )
+    def delete(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        """Called to delete a message; members see it removed live."""
+        services.message_delete(user=request.user, conversation_id=conversation_id, message_id=message_id)
+        return Response(status=204)
+
+
+class MessageEditListApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        parameters=[CONVERSATION_ID, MESSAGE_ID],
+        responses={200: MessageEditListOutput, **_errors(401, 403, 404)},
+        summary="A message's earlier texts, newest first (every member may read them)",
+    )
+    def get(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        """Called to show what an edited message said before."""
+        message, edits = selectors.message_edits(
+            user=request.user, conversation_id=conversation_id, message_id=message_id
+        )
+        return Response(MessageEditListOutput({"message_id": message.public_id, "results": edits}).data)
+
+
+class MessageReactionApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+    throttle_classes = (MessageChangeThrottle,)
+
+    def _render(self, message, emoji: str, count: int, changed: bool, status: int = 200) -> Response:
+        payload = {"message_id": message.public_id, "emoji": emoji, "count": count, "changed": changed}
+        return Response(ReactionChangeOutput(payload).data, status=status)
+
+    @extend_schema(
+        tags=TAGS,
+        parameters=[CONVERSATION_ID, MESSAGE_ID],
+        request=ReactionInput,
+        responses={
+            200: ReactionChangeOutput,
+            201: ReactionChangeOutput,
+            **_errors(400, 401, 403, 404, 409, 413, 415, 429),
+        },
+        summary="Put an emoji on a message (201; 200 when it was there already)",
+    )
+    def post(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        """Called when a member reacts to a message."""
+        data = _validated(ReactionInput, request.data)
+        message, count, added = services.reaction_add(
+            user=request.user, conversation_id=conversation_id, message_id=message_id, emoji=data["emoji"]
+        )
+        return self._render(message, data["emoji"], count, added, status=201 if added else 200)
+
+    @extend_schema(
+        tags=TAGS,
+        parameters=[CONVERSATION_ID, MESSAGE_ID],
+        request=ReactionInput,
+        responses={200: ReactionChangeOutput, **_errors(400, 401, 403, 404, 413, 415, 429)},
+        summary="Take one's emoji off a message (200 also when it was not there)",
+    )
+    def delete(self, request: Request, conversation_id: str, message_id: str) -> Response:
+        """Called when a member takes their reaction back."""
+        data = _validated(ReactionInput, request.data)
+        message, count, removed = services.reaction_remove(
+            user=request.user, conversation_id=conversation_id, message_id=message_id, emoji=data["emoji"]
+        )
+        return self._render(message, data["emoji"], count, removed)

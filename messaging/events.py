@@ -22,6 +22,8 @@ def message_payload(message: Message, *, sender: User | None) -> dict[str, Any]:
         "sender_name": sender.display_name if sender else None,
         "client_message_id": message.client_message_id,
         "created_at": iso_ms(message.created_at),
+        # `reply_to_id` first: a message that quotes nothing costs no query here.
+        "reply_to": reply_payload(message.reply_to) if message.reply_to_id else None,
     }
 
 
@@ -115,4 +117,56 @@ def typing(*, conversation_id: str, kind: str, user: User, started: bool, expire
         "actor_name": user.display_name,
         "conversation": {"id": conversation_id, "kind": kind},
         "expires_in": expires_in,
+    }
+
+
+# --- edits, deletes, replies and reactions --------------------------------------------------
+
+# A reply carries this much of the quoted text, enough for the quote line a client shows.
+REPLY_EXCERPT_LENGTH = 100
+
+
+def reply_payload(target: Message | None) -> dict[str, Any] | None:
+    """What a reply says about the message it quotes. The excerpt is what members are served:
+    empty once the target was deleted or hidden (the quote shows the tombstone)."""
+    if target is None:
+        return None
+    sender = target.sender
+    return {
+        "id": target.public_id,
+        "seq": target.seq,
+        "sender_id": sender.public_id if sender else None,
+        "sender_name": sender.display_name if sender else None,
+        "excerpt": target.served_content[:REPLY_EXCERPT_LENGTH],
+        "deleted": target.deleted_at is not None or target.hidden_at is not None,
+    }
+
+
+def message_edited(*, conversation: Conversation, message: Message, editor: User) -> dict[str, Any]:
+    """The sender changed a message's text; the previous text went to its edit history."""
+    return {
+        "type": "message.edited",
+        "actor": editor.public_id,
+        "conversation": _conversation(conversation),
+        "message": {
+            "id": message.public_id,
+            "seq": message.seq,
+            "content": message.content,
+            "edited_at": iso_ms(message.edited_at),
+        },
+    }
+
+
+def reaction_changed(
+    *, conversation: Conversation, message: Message, user: User, emoji: str, count: int, added: bool
+) -> dict[str, Any]:
+    """A member added or removed an emoji on a message; `count` is how many members have that
+    emoji on it now, so receivers need no state to show it."""
+    return {
+        "type": "reaction.added" if added else "reaction.removed",
+        "actor": user.public_id,
+        "conversation": _conversation(conversation),
+        "message": {"id": message.public_id, "seq": message.seq},
+        "emoji": emoji,
+        "count": count,
     }

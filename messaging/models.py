@@ -106,6 +106,9 @@ class Message(models.Model):
     # Set by a moderator: the text is kept (for moderators, in the admin) but never served.
     # A moderator's delete instead empties `content` and sets `deleted_at`: the text is gone.
     hidden_at = models.DateTimeField(null=True, blank=True)
+    # The message this one quotes, always of the same conversation (checked by the send
+    # service). SET_NULL: a reply outlives its target (targets are tombstoned, not removed).
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         permissions = [("moderate_message", "Can hide and delete messages as a moderator")]
@@ -127,3 +130,43 @@ class Message(models.Model):
     def served_content(self) -> str:
         """The text members may see: none once a moderator hid or deleted the message."""
         return "" if self.hidden_at is not None or self.deleted_at is not None else self.content
+
+
+class MessageEdit(models.Model):
+    """One edit of a message: the text it replaced. Members can read a message's edits; a
+    delete (by the sender, an admin or a moderator) erases them with the text."""
+
+    # db_index off: the (message, edited_at) index below serves every lookup by message.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="edits", db_index=False)
+    content = models.TextField()  # the content before this edit
+    edited_at = models.DateTimeField(default=timezone.now)
+    editor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["message", "edited_at"], name="message_edit_message_at")]
+
+    def __str__(self) -> str:
+        return f"edit of {self.message_id} at {self.edited_at}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message. Counts are computed from these rows (one grouped query
+    per history page), never stored."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_unique"),
+            models.CheckConstraint(condition=~Q(emoji=""), name="reaction_emoji_not_empty"),
+        ]
+        # History pages look reactions up by message: the index of the `message` foreign key
+        # (Django creates it) serves them; no second one.
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"

@@ -1,17 +1,17 @@
 """Reads of the messaging domain. Every read of one conversation goes through
 `conversation_get_for_member`, so a non-member learns nothing, not even that it exists."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from accounts.models import User
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
-from .models import Conversation, Membership, Message
+from .models import Conversation, Membership, Message, MessageEdit, Reaction
 
 
 def _not_found() -> ApplicationError:
@@ -186,7 +186,8 @@ def message_history(
         qs = qs.filter(seq__gt=_seq(after, "after")).order_by("seq")
     else:
         qs = qs.order_by("-seq")
-    messages = list(qs.select_related("sender")[:page])
+    # The quoted message of a reply comes in the same query (two joins), not one per reply.
+    messages = list(qs.select_related("sender", "reply_to", "reply_to__sender")[:page])
     return membership.conversation, messages
 
 
@@ -197,6 +198,8 @@ class MessagePage:
     # Where the next page starts: pass as `before` (older) or `after` (newer); None at the end.
     next_before: int | None
     next_after: int | None
+    # message pk -> its reactions (`message_reactions`); empty when not asked for.
+    reactions: dict[int, list["ReactionCount"]] = field(default_factory=dict)
 
 
 def message_page(
@@ -221,7 +224,8 @@ def message_page(
         next_before = messages[-1].seq
     if messages and full and after is not None:
         next_after = messages[-1].seq
-    return MessagePage(conversation, messages, next_before, next_after)
+    reactions = message_reactions(messages=messages, viewer=user)
+    return MessagePage(conversation, messages, next_before, next_after, reactions)
 
 
 def _page_size(limit: int | None) -> int:
@@ -263,6 +267,7 @@ class ConversationPage:
     messages: list[Message]
     read_pointers: dict[str, int]
     partner: User | None
+    reactions: dict[int, list["ReactionCount"]] = field(default_factory=dict)
 
 
 def conversation_page(
@@ -286,7 +291,8 @@ def conversation_page(
     partner = (
         direct_partner(conversation=conversation, user=user) if kind == Conversation.Kind.DIRECT else None
     )
-    return ConversationPage(conversation, messages, pointers, partner)
+    reactions = message_reactions(messages=messages, viewer=user)
+    return ConversationPage(conversation, messages, pointers, partner, reactions)
 
 
 def conversation_ids_for_user(*, user: User, kinds: tuple[str, ...]) -> list[str]:
@@ -459,3 +465,92 @@ def co_members_among(*, user: User, user_ids: list[str]) -> set[str]:
         .values_list("user__public_id", flat=True)
         .distinct()
     )
+
+
+# --- edits and reactions ------------------------------------------------------------------
+
+# Most distinct emoji shown per message in history, most used first. A message can carry more
+# (each member may add CHAT MAX_REACTIONS_PER_USER); a client shows a row of them.
+REACTIONS_SHOWN = 50
+
+
+def _message_not_found() -> ApplicationError:
+    return ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": "message_id"})
+
+
+def message_get_for_member(
+    *, user: User, message_id: object, conversation_id: object = None, for_update: bool = False
+) -> tuple[Membership, Message]:
+    """A message (with conversation and sender) of a conversation the user is a current member
+    of, and that membership. `for_update` locks the message row (inside a transaction).
+
+    Unknown and malformed ids, a message of another conversation than `conversation_id` (when
+    given) and a message of a conversation the user is not in all raise the same not_found.
+    """
+    if not is_public_id(message_id):
+        raise _message_not_found()
+    messages = Message.objects.select_related("conversation", "sender")
+    if for_update:
+        messages = messages.select_for_update(of=("self",))
+    message = messages.filter(public_id=message_id).first()
+    if message is None:
+        raise _message_not_found()
+    if conversation_id is not None and message.conversation.public_id != conversation_id:
+        raise _message_not_found()
+    try:
+        membership = membership_get(user=user, conversation_id=message.conversation.public_id)
+    except ApplicationError:
+        raise _message_not_found() from None
+    return membership, message
+
+
+@dataclass(frozen=True)
+class ReactionCount:
+    emoji: str
+    count: int
+    mine: bool  # the viewer is one of them
+
+
+def message_reactions(*, messages: list[Message], viewer: User) -> dict[int, list[ReactionCount]]:
+    """message pk -> its reactions, most used first (at most REACTIONS_SHOWN), for a page of
+    history: one grouped query whatever the page size. Hidden and deleted messages show none."""
+    pks = [m.pk for m in messages if m.hidden_at is None and m.deleted_at is None]
+    if not pks:
+        return {}
+    rows = (
+        Reaction.objects.filter(message_id__in=pks)
+        .values("message_id", "emoji")
+        .annotate(count=Count("id"), mine=Count("id", filter=Q(user_id=viewer.pk)))
+        .order_by("message_id", "-count", "emoji")
+    )
+    found: dict[int, list[ReactionCount]] = {}
+    for row in rows:
+        shown = found.setdefault(row["message_id"], [])
+        if len(shown) < REACTIONS_SHOWN:
+            shown.append(ReactionCount(row["emoji"], row["count"], row["mine"] > 0))
+    return found
+
+
+def reaction_count(*, message: Message, emoji: str) -> int:
+    """How many members put `emoji` on the message."""
+    return Reaction.objects.filter(message=message, emoji=emoji).count()
+
+
+def message_edits(
+    *, user: User, message_id: object, conversation_id: object = None
+) -> tuple[Message, list[MessageEdit]]:
+    """A message's edit history for a member, newest first: the texts it had before each edit
+    (at most CHAT HISTORY_MAX_PAGE_SIZE). Members see it, as they see the "edited" mark. A hidden
+    or deleted message has none to show."""
+    _membership, message = message_get_for_member(
+        user=user, message_id=message_id, conversation_id=conversation_id
+    )
+    if message.hidden_at is not None or message.deleted_at is not None:
+        return message, []
+    limit = settings.CHAT["HISTORY_MAX_PAGE_SIZE"]
+    edits = list(
+        MessageEdit.objects.filter(message=message)
+        .select_related("editor")
+        .order_by("-edited_at", "-pk")[:limit]
+    )
+    return message, edits

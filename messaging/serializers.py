@@ -13,8 +13,9 @@ from rest_framework.fields import empty
 from accounts.serializers import StrictCharField, StrictSerializer
 from chatproject.core.timefmt import iso_ms
 
+from .events import reply_payload
 from .models import Conversation, Message
-from .services import CLIENT_MESSAGE_ID_MAX
+from .services import CLIENT_MESSAGE_ID_MAX, REACTION_EMOJI_MAX
 
 # Sequence numbers are bigints; anything larger cannot name a message.
 SEQ_MAX = 2**63 - 1
@@ -79,6 +80,12 @@ class MessageSendInput(StrictSerializer):
         trim_whitespace=False,
         max_length=CLIENT_MESSAGE_ID_MAX,
         help_text="Chosen by the client; a retry with the same id returns the original message.",
+    )
+    reply_to = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=64,
+        help_text="Id of a message of the same conversation that this one quotes.",
     )
 
 
@@ -151,8 +158,24 @@ class ConversationListOutput(serializers.Serializer):
     unread_total = serializers.IntegerField(read_only=True)
 
 
+class ReplyOutput(serializers.Serializer):
+    id = serializers.CharField(read_only=True)
+    seq = serializers.IntegerField(read_only=True)
+    sender_id = serializers.CharField(read_only=True, allow_null=True)
+    sender_name = serializers.CharField(read_only=True, allow_null=True)
+    excerpt = serializers.CharField(read_only=True, help_text="The first 100 characters; empty once deleted.")
+    deleted = serializers.BooleanField(read_only=True)
+
+
+class ReactionOutput(serializers.Serializer):
+    emoji = serializers.CharField(read_only=True)
+    count = serializers.IntegerField(read_only=True)
+    mine = serializers.BooleanField(read_only=True, help_text="The caller is one of them.")
+
+
 class MessageOutput(serializers.ModelSerializer):
-    """A message. `conversation` in the context spares a query per message in history pages.
+    """A message. `conversation` in the context spares a query per message in history pages;
+    `reactions` (message pk -> selectors.ReactionCount list) gives the page's reactions.
 
     A message a moderator hid or deleted keeps its id and seq (no gap) but is served with empty
     `content` and `hidden` / `deleted` set."""
@@ -166,6 +189,8 @@ class MessageOutput(serializers.ModelSerializer):
     created_at = IsoTimeField()
     edited_at = IsoTimeField(allow_null=True)
     deleted_at = IsoTimeField(allow_null=True)
+    reply_to = serializers.SerializerMethodField(help_text="The message this one quotes.")
+    reactions = serializers.SerializerMethodField(help_text="Most used first; at most 50 emoji.")
 
     class Meta:
         model = Message
@@ -182,6 +207,8 @@ class MessageOutput(serializers.ModelSerializer):
             "deleted_at",
             "hidden",
             "deleted",
+            "reply_to",
+            "reactions",
         )
         read_only_fields = fields
 
@@ -202,6 +229,15 @@ class MessageOutput(serializers.ModelSerializer):
     def get_deleted(self, message: Message) -> bool:
         return message.deleted_at is not None
 
+    @extend_schema_field(ReplyOutput(allow_null=True))
+    def get_reply_to(self, message: Message) -> dict[str, Any] | None:
+        return reply_payload(message.reply_to) if message.reply_to_id else None
+
+    @extend_schema_field(ReactionOutput(many=True))
+    def get_reactions(self, message: Message) -> list[dict[str, Any]]:
+        counts = (self.context.get("reactions") or {}).get(message.pk, ())
+        return [{"emoji": r.emoji, "count": r.count, "mine": r.mine} for r in counts]
+
 
 class MessagePageOutput(serializers.Serializer):
     results = serializers.SerializerMethodField()
@@ -210,7 +246,8 @@ class MessagePageOutput(serializers.Serializer):
 
     @extend_schema_field(MessageOutput(many=True))
     def get_results(self, page) -> list[dict[str, Any]]:
-        return MessageOutput(page.messages, many=True, context={"conversation": page.conversation}).data
+        context = {"conversation": page.conversation, "reactions": page.reactions}
+        return MessageOutput(page.messages, many=True, context=context).data
 
 
 class ReadOutput(serializers.Serializer):
@@ -242,3 +279,46 @@ class SeenByOutput(serializers.Serializer):
     delivered_to = UserRefOutput(many=True, read_only=True, help_text="Received, not read yet; at most 100.")
     seen_count = serializers.IntegerField(read_only=True)
     delivered_count = serializers.IntegerField(read_only=True)
+
+
+class MessageEditInput(StrictSerializer):
+    content = StrictCharField(
+        trim_whitespace=False,
+        allow_blank=True,
+        help_text="The new text; the rules of a send apply.",
+    )
+
+
+class MessageEditOutput(serializers.Serializer):
+    """One earlier text of a message (from a messaging.models.MessageEdit)."""
+
+    content = serializers.CharField(read_only=True, help_text="The text before this edit.")
+    edited_at = IsoTimeField()
+    editor = serializers.SerializerMethodField()
+
+    @extend_schema_field(UserRefOutput(allow_null=True))
+    def get_editor(self, edit) -> dict[str, str] | None:
+        if edit.editor is None:
+            return None
+        return {"id": edit.editor.public_id, "display_name": edit.editor.display_name}
+
+
+class MessageEditListOutput(serializers.Serializer):
+    message_id = serializers.CharField(read_only=True)
+    results = MessageEditOutput(many=True, read_only=True, help_text="Newest first; at most 200.")
+
+
+class ReactionInput(StrictSerializer):
+    # Length and character rules live in the services (shared with the sockets).
+    emoji = StrictCharField(
+        trim_whitespace=False,
+        max_length=REACTION_EMOJI_MAX,
+        help_text=f"1 to {REACTION_EMOJI_MAX} characters without spaces, usually one emoji.",
+    )
+
+
+class ReactionChangeOutput(serializers.Serializer):
+    message_id = serializers.CharField(read_only=True)
+    emoji = serializers.CharField(read_only=True)
+    count = serializers.IntegerField(read_only=True, help_text="Members with this emoji on the message now.")
+    changed = serializers.BooleanField(read_only=True, help_text="False when it was already so.")

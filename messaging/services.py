@@ -16,12 +16,14 @@ from chatproject.core.text import is_storable
 from chatproject.realtime.publish import PublishItem, publish_many_on_commit, publish_on_commit
 
 from . import events
-from .models import Conversation, Membership, Message
+from .models import Conversation, Membership, Message, MessageEdit, Reaction
 from .selectors import (
     direct_conversation_find,
     direct_key,
     membership_get,
+    message_get_for_member,
     message_seqs,
+    reaction_count,
     self_conversation_get,
     self_key,
     unread_total,
@@ -153,6 +155,7 @@ class SendRequest:
     content: object
     client_message_id: object = None
     kind: str | None = None
+    reply_to: object = None  # public id of a message of the same conversation to quote
 
 
 @dataclass
@@ -169,14 +172,16 @@ def message_send(
     content: object,
     client_message_id: object = None,
     kind: str | None = None,
+    reply_to: object = None,
 ) -> tuple[Message, bool]:
     """Post a text message into a conversation the user belongs to.
 
     Idempotent on `client_message_id`: a retry with the same id returns the original message and
     `created=False`, never a duplicate. Returns (message, created). Publishes `message.created`
     after commit to the members (direct and self chats) or to the conversation's bus group.
+    `reply_to` names a message of the same conversation that this one quotes.
     """
-    request = SendRequest(user, conversation_id, content, client_message_id, kind)
+    request = SendRequest(user, conversation_id, content, client_message_id, kind, reply_to)
     (result,) = message_send_many(requests=[request])
     if result.error is not None:
         raise result.error
@@ -209,12 +214,13 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
             results[i].error = ApplicationError(ErrorCode.NOT_FOUND, "No such conversation.")
             continue
         pending.append((i, membership, content, client_message_id))
+    pending, replies = _reply_targets(requests, pending, results)
     pending = _without_retries(pending, results)
     if not pending:
         return results
     try:
         with transaction.atomic():
-            messages = _messages_store(pending)
+            messages = _messages_store(pending, replies)
     except IntegrityError:
         if len(pending) == 1:
             i, membership, _content, client_message_id = pending[0]
@@ -230,7 +236,11 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
         # A concurrent retry of one of these (another process) won the race: go one by one.
         for i, membership, content, client_message_id in pending:
             request = SendRequest(
-                membership.user, membership.conversation.public_id, content, client_message_id
+                membership.user,
+                membership.conversation.public_id,
+                content,
+                client_message_id,
+                reply_to=requests[i].reply_to,
             )
             (results[i],) = message_send_many(requests=[request])
         return results
@@ -297,10 +307,13 @@ def _message_by_client_id(conversation: Conversation, user: User, client_message
     )
 
 
-def _messages_store(pending: list[tuple[int, Membership, str, str | None]]) -> list[Message]:
+def _messages_store(
+    pending: list[tuple[int, Membership, str, str | None]], replies: dict[int, Message] | None = None
+) -> list[Message]:
     """Inside a transaction: take sequence numbers for every conversation of the batch with one
     statement, insert every message with one statement, move the senders' read pointers with
-    one statement, and publish the events on commit."""
+    one statement, and publish the events on commit. `replies`: request index -> quoted message."""
+    replies = replies or {}
     now = timezone.now()
     counts: dict[int, int] = {}
     for _i, membership, _content, _cid in pending:
@@ -308,7 +321,7 @@ def _messages_store(pending: list[tuple[int, Membership, str, str | None]]) -> l
     last = _take_seqs(counts, now)
     next_seq = {pk: last[pk] - count + 1 for pk, count in counts.items()}
     messages, pointers = [], {}
-    for _i, membership, content, cid in pending:
+    for i, membership, content, cid in pending:
         conversation = membership.conversation
         seq = next_seq[conversation.pk]
         next_seq[conversation.pk] += 1
@@ -322,6 +335,7 @@ def _messages_store(pending: list[tuple[int, Membership, str, str | None]]) -> l
                 content=content,
                 client_message_id=cid,
                 created_at=now,
+                reply_to=replies.get(i),
             )
         )
         pointers[membership.pk] = seq  # writing a message means having read up to it
@@ -618,6 +632,7 @@ def message_moderate(*, moderator: User, message_id: object, action: str, reason
         else:
             message.content, message.deleted_at = "", now
             message.save(update_fields=["content", "deleted_at"])
+            _erase_extras(message)  # earlier texts and reactions go with the text
             event = events.message_deleted(conversation=message.conversation, message=message)
         conversation = message.conversation
         moderation.moderation_action_record(
@@ -640,3 +655,225 @@ def message_moderate(*, moderator: User, message_id: object, action: str, reason
         else:
             publish_on_commit(event, user_ids=_direct_member_ids(conversation.public_id))
     return message
+
+
+# --- replies, edits, deletes and reactions -------------------------------------------------
+
+REACTION_EMOJI_MAX = 32  # the column's length
+
+
+def _reply_not_found() -> ApplicationError:
+    return ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": "reply_to"})
+
+
+def _reply_targets(
+    requests: list[SendRequest], pending: list[tuple[int, Membership, str, str | None]], results
+) -> tuple[list, dict[int, Message]]:
+    """The messages the batch's replies quote: one query, and none when nothing is a reply.
+
+    A target must be a message of the reply's own conversation; a deleted one is fine (the quote
+    shows the tombstone). Refused requests get not_found, like an unknown id, and leave the batch.
+    Returns (pending left, request index -> target).
+    """
+    wanted = {
+        item[0]: requests[item[0]].reply_to for item in pending if requests[item[0]].reply_to is not None
+    }
+    if not wanted:
+        return pending, {}
+    ids = {value for value in wanted.values() if is_public_id(value)}
+    found = {m.public_id: m for m in Message.objects.select_related("sender").filter(public_id__in=ids)}
+    left, targets = [], {}
+    for item in pending:
+        i, membership = item[0], item[1]
+        if i in wanted:
+            target = found.get(wanted[i]) if is_public_id(wanted[i]) else None
+            if target is None or target.conversation_id != membership.conversation_id:
+                results[i].error = _reply_not_found()
+                continue
+            targets[i] = target
+        left.append(item)
+    return left, targets
+
+
+def _publish_to_members(conversation: Conversation, event: dict) -> None:
+    """On commit, to the conversation's bus group (groups) or its members (direct, self), as
+    `_message_event` chooses them."""
+    if conversation.kind == Conversation.Kind.GROUP:
+        publish_on_commit(event, conversation_ids=[conversation.public_id])
+    else:
+        publish_on_commit(event, user_ids=_direct_member_ids(conversation.public_id))
+
+
+def _refuse_system(message: Message, verb: str) -> None:
+    if message.kind != Message.Kind.TEXT:
+        raise ApplicationError(ErrorCode.PERMISSION_DENIED, f"System messages cannot be {verb}.")
+
+
+def _refuse_removed(message: Message) -> None:
+    if message.deleted_at is not None:
+        raise ApplicationError(ErrorCode.CONFLICT, "The message was deleted.")
+    if message.hidden_at is not None:
+        raise ApplicationError(ErrorCode.CONFLICT, "A moderator hid the message.")
+
+
+def _erase_extras(message: Message) -> None:
+    """A deleted message keeps nothing: not its earlier texts, not its reactions."""
+    MessageEdit.objects.filter(message=message).delete()
+    Reaction.objects.filter(message=message).delete()
+
+
+def message_edit(
+    *, user: User, message_id: object, content: object, conversation_id: object = None
+) -> Message:
+    """Change the text of one's own message; the text it replaces goes to its edit history.
+
+    Only the sender, only text messages (not system messages), not once deleted or hidden by a
+    moderator. Content follows the rules of a send. Sending the same text again changes nothing
+    (no history row, no event): a retried edit is harmless. `conversation_id`, when given, must
+    be the message's conversation. Publishes `message.edited` on commit to the members.
+    """
+    content = _validate_content(content)
+    with transaction.atomic():
+        _membership, message = message_get_for_member(
+            user=user, message_id=message_id, conversation_id=conversation_id, for_update=True
+        )
+        _refuse_system(message, "edited")
+        if message.sender_id != user.pk:
+            raise ApplicationError(ErrorCode.PERMISSION_DENIED, "Only the sender can edit a message.")
+        _refuse_removed(message)
+        if content == message.content:
+            return message
+        now = timezone.now()
+        MessageEdit.objects.create(message=message, content=message.content, edited_at=now, editor=user)
+        message.content, message.edited_at = content, now
+        message.save(update_fields=["content", "edited_at"])
+        _publish_to_members(
+            message.conversation,
+            events.message_edited(conversation=message.conversation, message=message, editor=user),
+        )
+    logger.info("message edited: message=%s user=%s", message.public_id, user.public_id)
+    return message
+
+
+def _may_delete_others(membership: Membership) -> bool:
+    """Group owners and admins delete other members' messages; in direct and self chats nobody
+    deletes what someone else wrote. (Moderators use `message_moderate`.)"""
+    if membership.conversation.kind != Conversation.Kind.GROUP:
+        return False
+    return membership.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
+
+
+def message_delete(*, user: User, message_id: object, conversation_id: object = None) -> Message:
+    """Delete a message, leaving a tombstone: the text, its edit history and its reactions are
+    erased; id and seq stay, so no client sees a gap.
+
+    The sender may, and in groups the owner and admins may delete anyone's message. System
+    messages are facts and stay. A message a moderator hid stays as the moderator left it (its
+    text is their evidence). Deleting twice is a conflict. Publishes `message.deleted` on commit
+    to the members, the event moderation publishes, so clients handle one shape.
+    """
+    with transaction.atomic():
+        membership, message = message_get_for_member(
+            user=user, message_id=message_id, conversation_id=conversation_id, for_update=True
+        )
+        _refuse_system(message, "deleted")
+        if message.sender_id != user.pk and not _may_delete_others(membership):
+            raise ApplicationError(
+                ErrorCode.PERMISSION_DENIED, "Only the sender or a group admin can delete this message."
+            )
+        _refuse_removed(message)
+        message.content, message.deleted_at = "", timezone.now()
+        message.save(update_fields=["content", "deleted_at"])
+        _erase_extras(message)
+        _publish_to_members(
+            message.conversation, events.message_deleted(conversation=message.conversation, message=message)
+        )
+    logger.info("message deleted: message=%s user=%s", message.public_id, user.public_id)
+    return message
+
+
+def _validate_emoji(value: object) -> str:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > REACTION_EMOJI_MAX
+        or not is_storable(value)
+        or any(c.isspace() for c in value)
+    ):
+        raise ApplicationError(
+            ErrorCode.INVALID,
+            f"emoji must be 1 to {REACTION_EMOJI_MAX} characters without spaces.",
+            {"field": "emoji"},
+        )
+    return value
+
+
+def reaction_add(
+    *, user: User, message_id: object, emoji: object, conversation_id: object = None
+) -> tuple[Message, int, bool]:
+    """Put an emoji on a message of a conversation the user is in. Idempotent: adding one the
+    user already put there changes nothing and publishes nothing.
+
+    At most CHAT MAX_REACTIONS_PER_USER distinct emoji per user per message; none on deleted or
+    hidden messages. Returns (message, how many members have this emoji on it, added). Publishes
+    `reaction.added` on commit to the members.
+    """
+    emoji = _validate_emoji(emoji)
+    with transaction.atomic():
+        # The row lock orders the reactions of one message: counts and the limit stay exact.
+        _membership, message = message_get_for_member(
+            user=user, message_id=message_id, conversation_id=conversation_id, for_update=True
+        )
+        _refuse_removed(message)
+        mine = set(Reaction.objects.filter(message=message, user=user).values_list("emoji", flat=True))
+        if emoji in mine:
+            return message, reaction_count(message=message, emoji=emoji), False
+        maximum = settings.CHAT["MAX_REACTIONS_PER_USER"]
+        if len(mine) >= maximum:
+            raise ApplicationError(
+                ErrorCode.INVALID,
+                f"At most {maximum} different reactions per message.",
+                {"field": "emoji", "max_reactions": maximum},
+            )
+        Reaction.objects.create(message=message, user=user, emoji=emoji)
+        count = reaction_count(message=message, emoji=emoji)
+        _publish_to_members(
+            message.conversation,
+            events.reaction_changed(
+                conversation=message.conversation,
+                message=message,
+                user=user,
+                emoji=emoji,
+                count=count,
+                added=True,
+            ),
+        )
+    return message, count, True
+
+
+def reaction_remove(
+    *, user: User, message_id: object, emoji: object, conversation_id: object = None
+) -> tuple[Message, int, bool]:
+    """Take one's emoji off a message. Idempotent: removing one that is not there changes
+    nothing and publishes nothing. Returns (message, how many members still have this emoji on
+    it, removed). Publishes `reaction.removed` on commit to the members."""
+    emoji = _validate_emoji(emoji)
+    with transaction.atomic():
+        _membership, message = message_get_for_member(
+            user=user, message_id=message_id, conversation_id=conversation_id, for_update=True
+        )
+        removed, _per_model = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+        count = reaction_count(message=message, emoji=emoji)
+        if removed:
+            _publish_to_members(
+                message.conversation,
+                events.reaction_changed(
+                    conversation=message.conversation,
+                    message=message,
+                    user=user,
+                    emoji=emoji,
+                    count=count,
+                    added=False,
+                ),
+            )
+    return message, count, bool(removed)

@@ -33,4 +33,19 @@ urlpatterns = [
         apis.MessageSeenByApi.as_view(),
         name="message-seen-by",
     ),
+    path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>/",
+        apis.MessageDetailApi.as_view(),
+        name="message-detail",
+    ),
+    path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>/edits/",
+        apis.MessageEditListApi.as_view(),
+        name="message-edits",
+    ),
+    path(
+        "conversations/<str:conversation_id>/messages/<str:message_id>/reactions/",
+        apis.MessageReactionApi.as_view(),
+        name="message-reactions",
+    ),
 ]

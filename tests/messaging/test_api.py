@@ -38,6 +38,8 @@ MESSAGE_KEYS = {
     "deleted_at",
     "hidden",
     "deleted",
+    "reply_to",
+    "reactions",
 }
 
 
@@ -233,6 +235,8 @@ def test_send_message_returns_201_and_is_delivered_live(alice, bob, client_for, 
         "deleted_at": None,
         "hidden": False,
         "deleted": False,
+        "reply_to": None,
+        "reactions": [],
     }
     assert ISO.match(body["created_at"])
     # The same event a socket send produces, to both members.

@@ -10,11 +10,12 @@ Names, keys, id and timestamp formats follow the original server exactly. Compat
 extensions (ignored by the original client): an ack on every event
 (`{"ok": true, "data": ...}` / `{"ok": false, "error": {...}}`), `ClientMessageId` on sends,
 `Id`/`Seq`/`Timestamp`/`SenderId` on delivered messages, `Before`/`Limit` on fetches, and the
-receipt, unread, typing and presence events at the end of this module (docs/protocol.md §11).
+receipt, unread, typing and presence events at the end of this module (docs/protocol.md §11),
+then edits, deletes, replies and reactions (§13).
 """
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,7 +172,9 @@ def _read_status(message: Message, pointers: dict[str, int]) -> dict[str, str]:
     return {uid: ("Read" if message.seq <= seq else "Unread") for uid, seq in pointers.items()}
 
 
-def personal_message(message: Message, pointers: dict[str, int]) -> dict[str, Any]:
+def personal_message(
+    message: Message, pointers: dict[str, int], reactions: Sequence[msg_selectors.ReactionCount] = ()
+) -> dict[str, Any]:
     return {
         "Sender": message.sender.public_id if message.sender else None,
         "Content": message.served_content,
@@ -181,10 +184,10 @@ def personal_message(message: Message, pointers: dict[str, int]) -> dict[str, An
         "Seq": message.seq,
         "Hidden": message.hidden_at is not None,
         "Deleted": message.deleted_at is not None,
-    }
+    } | message_extras(message, reactions)
 
 
-def self_message(message: Message) -> dict[str, Any]:
+def self_message(message: Message, reactions: Sequence[msg_selectors.ReactionCount] = ()) -> dict[str, Any]:
     return {
         "Content": message.served_content,
         "Timestamp": iso_ms(message.created_at),
@@ -192,7 +195,7 @@ def self_message(message: Message) -> dict[str, Any]:
         "Seq": message.seq,
         "Hidden": message.hidden_at is not None,
         "Deleted": message.deleted_at is not None,
-    }
+    } | message_extras(message, reactions)
 
 
 def sent_ack(message: Message, created: bool) -> dict[str, Any]:
@@ -289,7 +292,12 @@ async def send_personal_message(conn: Connection, data: dict[str, Any]) -> Outco
     """Called when the client posts into a direct chat. The receiver gets
     receive-personal-message through the bus; the sender gets the ack."""
     request = SendRequest(
-        conn.user, _str(data, "ChatId"), data.get("Content"), data.get("ClientMessageId"), PERSONAL
+        conn.user,
+        _str(data, "ChatId"),
+        data.get("Content"),
+        data.get("ClientMessageId"),
+        PERSONAL,
+        reply_to=data.get("ReplyTo"),
     )
     return _sent(await send_batcher.submit(request))
 
@@ -325,7 +333,9 @@ async def fetch_personal_chat(conn: Connection, data: dict[str, Any]) -> Outcome
         limit=_int(data, "Limit") or None,
     )
     payload = {
-        "Messages": [personal_message(m, page.read_pointers) for m in page.messages],
+        "Messages": [
+            personal_message(m, page.read_pointers, page.reactions.get(m.pk, ())) for m in page.messages
+        ],
         "UserId": conn.user_id,
         "User": conn.user.display_name,
         "Partner": page.partner.display_name if page.partner else None,
@@ -347,7 +357,7 @@ async def fetch_self_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
         limit=_int(data, "Limit") or None,
     )
     payload = {
-        "Messages": [self_message(m) for m in page.messages],
+        "Messages": [self_message(m, page.reactions.get(m.pk, ())) for m in page.messages],
         "Name": conn.user.display_name,
         "ChatId": conversation.public_id,
     }
@@ -361,7 +371,14 @@ async def send_self_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     if self_id is None:
         conversation = await call(msg_services.self_conversation_ensure, user=conn.user)
         self_id = conn.extra["self_conversation_id"] = conversation.public_id
-    request = SendRequest(conn.user, self_id, data.get("Content"), data.get("ClientMessageId"), SELF)
+    request = SendRequest(
+        conn.user,
+        self_id,
+        data.get("Content"),
+        data.get("ClientMessageId"),
+        SELF,
+        reply_to=data.get("ReplyTo"),
+    )
     return _sent(await send_batcher.submit(request))
 
 
@@ -377,7 +394,9 @@ def _ids(data: dict[str, Any], key: str) -> list[str]:
     return value
 
 
-def group_message(message: Message, pointers: dict[str, int]) -> dict[str, Any]:
+def group_message(
+    message: Message, pointers: dict[str, int], reactions: Sequence[msg_selectors.ReactionCount] = ()
+) -> dict[str, Any]:
     return {
         "Content": message.served_content,
         "Sender": message.sender.display_name if message.sender else None,
@@ -389,7 +408,7 @@ def group_message(message: Message, pointers: dict[str, int]) -> dict[str, Any]:
         "Kind": message.kind,
         "Hidden": message.hidden_at is not None,
         "Deleted": message.deleted_at is not None,
-    }
+    } | message_extras(message, reactions)
 
 
 def group_chat_payload(page: group_selectors.GroupPage, viewer_id: str) -> dict[str, Any]:
@@ -405,7 +424,9 @@ def group_chat_payload(page: group_selectors.GroupPage, viewer_id: str) -> dict[
         "Description": page.group.description if page.group else "",
         "AvatarUrl": page.group.avatar_url if page.group else "",
         "Participants": {m.id: m.name for m in page.members},
-        "Messages": [group_message(m, page.read_pointers) for m in page.messages],
+        "Messages": [
+            group_message(m, page.read_pointers, page.reactions.get(m.pk, ())) for m in page.messages
+        ],
         "GroupId": page.conversation.public_id,
     }
 
@@ -428,7 +449,12 @@ async def create_group_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
 async def send_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when a member posts into a group; the others get receive-group-message."""
     request = SendRequest(
-        conn.user, _str(data, "GroupId"), data.get("Content"), data.get("ClientMessageId"), GROUP
+        conn.user,
+        _str(data, "GroupId"),
+        data.get("Content"),
+        data.get("ClientMessageId"),
+        GROUP,
+        reply_to=data.get("ReplyTo"),
     )
     return _sent(await send_batcher.submit(request))
 
@@ -524,12 +550,15 @@ async def delete_group(conn: Connection, data: dict[str, Any]) -> Outcome:
 
 
 def _delivered(message: dict[str, Any]) -> dict[str, Any]:
-    return {
+    delivered = {
         "Id": message["id"],
         "Seq": message["seq"],
         "SenderId": message["sender_id"],
         "Timestamp": message["created_at"],
     }
+    if message.get("reply_to"):
+        delivered["ReplyTo"] = reply_to_payload(message["reply_to"])
+    return delivered
 
 
 def render(event: dict[str, Any]) -> list[Emit]:
@@ -858,3 +887,129 @@ RENDERERS["conversation.delivered"] = _render_delivered
 RENDERERS["typing.started"] = _render_typing
 RENDERERS["typing.stopped"] = _render_typing
 RENDERERS["presence.changed"] = _render_presence
+
+
+# --- edits, deletes, replies and reactions (compatible extensions) -------------------------
+# docs/protocol.md §13. A reply is a send with `ReplyTo` (the quoted message's id); history
+# messages carry `EditedAt`, `ReplyTo`, `Reactions` and `MyReactions` (see `message_extras`).
+
+
+def reply_to_payload(reply: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The quote a reply carries (from messaging.events.reply_payload)."""
+    if reply is None:
+        return None
+    return {
+        "Id": reply["id"],
+        "Seq": reply["seq"],
+        "Sender": reply["sender_name"],
+        "SenderId": reply["sender_id"],
+        "Excerpt": reply["excerpt"],
+        "Deleted": reply["deleted"],
+    }
+
+
+def message_extras(message: Message, reactions: Sequence[msg_selectors.ReactionCount] = ()) -> dict[str, Any]:
+    """Keys every history message carries besides the original's: when it was last edited, the
+    message it quotes, and its reactions (emoji -> count, and those that are the viewer's)."""
+    reply = msg_events.reply_payload(message.reply_to) if message.reply_to_id else None
+    return {
+        "EditedAt": iso_ms(message.edited_at),
+        "ReplyTo": reply_to_payload(reply),
+        "Reactions": {r.emoji: r.count for r in reactions},
+        "MyReactions": [r.emoji for r in reactions if r.mine],
+    }
+
+
+def _message_ref(data: dict[str, Any]) -> dict[str, Any]:
+    """`ChatId` and `Id` of the message an event names (the service checks they belong)."""
+    return {"conversation_id": _str(data, "ChatId"), "message_id": _str(data, "Id")}
+
+
+@handler("edit-message")
+async def edit_message(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when the sender changes the text of their message. The other members get
+    `message-edited`; the ack carries the new `EditedAt`."""
+    message = await call(
+        msg_services.message_edit, user=conn.user, content=data.get("Content"), **_message_ref(data)
+    )
+    return Outcome(
+        [],
+        {
+            "ChatId": message.conversation.public_id,
+            "Id": message.public_id,
+            "Seq": message.seq,
+            "EditedAt": iso_ms(message.edited_at),
+        },
+    )
+
+
+@handler("delete-message")
+async def delete_message(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when the sender (or, in a group, an owner or admin) deletes a message. Every
+    member's connection gets `message-deleted` with `Hidden` false."""
+    message = await call(msg_services.message_delete, user=conn.user, **_message_ref(data))
+    return Outcome(
+        [], {"ChatId": message.conversation.public_id, "Id": message.public_id, "Seq": message.seq}
+    )
+
+
+async def _react(conn: Connection, data: dict[str, Any], service) -> Outcome:
+    message, count, changed = await call(
+        service, user=conn.user, emoji=data.get("Emoji"), **_message_ref(data)
+    )
+    return Outcome(
+        [],
+        {
+            "ChatId": message.conversation.public_id,
+            "Id": message.public_id,
+            "Emoji": data["Emoji"],
+            "Count": count,
+            "Changed": changed,
+        },
+    )
+
+
+@handler("react")
+async def react(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when a member puts an emoji on a message. Idempotent (`Changed` false when it was
+    there already); members get `reaction` only on a change."""
+    return await _react(conn, data, msg_services.reaction_add)
+
+
+@handler("unreact")
+async def unreact(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called when a member takes their emoji off a message. Idempotent, like `react`."""
+    return await _react(conn, data, msg_services.reaction_remove)
+
+
+def _render_message_edited(event: dict[str, Any]) -> list[Emit]:
+    _kind, conv_id = _conv(event)
+    message = event["message"]
+    payload = {
+        "ChatId": conv_id,
+        "Id": message["id"],
+        "Seq": message["seq"],
+        "Content": message["content"],
+        "EditedAt": message["edited_at"],
+    }
+    return [Emit("message-edited", payload, skip=(ACTOR,))]
+
+
+def _render_reaction(event: dict[str, Any]) -> list[Emit]:
+    _kind, conv_id = _conv(event)
+    payload = {
+        "ChatId": conv_id,
+        "Id": event["message"]["id"],
+        "Seq": event["message"]["seq"],
+        "Emoji": event["emoji"],
+        "UserId": event["actor"],
+        "Count": event["count"],
+        "Added": event["type"] == "reaction.added",
+    }
+    # To every member, the reacting user's other devices included: they show the count too.
+    return [Emit("reaction", payload)]
+
+
+RENDERERS["message.edited"] = _render_message_edited
+RENDERERS["reaction.added"] = _render_reaction
+RENDERERS["reaction.removed"] = _render_reaction

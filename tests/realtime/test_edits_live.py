@@ -1,0 +1,178 @@
+"""Edits, deletes, replies and reactions on ExpressChat "/", with real python-socketio clients
+against a live server process: what the actor's ack says and what each member (and nobody
+else) receives live, then what history serves."""
+
+import pytest
+
+from .clients import SioClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def connect(server, chat_user) -> SioClient:
+    client = await SioClient().connect(server.url, token=chat_user.access)
+    await client.next("group-chat-list")
+    return client
+
+
+def ok(ack) -> dict:
+    assert ack["ok"], ack
+    return ack["data"]
+
+
+async def test_direct_chat_edit_reply_react_and_delete_live(live_server_proc, make_user):
+    alice, bob, carol = make_user("Alice"), make_user("Bob"), make_user("Carol")
+    a, b, c = [await connect(live_server_proc, u) for u in (alice, bob, carol)]
+    try:
+        chat_id = ok(await a.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
+        sent = ok(await a.call("send-personal-message", {"ChatId": chat_id, "Content": "helo"}))
+        await b.next("receive-personal-message")
+
+        # Edit: the other member is told, the editor's ack carries the time.
+        edited = ok(await a.call("edit-message", {"ChatId": chat_id, "Id": sent["Id"], "Content": "hello"}))
+        assert (edited["ChatId"], edited["Id"], edited["Seq"]) == (chat_id, sent["Id"], 1)
+        assert await b.next("message-edited") == {
+            "ChatId": chat_id,
+            "Id": sent["Id"],
+            "Seq": 1,
+            "Content": "hello",
+            "EditedAt": edited["EditedAt"],
+        }
+        await a.none("message-edited", wait=0.2)
+
+        # Only the sender edits.
+        refused = await b.call("edit-message", {"ChatId": chat_id, "Id": sent["Id"], "Content": "mine"})
+        assert refused["ok"] is False and refused["error"]["code"] == "permission_denied"
+
+        # A reply carries the quote to the other member.
+        reply = ok(
+            await b.call(
+                "send-personal-message", {"ChatId": chat_id, "Content": "hi!", "ReplyTo": sent["Id"]}
+            )
+        )
+        delivered = await a.next("receive-personal-message")
+        assert (delivered["Id"], delivered["Content"]) == (reply["Id"], "hi!")
+        assert delivered["ReplyTo"] == {
+            "Id": sent["Id"],
+            "Seq": 1,
+            "Sender": "Alice",
+            "SenderId": alice.id,
+            "Excerpt": "hello",
+            "Deleted": False,
+        }
+
+        # Reactions reach both members (the reacting one too), never an outsider.
+        reacted = ok(await b.call("react", {"ChatId": chat_id, "Id": sent["Id"], "Emoji": "👍"}))
+        assert (reacted["Count"], reacted["Changed"]) == (1, True)
+        expected = {
+            "ChatId": chat_id,
+            "Id": sent["Id"],
+            "Seq": 1,
+            "Emoji": "👍",
+            "UserId": bob.id,
+            "Count": 1,
+            "Added": True,
+        }
+        assert await a.next("reaction") == expected
+        assert await b.next("reaction") == expected
+        again = ok(await b.call("react", {"ChatId": chat_id, "Id": sent["Id"], "Emoji": "👍"}))
+        assert again["Changed"] is False
+        await a.none("reaction", wait=0.2)
+        await c.none("reaction", wait=0)
+
+        # An outsider cannot react, and learns nothing from trying.
+        outsider = await c.call("react", {"ChatId": chat_id, "Id": sent["Id"], "Emoji": "👍"})
+        assert outsider["ok"] is False and outsider["error"]["code"] == "not_found"
+
+        # History serves all of it.
+        await a.call("fetch-personal-chat", {"ChatId": chat_id})
+        newest, oldest = (await a.next("personal-chat"))["Messages"]
+        assert (newest["_id"], newest["ReplyTo"]["Id"]) == (reply["Id"], sent["Id"])
+        assert (oldest["Content"], oldest["EditedAt"], oldest["Reactions"]) == (
+            "hello",
+            edited["EditedAt"],
+            {"👍": 1},
+        )
+        assert oldest["MyReactions"] == []
+
+        # Delete: every member's connection is told, the sender's included.
+        gone = ok(await a.call("delete-message", {"ChatId": chat_id, "Id": sent["Id"]}))
+        assert gone == {"ChatId": chat_id, "Id": sent["Id"], "Seq": 1}
+        for client in (a, b):
+            assert await client.next("message-deleted") == {
+                "ChatId": chat_id,
+                "Id": sent["Id"],
+                "Seq": 1,
+                "Hidden": False,
+            }
+        await c.none("message-deleted", wait=0.2)
+        await b.call("fetch-personal-chat", {"ChatId": chat_id})
+        newest, oldest = (await b.next("personal-chat"))["Messages"]
+        assert (oldest["Content"], oldest["Deleted"], oldest["Reactions"]) == ("", True, {})
+        assert (newest["ReplyTo"]["Excerpt"], newest["ReplyTo"]["Deleted"]) == ("", True)
+    finally:
+        for client in (a, b, c):
+            await client.close()
+
+
+async def test_group_admin_deletes_a_members_message_and_members_see_replies_live(
+    live_server_proc, make_user
+):
+    alice, bob, carol = make_user("Alice"), make_user("Bob"), make_user("Carol")
+    a, b, c = [await connect(live_server_proc, u) for u in (alice, bob, carol)]
+    try:
+        created = ok(await a.call("create-group-chat", {"Name": "Team", "Participants": [bob.id, carol.id]}))
+        group_id = created["GroupId"]
+        for client in (b, c):
+            await client.next("create-group-chat-receiver")
+        spam = ok(await b.call("send-group-message", {"GroupId": group_id, "Content": "spam"}))
+        for client in (a, c):
+            await client.next("receive-group-message")
+
+        answer = ok(
+            await c.call("send-group-message", {"GroupId": group_id, "Content": "no", "ReplyTo": spam["Id"]})
+        )
+        for client in (a, b):
+            got = await client.next("receive-group-message")
+            assert got["Id"] == answer["Id"]
+            assert (got["ReplyTo"]["Id"], got["ReplyTo"]["Sender"]) == (spam["Id"], "Bob")
+
+        # A plain member cannot delete someone else's message; the owner can.
+        refused = await c.call("delete-message", {"ChatId": group_id, "Id": spam["Id"]})
+        assert refused["ok"] is False and refused["error"]["code"] == "permission_denied"
+        ok(await a.call("delete-message", {"ChatId": group_id, "Id": spam["Id"]}))
+        for client in (a, b, c):
+            removed = await client.next("message-deleted")
+            assert removed == {"ChatId": group_id, "Id": spam["Id"], "Seq": 2, "Hidden": False}
+
+        ok(await b.call("react", {"ChatId": group_id, "Id": answer["Id"], "Emoji": "🎉"}))
+        for client in (a, b, c):
+            assert (await client.next("reaction"))["Count"] == 1
+        ok(await b.call("unreact", {"ChatId": group_id, "Id": answer["Id"], "Emoji": "🎉"}))
+        for client in (a, b, c):
+            got = await client.next("reaction")
+            assert (got["Count"], got["Added"]) == (0, False)
+    finally:
+        for client in (a, b, c):
+            await client.close()
+
+
+async def test_a_reply_to_another_conversations_message_is_refused(live_server_proc, make_user):
+    alice, bob, carol = make_user("Alice"), make_user("Bob"), make_user("Carol")
+    a = await connect(live_server_proc, alice)
+    try:
+        with_bob = ok(await a.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
+        with_carol = ok(await a.call("create-personal-chat", {"Receiver": carol.id}))["ChatId"]
+        foreign = ok(await a.call("send-personal-message", {"ChatId": with_carol, "Content": "x"}))
+        refused = await a.call(
+            "send-personal-message", {"ChatId": with_bob, "Content": "y", "ReplyTo": foreign["Id"]}
+        )
+        assert refused["ok"] is False
+        assert (refused["error"]["code"], refused["error"]["extra"]) == ("not_found", {"field": "reply_to"})
+        note = ok(await a.call("send-self-message", {"Content": "note"}))
+        quoted = ok(await a.call("send-self-message", {"Content": "re", "ReplyTo": note["Id"]}))
+        await a.call("fetch-self-chat", {})
+        newest = (await a.next("self-chat"))["Messages"][0]
+        assert (newest["_id"], newest["ReplyTo"]["Id"]) == (quoted["Id"], note["Id"])
+    finally:
+        await a.close()
