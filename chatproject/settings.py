@@ -262,6 +262,9 @@ CHAT = {
     "SOCKET_PING_INTERVAL": env_int("CHAT_SOCKET_PING_INTERVAL", 25),
     "SOCKET_PING_TIMEOUT": env_int("CHAT_SOCKET_PING_TIMEOUT", 20),
     "CONVERSATION_LIST_LIMIT": env_int("CHAT_CONVERSATION_LIST_LIMIT", 500),
+    # Resync (`sync`): a conversation with more changes than this since the client's position is
+    # answered "reload from history"; one answer carries at most this many messages in all.
+    "SYNC_MAX_CHANGES": env_int("CHAT_SYNC_MAX_CHANGES", 500),
     # At most this many socket sends are written in one transaction.
     "SEND_BATCH_MAX": env_int("CHAT_SEND_BATCH_MAX", 100),
     # Presence (chatproject/realtime/presence.py): each process refreshes its connections' entries

@@ -35,6 +35,8 @@ from .serializers import (
     ReadInput,
     ReadOutput,
     SeenByOutput,
+    SyncInput,
+    SyncOutput,
 )
 
 TAGS = ["conversations"]
@@ -304,3 +306,23 @@ class MessageReactionApi(APIView):
             user=request.user, conversation_id=conversation_id, message_id=message_id, emoji=data["emoji"]
         )
         return self._render(message, data["emoji"], count, removed)
+
+
+class SyncApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="sync",
+        request=SyncInput,
+        responses={200: SyncOutput, **_errors(400, 401, 403, 413, 415)},
+        summary="What changed in your conversations since the revisions you have (resync)",
+    )
+    def post(self, request: Request) -> Response:
+        """Called after a disconnect, or when a live event's rev shows a hole. A read, but a
+        POST: the positions are a body (up to CHAT CONVERSATION_LIST_LIMIT of them)."""
+        data = _validated(SyncInput, request.data)
+        changes = selectors.conversation_changes(
+            user=request.user, positions=data["positions"], include_all=data["all"]
+        )
+        return Response(SyncOutput(changes).data)

@@ -1,7 +1,9 @@
 """Domain events of the messaging app: pure functions returning JSON-ready dicts.
 
 Events carry facts, not wire shapes: every protocol module renders them its own way. Each event
-has `type`, `actor` (the user who caused it, or None) and the conversation it concerns.
+has `type`, `actor` (the user who caused it, or None) and the conversation it concerns. Events
+about a message carry its `rev` (the conversation revision of this change), so a receiver can
+tell that it missed one (docs/protocol.md §14).
 """
 
 from typing import Any
@@ -16,6 +18,7 @@ def message_payload(message: Message, *, sender: User | None) -> dict[str, Any]:
     return {
         "id": message.public_id,
         "seq": message.seq,
+        "rev": message.rev,
         "kind": message.kind,
         "content": message.content,
         "sender_id": sender.public_id if sender else None,
@@ -66,7 +69,7 @@ def _message_removed(kind: str, *, conversation: Conversation, message: Message)
         "type": kind,
         "actor": None,
         "conversation": _conversation(conversation),
-        "message": {"id": message.public_id, "seq": message.seq},
+        "message": {"id": message.public_id, "seq": message.seq, "rev": message.rev},
     }
 
 
@@ -151,6 +154,7 @@ def message_edited(*, conversation: Conversation, message: Message, editor: User
         "message": {
             "id": message.public_id,
             "seq": message.seq,
+            "rev": message.rev,
             "content": message.content,
             "edited_at": iso_ms(message.edited_at),
         },
@@ -166,7 +170,7 @@ def reaction_changed(
         "type": "reaction.added" if added else "reaction.removed",
         "actor": user.public_id,
         "conversation": _conversation(conversation),
-        "message": {"id": message.public_id, "seq": message.seq},
+        "message": {"id": message.public_id, "seq": message.seq, "rev": message.rev},
         "emoji": emoji,
         "count": count,
     }

@@ -12,6 +12,11 @@ class Conversation(models.Model):
     `last_seq` is the sequence allocator: a send locks this row, bumps it and stores the message
     with the new value, so sequence numbers are gapless per conversation. Unread counts are
     `last_seq - member.last_read_seq`, so a send does no per-member work.
+
+    `last_rev` is the revision allocator: every change members can see (a new message, an edit,
+    a delete, a hide, a reaction) takes the next value under the same row lock and stamps the
+    changed message with it. Seq numbers messages; rev orders every change, so a client that
+    knows the last rev it saw can ask for exactly what changed since (`conversation_changes`).
     """
 
     class Kind(models.TextChoices):
@@ -26,6 +31,7 @@ class Conversation(models.Model):
     # Display name of a group conversation (set by the groups app); empty for self and direct.
     title = models.CharField(max_length=100, blank=True)
     last_seq = models.BigIntegerField(default=0)
+    last_rev = models.BigIntegerField(default=0)
     last_message_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
@@ -35,6 +41,7 @@ class Conversation(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(last_seq__gte=0), name="conversation_last_seq_gte_0"),
+            models.CheckConstraint(condition=Q(last_rev__gte=0), name="conversation_last_rev_gte_0"),
             models.CheckConstraint(
                 condition=Q(kind="group") | Q(unique_key__isnull=False),
                 name="conversation_self_direct_have_key",
@@ -93,6 +100,9 @@ class Message(models.Model):
     public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     seq = models.BigIntegerField()
+    # The conversation revision of the message's latest change (creation, edit, delete, hide,
+    # reaction): unique per conversation, so "rev > n" is exactly what changed since n.
+    rev = models.BigIntegerField(default=0)
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -115,6 +125,8 @@ class Message(models.Model):
         constraints = [
             # Also the keyset index for history: (conversation, seq).
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_conversation_seq"),
+            # Also the index of resync: (conversation, rev > position) in rev order.
+            models.UniqueConstraint(fields=["conversation", "rev"], name="message_conversation_rev"),
             models.UniqueConstraint(
                 fields=["conversation", "sender", "client_message_id"],
                 condition=Q(client_message_id__isnull=False),

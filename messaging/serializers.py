@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from accounts.serializers import StrictCharField, StrictSerializer
+from accounts.serializers import StrictBooleanField, StrictCharField, StrictSerializer
 from chatproject.core.timefmt import iso_ms
 
 from .events import reply_payload
@@ -197,6 +197,7 @@ class MessageOutput(serializers.ModelSerializer):
         fields = (
             "id",
             "seq",
+            "rev",
             "conversation_id",
             "sender",
             "kind",
@@ -213,6 +214,8 @@ class MessageOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_conversation_id(self, message: Message) -> str:
+        if "conversation_id" in self.context:
+            return self.context["conversation_id"]
         conversation = self.context.get("conversation") or message.conversation
         return conversation.public_id
 
@@ -322,3 +325,45 @@ class ReactionChangeOutput(serializers.Serializer):
     emoji = serializers.CharField(read_only=True)
     count = serializers.IntegerField(read_only=True, help_text="Members with this emoji on the message now.")
     changed = serializers.BooleanField(read_only=True, help_text="False when it was already so.")
+
+
+class SyncInput(StrictSerializer):
+    # The keys and their number are checked by selectors.conversation_changes (shared with the
+    # sockets); unknown and foreign ids are answered `gone`, never refused.
+    positions = serializers.DictField(
+        child=StrictIntegerField(min_value=0, max_value=SEQ_MAX),
+        required=False,
+        default=dict,
+        help_text="Conversation id -> the last revision the client has of it.",
+    )
+    all = StrictBooleanField(
+        required=False, default=False, help_text="Also every other current conversation, from revision 0."
+    )
+
+
+class ConversationChangesOutput(serializers.Serializer):
+    """What changed in one conversation (from a selectors.ConversationChanges)."""
+
+    # Not a ChoiceField: with null allowed it would be a second "kind" enum in the schema.
+    kind = serializers.CharField(
+        read_only=True, allow_null=True, help_text="self, direct or group; null when gone."
+    )
+    messages = serializers.SerializerMethodField()
+    last_rev = serializers.IntegerField(read_only=True, help_text="Send this as the next position.")
+    reload = serializers.BooleanField(read_only=True, help_text="Too many changes: refetch the history.")
+    more = serializers.BooleanField(read_only=True, help_text="No room in this answer: ask again.")
+    left = serializers.BooleanField(read_only=True, help_text="You left: changes up to then.")
+    gone = serializers.BooleanField(read_only=True, help_text="Unknown, deleted or not yours.")
+
+    @extend_schema_field(MessageOutput(many=True))
+    def get_messages(self, changes) -> list[dict[str, Any]]:
+        context = {"conversation_id": changes.conversation_id, "reactions": changes.reactions}
+        return MessageOutput(changes.messages, many=True, context=context).data
+
+
+class SyncOutput(serializers.Serializer):
+    conversations = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DictField(child=ConversationChangesOutput()))
+    def get_conversations(self, changes) -> dict[str, Any]:
+        return {c.conversation_id: ConversationChangesOutput(c).data for c in changes}

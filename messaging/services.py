@@ -319,17 +319,21 @@ def _messages_store(
     for _i, membership, _content, _cid in pending:
         counts[membership.conversation_id] = counts.get(membership.conversation_id, 0) + 1
     last = _take_seqs(counts, now)
-    next_seq = {pk: last[pk] - count + 1 for pk, count in counts.items()}
+    next_seq = {pk: last[pk][0] - count + 1 for pk, count in counts.items()}
+    next_rev = {pk: last[pk][1] - count + 1 for pk, count in counts.items()}
     messages, pointers = [], {}
     for i, membership, content, cid in pending:
         conversation = membership.conversation
-        seq = next_seq[conversation.pk]
+        seq, rev = next_seq[conversation.pk], next_rev[conversation.pk]
         next_seq[conversation.pk] += 1
+        next_rev[conversation.pk] += 1
         conversation.last_seq, conversation.last_message_at = max(conversation.last_seq, seq), now
+        conversation.last_rev = max(conversation.last_rev, rev)
         messages.append(
             Message(
                 conversation=conversation,
                 seq=seq,
+                rev=rev,
                 sender=membership.user,
                 kind=Message.Kind.TEXT,
                 content=content,
@@ -345,11 +349,13 @@ def _messages_store(
     return messages
 
 
-def _take_seqs(counts: dict[int, int], now) -> dict[int, int]:
-    """Bump each conversation's allocator by its count; returns conversation pk -> new last_seq.
+def _take_seqs(counts: dict[int, int], now) -> dict[int, tuple[int, int]]:
+    """Bump each conversation's allocators by its count; returns conversation pk -> (new
+    last_seq, new last_rev).
 
     One UPDATE ... RETURNING, which also locks the rows until commit, so concurrent senders
-    queue here and numbers stay gapless. `last_message_at` only moves forward.
+    queue here and numbers stay gapless. A new message is a change too, so `last_rev` moves by
+    the same count in the same statement. `last_message_at` only moves forward.
     """
     table = connection.ops.quote_name(Conversation._meta.db_table)
     stamp = connection.ops.adapt_datetimefield_value(now)
@@ -360,20 +366,37 @@ def _take_seqs(counts: dict[int, int], now) -> dict[int, int]:
             # Two array parameters: the statement text is the same for every batch size, so
             # the driver does not re-parse a long CASE list each time.
             cursor.execute(
-                f"UPDATE {table} AS c SET last_seq = c.last_seq + v.n, "  # noqa: S608
+                f"UPDATE {table} AS c SET last_seq = c.last_seq + v.n, last_rev = c.last_rev + v.n, "  # noqa: S608
                 f"last_message_at = {moved_at.replace('last_message_at', 'c.last_message_at')} "
                 "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, n) WHERE c.id = v.id "
-                "RETURNING c.id, c.last_seq",
+                "RETURNING c.id, c.last_seq, c.last_rev",
                 [stamp, stamp, ids, [counts[pk] for pk in ids]],
             )
         else:
-            cases = " ".join("WHEN %s THEN %s" for _ in ids)
+            cases = "CASE id " + " ".join("WHEN %s THEN %s" for _ in ids) + " END"
+            pairs = [v for pk in ids for v in (pk, counts[pk])]
             cursor.execute(
-                f"UPDATE {table} SET last_seq = last_seq + CASE id {cases} END, last_message_at = {moved_at} "  # noqa: S608
-                f"WHERE id IN ({', '.join(['%s'] * len(ids))}) RETURNING id, last_seq",
-                [*[v for pk in ids for v in (pk, counts[pk])], stamp, stamp, *ids],
+                f"UPDATE {table} SET last_seq = last_seq + {cases}, last_rev = last_rev + {cases}, "  # noqa: S608
+                f"last_message_at = {moved_at} "
+                f"WHERE id IN ({', '.join(['%s'] * len(ids))}) RETURNING id, last_seq, last_rev",
+                [*pairs, *pairs, stamp, stamp, *ids],
             )
-        return dict(cursor.fetchall())
+        return {pk: (last_seq, last_rev) for pk, last_seq, last_rev in cursor.fetchall()}
+
+
+def _take_rev(conversation: Conversation) -> int:
+    """Inside a transaction: the conversation's next revision, for a change to one of its
+    messages (edit, delete, hide, reaction). Locks the conversation row until commit, as a send
+    does, so revisions stay gapless and in commit order per conversation."""
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_rev = last_rev + 1 WHERE id = %s RETURNING last_rev",  # noqa: S608
+            [conversation.pk],
+        )
+        (rev,) = cursor.fetchone()
+    conversation.last_rev = rev
+    return rev
 
 
 def _advance_read_pointers(pointers: dict[int, int]) -> None:
@@ -410,11 +433,12 @@ def _message_store(
 ) -> Message:
     """Take the next seq, store one message, publish it on commit. Inside a transaction."""
     now = timezone.now()
-    seq = _take_seqs({conversation.pk: 1}, now)[conversation.pk]
-    conversation.last_seq, conversation.last_message_at = seq, now
+    seq, rev = _take_seqs({conversation.pk: 1}, now)[conversation.pk]
+    conversation.last_seq, conversation.last_rev, conversation.last_message_at = seq, rev, now
     message = Message.objects.create(
         conversation=conversation,
         seq=seq,
+        rev=rev,
         sender=sender,
         kind=kind,
         content=content,
@@ -613,7 +637,8 @@ def message_moderate(*, moderator: User, message_id: object, action: str, reason
         raise ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": "message_id"})
     with transaction.atomic():
         message = (
-            Message.objects.select_for_update(of=("self",))
+            # no_key: see `message_get_for_member` (a concurrent reply to it must not wait).
+            Message.objects.select_for_update(of=("self",), no_key=True)
             .select_related("conversation", "sender")
             .filter(public_id=message_id)
             .first()
@@ -626,12 +651,13 @@ def message_moderate(*, moderator: User, message_id: object, action: str, reason
         if action == MODERATE_HIDE:
             if message.hidden_at is not None:
                 raise ApplicationError(ErrorCode.CONFLICT, "The message is already hidden.")
-            message.hidden_at = now
-            message.save(update_fields=["hidden_at"])
+            message.hidden_at, message.rev = now, _take_rev(message.conversation)
+            message.save(update_fields=["hidden_at", "rev"])
             event = events.message_hidden(conversation=message.conversation, message=message)
         else:
             message.content, message.deleted_at = "", now
-            message.save(update_fields=["content", "deleted_at"])
+            message.rev = _take_rev(message.conversation)
+            message.save(update_fields=["content", "deleted_at", "rev"])
             _erase_extras(message)  # earlier texts and reactions go with the text
             event = events.message_deleted(conversation=message.conversation, message=message)
         conversation = message.conversation
@@ -746,7 +772,8 @@ def message_edit(
         now = timezone.now()
         MessageEdit.objects.create(message=message, content=message.content, edited_at=now, editor=user)
         message.content, message.edited_at = content, now
-        message.save(update_fields=["content", "edited_at"])
+        message.rev = _take_rev(message.conversation)
+        message.save(update_fields=["content", "edited_at", "rev"])
         _publish_to_members(
             message.conversation,
             events.message_edited(conversation=message.conversation, message=message, editor=user),
@@ -783,13 +810,21 @@ def message_delete(*, user: User, message_id: object, conversation_id: object = 
             )
         _refuse_removed(message)
         message.content, message.deleted_at = "", timezone.now()
-        message.save(update_fields=["content", "deleted_at"])
+        message.rev = _take_rev(message.conversation)
+        message.save(update_fields=["content", "deleted_at", "rev"])
         _erase_extras(message)
         _publish_to_members(
             message.conversation, events.message_deleted(conversation=message.conversation, message=message)
         )
     logger.info("message deleted: message=%s user=%s", message.public_id, user.public_id)
     return message
+
+
+def _stamp_rev(message: Message) -> None:
+    """A change that is not a column of the message (a reaction) still moves its revision, so
+    a resync serves the message again with its current reactions."""
+    message.rev = _take_rev(message.conversation)
+    Message.objects.filter(pk=message.pk).update(rev=message.rev)
 
 
 def _validate_emoji(value: object) -> str:
@@ -836,6 +871,7 @@ def reaction_add(
                 {"field": "emoji", "max_reactions": maximum},
             )
         Reaction.objects.create(message=message, user=user, emoji=emoji)
+        _stamp_rev(message)
         count = reaction_count(message=message, emoji=emoji)
         _publish_to_members(
             message.conversation,
@@ -865,6 +901,7 @@ def reaction_remove(
         removed, _per_model = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
         count = reaction_count(message=message, emoji=emoji)
         if removed:
+            _stamp_rev(message)
             _publish_to_members(
                 message.conversation,
                 events.reaction_changed(

@@ -11,6 +11,7 @@ from . import apis
 app_name = "messaging"
 
 urlpatterns = [
+    path("sync/", apis.SyncApi.as_view(), name="sync"),
     path("conversations/", apis.ConversationListApi.as_view(), name="conversation-list"),
     path("conversations/direct/", apis.DirectConversationApi.as_view(), name="conversation-direct"),
     path(

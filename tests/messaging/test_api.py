@@ -28,6 +28,7 @@ CONVERSATION_KEYS = {
 MESSAGE_KEYS = {
     "id",
     "seq",
+    "rev",
     "conversation_id",
     "sender",
     "kind",
@@ -225,6 +226,7 @@ def test_send_message_returns_201_and_is_delivered_live(alice, bob, client_for, 
     assert body == {
         "id": message.public_id,
         "seq": 1,
+        "rev": 1,
         "conversation_id": conversation.public_id,
         "sender": {"id": alice.id, "display_name": "Alice"},
         "kind": "text",

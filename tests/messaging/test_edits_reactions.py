@@ -478,6 +478,7 @@ def test_direct_chat_edit_goes_to_both_members(alice, bob, bus_sent, django_capt
         "message": {
             "id": message.public_id,
             "seq": 1,
+            "rev": 2,
             "content": "hello",
             "edited_at": iso_ms(edited.edited_at),
         },
@@ -498,7 +499,7 @@ def test_group_reactions_go_to_the_conversation_group(
         "type": "reaction.added",
         "actor": alice.id,
         "conversation": {"id": conversation.public_id, "kind": "group"},
-        "message": {"id": message.public_id, "seq": 1},
+        "message": {"id": message.public_id, "seq": 1, "rev": 3},
         "emoji": "🎉",
         "count": 2,
     }
@@ -516,7 +517,7 @@ def test_a_delete_publishes_what_moderation_publishes(
     assert bus_sent == [
         (
             [f"c.{conversation.public_id}"],
-            events.message_deleted(conversation=conversation, message=message),
+            events.message_deleted(conversation=conversation, message=fresh(message)),
         )
     ]
 
@@ -552,7 +553,13 @@ def test_expresschat_renders_an_edit_to_the_others():
         "type": "message.edited",
         "actor": USER_ID,
         "conversation": {"id": CHAT_ID, "kind": "direct"},
-        "message": {"id": MESSAGE_ID, "seq": 4, "content": "new", "edited_at": "2026-01-01T00:00:00.000Z"},
+        "message": {
+            "id": MESSAGE_ID,
+            "seq": 4,
+            "rev": 7,
+            "content": "new",
+            "edited_at": "2026-01-01T00:00:00.000Z",
+        },
     }
     [emit] = expresschat.render(event)
     assert (emit.name, emit.to, emit.skip) == ("message-edited", expresschat.ALL, (expresschat.ACTOR,))
@@ -560,6 +567,7 @@ def test_expresschat_renders_an_edit_to_the_others():
         "ChatId": CHAT_ID,
         "Id": MESSAGE_ID,
         "Seq": 4,
+        "Rev": 7,
         "Content": "new",
         "EditedAt": "2026-01-01T00:00:00.000Z",
     }
@@ -571,7 +579,7 @@ def test_expresschat_renders_reactions_to_every_member(kind, added):
         "type": kind,
         "actor": USER_ID,
         "conversation": {"id": CHAT_ID, "kind": "group"},
-        "message": {"id": MESSAGE_ID, "seq": 2},
+        "message": {"id": MESSAGE_ID, "seq": 2, "rev": 5},
         "emoji": "🎉",
         "count": 3,
     }
@@ -581,6 +589,7 @@ def test_expresschat_renders_reactions_to_every_member(kind, added):
         "ChatId": CHAT_ID,
         "Id": MESSAGE_ID,
         "Seq": 2,
+        "Rev": 5,
         "Emoji": "🎉",
         "UserId": USER_ID,
         "Count": 3,

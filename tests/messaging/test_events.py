@@ -53,6 +53,7 @@ def test_message_send_in_direct_chat_publishes_to_both_members(
         "message": {
             "id": message.public_id,
             "seq": 1,
+            "rev": 1,
             "kind": "text",
             "content": "hi",
             "sender_id": alice.id,

@@ -69,7 +69,13 @@ async def test_member_sees_a_message_deleted_in_the_admin_live(live_server_proc,
             async with http.post(changelist, data=data, allow_redirects=False) as response:
                 assert response.status == 302
         removed = await member.next("message-deleted")
-        assert removed == {"ChatId": chat.public_id, "Id": message.public_id, "Seq": 1, "Hidden": False}
+        assert removed == {
+            "ChatId": chat.public_id,
+            "Id": message.public_id,
+            "Seq": 1,
+            "Rev": 2,
+            "Hidden": False,
+        }
         await outsider.none("message-deleted", wait=0.3)
         # And history now serves the tombstone.
         await member.call("fetch-personal-chat", {"ChatId": chat.public_id})

@@ -233,7 +233,7 @@ def test_direct_chat_events_go_to_both_members(
         "type": "message.deleted",
         "actor": None,  # members never learn which staff account acted
         "conversation": {"id": chat.public_id, "kind": "direct"},
-        "message": {"id": message.public_id, "seq": 1},
+        "message": {"id": message.public_id, "seq": 1, "rev": 2},
     }
 
 
@@ -271,8 +271,8 @@ def test_expresschat_renders_message_deleted_to_every_member(kind, hidden):
         "type": kind,
         "actor": None,
         "conversation": {"id": "c" * 24, "kind": "group"},
-        "message": {"id": "m" * 24, "seq": 9},
+        "message": {"id": "m" * 24, "seq": 9, "rev": 12},
     }
     [emit] = expresschat.render(event)
     assert (emit.name, emit.to, emit.skip) == ("message-deleted", expresschat.ALL, ())
-    assert emit.payload == {"ChatId": "c" * 24, "Id": "m" * 24, "Seq": 9, "Hidden": hidden}
+    assert emit.payload == {"ChatId": "c" * 24, "Id": "m" * 24, "Seq": 9, "Rev": 12, "Hidden": hidden}

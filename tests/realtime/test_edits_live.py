@@ -35,9 +35,11 @@ async def test_direct_chat_edit_reply_react_and_delete_live(live_server_proc, ma
             "ChatId": chat_id,
             "Id": sent["Id"],
             "Seq": 1,
+            "Rev": 2,
             "Content": "hello",
             "EditedAt": edited["EditedAt"],
         }
+        assert edited["Rev"] == 2
         await a.none("message-edited", wait=0.2)
 
         # Only the sender edits.
@@ -68,6 +70,7 @@ async def test_direct_chat_edit_reply_react_and_delete_live(live_server_proc, ma
             "ChatId": chat_id,
             "Id": sent["Id"],
             "Seq": 1,
+            "Rev": 4,
             "Emoji": "👍",
             "UserId": bob.id,
             "Count": 1,
@@ -97,12 +100,13 @@ async def test_direct_chat_edit_reply_react_and_delete_live(live_server_proc, ma
 
         # Delete: every member's connection is told, the sender's included.
         gone = ok(await a.call("delete-message", {"ChatId": chat_id, "Id": sent["Id"]}))
-        assert gone == {"ChatId": chat_id, "Id": sent["Id"], "Seq": 1}
+        assert gone == {"ChatId": chat_id, "Id": sent["Id"], "Seq": 1, "Rev": 5}
         for client in (a, b):
             assert await client.next("message-deleted") == {
                 "ChatId": chat_id,
                 "Id": sent["Id"],
                 "Seq": 1,
+                "Rev": 5,
                 "Hidden": False,
             }
         await c.none("message-deleted", wait=0.2)
@@ -143,7 +147,7 @@ async def test_group_admin_deletes_a_members_message_and_members_see_replies_liv
         ok(await a.call("delete-message", {"ChatId": group_id, "Id": spam["Id"]}))
         for client in (a, b, c):
             removed = await client.next("message-deleted")
-            assert removed == {"ChatId": group_id, "Id": spam["Id"], "Seq": 2, "Hidden": False}
+            assert removed == {"ChatId": group_id, "Id": spam["Id"], "Seq": 2, "Rev": 4, "Hidden": False}
 
         ok(await b.call("react", {"ChatId": group_id, "Id": answer["Id"], "Emoji": "🎉"}))
         for client in (a, b, c):

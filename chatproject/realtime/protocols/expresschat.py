@@ -11,7 +11,8 @@ extensions (ignored by the original client): an ack on every event
 (`{"ok": true, "data": ...}` / `{"ok": false, "error": {...}}`), `ClientMessageId` on sends,
 `Id`/`Seq`/`Timestamp`/`SenderId` on delivered messages, `Before`/`Limit` on fetches, and the
 receipt, unread, typing and presence events at the end of this module (docs/protocol.md §11),
-then edits, deletes, replies and reactions (§13).
+then edits, deletes, replies and reactions (§13), and resync with `Rev` on every message event
+(§14).
 """
 
 import time
@@ -206,6 +207,7 @@ def sent_ack(message: Message, created: bool) -> dict[str, Any]:
         "Timestamp": iso_ms(message.created_at),
         "ClientMessageId": message.client_message_id,
         "Duplicate": not created,
+        "Rev": message.rev,
     }
 
 
@@ -553,6 +555,8 @@ def _delivered(message: dict[str, Any]) -> dict[str, Any]:
     delivered = {
         "Id": message["id"],
         "Seq": message["seq"],
+        # `.get`: during a rolling deploy an older process may publish events without it.
+        "Rev": message.get("rev"),
         "SenderId": message["sender_id"],
         "Timestamp": message["created_at"],
     }
@@ -684,6 +688,7 @@ def _render_message_removed(event: dict[str, Any]) -> list[Emit]:
         "ChatId": conv_id,
         "Id": message["id"],
         "Seq": message["seq"],
+        "Rev": message.get("rev"),
         "Hidden": event["type"] == "message.hidden",
     }
     return [Emit("message-deleted", payload)]
@@ -909,10 +914,12 @@ def reply_to_payload(reply: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def message_extras(message: Message, reactions: Sequence[msg_selectors.ReactionCount] = ()) -> dict[str, Any]:
-    """Keys every history message carries besides the original's: when it was last edited, the
-    message it quotes, and its reactions (emoji -> count, and those that are the viewer's)."""
+    """Keys every history message carries besides the original's: the revision of its latest
+    change, when it was last edited, the message it quotes, and its reactions (emoji -> count,
+    and those that are the viewer's)."""
     reply = msg_events.reply_payload(message.reply_to) if message.reply_to_id else None
     return {
+        "Rev": message.rev,
         "EditedAt": iso_ms(message.edited_at),
         "ReplyTo": reply_to_payload(reply),
         "Reactions": {r.emoji: r.count for r in reactions},
@@ -938,6 +945,7 @@ async def edit_message(conn: Connection, data: dict[str, Any]) -> Outcome:
             "ChatId": message.conversation.public_id,
             "Id": message.public_id,
             "Seq": message.seq,
+            "Rev": message.rev,
             "EditedAt": iso_ms(message.edited_at),
         },
     )
@@ -949,7 +957,13 @@ async def delete_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     member's connection gets `message-deleted` with `Hidden` false."""
     message = await call(msg_services.message_delete, user=conn.user, **_message_ref(data))
     return Outcome(
-        [], {"ChatId": message.conversation.public_id, "Id": message.public_id, "Seq": message.seq}
+        [],
+        {
+            "ChatId": message.conversation.public_id,
+            "Id": message.public_id,
+            "Seq": message.seq,
+            "Rev": message.rev,
+        },
     )
 
 
@@ -965,6 +979,7 @@ async def _react(conn: Connection, data: dict[str, Any], service) -> Outcome:
             "Emoji": data["Emoji"],
             "Count": count,
             "Changed": changed,
+            "Rev": message.rev,
         },
     )
 
@@ -989,6 +1004,7 @@ def _render_message_edited(event: dict[str, Any]) -> list[Emit]:
         "ChatId": conv_id,
         "Id": message["id"],
         "Seq": message["seq"],
+        "Rev": message.get("rev"),
         "Content": message["content"],
         "EditedAt": message["edited_at"],
     }
@@ -1001,6 +1017,7 @@ def _render_reaction(event: dict[str, Any]) -> list[Emit]:
         "ChatId": conv_id,
         "Id": event["message"]["id"],
         "Seq": event["message"]["seq"],
+        "Rev": event["message"].get("rev"),
         "Emoji": event["emoji"],
         "UserId": event["actor"],
         "Count": event["count"],
@@ -1013,3 +1030,53 @@ def _render_reaction(event: dict[str, Any]) -> list[Emit]:
 RENDERERS["message.edited"] = _render_message_edited
 RENDERERS["reaction.added"] = _render_reaction
 RENDERERS["reaction.removed"] = _render_reaction
+
+
+# --- resync (compatible extension) ----------------------------------------------------------
+# docs/protocol.md §14. Every message event and history message carries `Rev`, the
+# conversation revision of that change; a client that notices a hole, or reconnects, sends its
+# positions and gets what changed in the shapes history uses.
+
+
+def _sync_message(kind: str, message: Message, changes: msg_selectors.ConversationChanges) -> dict[str, Any]:
+    reactions = changes.reactions.get(message.pk, ())
+    if kind == GROUP:
+        return group_message(message, changes.read_pointers, reactions)
+    if kind == SELF:
+        return self_message(message, reactions)
+    return personal_message(message, changes.read_pointers, reactions)
+
+
+def sync_payload(changes: list[msg_selectors.ConversationChanges]) -> dict[str, Any]:
+    return {
+        "Chats": {
+            c.conversation_id: {
+                "Kind": c.kind,
+                "Messages": [_sync_message(c.kind, m, c) for m in c.messages],
+                "Rev": c.last_rev,
+                "Reload": c.reload,
+                "More": c.more,
+                "Left": c.left,
+                "Gone": c.gone,
+            }
+            for c in changes
+        }
+    }
+
+
+@handler("sync")
+async def sync(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Called after a reconnect, or when a live event's `Rev` shows a hole: `Positions` maps
+    chat ids to the last `Rev` the client has; `All` adds every other chat of the caller from
+    0. The answer (ack, and `synced` for clients without acks) holds each chat's changes since."""
+    include_all = data.get("All", False)
+    if not isinstance(include_all, bool):
+        raise _invalid("All", "All must be true or false.")
+    changes = await call(
+        msg_selectors.conversation_changes,
+        user=conn.user,
+        positions=data.get("Positions", {}),
+        include_all=include_all,
+    )
+    payload = sync_payload(changes)
+    return Outcome([("synced", payload)], payload)
