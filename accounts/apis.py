@@ -161,6 +161,19 @@ class LogoutApi(APIView):
         return Response(status=204)
 
 
+class LogoutEverywhereApi(APIView):
+    @extend_schema(
+        tags=["auth"],
+        request=None,
+        responses={204: None, **_errors(401, 403)},
+        summary="End every login session of the caller; all their sockets are closed",
+    )
+    def post(self, request: Request) -> Response:
+        """Called to log out on every device."""
+        services.user_logout_everywhere(user=request.user)
+        return Response(status=204)
+
+
 class MeApi(APIView):
     @extend_schema(tags=["users"], responses={200: UserOutput, **_errors(401, 403)}, summary="The caller")
     def get(self, request: Request) -> Response:

@@ -443,6 +443,15 @@ def _sessions_end_all(*, user: User, reason: str) -> int:
     return ended
 
 
+def user_logout_everywhere(*, user: User) -> int:
+    """End every login session of the caller (all devices): their refresh tokens stop working
+    and every live socket of theirs is closed, on every process. Returns how many ended."""
+    with transaction.atomic():
+        ended = _sessions_end_all(user=user, reason="revoked")
+    logger.info("logout everywhere of user %s: %d sessions ended", user.public_id, ended)
+    return ended
+
+
 def user_ban(*, user: User, by: User | None, reason: str = "") -> User:
     """Ban a user: no login, no refresh, every session revoked and live sockets closed."""
     _staff_check(by=by, user=user)

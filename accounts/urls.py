@@ -13,6 +13,7 @@ urlpatterns = [
     path("auth/login", apis.LoginApi.as_view(), name="login"),
     path("auth/refresh", apis.RefreshApi.as_view(), name="refresh"),
     path("auth/logout", apis.LogoutApi.as_view(), name="logout"),
+    path("auth/logout-all", apis.LogoutEverywhereApi.as_view(), name="logout-all"),
     path("users/me", apis.MeApi.as_view(), name="user-me"),
     path("users/me/settings", apis.UserSettingsApi.as_view(), name="user-settings"),
     path("users/search", apis.UserSearchApi.as_view(), name="user-search"),

@@ -218,6 +218,25 @@ async def test_native_logout_cuts_that_sessions_sockets_within_a_second_and_no_o
     assert (await refused(url, cookie=cookie))["reason"] == "Authentication failed"
 
 
+async def test_logout_everywhere_cuts_every_session_of_the_user_and_no_one_else(live_server_proc, make_user):
+    url = live_server_proc.url
+    alice, bob = make_user("Alice"), make_user("Bob")
+    other = second_session(alice)
+    doomed = [await sio(url, token=alice.access), await sio(url, token=other.access, transport="polling")]
+    kept = [await sio(url, token=bob.access)]
+    logout_all = post(url, "/api/auth/logout-all", headers={"Authorization": f"Bearer {alice.access}"})
+
+    (status, _, _), outcomes = await cut_within_a_second(logout_all, doomed)
+
+    assert status == 204
+    assert outcomes == [(REVOKED, SERVER_DISCONNECT)] * len(doomed)
+    await still_serving(kept)
+    for pair in (alice, other):  # neither login gets back in, nor refreshes
+        assert (await refused(url, token=pair.access))["code"] == "authentication_failed"
+        status, _, _ = await post(url, "/api/auth/refresh", json={"refresh": pair.refresh})
+        assert status == 401
+
+
 async def test_native_logout_with_another_users_refresh_token_is_refused_and_cuts_nothing(
     live_server_proc, make_user
 ):
