@@ -54,6 +54,7 @@ def _fill(conversation: Conversation, a: User, b: User, count: int) -> float:
         "public_id": "substr(md5(%(conv)s::text || ':' || g::text), 1, 24)",
         "conversation": "%(conv)s",
         "seq": "g",
+        "rev": "g",  # a message never changed since its creation: its rev is its creation's
         "sender": "CASE WHEN g %% 2 = 0 THEN %(a)s ELSE %(b)s END",
         "kind": "'text'",
         "content": "'history message number ' || g::text || ', some ordinary chat text to give it size'",
@@ -78,7 +79,7 @@ def _fill(conversation: Conversation, a: User, b: User, count: int) -> float:
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, {"conv": conversation.pk, "a": a.pk, "b": b.pk, "count": count})
-        Conversation.objects.filter(pk=conversation.pk).update(last_seq=count)
+        Conversation.objects.filter(pk=conversation.pk).update(last_seq=count, last_rev=count)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {q(Message._meta.db_table)}")
     return time.perf_counter() - started

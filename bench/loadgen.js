@@ -25,7 +25,8 @@ const { io } = require("socket.io-client");
 const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const now = () => performance.now();
 const emitLine = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
-const log = (msg) => process.stderr.write(`[loadgen] ${msg}\n`);
+const T0 = performance.now();
+const log = (msg) => process.stderr.write(`[loadgen +${((performance.now() - T0) / 1000).toFixed(1)}s] ${msg}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The event after which a connection is fully set up (subscribed to its bus groups): the
@@ -238,7 +239,9 @@ async function runDirect() {
     // skips its turn (counted), so the generator never queues without bound.
     let due = 0;
     const tick = () => {
-      const target = Math.floor(((now() - t0) / 1000) * config.rate);
+      // message n is due at t0 + n/rate: n = 0 at once (+ 1: without it every message went
+      // out 1/rate late, and that wait counted as latency)
+      const target = Math.floor(((now() - t0) / 1000) * config.rate) + 1;
       while (due < target) {
         const pair = pairs[due % pairs.length];
         const intended = t0 + (due * 1000) / config.rate;
@@ -617,7 +620,7 @@ async function runGroup() {
   let schedule = null; // {rate, start, due}
   const ticker = setInterval(() => {
     if (!schedule) return;
-    const target = Math.floor(((now() - schedule.start) / 1000) * schedule.rate);
+    const target = Math.floor(((now() - schedule.start) / 1000) * schedule.rate) + 1; // n due at start + n/rate
     while (schedule.due < target) {
       sendOne(schedule.start + (schedule.due * 1000) / schedule.rate);
       schedule.due++;
@@ -681,7 +684,7 @@ async function runGroup() {
   const sat0 = now();
   emitLine({ event: "saturation-start" });
   for (const rate of sat.rates) {
-    if ((now() - sat0) / 1000 + sat.step > sat.maxSeconds) {
+    if ((now() - sat0) / 1000 + sat.step > sat.maxSeconds + 0.5) {
       stopReason = "time bound";
       break;
     }
@@ -743,6 +746,7 @@ async function runGroup() {
     if (frozen[g] && msgDelivered[g] < recipients) lostExamples.push({ g, sender: msgSender[g], delivered: msgDelivered[g] });
   }
   const drainSeconds = (now() - (drainDeadline - config.drain * 1000)) / 1000;
+  log(`${config.label}: drained in ${drainSeconds.toFixed(1)}s, ${missing} copies missing${stillArriving ? " (still arriving)" : ""}`);
 
   // --- Seq check (product): each member's seqs strictly +1, skipping only its own messages ---
   let seqGaps = 0;

@@ -13,9 +13,9 @@ SCENARIOS = [
         "full": {
             "pairs": 100,
             "window": 10,  # messages in flight per sender at saturation
-            "saturation": {"warmup": 5, "duration": 20, "drain": 15},
+            "saturation": {"warmup": 5, "duration": 15, "drain": 15},
             "fixed_rate": 1000,  # messages/s offered in total, open loop
-            "fixed": {"warmup": 3, "duration": 20, "drain": 15},
+            "fixed": {"warmup": 3, "duration": 15, "drain": 15},
             "service_calls": 1000,  # message_send called in-process, no sockets (bench/service_cost.py)
         },
         "quick": {
@@ -39,37 +39,45 @@ SCENARIOS = [
         # up (>= min_delivered_share of offered) and p99 stays under stop_p99_ms, at most
         # max_seconds. `quiet`: after the last connection, wait (min..max s) until nothing but
         # deliveries arrived for `idle` s: the product's presence traffic of the ramp.
+        # presence_hidden: the members hide their presence (a user setting). With presence visible
+        # every connecting member's presence goes to its 999 co-members' user groups: 604,284
+        # presence events for one ramp of 1,000 (handshakes at 17-19/s, quiet only ~60 s after the
+        # last connection), with group messages queued behind them on the bus (README, scenario
+        # 2). The scenario measures message fan-out; BENCH_GROUP_PRESENCE=visible measures with
+        # presence on.
         "full": {
             "members": 1000,
+            "presence_hidden": True,
             "senders": 4,
             "connect_concurrency": 50,
             "quiet": {"min": 2.5, "idle": 2, "max": 30},
-            "fixed": {"rate": 20, "warmup": 3, "duration": 15},
+            "fixed": {"rate": 20, "warmup": 3, "duration": 12},
             "saturation": {
-                "rates": [40, 80, 160, 320, 640],
-                "step": 4,
-                "max_seconds": 20,
+                "rates": [40, 80, 160, 320],
+                "step": 3,
+                "max_seconds": 12,
                 "min_delivered_share": 0.9,
                 "stop_p99_ms": 1000,
             },
-            "drain": 15,
-            "settle_max": 10,
+            "drain": 12,
+            "settle_max": 5,
         },
         "quick": {
             "members": 1000,
+            "presence_hidden": True,
             "senders": 4,
             "connect_concurrency": 50,
-            "quiet": {"min": 2.5, "idle": 2, "max": 15},
-            "fixed": {"rate": 20, "warmup": 2, "duration": 5},
+            "quiet": {"min": 0.5, "idle": 0.5, "max": 10},
+            "fixed": {"rate": 20, "warmup": 1, "duration": 3},
             "saturation": {
-                "rates": [40, 80, 160, 320],
-                "step": 2,
-                "max_seconds": 8,
+                "rates": [40],
+                "step": 1.5,
+                "max_seconds": 1.5,
                 "min_delivered_share": 0.9,
                 "stop_p99_ms": 1000,
             },
-            "drain": 8,
-            "settle_max": 5,
+            "drain": 3,
+            "settle_max": 2,
         },
         "targets": {"p99_ms_max": 150.0, "all_delivered": True},
     },
@@ -93,7 +101,7 @@ SCENARIOS = [
         "name": "twoproc",
         "number": 5,
         "title": "Two processes sharing Redis: scenario 1 at saturation, every pair across processes",
-        "full": {"pairs": 100, "window": 10, "saturation": {"warmup": 5, "duration": 20, "drain": 15}},
+        "full": {"pairs": 100, "window": 10, "saturation": {"warmup": 5, "duration": 15, "drain": 15}},
         "quick": {"pairs": 100, "window": 10, "saturation": {"warmup": 2, "duration": 6, "drain": 10}},
         "targets": {},
     },

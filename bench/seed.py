@@ -4,7 +4,9 @@ SECRET_KEY come from its environment; the servers use the same SECRET_KEY to ver
 
     seed.py direct N OUT.json   N pairs of verified users, one direct conversation per pair
     seed.py idle N OUT.json     N verified users with self conversations and access tokens
-    seed.py group N OUT.json    one group of N members (groups.services.group_create), a token each
+    seed.py group N OUT.json [presence-hidden]
+                                one group of N members (groups.services.group_create), a token
+                                each; presence-hidden: every member hides their presence
 """
 
 import json
@@ -105,12 +107,17 @@ def seed_idle(count: int) -> dict:
     return {"tokens": tokens}
 
 
-def seed_group(count: int) -> dict:
+def seed_group(count: int, presence_hidden: bool = False) -> dict:
     """One group of `count` members created through `group_create` (the first user owns it; its
     "created the group" system message takes seq 1), and an access token for every member.
     `last_seq` is the group's allocator after seeding: the first message of the run gets
-    last_seq + 1, and every seq up to it is history that is never delivered live."""
+    last_seq + 1, and every seq up to it is history that is never delivered live.
+
+    `presence_hidden`: the privacy setting `accounts.services.user_settings_update` sets, written
+    in bulk (nobody is connected yet, so there is nobody to notify): the product then publishes
+    no presence for these members (see scenarios.py, group)."""
     users, tokens = _users_with_tokens("bgroup", count)
+    User.objects.filter(pk__in=[u.pk for u in users]).update(presence_hidden=presence_hidden)
     conversation = group_create(
         user=users[0], name="bench group", member_ids=[u.public_id for u in users[1:]]
     )
@@ -121,6 +128,7 @@ def seed_group(count: int) -> dict:
     return {
         "group": conversation.public_id,
         "last_seq": conversation.last_seq,
+        "presence_hidden": presence_hidden,
         "members": [u.public_id for u in users],
         "tokens": tokens,
     }
@@ -129,7 +137,10 @@ def seed_group(count: int) -> dict:
 def main() -> None:
     kind, count, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     started = time.perf_counter()
-    data = {"direct": seed_direct, "idle": seed_idle, "group": seed_group}[kind](count)
+    if kind == "group":
+        data = seed_group(count, presence_hidden="presence-hidden" in sys.argv[4:])
+    else:
+        data = {"direct": seed_direct, "idle": seed_idle}[kind](count)
     data["seconds"] = round(time.perf_counter() - started, 2)
     out.write_text(json.dumps(data))
 
