@@ -10,6 +10,8 @@ from typing import Any
 
 import socketio
 from django.conf import settings
+from engineio import packet as eio_packet
+from socketio import packet
 
 from .auth import credentials_from_scope
 from .hub import Hub
@@ -37,12 +39,27 @@ class SocketIOHub(Hub):
     async def fanout(
         self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]
     ) -> None:
-        if only is not None:
-            recipients = [sid for sid in only if target in self.sio.rooms(sid, namespace=NAMESPACE)]
-            if recipients:
-                await self.sio.emit(name, payload, to=recipients, namespace=NAMESPACE)
+        """Encode the packet once and hand it to each local socket's send queue in turn.
+
+        python-socketio's room emit starts one task per recipient; measured on a 1,000-member
+        group that task creation was ~40% of the fan-out CPU. A socket's send only enqueues
+        (Engine.IO writes from the queue in its own task), so awaiting each in turn is cheap.
+        """
+        participants = self.sio.manager.get_participants(NAMESPACE, target)
+        recipients = [
+            eio_sid for sid, eio_sid in participants if sid not in skip and (only is None or sid in only)
+        ]
+        if not recipients:
             return
-        await self.sio.emit(name, payload, room=target, skip_sid=list(skip) or None, namespace=NAMESPACE)
+        encoded = self.sio.packet_class(packet.EVENT, namespace=NAMESPACE, data=[name, payload]).encode()
+        frames = [
+            eio_packet.Packet(eio_packet.MESSAGE, part)
+            for part in (encoded if isinstance(encoded, list) else [encoded])
+        ]
+        send = self.sio.eio.send_packet
+        for eio_sid in recipients:
+            for frame in frames:
+                await send(eio_sid, frame)
 
     async def close(self, conn_id: str) -> None:
         await self.sio.disconnect(conn_id, namespace=NAMESPACE)
