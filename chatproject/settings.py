@@ -274,6 +274,9 @@ CHAT = {
     "PRESENCE_HEARTBEAT_SECONDS": float(env_str("CHAT_PRESENCE_HEARTBEAT_SECONDS", "5")),
     "PRESENCE_TTL_SECONDS": float(env_str("CHAT_PRESENCE_TTL_SECONDS", "12")),
     "PRESENCE_DEBOUNCE_SECONDS": float(env_str("CHAT_PRESENCE_DEBOUNCE_SECONDS", "1.5")),
+    # Presence changes are pushed to members of direct chats and of groups up to this size;
+    # members of larger groups pull it with `fetch-presence`.
+    "PRESENCE_PUSH_GROUP_MAX": env_int("CHAT_PRESENCE_PUSH_GROUP_MAX", 50),
     # Typing: receivers drop an indicator TTL seconds after the last `typing` without a
     # `stop-typing`; a connection relays at most one `typing` per conversation per MIN_INTERVAL.
     "TYPING_TTL_SECONDS": float(env_str("CHAT_TYPING_TTL_SECONDS", "6")),

@@ -417,6 +417,18 @@ def test_presence_audience_is_everyone_sharing_a_chat_found_in_one_query(
     assert sorted(audience) == sorted([bob.id, carol.id, dave.id])
 
 
+def test_presence_is_pushed_to_small_groups_only_and_large_groups_can_still_fetch_it(
+    alice, bob, carol, make_user, settings
+):
+    settings.CHAT = {**settings.CHAT, "PRESENCE_PUSH_GROUP_MAX": 3}
+    dave, erin = make_user("Dave"), make_user("Erin")
+    group(alice, bob, carol)  # 3 members: pushed
+    group(alice, dave, erin, bob)  # 4 members: over the limit, not pushed
+    assert sorted(selectors.co_member_ids(user_id=alice.id)) == sorted([bob.id, carol.id])
+    # Members of the large group still see Alice's presence on request.
+    assert selectors.co_members_among(user=alice.user, user_ids=[dave.id, erin.id]) == {dave.id, erin.id}
+
+
 def test_co_members_among_keeps_only_people_sharing_a_chat(alice, bob, carol, make_user):
     dave = make_user("Dave")
     direct(alice, bob)
