@@ -11,12 +11,13 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from chatproject.core.api import error_responses as _errors
+from chatproject.core.api import validated
 from chatproject.core.timefmt import iso_ms
 
 from . import selectors, services
 from .http import AuthRateThrottle, BoundedJSONParser
 from .serializers import (
-    ErrorOutput,
     LoginInput,
     LoginOutput,
     RefreshInput,
@@ -32,12 +33,6 @@ from .serializers import (
     VerifyInput,
 )
 
-ERRORS = {status: ErrorOutput for status in (400, 401, 403, 404, 409, 413, 429)}
-
-
-def _errors(*statuses: int) -> dict[int, type[ErrorOutput]]:
-    return {status: ERRORS[status] for status in statuses}
-
 
 def _login_payload(login: services.Login) -> dict:
     user = UserOutput(login.user, context={"viewer": login.user}).data
@@ -45,9 +40,7 @@ def _login_payload(login: services.Login) -> dict:
 
 
 def _validated(serializer_class: type[Serializer], request: Request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return validated(serializer_class, request.data)
 
 
 def _sent_payload(sent: services.VerificationSent) -> dict:

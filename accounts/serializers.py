@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from chatproject.core.api import ErrorOutput  # noqa: F401 - the error schema, shared
 from chatproject.core.timefmt import iso_ms
 
 from .selectors import user_email_visible
@@ -112,12 +113,6 @@ class LoginOutput(TokenPairOutput):
 class VerificationSentOutput(serializers.Serializer):
     email = serializers.EmailField(read_only=True)
     code_expires_at = serializers.CharField(read_only=True)
-
-
-class ErrorOutput(serializers.Serializer):
-    code = serializers.CharField(read_only=True)
-    message = serializers.CharField(read_only=True)
-    extra = serializers.DictField(read_only=True)
 
 
 class StrictBooleanField(serializers.BooleanField):

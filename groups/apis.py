@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from accounts.http import BoundedJSONParser
 from accounts.models import User
-from accounts.serializers import ErrorOutput
+from chatproject.core.api import error_responses as _errors
+from chatproject.core.api import validated as _validated
 from messaging.models import Conversation
 
 from . import selectors, services
@@ -37,16 +37,6 @@ from .serializers import (
 TAGS = ["groups"]
 GROUP_ID = OpenApiParameter("group_id", str, OpenApiParameter.PATH, description="Public id of the group")
 USER_ID = OpenApiParameter("user_id", str, OpenApiParameter.PATH, description="Public id of the member")
-
-
-def _errors(*statuses: int) -> dict[int, type[ErrorOutput]]:
-    return dict.fromkeys(statuses, ErrorOutput)
-
-
-def _validated(serializer_class: type[Serializer], data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
 from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from accounts.http import BoundedJSONParser
-from accounts.serializers import ErrorOutput
+from chatproject.core.api import error_responses as _errors
+from chatproject.core.api import validated as _validated
 
 from . import selectors, services
 from .serializers import (
@@ -43,16 +43,6 @@ TAGS = ["conversations"]
 CONVERSATION_ID = OpenApiParameter(
     "conversation_id", str, OpenApiParameter.PATH, description="Public id of the conversation"
 )
-
-
-def _errors(*statuses: int) -> dict[int, type[ErrorOutput]]:
-    return dict.fromkeys(statuses, ErrorOutput)
-
-
-def _validated(serializer_class: type[Serializer], data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class ConversationListApi(APIView):

@@ -11,7 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.serializers import ErrorOutput, StrictCharField
+from accounts.serializers import StrictCharField
+from chatproject.core.api import error_responses
 from chatproject.core.timefmt import iso_ms
 
 from .presence import presence_list
@@ -46,7 +47,7 @@ class PresenceApi(APIView):
                 "user_ids", str, required=True, description="Comma-separated public ids of users."
             )
         ],
-        responses={200: PresenceListOutput, **dict.fromkeys((400, 401, 403), ErrorOutput)},
+        responses={200: PresenceListOutput, **error_responses(400, 401, 403)},
         summary="Presence of users you share a conversation with (others are left out)",
     )
     def get(self, request: Request) -> Response:
