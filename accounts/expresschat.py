@@ -276,4 +276,3 @@ def update_access_token(request: HttpRequest, shape) -> HttpResponse:
     response = _json(200, {"message": "Cookie updated successfully"})
     _cookie_set(response, ACCESS_COOKIE, token)
     return response
-

@@ -452,7 +452,9 @@ def test_typing_presence_and_delivered_receipts(people, quick_timers_server, mak
     log_in(ivan)
     expect(hana_dot).to_have_attribute("data-presence", "online")
     expect(subtitle).to_have_text("online")
-    expect(hana.chat_item("Ivan Ito")).to_have_attribute("aria-label", re.compile(r"Ivan Ito, Direct chat, online"))
+    expect(hana.chat_item("Ivan Ito")).to_have_attribute(
+        "aria-label", re.compile(r"Ivan Ito, Direct chat, online")
+    )
     expect(status).to_have_text("Delivered")
     # He opens the chat: read.
     ivan.open_chat("Hana Hill")
