@@ -313,12 +313,16 @@ def _sent(result: SendResult) -> Outcome:
 @handler("read-personal-message")
 async def read_personal_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when the client has read a direct chat (up to `Seq`, default everything)."""
+    return await _mark_read(conn, data, id_key="ChatId", kind=PERSONAL)
+
+
+async def _mark_read(conn: Connection, data: dict[str, Any], *, id_key: str, kind: str) -> Outcome:
     conversation, pointer = await call(
         msg_services.conversation_mark_read,
         user=conn.user,
-        conversation_id=_str(data, "ChatId"),
+        conversation_id=_str(data, id_key),
         **_read_forms(data),
-        kind=PERSONAL,
+        kind=kind,
     )
     return Outcome([], {"ChatId": conversation.public_id, "Seq": pointer})
 
@@ -464,14 +468,7 @@ async def send_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
 @handler("read-group-message")
 async def read_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when a member has read a group (up to `Seq`, default everything)."""
-    conversation, pointer = await call(
-        msg_services.conversation_mark_read,
-        user=conn.user,
-        conversation_id=_str(data, "GroupId"),
-        **_read_forms(data),
-        kind=GROUP,
-    )
-    return Outcome([], {"ChatId": conversation.public_id, "Seq": pointer})
+    return await _mark_read(conn, data, id_key="GroupId", kind=GROUP)
 
 
 @handler("fetch-group-chat")
