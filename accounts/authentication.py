@@ -1,15 +1,24 @@
-"""DRF authentication for the native API: `Authorization: Bearer <access>`.
+"""DRF authentication for the native API: `Authorization: Bearer <access>`, or the web
+client's httpOnly `access_token` cookie (with a CSRF check, as cookies come with every request).
 
-Unlike simplejwt's stock class, it also refuses tokens of a revoked session and banned or
+Unlike simplejwt's stock class, both also refuse tokens of a revoked session and banned or
 deactivated users, so logout and bans take effect on REST at once.
 """
 
+from django.middleware.csrf import CsrfViewMiddleware
 from rest_framework import authentication, exceptions
 
 from chatproject.core.errors import ApplicationError
 
 from .models import User
 from .tokens import access_decode, user_for_claims
+
+
+def _user_for_token(token: str) -> User:
+    try:
+        return user_for_claims(access_decode(token))
+    except ApplicationError as exc:
+        raise exceptions.AuthenticationFailed(exc.message) from exc
 
 
 class ChatJWTAuthentication(authentication.BaseAuthentication):
@@ -23,11 +32,41 @@ class ChatJWTAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Malformed Authorization header.")
         try:
             token = header[1].decode("ascii")
-            user = user_for_claims(access_decode(token))
-        except (UnicodeDecodeError, ApplicationError) as exc:
-            message = exc.message if isinstance(exc, ApplicationError) else "Invalid token."
-            raise exceptions.AuthenticationFailed(message) from exc
-        return user, token
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        return _user_for_token(token), token
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request, reason):
+        return reason  # the reason, instead of Django's HTML 403 page
+
+
+class ChatCookieAuthentication(authentication.BaseAuthentication):
+    """The `access_token` cookie the ExpressChat login sets (the web client's only credential;
+    its pages never see a token). Cookies ride along with cross-site requests too, so unsafe
+    methods must carry the CSRF token (header X-CSRFToken), exactly as Django's forms do.
+    Runs after the Bearer check: a request with an Authorization header never uses cookies."""
+
+    cookie = "access_token"  # accounts.expresschat.ACCESS_COOKIE
+
+    def authenticate(self, request) -> tuple[User, str] | None:
+        token = request.COOKIES.get(self.cookie)
+        if not token:
+            return None
+        user = _user_for_token(token)
+        self._enforce_csrf(request)
+        return user, token
+
+    def _enforce_csrf(self, request) -> None:
+        check = _CsrfCheck(lambda _request: None)
+        check.process_request(request)
+        reason = check.process_view(request, None, (), {})
+        if reason:
+            raise exceptions.PermissionDenied(f"CSRF check failed: {reason}")
+
+    def authenticate_header(self, request) -> str:
+        return "Bearer"

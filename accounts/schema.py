@@ -14,3 +14,17 @@ class ChatJWTAuthenticationScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": "Access token from /api/auth/login, /api/auth/verify or /api/auth/refresh.",
         }
+
+
+class ChatCookieAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ChatCookieAuthentication"
+    name = "accessCookieAuth"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "access_token",
+            "description": "The web client's httpOnly cookie from POST /login or /verify. Unsafe methods "
+            "also need the CSRF token in X-CSRFToken.",
+        }

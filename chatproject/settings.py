@@ -180,6 +180,20 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "chat@localhost")
 
+# Uploaded media (messaging.Attachment) go through Django's storage API: a local folder by
+# default, served by the app at MEDIA_URL (messaging/apis.py MediaFileView, with the checks a
+# file server would skip). Any django-storages backend works by setting STORAGE_BACKEND (and its
+# own settings); then set CHAT_SERVE_MEDIA=0 and let the backend's URLs serve the files.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+MEDIA_URL = env_str("MEDIA_URL", "/media/")
+STORAGES = {
+    "default": {"BACKEND": env_str("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Upload bodies above this many bytes are spooled to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_PERMISSIONS = 0o640
+
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 256 * 1024)
@@ -187,6 +201,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 256 * 1024)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ChatJWTAuthentication",
+        "accounts.authentication.ChatCookieAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -208,6 +223,7 @@ REST_FRAMEWORK = {
         "auth_resend": env_str("THROTTLE_RESEND", "5/min"),
         "auth_refresh": env_str("THROTTLE_REFRESH", "30/min"),
         "message_send": env_str("THROTTLE_MESSAGES", "600/min"),
+        "upload": env_str("THROTTLE_UPLOADS", "30/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -222,6 +238,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `kind`; each choice set gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "AttachmentKindEnum": "messaging.models.Attachment.Kind",
+        "MessageKindEnum": "messaging.models.Message.Kind",
+    },
 }
 
 SIMPLE_JWT = {
@@ -283,6 +304,21 @@ CHAT = {
     "TYPING_MIN_INTERVAL_SECONDS": float(env_str("CHAT_TYPING_MIN_INTERVAL_SECONDS", "1")),
     # Distinct emoji one user may put on one message.
     "MAX_REACTIONS_PER_USER": env_int("CHAT_MAX_REACTIONS_PER_USER", 20),
+    # A message of kind "emoji" holds only emoji, at most this many characters (code points).
+    "EMOJI_MESSAGE_MAX_LENGTH": env_int("CHAT_EMOJI_MESSAGE_MAX_LENGTH", 48),
+    # Uploads (POST /api/uploads/, messaging/media.py). Types are recognised from the bytes; the
+    # allowed list is a subset of messaging.media.KNOWN_TYPES (empty: all of them).
+    "UPLOAD_MAX_BYTES": env_int("CHAT_UPLOAD_MAX_BYTES", 25 * 1024 * 1024),
+    "UPLOAD_ALLOWED_TYPES": env_list("CHAT_UPLOAD_ALLOWED_TYPES"),
+    # Decoded size limit of an image (width x height): a small file can claim a huge canvas.
+    "UPLOAD_IMAGE_MAX_PIXELS": env_int("CHAT_UPLOAD_IMAGE_MAX_PIXELS", 50_000_000),
+    # Bytes one user may upload per rolling 24 hours, and unused uploads one user may hold.
+    "UPLOAD_DAILY_BYTES": env_int("CHAT_UPLOAD_DAILY_BYTES", 1024 * 1024 * 1024),
+    "UPLOAD_MAX_UNUSED": env_int("CHAT_UPLOAD_MAX_UNUSED", 50),
+    # An upload no message uses is deleted (manage.py uploads_purge) after this many seconds.
+    "UPLOAD_UNUSED_TTL_SECONDS": env_int("CHAT_UPLOAD_UNUSED_TTL_SECONDS", 24 * 3600),
+    # Serve MEDIA_URL from the app (local storage). Off when a storage backend serves its files.
+    "SERVE_MEDIA": env_bool("CHAT_SERVE_MEDIA", default=True),
 }
 
 LOGGING = {

@@ -1,6 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from messaging.apis import media_file
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,3 +16,7 @@ urlpatterns = [
     path("api/", include("chatproject.realtime.urls")),
     path("", include("accounts.expresschat_urls")),
 ]
+
+if settings.CHAT["SERVE_MEDIA"]:
+    # Uploaded files from the local storage (messaging.apis.media_file), at MEDIA_URL.
+    urlpatterns.append(path(settings.MEDIA_URL.lstrip("/") + "<path:name>", media_file, name="media-file"))

@@ -5,7 +5,14 @@ calls the same services and selectors as the sockets and renders the result. A c
 caller is not a member of is answered exactly like one that does not exist: 404.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,8 +23,11 @@ from rest_framework.views import APIView
 from accounts.http import BoundedJSONParser
 from chatproject.core.api import error_responses as _errors
 from chatproject.core.api import validated as _validated
+from chatproject.core.files import ranged_file_response
 
-from . import selectors, services
+from . import selectors, services, uploads
+from .events import attachment_payload
+from .models import Attachment
 from .serializers import (
     ConversationListOutput,
     ConversationOutput,
@@ -37,6 +47,8 @@ from .serializers import (
     SeenByOutput,
     SyncInput,
     SyncOutput,
+    UploadInput,
+    UploadOutput,
 )
 
 TAGS = ["conversations"]
@@ -125,9 +137,11 @@ class MessageListApi(APIView):
         message, created = services.message_send(
             user=request.user,
             conversation_id=conversation_id,
-            content=data["content"],
+            content=data.get("content"),
             client_message_id=data.get("client_message_id"),
             reply_to=data.get("reply_to"),
+            message_kind=data.get("kind"),
+            attachment_id=data.get("attachment_id"),
         )
         return Response(MessageOutput(message).data, status=201 if created else 200)
 
@@ -316,3 +330,97 @@ class SyncApi(APIView):
             user=request.user, positions=data["positions"], include_all=data["all"]
         )
         return Response(SyncOutput(changes).data)
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+UPLOAD_TAGS = ["uploads"]
+
+
+class UploadThrottle(MessageSendThrottle):
+    """Uploads have their own budget (THROTTLE_UPLOADS): a file costs far more than a message."""
+
+    scope = "upload"
+
+    def allow_request(self, request: Request, view) -> bool:
+        return request.method != "POST" or UserRateThrottle.allow_request(self, request, view)
+
+
+def _upload_output(attachment: Attachment) -> dict:
+    ttl = timedelta(seconds=settings.CHAT["UPLOAD_UNUSED_TTL_SECONDS"])
+    return UploadOutput(
+        attachment_payload(attachment)
+        | {"created_at": attachment.created_at, "expires_at": attachment.created_at + ttl}
+    ).data
+
+
+class UploadApi(APIView):
+    # Multipart only; the body's size is bounded before Django reads it (chatproject/http.py).
+    parser_classes = (MultiPartParser,)
+    throttle_classes = (UploadThrottle,)
+
+    @extend_schema(
+        tags=UPLOAD_TAGS,
+        operation_id="uploads_create",
+        request={"multipart/form-data": UploadInput},
+        responses={201: UploadOutput, **_errors(400, 401, 403, 413, 415, 429)},
+        summary="Upload a file for a media message (type checked on the content)",
+    )
+    def post(self, request: Request) -> Response:
+        """Called before sending an image, video, audio or file message: the answer's `id` goes
+        into the send's `attachment_id`."""
+        data = _validated(UploadInput, request.data)
+        file = data["file"]
+        attachment = uploads.upload_create(
+            user=request.user,
+            file=file,
+            name=file.name or "",
+            size=file.size,
+            declared_type=file.content_type or "",
+        )
+        return Response(_upload_output(attachment), status=201)
+
+
+class UploadDetailApi(APIView):
+    @extend_schema(
+        tags=UPLOAD_TAGS,
+        parameters=[OpenApiParameter("attachment_id", str, OpenApiParameter.PATH)],
+        request=None,
+        responses={204: None, **_errors(401, 403, 404, 409)},
+        summary="Delete one's own upload that no message uses",
+    )
+    def delete(self, request: Request, attachment_id: str) -> Response:
+        """Called when the user drops a file they uploaded but did not send."""
+        uploads.upload_delete(user=request.user, attachment_id=attachment_id)
+        return Response(status=204)
+
+
+@require_safe
+def media_file(request: HttpRequest, name: str) -> HttpResponse:
+    """Serves an uploaded file from the local storage at MEDIA_URL (CHAT SERVE_MEDIA).
+
+    The URL is the capability: no login, as with other chat servers' file links, so that old
+    clients showing the link and <img>/<video> elements can fetch it. What a file server would
+    not do: a deleted message's file, or a hidden one's, is gone (404); the type is the one
+    recognised at upload, never guessed; nothing is ever rendered as a page (nosniff, a
+    sandboxing CSP, and non-media types as downloads); byte ranges work, for video seeking.
+    """
+    attachment = selectors.attachment_for_serving(name=name)
+    if attachment is None:
+        raise Http404
+    try:
+        handle = default_storage.open(attachment.file.name, "rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    return ranged_file_response(
+        request,
+        handle,
+        size=attachment.size,
+        # Text is stored only when it is UTF-8 (messaging/media.py): say so, never let a
+        # browser guess.
+        content_type=attachment.content_type
+        + ("; charset=utf-8" if attachment.content_type == "text/plain" else ""),
+        filename=attachment.name,
+        inline=attachment.kind != Attachment.Kind.FILE,
+        etag=attachment.public_id,
+    )

@@ -11,7 +11,24 @@ from typing import Any
 from accounts.models import User
 from chatproject.core.timefmt import iso_ms
 
-from .models import Conversation, Message
+from .media import attachment_url
+from .models import Attachment, Conversation, Message
+
+
+def attachment_payload(attachment: Attachment | None) -> dict[str, Any] | None:
+    """What members learn of a media message's file: where it is and what it is."""
+    if attachment is None:
+        return None
+    return {
+        "id": attachment.public_id,
+        "kind": attachment.kind,
+        "url": attachment_url(attachment),
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "name": attachment.name,
+        "width": attachment.width,
+        "height": attachment.height,
+    }
 
 
 def message_payload(message: Message, *, sender: User | None) -> dict[str, Any]:
@@ -27,6 +44,8 @@ def message_payload(message: Message, *, sender: User | None) -> dict[str, Any]:
         "created_at": iso_ms(message.created_at),
         # `reply_to_id` first: a message that quotes nothing costs no query here.
         "reply_to": reply_payload(message.reply_to) if message.reply_to_id else None,
+        # Media messages: the file (`content` is then its caption, possibly empty).
+        "attachment": attachment_payload(message.served_attachment),
     }
 
 
@@ -138,6 +157,7 @@ def reply_payload(target: Message | None) -> dict[str, Any] | None:
     return {
         "id": target.public_id,
         "seq": target.seq,
+        "kind": target.kind,
         "sender_id": sender.public_id if sender else None,
         "sender_name": sender.display_name if sender else None,
         "excerpt": target.served_content[:REPLY_EXCERPT_LENGTH],
@@ -146,7 +166,9 @@ def reply_payload(target: Message | None) -> dict[str, Any] | None:
 
 
 def message_edited(*, conversation: Conversation, message: Message, editor: User) -> dict[str, Any]:
-    """The sender changed a message's text; the previous text went to its edit history."""
+    """The sender changed a message's text (a media message's caption); the previous text went
+    to its edit history. Media messages carry their attachment again, so a protocol that shows
+    files as links can render the whole new text."""
     return {
         "type": "message.edited",
         "actor": editor.public_id,
@@ -155,8 +177,10 @@ def message_edited(*, conversation: Conversation, message: Message, editor: User
             "id": message.public_id,
             "seq": message.seq,
             "rev": message.rev,
+            "kind": message.kind,
             "content": message.content,
             "edited_at": iso_ms(message.edited_at),
+            "attachment": attachment_payload(message.served_attachment),
         },
     }
 

@@ -92,10 +92,68 @@ class Membership(models.Model):
         return f"{self.user_id} in {self.conversation_id}"
 
 
+class Attachment(models.Model):
+    """A file a user uploaded (POST /api/uploads/) for a message.
+
+    Its type is what its bytes are (messaging/media.py), never what the client said or the
+    file's name suggests, and the stored name ends in that type's extension, so no storage
+    backend or proxy serves an upload as HTML. The stored name holds a 128-bit random part:
+    its URL is a capability, like the links of other chat servers' file stores.
+
+    An attachment is used by at most one message (the message's one-to-one key) and only by
+    its uploader. Unused ones are purged after CHAT UPLOAD_UNUSED_TTL_SECONDS; a deleted
+    message's file is erased from storage at once and `removed_at` set.
+    """
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+        AUDIO = "audio", "Audio"
+        FILE = "file", "File"
+
+    public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The storage name (unique: the serving view looks files up by it).
+    file = models.FileField(max_length=255, unique=True)
+    name = models.CharField(max_length=255)  # the uploader's file name, cleaned, for display
+    content_type = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    size = models.BigIntegerField()
+    width = models.PositiveIntegerField(null=True, blank=True)  # images: as displayed
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gte=0), name="attachment_size_gte_0"),
+            models.CheckConstraint(
+                condition=Q(kind="image", width__isnull=False, height__isnull=False)
+                | (~Q(kind="image") & Q(width__isnull=True, height__isnull=True)),
+                name="attachment_image_has_dimensions",
+            ),
+        ]
+        # The daily quota sums a user's recent uploads; the purge finds old unused ones.
+        indexes = [models.Index(fields=["uploader", "created_at"], name="attachment_uploader_at")]
+
+    def __str__(self) -> str:
+        return f"attachment {self.public_id} ({self.content_type})"
+
+
 class Message(models.Model):
     class Kind(models.TextChoices):
         TEXT = "text", "Text"
+        EMOJI = "emoji", "Emoji"  # only emoji: clients show it large
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+        AUDIO = "audio", "Audio"
+        FILE = "file", "File"
         SYSTEM = "system", "System"  # membership changes and other facts, written by the server
+
+    # Kinds whose message carries an attachment (and whose content is an optional caption).
+    MEDIA_KINDS = frozenset({Kind.IMAGE, Kind.VIDEO, Kind.AUDIO, Kind.FILE})
 
     public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
@@ -119,6 +177,10 @@ class Message(models.Model):
     # The message this one quotes, always of the same conversation (checked by the send
     # service). SET_NULL: a reply outlives its target (targets are tombstoned, not removed).
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Media messages only. PROTECT: an attachment in use is never purged.
+    attachment = models.OneToOneField(
+        Attachment, null=True, blank=True, on_delete=models.PROTECT, related_name="message"
+    )
 
     class Meta:
         permissions = [("moderate_message", "Can hide and delete messages as a moderator")]
@@ -133,6 +195,11 @@ class Message(models.Model):
                 name="message_idempotency",
             ),
             models.CheckConstraint(condition=Q(seq__gte=1), name="message_seq_gte_1"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["image", "video", "audio", "file"], attachment__isnull=False)
+                | (~Q(kind__in=["image", "video", "audio", "file"]) & Q(attachment__isnull=True)),
+                name="message_media_has_attachment",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -142,6 +209,13 @@ class Message(models.Model):
     def served_content(self) -> str:
         """The text members may see: none once a moderator hid or deleted the message."""
         return "" if self.hidden_at is not None or self.deleted_at is not None else self.content
+
+    @property
+    def served_attachment(self) -> "Attachment | None":
+        """The file members may see: none once the message was hidden or deleted."""
+        if self.attachment_id is None or self.hidden_at is not None or self.deleted_at is not None:
+            return None
+        return self.attachment
 
 
 class MessageEdit(models.Model):

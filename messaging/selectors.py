@@ -11,7 +11,7 @@ from accounts.models import User
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
-from .models import Conversation, Membership, Message, MessageEdit, Reaction
+from .models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction
 
 
 def _not_found() -> ApplicationError:
@@ -187,7 +187,7 @@ def message_history(
     else:
         qs = qs.order_by("-seq")
     # The quoted message of a reply comes in the same query (two joins), not one per reply.
-    messages = list(qs.select_related("sender", "reply_to", "reply_to__sender")[:page])
+    messages = list(qs.select_related("sender", "reply_to", "reply_to__sender", "attachment")[:page])
     return membership.conversation, messages
 
 
@@ -500,7 +500,7 @@ def message_get_for_member(
     """
     if not is_public_id(message_id):
         raise _message_not_found()
-    messages = Message.objects.select_related("conversation", "sender")
+    messages = Message.objects.select_related("conversation", "sender", "attachment")
     if for_update:
         # FOR NO KEY UPDATE: the change then takes the conversation's row lock for its revision
         # (`_take_rev`), while a send holds that lock and may check a reply's foreign key to this
@@ -683,7 +683,7 @@ def conversation_changes(
     if fetch:
         messages = list(
             Message.objects.filter(clauses)
-            .select_related("sender", "reply_to", "reply_to__sender")
+            .select_related("sender", "reply_to", "reply_to__sender", "attachment")
             .order_by("conversation_id", "rev")
         )
         reactions = message_reactions(messages=messages, viewer=user)
@@ -717,3 +717,18 @@ def _read_pointers_visible_many(*, conversation_ids: list[int], viewer: User) ->
         if pk == viewer.pk or (viewer_enabled and enabled):
             found.setdefault(conversation_id, {})[public_id] = seq
     return found
+
+
+def attachment_for_serving(*, name: str) -> Attachment | None:
+    """The attachment stored under `name`, if its file may be served: not erased, and not of a
+    message that was deleted or hidden. Unused uploads are served (their URL went only to the
+    uploader)."""
+    attachment = (
+        Attachment.objects.select_related("message").filter(file=name, removed_at__isnull=True).first()
+    )
+    if attachment is None:
+        return None
+    message = getattr(attachment, "message", None)
+    if message is not None and (message.hidden_at is not None or message.deleted_at is not None):
+        return None
+    return attachment

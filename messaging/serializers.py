@@ -13,8 +13,8 @@ from rest_framework.fields import empty
 from accounts.serializers import StrictBooleanField, StrictCharField, StrictSerializer
 from chatproject.core.timefmt import iso_ms
 
-from .events import reply_payload
-from .models import Conversation, Message
+from .events import attachment_payload, reply_payload
+from .models import Attachment, Conversation, Message
 from .services import CLIENT_MESSAGE_ID_MAX, REACTION_EMOJI_MAX
 
 # Sequence numbers are bigints; anything larger cannot name a message.
@@ -70,9 +70,25 @@ class MessageSendInput(StrictSerializer):
     # Empty, blank-only and over-long content are refused by message_send (one rule for every
     # transport), so the serializer only insists on a string and keeps it as sent.
     content = StrictCharField(
+        required=False,
+        allow_null=True,
         trim_whitespace=False,
         allow_blank=True,
-        help_text="Text of the message, 1 to CHAT MAX_MESSAGE_LENGTH characters, not only whitespace.",
+        help_text="Text of the message, 1 to CHAT MAX_MESSAGE_LENGTH characters, not only whitespace. "
+        "Media messages: the caption, optional.",
+    )
+    kind = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=16,
+        help_text="text (default), emoji (only emoji), or image, video, audio, file (with attachment_id; "
+        "default: the upload's own kind).",
+    )
+    attachment_id = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=64,
+        help_text="Id of the caller's upload (POST /api/uploads/) that no message uses yet.",
     )
     client_message_id = StrictCharField(
         required=False,
@@ -161,10 +177,34 @@ class ConversationListOutput(serializers.Serializer):
 class ReplyOutput(serializers.Serializer):
     id = serializers.CharField(read_only=True)
     seq = serializers.IntegerField(read_only=True)
+    kind = serializers.CharField(read_only=True, help_text="The quoted message's kind.")
     sender_id = serializers.CharField(read_only=True, allow_null=True)
     sender_name = serializers.CharField(read_only=True, allow_null=True)
     excerpt = serializers.CharField(read_only=True, help_text="The first 100 characters; empty once deleted.")
     deleted = serializers.BooleanField(read_only=True)
+
+
+class AttachmentOutput(serializers.Serializer):
+    """An upload: what it is and where to fetch it. The URL is a capability (unguessable), valid
+    until the message using it is deleted."""
+
+    id = serializers.CharField(read_only=True)
+    kind = serializers.ChoiceField(choices=Attachment.Kind.choices, read_only=True)
+    url = serializers.CharField(read_only=True)
+    content_type = serializers.CharField(read_only=True, help_text="Recognised from the content.")
+    size = serializers.IntegerField(read_only=True, help_text="Bytes.")
+    name = serializers.CharField(read_only=True, help_text="The uploader's file name, cleaned.")
+    width = serializers.IntegerField(read_only=True, allow_null=True, help_text="Images: as displayed.")
+    height = serializers.IntegerField(read_only=True, allow_null=True)
+
+
+class UploadOutput(AttachmentOutput):
+    created_at = IsoTimeField()
+    expires_at = IsoTimeField(help_text="Deleted then unless a message uses it.")
+
+
+class UploadInput(StrictSerializer):
+    file = serializers.FileField(allow_empty_file=True, help_text="The file (multipart/form-data).")
 
 
 class ReactionOutput(serializers.Serializer):
@@ -191,6 +231,9 @@ class MessageOutput(serializers.ModelSerializer):
     deleted_at = IsoTimeField(allow_null=True)
     reply_to = serializers.SerializerMethodField(help_text="The message this one quotes.")
     reactions = serializers.SerializerMethodField(help_text="Most used first; at most 50 emoji.")
+    attachment = serializers.SerializerMethodField(
+        help_text="Media messages: the file; null for other kinds and once deleted or hidden."
+    )
 
     class Meta:
         model = Message
@@ -210,6 +253,7 @@ class MessageOutput(serializers.ModelSerializer):
             "deleted",
             "reply_to",
             "reactions",
+            "attachment",
         )
         read_only_fields = fields
 
@@ -235,6 +279,10 @@ class MessageOutput(serializers.ModelSerializer):
     @extend_schema_field(ReplyOutput(allow_null=True))
     def get_reply_to(self, message: Message) -> dict[str, Any] | None:
         return reply_payload(message.reply_to) if message.reply_to_id else None
+
+    @extend_schema_field(AttachmentOutput(allow_null=True))
+    def get_attachment(self, message: Message) -> dict[str, Any] | None:
+        return attachment_payload(message.served_attachment)
 
     @extend_schema_field(ReactionOutput(many=True))
     def get_reactions(self, message: Message) -> list[dict[str, Any]]:

@@ -1,6 +1,9 @@
 """Writes of the messaging domain. Every transport ends here; events leave only on commit."""
 
+from __future__ import annotations
+
 import logging
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,7 +19,7 @@ from chatproject.core.text import is_storable
 from chatproject.realtime.publish import PublishItem, publish_many_on_commit, publish_on_commit
 
 from . import events
-from .models import Conversation, Membership, Message, MessageEdit, Reaction
+from .models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction
 from .selectors import (
     direct_conversation_find,
     direct_key,
@@ -29,6 +32,7 @@ from .selectors import (
     unread_total,
     user_receipts_enabled,
 )
+from .uploads import attachment_erase
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +139,132 @@ def _validate_client_message_id(value: object) -> str | None:
     return value
 
 
+def _validate_kind(message_kind: object, attachment_id: object) -> tuple[str, str | None]:
+    """The message kind a send asks for, and its attachment's id. A media kind needs an
+    attachment; an attachment without a kind makes a media message of the upload's own kind
+    (decided when the upload is found); other kinds take none."""
+    choices = sorted(k for k in Message.Kind.values if k != Message.Kind.SYSTEM)
+    if message_kind is not None and (not isinstance(message_kind, str) or message_kind not in choices):
+        raise ApplicationError(
+            ErrorCode.INVALID,
+            f"kind must be one of {', '.join(choices)}.",
+            {"field": "kind", "choices": choices},
+        )
+    if attachment_id is None:
+        if message_kind in Message.MEDIA_KINDS:
+            raise ApplicationError(
+                ErrorCode.INVALID,
+                f"A {message_kind} message needs an attachment_id.",
+                {"field": "attachment_id"},
+            )
+        return message_kind or Message.Kind.TEXT, None
+    if message_kind is not None and message_kind not in Message.MEDIA_KINDS:
+        raise ApplicationError(
+            ErrorCode.INVALID, f"A {message_kind} message takes no attachment.", {"field": "attachment_id"}
+        )
+    if not isinstance(attachment_id, str):
+        raise ApplicationError(
+            ErrorCode.INVALID, "attachment_id must be a string.", {"field": "attachment_id"}
+        )
+    return message_kind or "", attachment_id  # "": the upload's kind, set by _attachments_take
+
+
+def _validate_caption(content: object) -> str:
+    """A media message's text: optional (None or ""), otherwise the rules of a text message."""
+    if content is None or content == "":
+        return ""
+    return _validate_content(content)
+
+
+# Characters that make up emoji besides the pictographs themselves (category So): joiners,
+# variation selectors, skin tones, keycaps and the tags of subdivision flags.
+_EMOJI_JOINERS = {"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}
+_KEYCAP_BASES = set("0123456789#*")
+
+
+def _is_emoji_only(text: str) -> bool:
+    for i, c in enumerate(text):
+        code = ord(c)
+        if (
+            unicodedata.category(c) == "So"
+            or c in _EMOJI_JOINERS
+            or 0x1F3FB <= code <= 0x1F3FF
+            or 0xE0020 <= code <= 0xE007F
+        ):
+            continue
+        if c in _KEYCAP_BASES and "\u20e3" in text[i + 1 : i + 3]:
+            continue
+        return False
+    return True
+
+
+def _validate_emoji_message(content: object) -> str:
+    maximum = settings.CHAT["EMOJI_MESSAGE_MAX_LENGTH"]
+    if not isinstance(content, str) or not content or len(content) > maximum or not _is_emoji_only(content):
+        raise ApplicationError(
+            ErrorCode.INVALID,
+            f"An emoji message holds 1 to {maximum} emoji characters and nothing else.",
+            {"field": "content", "max_length": maximum},
+        )
+    return content
+
+
+def _validate_body(kind: str, content: object) -> str:
+    """The content a message of this kind may hold ("" kind: media, decided later)."""
+    if kind == Message.Kind.EMOJI:
+        return _validate_emoji_message(content)
+    if kind in Message.MEDIA_KINDS or kind == "":
+        return _validate_caption(content)
+    return _validate_content(content)
+
+
+def _attachments_take(pending: list[_Pending], results: list[SendResult]) -> list[_Pending]:
+    """Inside the send transaction: lock the uploads the media sends name and check each is the
+    sender's, still stored, not used by a message, and of a type the message kind allows (a
+    `file` message takes any). Refused sends leave the batch with not_found (an unknown id, or
+    someone else's) or conflict (already used). Returns the sends left, `attachment` set."""
+    wanted = [p for p in pending if p.attachment_id is not None]
+    if not wanted:
+        return pending
+    ids = {p.attachment_id for p in wanted if is_public_id(p.attachment_id)}
+    rows = Attachment.objects.select_for_update().filter(public_id__in=ids, removed_at__isnull=True)
+    found = {a.public_id: a for a in rows}
+    used = set(
+        Message.objects.filter(attachment__public_id__in=found).values_list(
+            "attachment__public_id", flat=True
+        )
+    )
+    taken: set[str] = set()
+    left = []
+    for item in pending:
+        if item.attachment_id is None:
+            left.append(item)
+            continue
+        attachment = found.get(item.attachment_id)
+        error = None
+        if attachment is None or attachment.uploader_id != item.membership.user_id:
+            error = ApplicationError(ErrorCode.NOT_FOUND, "No such upload.", {"field": "attachment_id"})
+        elif attachment.public_id in used or attachment.public_id in taken:
+            error = ApplicationError(
+                ErrorCode.CONFLICT,
+                "This upload is already attached to a message.",
+                {"field": "attachment_id"},
+            )
+        elif item.kind not in ("", Message.Kind.FILE, attachment.kind):
+            error = ApplicationError(
+                ErrorCode.INVALID,
+                f"The upload is {attachment.kind}, not {item.kind}.",
+                {"field": "kind", "attachment_kind": attachment.kind},
+            )
+        if error is not None:
+            results[item.index].error = error
+            continue
+        taken.add(attachment.public_id)
+        item.attachment, item.kind = attachment, item.kind or attachment.kind
+        left.append(item)
+    return left
+
+
 @lru_cache(maxsize=65536)
 def _direct_member_ids(conversation_id: str) -> tuple[str, ...]:
     # Members of a self or direct conversation never change (nobody leaves them), so this cache
@@ -154,8 +284,10 @@ class SendRequest:
     conversation_id: object
     content: object
     client_message_id: object = None
-    kind: str | None = None
+    kind: str | None = None  # the conversation kind the transport expects (self, direct, group)
     reply_to: object = None  # public id of a message of the same conversation to quote
+    message_kind: object = None  # text, emoji, image, video, audio, file; default text or media
+    attachment_id: object = None  # public id of the sender's unused upload (media kinds)
 
 
 @dataclass
@@ -163,6 +295,20 @@ class SendResult:
     message: Message | None = None
     created: bool = False
     error: ApplicationError | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A send that passed validation so far, on its way to the database."""
+
+    index: int  # of its request and result
+    membership: Membership
+    content: str
+    client_message_id: str | None
+    kind: str
+    attachment_id: str | None
+    reply_to: Message | None = None
+    attachment: Attachment | None = None
 
 
 def message_send(
@@ -173,15 +319,21 @@ def message_send(
     client_message_id: object = None,
     kind: str | None = None,
     reply_to: object = None,
+    message_kind: object = None,
+    attachment_id: object = None,
 ) -> tuple[Message, bool]:
-    """Post a text message into a conversation the user belongs to.
+    """Post a message into a conversation the user belongs to.
 
     Idempotent on `client_message_id`: a retry with the same id returns the original message and
     `created=False`, never a duplicate. Returns (message, created). Publishes `message.created`
     after commit to the members (direct and self chats) or to the conversation's bus group.
-    `reply_to` names a message of the same conversation that this one quotes.
+    `reply_to` names a message of the same conversation that this one quotes. A media message
+    (`message_kind` image, video, audio or file) names the sender's upload in `attachment_id`
+    and `content` is its caption, which may be empty.
     """
-    request = SendRequest(user, conversation_id, content, client_message_id, kind, reply_to)
+    request = SendRequest(
+        user, conversation_id, content, client_message_id, kind, reply_to, message_kind, attachment_id
+    )
     (result,) = message_send_many(requests=[request])
     if result.error is not None:
         raise result.error
@@ -196,56 +348,69 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
     message. Each request gets its own result: a refused one does not affect the others.
     """
     results = [SendResult() for _ in requests]
-    valid: list[tuple[int, SendRequest, str, str | None]] = []
+    valid: list[_Pending] = []
     for i, request in enumerate(requests):
         try:
-            content = _validate_content(request.content)
+            kind, attachment_id = _validate_kind(request.message_kind, request.attachment_id)
+            content = _validate_body(kind, request.content)
             client_message_id = _validate_client_message_id(request.client_message_id)
         except ApplicationError as error:
             results[i].error = error
             continue
-        valid.append((i, request, content, client_message_id))
-    memberships = _memberships_for([(r.user, r.conversation_id) for _i, r, _c, _m in valid])
-    pending: list[tuple[int, Membership, str, str | None]] = []
-    for i, request, content, client_message_id in valid:
+        valid.append(_Pending(i, None, content, client_message_id, kind, attachment_id))  # type: ignore[arg-type]
+    memberships = _memberships_for(
+        [(requests[p.index].user, requests[p.index].conversation_id) for p in valid]
+    )
+    pending: list[_Pending] = []
+    for item in valid:
+        request = requests[item.index]
         key = (request.user.pk, request.conversation_id) if is_public_id(request.conversation_id) else None
         membership = memberships.get(key) if key else None
         if membership is None or (request.kind is not None and membership.conversation.kind != request.kind):
-            results[i].error = ApplicationError(ErrorCode.NOT_FOUND, "No such conversation.")
+            results[item.index].error = ApplicationError(ErrorCode.NOT_FOUND, "No such conversation.")
             continue
-        pending.append((i, membership, content, client_message_id))
-    pending, replies = _reply_targets(requests, pending, results)
+        item.membership = membership
+        pending.append(item)
+    pending = _reply_targets(requests, pending, results)
     pending = _without_retries(pending, results)
     if not pending:
         return results
     try:
         with transaction.atomic():
-            messages = _messages_store(pending, replies)
+            # Inside the transaction: the attachments are locked until the messages that use
+            # them are stored, so two sends cannot both take one.
+            pending = _attachments_take(pending, results)
+            messages = _messages_store(pending) if pending else []
     except IntegrityError:
         if len(pending) == 1:
-            i, membership, _content, client_message_id = pending[0]
+            item = pending[0]
             original = (
-                _message_by_client_id(membership.conversation, membership.user, client_message_id)
-                if client_message_id
+                _message_by_client_id(
+                    item.membership.conversation, item.membership.user, item.client_message_id
+                )
+                if item.client_message_id
                 else None
             )
             if original is None:
                 raise
-            results[i].message = original
+            results[item.index].message = original
             return results
         # A concurrent retry of one of these (another process) won the race: go one by one.
-        for i, membership, content, client_message_id in pending:
-            request = SendRequest(
-                membership.user,
-                membership.conversation.public_id,
-                content,
-                client_message_id,
-                reply_to=requests[i].reply_to,
+        for item in pending:
+            request = requests[item.index]
+            retry = SendRequest(
+                item.membership.user,
+                item.membership.conversation.public_id,
+                request.content,
+                item.client_message_id,
+                reply_to=request.reply_to,
+                message_kind=request.message_kind,
+                attachment_id=request.attachment_id,
             )
-            (results[i],) = message_send_many(requests=[request])
+            (results[item.index],) = message_send_many(requests=[retry])
         return results
-    for (i, *_rest), message in zip(pending, messages, strict=True):
-        results[i].message, results[i].created = message, True
+    for item, message in zip(pending, messages, strict=True):
+        results[item.index].message, results[item.index].created = message, True
     _resolve_duplicates(results)
     return results
 
@@ -266,29 +431,29 @@ def _memberships_for(pairs: list[tuple[User, object]]) -> dict[tuple[int, object
     return found
 
 
-def _without_retries(pending, results):
+def _without_retries(pending: list[_Pending], results: list[SendResult]) -> list[_Pending]:
     """Answer retries (a client message id already stored, or repeated within the batch) with
     the original; return what is left to store."""
-    keyed = [(i, m, cid) for i, m, _content, cid in pending if cid is not None]
+    keyed = [p for p in pending if p.client_message_id is not None]
     if not keyed:
         return pending
-    stored = Message.objects.select_related("conversation").filter(
-        conversation_id__in={m.conversation_id for _i, m, _cid in keyed},
-        client_message_id__in={cid for _i, _m, cid in keyed},
+    stored = Message.objects.select_related("conversation", "attachment").filter(
+        conversation_id__in={p.membership.conversation_id for p in keyed},
+        client_message_id__in={p.client_message_id for p in keyed},
     )
     originals = {(msg.conversation_id, msg.sender_id, msg.client_message_id): msg for msg in stored}
     first_in_batch: dict[tuple, int] = {}
     left = []
     for item in pending:
-        i, membership, _content, cid = item
-        key = (membership.conversation_id, membership.user_id, cid)
+        cid = item.client_message_id
+        key = (item.membership.conversation_id, item.membership.user_id, cid)
         if cid is not None and key in originals:
-            results[i].message = originals[key]
+            results[item.index].message = originals[key]
         elif cid is not None and key in first_in_batch:
-            results[i].message = first_in_batch[key]  # resolved to the stored message later
+            results[item.index].message = first_in_batch[key]  # resolved to the stored message later
         else:
             if cid is not None:
-                first_in_batch[key] = i
+                first_in_batch[key] = item.index
             left.append(item)
     return left
 
@@ -302,27 +467,25 @@ def _resolve_duplicates(results: list[SendResult]) -> None:
 def _message_by_client_id(conversation: Conversation, user: User, client_message_id: str) -> Message | None:
     return (
         Message.objects.filter(conversation=conversation, sender=user, client_message_id=client_message_id)
-        .select_related("conversation")
+        .select_related("conversation", "attachment")
         .first()
     )
 
 
-def _messages_store(
-    pending: list[tuple[int, Membership, str, str | None]], replies: dict[int, Message] | None = None
-) -> list[Message]:
+def _messages_store(pending: list[_Pending]) -> list[Message]:
     """Inside a transaction: take sequence numbers for every conversation of the batch with one
     statement, insert every message with one statement, move the senders' read pointers with
-    one statement, and publish the events on commit. `replies`: request index -> quoted message."""
-    replies = replies or {}
+    one statement, and publish the events on commit."""
     now = timezone.now()
     counts: dict[int, int] = {}
-    for _i, membership, _content, _cid in pending:
-        counts[membership.conversation_id] = counts.get(membership.conversation_id, 0) + 1
+    for item in pending:
+        counts[item.membership.conversation_id] = counts.get(item.membership.conversation_id, 0) + 1
     last = _take_seqs(counts, now)
     next_seq = {pk: last[pk][0] - count + 1 for pk, count in counts.items()}
     next_rev = {pk: last[pk][1] - count + 1 for pk, count in counts.items()}
     messages, pointers = [], {}
-    for i, membership, content, cid in pending:
+    for item in pending:
+        membership = item.membership
         conversation = membership.conversation
         seq, rev = next_seq[conversation.pk], next_rev[conversation.pk]
         next_seq[conversation.pk] += 1
@@ -335,11 +498,12 @@ def _messages_store(
                 seq=seq,
                 rev=rev,
                 sender=membership.user,
-                kind=Message.Kind.TEXT,
-                content=content,
-                client_message_id=cid,
+                kind=item.kind,
+                content=item.content,
+                client_message_id=item.client_message_id,
                 created_at=now,
-                reply_to=replies.get(i),
+                reply_to=item.reply_to,
+                attachment=item.attachment,
             )
         )
         pointers[membership.pk] = seq  # writing a message means having read up to it
@@ -693,32 +857,29 @@ def _reply_not_found() -> ApplicationError:
 
 
 def _reply_targets(
-    requests: list[SendRequest], pending: list[tuple[int, Membership, str, str | None]], results
-) -> tuple[list, dict[int, Message]]:
-    """The messages the batch's replies quote: one query, and none when nothing is a reply.
+    requests: list[SendRequest], pending: list[_Pending], results: list[SendResult]
+) -> list[_Pending]:
+    """Find the messages the batch's replies quote: one query, and none when nothing is a reply.
 
     A target must be a message of the reply's own conversation; a deleted one is fine (the quote
     shows the tombstone). Refused requests get not_found, like an unknown id, and leave the batch.
-    Returns (pending left, request index -> target).
+    Returns the pending sends left, with `reply_to` set.
     """
-    wanted = {
-        item[0]: requests[item[0]].reply_to for item in pending if requests[item[0]].reply_to is not None
-    }
+    wanted = {p.index: requests[p.index].reply_to for p in pending if requests[p.index].reply_to is not None}
     if not wanted:
-        return pending, {}
+        return pending
     ids = {value for value in wanted.values() if is_public_id(value)}
     found = {m.public_id: m for m in Message.objects.select_related("sender").filter(public_id__in=ids)}
-    left, targets = [], {}
+    left = []
     for item in pending:
-        i, membership = item[0], item[1]
-        if i in wanted:
-            target = found.get(wanted[i]) if is_public_id(wanted[i]) else None
-            if target is None or target.conversation_id != membership.conversation_id:
-                results[i].error = _reply_not_found()
+        if item.index in wanted:
+            target = found.get(wanted[item.index]) if is_public_id(wanted[item.index]) else None
+            if target is None or target.conversation_id != item.membership.conversation_id:
+                results[item.index].error = _reply_not_found()
                 continue
-            targets[i] = target
+            item.reply_to = target
         left.append(item)
-    return left, targets
+    return left
 
 
 def _publish_to_members(conversation: Conversation, event: dict) -> None:
@@ -731,7 +892,7 @@ def _publish_to_members(conversation: Conversation, event: dict) -> None:
 
 
 def _refuse_system(message: Message, verb: str) -> None:
-    if message.kind != Message.Kind.TEXT:
+    if message.kind == Message.Kind.SYSTEM:
         raise ApplicationError(ErrorCode.PERMISSION_DENIED, f"System messages cannot be {verb}.")
 
 
@@ -743,22 +904,25 @@ def _refuse_removed(message: Message) -> None:
 
 
 def _erase_extras(message: Message) -> None:
-    """A deleted message keeps nothing: not its earlier texts, not its reactions."""
+    """A deleted message keeps nothing: not its earlier texts, not its reactions, not its file
+    (erased from storage once the delete committed)."""
     MessageEdit.objects.filter(message=message).delete()
     Reaction.objects.filter(message=message).delete()
+    if message.attachment_id is not None:
+        attachment_erase(attachment_id=message.attachment_id)
 
 
 def message_edit(
     *, user: User, message_id: object, content: object, conversation_id: object = None
 ) -> Message:
-    """Change the text of one's own message; the text it replaces goes to its edit history.
+    """Change the text (or a media message's caption) of one's own message; the text it
+    replaces goes to its edit history.
 
-    Only the sender, only text messages (not system messages), not once deleted or hidden by a
+    Only the sender, not system messages, not once deleted or hidden by a
     moderator. Content follows the rules of a send. Sending the same text again changes nothing
     (no history row, no event): a retried edit is harmless. `conversation_id`, when given, must
     be the message's conversation. Publishes `message.edited` on commit to the members.
     """
-    content = _validate_content(content)
     with transaction.atomic():
         _membership, message = message_get_for_member(
             user=user, message_id=message_id, conversation_id=conversation_id, for_update=True
@@ -767,6 +931,7 @@ def message_edit(
         if message.sender_id != user.pk:
             raise ApplicationError(ErrorCode.PERMISSION_DENIED, "Only the sender can edit a message.")
         _refuse_removed(message)
+        content = _validate_body(message.kind, content)  # a caption may become empty, text not
         if content == message.content:
             return message
         now = timezone.now()

@@ -148,6 +148,7 @@ def _start_servers(count: int, tmp: Path, redis_url: str) -> list[ServerProcess]
             "PASSWORD_HASHERS": "django.contrib.auth.hashers.MD5PasswordHasher",
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(tmp / "mail"),
+            "MEDIA_ROOT": str(tmp / "media"),
             "DATABASE_CONN_MAX_AGE": "0",
             "CHANNEL_PREFIX": f"chattest{os.getpid()}",
             "THROTTLE_LOGIN": "1000/min",
@@ -189,6 +190,15 @@ def redis_server_pair(django_db_setup, django_db_blocker, tmp_path_factory):
     yield servers
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _media_in_tmp(tmp_path_factory):
+    """Uploads of the test process go to a temporary folder, never to var/media."""
+    from django.test import override_settings
+
+    with override_settings(MEDIA_ROOT=str(tmp_path_factory.mktemp("media"))):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

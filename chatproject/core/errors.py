@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"
     RATE_LIMITED = "rate_limited"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     INTERNAL = "internal_error"
 
 
@@ -55,6 +56,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.CONFLICT: 409,
     ErrorCode.EMAIL_TAKEN: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.TOO_MANY_ATTEMPTS: 429,
     ErrorCode.COOLDOWN: 429,
     ErrorCode.THROTTLED: 429,

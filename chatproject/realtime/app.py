@@ -5,6 +5,8 @@ import socketio
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path
 
+from chatproject.core.body_limit import BodyLimit
+
 from .bridge import bridge
 from .consumers import ChatConsumer
 from .presence import tracker
@@ -27,7 +29,7 @@ def build_application(django_application):
     sio, _hub = build_server()
     channels_application = ProtocolTypeRouter(
         {
-            "http": django_application,
+            "http": BodyLimit(django_application),
             "websocket": URLRouter([path("ws/", ChatConsumer.as_asgi())]),
         }
     )

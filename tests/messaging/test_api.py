@@ -41,6 +41,7 @@ MESSAGE_KEYS = {
     "deleted",
     "reply_to",
     "reactions",
+    "attachment",
 }
 
 
@@ -239,6 +240,7 @@ def test_send_message_returns_201_and_is_delivered_live(alice, bob, client_for, 
         "deleted": False,
         "reply_to": None,
         "reactions": [],
+        "attachment": None,
     }
     assert ISO.match(body["created_at"])
     # The same event a socket send produces, to both members.

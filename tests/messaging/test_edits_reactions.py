@@ -267,6 +267,7 @@ def test_a_reply_quotes_a_message_of_the_same_conversation(
     assert event["message"]["reply_to"] == {
         "id": original.public_id,
         "seq": 1,
+        "kind": "text",
         "sender_id": alice.id,
         "sender_name": "Alice",
         "excerpt": "x" * events.REPLY_EXCERPT_LENGTH,
@@ -479,8 +480,10 @@ def test_direct_chat_edit_goes_to_both_members(alice, bob, bus_sent, django_capt
             "id": message.public_id,
             "seq": 1,
             "rev": 2,
+            "kind": "text",
             "content": "hello",
             "edited_at": iso_ms(edited.edited_at),
+            "attachment": None,
         },
     }
 
@@ -616,6 +619,7 @@ def test_delivered_replies_carry_the_quote_and_plain_messages_do_not(kind, name,
                 "SenderId": alice.id,
                 "Excerpt": "question",
                 "Deleted": False,
+                "Kind": "text",
             }
         else:
             assert "ReplyTo" not in emit.payload
@@ -860,6 +864,7 @@ def test_api_send_a_reply(alice, bob, carol, client_for):
     assert response.json()["reply_to"] == {
         "id": original.public_id,
         "seq": 1,
+        "kind": "text",
         "sender_id": alice.id,
         "sender_name": "Alice",
         "excerpt": "question",

@@ -61,6 +61,7 @@ def test_message_send_in_direct_chat_publishes_to_both_members(
             "client_message_id": "c-1",
             "created_at": iso_ms(message.created_at),
             "reply_to": None,
+            "attachment": None,
         },
     }
 

@@ -61,6 +61,7 @@ async def test_direct_chat_edit_reply_react_and_delete_live(live_server_proc, ma
             "SenderId": alice.id,
             "Excerpt": "hello",
             "Deleted": False,
+            "Kind": "text",
         }
 
         # Reactions reach both members (the reacting one too), never an outsider.

@@ -178,7 +178,7 @@ def personal_message(
 ) -> dict[str, Any]:
     return {
         "Sender": message.sender.public_id if message.sender else None,
-        "Content": message.served_content,
+        "Content": _history_text(message),
         "ReadStatus": _read_status(message, pointers),
         "Timestamp": iso_ms(message.created_at),
         "_id": message.public_id,
@@ -190,7 +190,7 @@ def personal_message(
 
 def self_message(message: Message, reactions: Sequence[msg_selectors.ReactionCount] = ()) -> dict[str, Any]:
     return {
-        "Content": message.served_content,
+        "Content": _history_text(message),
         "Timestamp": iso_ms(message.created_at),
         "_id": message.public_id,
         "Seq": message.seq,
@@ -300,6 +300,7 @@ async def send_personal_message(conn: Connection, data: dict[str, Any]) -> Outco
         data.get("ClientMessageId"),
         PERSONAL,
         reply_to=data.get("ReplyTo"),
+        **_media_fields(data),
     )
     return _sent(await send_batcher.submit(request))
 
@@ -384,6 +385,7 @@ async def send_self_message(conn: Connection, data: dict[str, Any]) -> Outcome:
         data.get("ClientMessageId"),
         SELF,
         reply_to=data.get("ReplyTo"),
+        **_media_fields(data),
     )
     return _sent(await send_batcher.submit(request))
 
@@ -404,7 +406,7 @@ def group_message(
     message: Message, pointers: dict[str, int], reactions: Sequence[msg_selectors.ReactionCount] = ()
 ) -> dict[str, Any]:
     return {
-        "Content": message.served_content,
+        "Content": _history_text(message),
         "Sender": message.sender.display_name if message.sender else None,
         "ReadStatus": _read_status(message, pointers),
         "Timestamp": iso_ms(message.created_at),
@@ -461,6 +463,7 @@ async def send_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
         data.get("ClientMessageId"),
         GROUP,
         reply_to=data.get("ReplyTo"),
+        **_media_fields(data),
     )
     return _sent(await send_batcher.submit(request))
 
@@ -559,7 +562,8 @@ def _delivered(message: dict[str, Any]) -> dict[str, Any]:
     }
     if message.get("reply_to"):
         delivered["ReplyTo"] = reply_to_payload(message["reply_to"])
-    return delivered
+    # `.get`: events of an older process have neither key.
+    return delivered | media_keys(message.get("kind", "text"), message["content"], message.get("attachment"))
 
 
 def render(event: dict[str, Any]) -> list[Emit]:
@@ -576,13 +580,14 @@ def _conv(event: dict[str, Any]) -> tuple[str | None, str | None]:
 def _render_message(event: dict[str, Any]) -> list[Emit]:
     kind, conv_id = _conv(event)
     message = event["message"]
-    if message["kind"] != Message.Kind.TEXT:
+    if message["kind"] == Message.Kind.SYSTEM:
         return []  # system messages reach ExpressChat clients through the group events and history
+    text = legacy_text(message["content"], message.get("attachment"))
     if kind == PERSONAL:
-        payload = {"ChatId": conv_id, "Content": message["content"], "Sender": message["sender_name"]}
+        payload = {"ChatId": conv_id, "Content": text, "Sender": message["sender_name"]}
         return [Emit("receive-personal-message", payload | _delivered(message), skip=(ACTOR,))]
     if kind == GROUP:
-        payload = {"ChatId": conv_id, "Sender": message["sender_name"], "Content": message["content"]}
+        payload = {"ChatId": conv_id, "Sender": message["sender_name"], "Content": text}
         return [Emit("receive-group-message", payload | _delivered(message), skip=(ACTOR,))]
     return []
 
@@ -907,7 +912,55 @@ def reply_to_payload(reply: dict[str, Any] | None) -> dict[str, Any] | None:
         "SenderId": reply["sender_id"],
         "Excerpt": reply["excerpt"],
         "Deleted": reply["deleted"],
+        "Kind": reply.get("kind", "text"),
     }
+
+
+# --- media messages (compatible extension) ---------------------------------------------------
+# docs/protocol.md §15. A send names an upload in `AttachmentId` (and may give `Kind`); every
+# message carries `Kind` and `Attachment`. An original client knows only `Content`: for a media
+# message that is the caption and the file's URL, so it shows a link.
+
+
+def _media_fields(data: dict[str, Any]) -> dict[str, Any]:
+    return {"message_kind": data.get("Kind"), "attachment_id": data.get("AttachmentId")}
+
+
+def attachment_wire(attachment: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The file of a media message (from messaging.events.attachment_payload)."""
+    if attachment is None:
+        return None
+    return {
+        "Id": attachment["id"],
+        "Kind": attachment["kind"],
+        "Url": attachment["url"],
+        "Type": attachment["content_type"],
+        "Size": attachment["size"],
+        "Name": attachment["name"],
+        "Width": attachment["width"],
+        "Height": attachment["height"],
+    }
+
+
+def legacy_text(content: str, attachment: dict[str, Any] | None) -> str:
+    """`Content` as an original client shows it: a media message's caption, then its URL on a
+    line of its own (the URL alone when there is no caption)."""
+    if attachment is None:
+        return content
+    return f"{content}\n{attachment['url']}" if content else attachment["url"]
+
+
+def media_keys(kind: str, content: str, attachment: dict[str, Any] | None) -> dict[str, Any]:
+    """The extension keys of every message: `Kind`, `Attachment` (null unless media), and for
+    media messages `Caption` (the text without the URL)."""
+    keys: dict[str, Any] = {"Kind": kind, "Attachment": attachment_wire(attachment)}
+    if attachment is not None:
+        keys["Caption"] = content
+    return keys
+
+
+def _history_text(message: Message) -> str:
+    return legacy_text(message.served_content, msg_events.attachment_payload(message.served_attachment))
 
 
 def message_extras(message: Message, reactions: Sequence[msg_selectors.ReactionCount] = ()) -> dict[str, Any]:
@@ -915,7 +968,8 @@ def message_extras(message: Message, reactions: Sequence[msg_selectors.ReactionC
     change, when it was last edited, the message it quotes, and its reactions (emoji -> count,
     and those that are the viewer's)."""
     reply = msg_events.reply_payload(message.reply_to) if message.reply_to_id else None
-    return {
+    attachment = msg_events.attachment_payload(message.served_attachment)
+    return media_keys(message.kind, message.served_content, attachment) | {
         "Rev": message.rev,
         "EditedAt": iso_ms(message.edited_at),
         "ReplyTo": reply_to_payload(reply),
@@ -1002,9 +1056,11 @@ def _render_message_edited(event: dict[str, Any]) -> list[Emit]:
         "Id": message["id"],
         "Seq": message["seq"],
         "Rev": message.get("rev"),
-        "Content": message["content"],
+        "Content": legacy_text(message["content"], message.get("attachment")),
         "EditedAt": message["edited_at"],
     }
+    if message.get("attachment") is not None:
+        payload["Caption"] = message["content"]
     return [Emit("message-edited", payload, skip=(ACTOR,))]
 
 

@@ -1,0 +1,85 @@
+"""An ASGI wrapper that bounds HTTP request bodies before Django reads them.
+
+Django under ASGI reads a whole request body (into memory, then a temporary file) before any
+view runs, and checks its size limits only afterwards, for some bodies. So a client could make
+each process spool gigabytes to disk. This wrapper answers 413 at once when Content-Length is
+over the limit, and cuts off a body without one (chunked) as soon as it passes the limit:
+Django sees a disconnect and stops, and the client gets the 413.
+
+Uploads (POST /api/uploads/) may carry CHAT UPLOAD_MAX_BYTES plus the multipart framing; every
+other request at most DATA_UPLOAD_MAX_MEMORY_SIZE plus the same margin (Django enforces the
+exact limit for those itself).
+"""
+
+import json
+
+from django.conf import settings
+
+MULTIPART_MARGIN = 64 * 1024  # boundaries, part headers and the other form fields
+
+
+def body_limit_for(path: str) -> int:
+    if path.startswith("/api/uploads/"):
+        return settings.CHAT["UPLOAD_MAX_BYTES"] + MULTIPART_MARGIN
+    return (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) + MULTIPART_MARGIN
+
+
+async def _refuse(send, limit: int) -> None:
+    body = json.dumps(
+        {"code": "payload_too_large", "message": "Request body too large.", "extra": {"max_bytes": limit}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = body_limit_for(scope.get("path", ""))
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > limit:
+                    return await _refuse(send, limit)
+        received = 0
+        exceeded = False
+        started = False
+
+        async def bounded_receive():
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, bounded_receive, tracked_send)
+        if exceeded and not started:
+            await _refuse(send, limit)

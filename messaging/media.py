@@ -1,0 +1,253 @@
+"""What an uploaded file is, judged from its bytes, and how it is named and addressed.
+
+A client's Content-Type and file name are hints at best and an attack at worst (an HTML page
+named photo.jpg, served inline, runs script on the server's origin). So the type of an upload is
+recognised from its first bytes against a fixed list of formats (`KNOWN_TYPES`); the client's
+declared type only chooses between readings of the same bytes (a WebM or MP4 container holding
+only sound is audio). Images are also opened with Pillow, which checks their structure and
+gives their dimensions before anything is stored. The stored name always ends in the extension
+of the recognised type, so no storage backend or proxy can serve an upload as something else.
+
+Pure functions apart from reading the file; the rules on who may upload what, and the limits,
+live in services.py.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from django.utils.text import slugify
+
+from .models import Attachment
+
+HEAD_BYTES = 64  # every signature below is within the first 64 bytes
+NAME_MAX = 120  # characters of a cleaned file name (the column holds 255)
+
+
+@dataclass(frozen=True)
+class MediaType:
+    mime: str
+    kind: str  # an Attachment.Kind
+    extensions: tuple[str, ...]  # the first is the canonical one; a name may keep any of them
+
+    @property
+    def inline(self) -> bool:
+        """Shown in the page (image, video, audio) rather than downloaded."""
+        return self.kind != Attachment.Kind.FILE
+
+
+def _t(mime: str, kind: str, *extensions: str) -> tuple[str, MediaType]:
+    return mime, MediaType(mime, kind, extensions)
+
+
+IMAGE, VIDEO, AUDIO, FILE = (
+    Attachment.Kind.IMAGE,
+    Attachment.Kind.VIDEO,
+    Attachment.Kind.AUDIO,
+    Attachment.Kind.FILE,
+)
+
+KNOWN_TYPES: dict[str, MediaType] = dict(
+    [
+        _t("image/jpeg", IMAGE, ".jpg", ".jpeg"),
+        _t("image/png", IMAGE, ".png"),
+        _t("image/gif", IMAGE, ".gif"),
+        _t("image/webp", IMAGE, ".webp"),
+        _t("video/mp4", VIDEO, ".mp4", ".m4v"),
+        _t("video/webm", VIDEO, ".webm"),
+        _t("video/quicktime", VIDEO, ".mov"),
+        _t("audio/mpeg", AUDIO, ".mp3"),
+        _t("audio/ogg", AUDIO, ".ogg", ".oga", ".opus"),
+        _t("audio/wav", AUDIO, ".wav"),
+        _t("audio/flac", AUDIO, ".flac"),
+        _t("audio/mp4", AUDIO, ".m4a"),
+        _t("audio/webm", AUDIO, ".weba", ".webm"),
+        _t("application/pdf", FILE, ".pdf"),
+        _t("application/zip", FILE, ".zip"),
+        # Office documents are zip archives; the name tells which one (the bytes say "zip").
+        _t("application/vnd.openxmlformats-officedocument.wordprocessingml.document", FILE, ".docx"),
+        _t("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", FILE, ".xlsx"),
+        _t("application/vnd.openxmlformats-officedocument.presentationml.presentation", FILE, ".pptx"),
+        _t("application/vnd.oasis.opendocument.text", FILE, ".odt"),
+        _t("application/vnd.oasis.opendocument.spreadsheet", FILE, ".ods"),
+        _t("application/vnd.oasis.opendocument.presentation", FILE, ".odp"),
+        # UTF-8 text without control characters. Served as text/plain, never as markup.
+        _t("text/plain", FILE, ".txt", ".md", ".csv", ".log", ".json"),
+    ]
+)
+
+# Pillow's name for each image format it must find in an image of that type.
+PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP"}
+_ZIP_BY_EXTENSION = {
+    ext: media
+    for media in KNOWN_TYPES.values()
+    if media.kind == FILE and media.mime.startswith("application/vnd.")
+    for ext in media.extensions
+}
+# ISO base media (MP4 family) brands that mean sound only, and QuickTime's.
+_AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A "}
+_QUICKTIME_BRANDS = {b"qt  "}
+
+
+class UnsupportedType(Exception):
+    """The bytes are none of the known formats (or the format is not allowed here)."""
+
+
+class BadImage(Exception):
+    """The bytes start like an image but do not hold a usable one."""
+
+
+class ImageTooLarge(Exception):
+    """The image's canvas (width x height) exceeds UPLOAD_IMAGE_MAX_PIXELS."""
+
+    def __init__(self, pixels: int):
+        super().__init__(pixels)
+        self.pixels = pixels
+
+
+def _binary_type(head: bytes, declared: str, extension: str) -> str | None:
+    """The MIME type the first bytes show, or None when they are no binary format we know."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _AUDIO_BRANDS or (declared.startswith("audio/") and brand != b"qt  "):
+            return "audio/mp4"
+        return "video/quicktime" if brand in _QUICKTIME_BRANDS else "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3") and b"webm" in head[:HEAD_BYTES]:
+        return "audio/webm" if declared.startswith("audio/") else "video/webm"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    if head.startswith(b"ID3") or _mpeg_audio_frame(head):
+        return "audio/mpeg"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        office = _ZIP_BY_EXTENSION.get(extension)
+        return office.mime if office else "application/zip"
+    return None
+
+
+def _mpeg_audio_frame(head: bytes) -> bool:
+    """An MPEG audio frame header: 11 sync bits, then a layer that is not the reserved 00
+    (which is how AAC's ADTS headers, and nothing we accept, start)."""
+    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x3 != 0
+
+
+_TEXT_CONTROLS_ALLOWED = {"\t", "\n", "\r", "\f"}
+
+
+def _is_text(file: IO[bytes]) -> bool:
+    """UTF-8 throughout (read in chunks: the file may be large), without NUL or other control
+    characters but tab, newlines and form feed."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    file.seek(0)
+    try:
+        while chunk := file.read(64 * 1024):
+            text = decoder.decode(chunk)
+            if any(unicodedata.category(c) == "Cc" and c not in _TEXT_CONTROLS_ALLOWED for c in text):
+                return False
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def allowed_types() -> dict[str, MediaType]:
+    """The known types this server accepts (CHAT UPLOAD_ALLOWED_TYPES; empty means all)."""
+    allowed = settings.CHAT["UPLOAD_ALLOWED_TYPES"]
+    return {mime: t for mime, t in KNOWN_TYPES.items() if not allowed or mime in allowed}
+
+
+def identify(file: IO[bytes], *, declared: str = "", name: str = "") -> MediaType:
+    """The type of the file's content. `declared` (the client's Content-Type) and the name's
+    extension only pick between readings of the same bytes. Raises UnsupportedType."""
+    file.seek(0)
+    head = file.read(HEAD_BYTES)
+    declared = (declared or "").split(";")[0].strip().lower()
+    extension = os.path.splitext(name)[1].lower()
+    mime = _binary_type(head, declared, extension)
+    if mime is None and head and _is_text(file):
+        mime = "text/plain"
+    file.seek(0)
+    media = allowed_types().get(mime) if mime else None
+    if media is None:
+        raise UnsupportedType(mime or "unknown")
+    return media
+
+
+def image_dimensions(file: IO[bytes], media: MediaType) -> tuple[int, int]:
+    """Width and height of the image as it is displayed (EXIF orientation applied), after
+    Pillow checked its structure. Raises BadImage or ImageTooLarge. Nothing is decoded in full:
+    the canvas size is checked before any pixel is."""
+    from PIL import Image, UnidentifiedImageError  # imported here: only uploads need Pillow
+
+    file.seek(0)
+    try:
+        with Image.open(file) as image:
+            if image.format != PILLOW_FORMATS[media.mime]:
+                raise BadImage(f"content is {image.format}, not {media.mime}")
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise BadImage("empty canvas")
+            if width * height > settings.CHAT["UPLOAD_IMAGE_MAX_PIXELS"]:
+                raise ImageTooLarge(width * height)
+            orientation = image.getexif().get(0x0112, 1) if media.mime in ("image/jpeg", "image/webp") else 1
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise BadImage(str(exc)) from exc
+    finally:
+        file.seek(0)
+    # Orientations 5 to 8 turn the picture a quarter: what viewers show is height x width.
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def clean_name(name: str, media: MediaType) -> str:
+    """The uploader's file name, fit to show and to download: no folders, no control
+    characters, at most NAME_MAX characters, and an extension of the recognised type (the
+    original one when it is one of them, else the type's own). "x.html" holding a PNG becomes
+    "x.html.png"."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip().strip(".")
+    stem, extension = os.path.splitext(base)
+    if extension.lower() not in media.extensions:
+        stem, extension = base, media.extensions[0]
+    stem = stem.strip() or "file"
+    return stem[: NAME_MAX - len(extension)] + extension.lower()
+
+
+def storage_name(clean: str) -> str:
+    """Where the file goes in storage: uploads/<year>/<month>/<128 random bits>/<ascii name>.
+    The random part makes the URL unguessable and every name unique."""
+    stem, extension = os.path.splitext(clean)
+    now = timezone.now()
+    ascii_stem = slugify(stem)[:60] or "file"
+    return f"uploads/{now:%Y}/{now:%m}/{secrets.token_hex(16)}/{ascii_stem}{extension}"
+
+
+def attachment_url(attachment: Attachment) -> str:
+    """An absolute URL of the file: the storage's own URL (a CDN's or a signed one, with a
+    django-storages backend), made absolute with PUBLIC_BASE_URL when the storage answers a
+    path (the local folder served by the app)."""
+    url = default_storage.url(attachment.file.name)
+    if url.startswith("/"):
+        return settings.PUBLIC_BASE_URL + url
+    return url
