@@ -147,9 +147,14 @@ def _binary_type(head: bytes, declared: str, extension: str) -> str | None:
 
 
 def _mpeg_audio_frame(head: bytes) -> bool:
-    """An MPEG audio frame header: 11 sync bits, then a layer that is not the reserved 00
-    (which is how AAC's ADTS headers, and nothing we accept, start)."""
-    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x3 != 0
+    """An MPEG audio frame header (an MP3 without ID3 tag): 11 sync bits, then no reserved
+    value in version, layer (00 is how AAC's ADTS headers start), bitrate or sample rate, and
+    not the "free" bitrate either, which leaves little that is not really MP3."""
+    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 0x3, (head[1] >> 1) & 0x3
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 0x3
+    return version != 1 and layer != 0 and bitrate not in (0, 0xF) and rate != 3
 
 
 _TEXT_CONTROLS_ALLOWED = {"\t", "\n", "\r", "\f"}

@@ -2,6 +2,7 @@
 rule hold when requests race. Threads commit for real (transactional_db), each on its own
 connection, which it closes when done."""
 
+import io
 import threading
 from collections.abc import Callable
 
@@ -9,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from chatproject.core.errors import ApplicationError
 from messaging import services
 from messaging.models import Conversation, Message
 
@@ -103,3 +105,28 @@ def test_concurrent_direct_chat_creation_from_both_sides_makes_one_conversation(
 
     assert len(set(run_concurrently(work))) == 1
     assert Conversation.objects.filter(kind=Conversation.Kind.DIRECT).count() == 1
+
+
+def test_concurrent_sends_of_one_upload_store_one_message(alice, bob, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    from messaging import uploads
+
+    conversation = direct(alice, bob)
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    attachment = uploads.upload_create(user=alice.user, file=io.BytesIO(pdf), name="a.pdf", size=len(pdf))
+
+    def work(index: int) -> str:
+        try:
+            services.message_send(
+                user=alice.user,
+                conversation_id=conversation.public_id,
+                content=f"m{index}",
+                attachment_id=attachment.public_id,
+            )
+        except ApplicationError as error:
+            return str(error.code)
+        return "sent"
+
+    results = run_concurrently(work)
+    assert sorted(results) == ["conflict"] * (THREADS - 1) + ["sent"]
+    assert Message.objects.filter(attachment=attachment).count() == 1
