@@ -113,7 +113,7 @@ def test_the_type_comes_from_the_bytes(data, declared, name, mime):
         HTML.replace(b"<", b"\x00<"),  # NUL: not text
         b"\x7fELF\x02\x01\x01" + b"\x00" * 60,  # an executable
         b"\xff\xfe\x00\x00garbage",  # not UTF-8
-        "text with a bell \x07".encode(),  # control characters
+        b"text with a bell \x07",  # control characters
         b"\xff\xf1\x50\x80" + b"\x00" * 32,  # AAC in ADTS: not a type we list
         b"\xff\xfb\x00\x00" + b"\x00" * 32,  # MPEG sync bits, but a "free" bitrate: noise
     ],
