@@ -199,7 +199,14 @@ def identify(file: IO[bytes], *, declared: str = "", name: str = "") -> MediaTyp
     return media
 
 
-def image_dimensions(file: IO[bytes], media: MediaType) -> tuple[int, int]:
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int  # as displayed
+    height: int
+    orientation: int  # EXIF orientation, 1 to 8 (1: as stored)
+
+
+def image_dimensions(file: IO[bytes], media: MediaType) -> ImageInfo:
     """Width and height of the image as it is displayed (EXIF orientation applied), after
     Pillow checked its structure. Raises BadImage or ImageTooLarge. Nothing is decoded in full:
     the canvas size is checked before any pixel is."""
@@ -222,7 +229,62 @@ def image_dimensions(file: IO[bytes], media: MediaType) -> tuple[int, int]:
     finally:
         file.seek(0)
     # Orientations 5 to 8 turn the picture a quarter: what viewers show is height x width.
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    if orientation not in range(1, 9):
+        orientation = 1
+    shown = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return ImageInfo(*shown, orientation)
+
+
+# JPEG segments that carry metadata rather than picture: EXIF and XMP (APP1, where cameras and
+# phones put the GPS position, device and time), Photoshop/IPTC (APP13) and comments.
+_JPEG_METADATA_MARKERS = {0xE1, 0xED, 0xFE}
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn: no length field
+_JPEG_START_OF_SCAN = 0xDA
+
+
+def _orientation_segment(orientation: int) -> bytes:
+    """An APP1 segment holding an EXIF block with the orientation tag alone."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = b"Exif\x00\x00" + exif.tobytes()
+    return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def jpeg_without_metadata(data: bytes, orientation: int = 1) -> bytes | None:
+    """The JPEG with its metadata segments removed, losslessly (the compressed picture is
+    copied byte for byte). An orientation other than 1 is kept, in a minimal EXIF block of
+    its own, so the picture still shows the right way up. None when the segment structure is
+    not what a JPEG's must be (the caller then keeps nothing)."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    kept = [b"\xff\xd8"]
+    if orientation != 1:
+        kept.append(_orientation_segment(orientation))
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            kept.append(data[position : position + 2])
+            position += 2
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        end = position + 2 + length
+        if length < 2 or end > len(data):
+            return None
+        if marker == _JPEG_START_OF_SCAN:
+            kept.append(data[position:])  # the picture and everything after it, as it is
+            return b"".join(kept)
+        if marker not in _JPEG_METADATA_MARKERS:
+            kept.append(data[position:end])
+        position = end
+    return None
 
 
 def clean_name(name: str, media: MediaType) -> str:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import IO
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Sum
@@ -52,7 +53,7 @@ def _refuse_over_quota(user: User, size: int) -> None:
 
 def _checked_type(
     file: IO[bytes], declared: str, name: str
-) -> tuple[media.MediaType, int | None, int | None]:
+) -> tuple[media.MediaType, media.ImageInfo | None]:
     """The file's type from its content, and an image's dimensions; refusals as errors."""
     try:
         media_type = media.identify(file, declared=declared, name=name)
@@ -64,9 +65,9 @@ def _checked_type(
             {"field": "file", "allowed_types": allowed},
         ) from None
     if media_type.kind != Attachment.Kind.IMAGE:
-        return media_type, None, None
+        return media_type, None
     try:
-        width, height = media.image_dimensions(file, media_type)
+        info = media.image_dimensions(file, media_type)
     except media.ImageTooLarge as exc:
         maximum = settings.CHAT["UPLOAD_IMAGE_MAX_PIXELS"]
         raise ApplicationError(
@@ -78,7 +79,24 @@ def _checked_type(
         raise ApplicationError(
             ErrorCode.INVALID, "The file is not a readable image.", {"field": "file"}
         ) from None
-    return media_type, width, height
+    return media_type, info
+
+
+def _without_metadata(
+    file: IO[bytes], media_type: media.MediaType, info: media.ImageInfo | None
+) -> IO[bytes]:
+    """Photos lose their metadata before they are stored: the GPS position, the device and the
+    time a phone writes into a JPEG would otherwise reach everyone in the chat. Lossless (see
+    media.jpeg_without_metadata); other types are stored as uploaded."""
+    if media_type.mime != "image/jpeg" or info is None:
+        return file
+    file.seek(0)
+    cleaned = media.jpeg_without_metadata(file.read(), info.orientation)
+    file.seek(0)
+    if cleaned is None:  # Pillow read it, but its segments are odd: store it as it came
+        logger.warning("jpeg segments not understood; stored unchanged")
+        return file
+    return ContentFile(cleaned)
 
 
 def upload_create(
@@ -102,10 +120,12 @@ def upload_create(
     if size == 0:
         raise ApplicationError(ErrorCode.INVALID, "The file is empty.", {"field": "file"})
     _refuse_over_quota(user, size)
-    media_type, width, height = _checked_type(file, declared_type, name)
+    media_type, info = _checked_type(file, declared_type, name)
     clean = media.clean_name(name, media_type)
-    file.seek(0)
-    stored = default_storage.save(media.storage_name(clean), file)
+    content = _without_metadata(file, media_type, info)
+    content.seek(0)
+    size = content.size if isinstance(content, ContentFile) else size
+    stored = default_storage.save(media.storage_name(clean), content)
     try:
         attachment = Attachment.objects.create(
             uploader=user,
@@ -114,8 +134,8 @@ def upload_create(
             content_type=media_type.mime,
             kind=media_type.kind,
             size=size,
-            width=width,
-            height=height,
+            width=info.width if info else None,
+            height=info.height if info else None,
         )
     except Exception:
         default_storage.delete(stored)  # no row, no file

@@ -29,6 +29,7 @@ def media_root(settings, tmp_path):
     """A storage folder of each test's own (the storage is rebuilt when the setting changes)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
+
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64
 OGG = b"OggS\x00\x02" + b"\x00" * 100
@@ -58,6 +59,13 @@ def upload(chat_user, data: bytes, name: str = "file.bin", declared: str = "") -
     return uploads.upload_create(
         user=chat_user.user, file=io.BytesIO(data), name=name, size=len(data), declared_type=declared
     )
+
+
+def upload_any(data: bytes) -> Attachment:
+    from accounts.models import User
+
+    user = User.objects.create_user("any@example.com", "correct horse 42", display_name="Any")
+    return uploads.upload_create(user=user, file=io.BytesIO(data), name="any", size=len(data))
 
 
 def refused(code: ErrorCode, call) -> ApplicationError:
@@ -146,6 +154,35 @@ def test_image_dimensions_are_as_displayed(alice):
     # EXIF orientation 6: the camera held sideways, viewers show it 20 wide and 30 high.
     turned = upload(alice, image_bytes("JPEG", (30, 20), exif_orientation=6), "b.jpg")
     assert (turned.width, turned.height) == (20, 30)
+
+
+def test_photos_are_stored_without_location_and_device_but_keep_their_orientation(alice):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turned a quarter
+    exif[0x010F] = "PhoneMaker"  # camera make
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 30.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # GPS
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 120, 200)).save(buffer, "JPEG", exif=exif.tobytes(), comment=b"secret")
+    original = buffer.getvalue()
+    assert b"PhoneMaker" in original and b"secret" in original
+
+    attachment = upload(alice, original, "photo.jpg")
+    with default_storage.open(attachment.file.name) as handle:
+        kept = handle.read()
+    assert b"PhoneMaker" not in kept and b"secret" not in kept
+    assert attachment.size == len(kept) < len(original)
+    with Image.open(io.BytesIO(kept)) as image, Image.open(io.BytesIO(original)) as before:
+        assert dict(image.getexif()) == {0x0112: 6}
+        assert image.tobytes() == before.tobytes()  # the picture itself is untouched
+    assert (attachment.width, attachment.height) == (30, 40)
+
+
+def test_jpeg_segments_that_do_not_parse_are_not_rewritten():
+    assert media.jpeg_without_metadata(b"\xff\xd8\xff\xe1\x00") is None
+    assert media.jpeg_without_metadata(b"\xff\xd8\x00\x00\x00\x00") is None
+    assert media.jpeg_without_metadata(b"\x89PNG") is None
+    png = image_bytes("PNG")
+    assert default_storage.open(upload_any(png).file.name).read() == png  # other types as sent
 
 
 def test_a_truncated_or_fake_image_is_refused_and_nothing_is_stored(alice):
