@@ -85,9 +85,15 @@ async def test_only_admins_add_and_adding_twice_fails(live_server_proc, trio, ma
 
     added = await a.call("add-member", {"GroupId": group_id, "Member": dave.id})
     assert added["ok"]
-    assert await d.next("new-grp-added") == {"ChatId": group_id}
+    assert await d.next("new-grp-added") == {"ChatId": group_id, "Name": "Team"}
     for client in (a, b):  # every participant, the caller included, except the new member
         assert await client.next("add-member-success") == {"ChatId": group_id, "Member": dave.id}
+    # The fact is also a system message in history, pushed live (an extension) so that clients
+    # following Rev see no hole: the group's creation was Rev 1, this is Rev 2.
+    for client in (a, b):
+        system = await client.next("system-message")
+        assert (system["ChatId"], system["Kind"], system["Seq"], system["Rev"]) == (group_id, "system", 2, 2)
+        assert system["SenderId"] == alice.id and "Dave" in system["Content"]
     await d.none("add-member-success", wait=0.1)
     # The new member's live connection now receives the group's messages.
     await b.call("send-group-message", {"GroupId": group_id, "Content": "welcome"})

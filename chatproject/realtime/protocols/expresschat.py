@@ -581,7 +581,7 @@ def _render_message(event: dict[str, Any]) -> list[Emit]:
     kind, conv_id = _conv(event)
     message = event["message"]
     if message["kind"] == Message.Kind.SYSTEM:
-        return []  # system messages reach ExpressChat clients through the group events and history
+        return _render_system_message(kind, conv_id, message)
     text = legacy_text(message["content"], message.get("attachment"))
     if kind == PERSONAL:
         payload = {"ChatId": conv_id, "Content": text, "Sender": message["sender_name"]}
@@ -590,6 +590,26 @@ def _render_message(event: dict[str, Any]) -> list[Emit]:
         payload = {"ChatId": conv_id, "Sender": message["sender_name"], "Content": text}
         return [Emit("receive-group-message", payload | _delivered(message), skip=(ACTOR,))]
     return []
+
+
+def _render_system_message(kind: str | None, conv_id: str | None, message: dict[str, Any]) -> list[Emit]:
+    """Group system messages (member added, left, removed, renamed) as `system-message`, an
+    extension event: original clients learn these facts from the group events and ignore it;
+    clients that follow `Rev` see no hole. To every member, the actor's connections too (no
+    ack carries the system message's `Rev`)."""
+    if kind != GROUP:
+        return []
+    payload = {
+        "ChatId": conv_id,
+        "Content": message["content"],
+        "Kind": Message.Kind.SYSTEM,
+        "Id": message["id"],
+        "Seq": message["seq"],
+        "Rev": message.get("rev"),
+        "SenderId": message["sender_id"],
+        "Timestamp": message["created_at"],
+    }
+    return [Emit("system-message", payload)]
 
 
 def _render_read(event: dict[str, Any]) -> list[Emit]:
@@ -629,7 +649,9 @@ def _render_member_added(event: dict[str, Any]) -> list[Emit]:
 
 
 def _render_joined(event: dict[str, Any]) -> list[Emit]:
-    return [Emit("new-grp-added", {"ChatId": event["conversation"]["id"]}, to=SUBJECT)]
+    # `Name`: extension (the original sent only the id, so clients fetched the list again).
+    payload = {"ChatId": event["conversation"]["id"], "Name": event["conversation"].get("title")}
+    return [Emit("new-grp-added", payload, to=SUBJECT)]
 
 
 def _render_member_removed(event: dict[str, Any]) -> list[Emit]:
