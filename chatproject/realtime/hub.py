@@ -200,7 +200,11 @@ class Hub:
         """Called for every client event. Returns the ack; errors are also sent as `error`."""
         conn = self.connections.get(conn_id)
         if conn is None:
-            return None
+            # Ended (logout, ban, expiry) while this event was in flight: say so, rather than
+            # leave the client waiting for an ack until its timeout. Nothing was done.
+            return ack_error(
+                ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended; reconnect.")
+            )
         self.stats["events"] += 1
         try:
             if not self._allowed(conn):
