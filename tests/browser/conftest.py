@@ -6,6 +6,7 @@ They skip when Chromium or the playwright package is missing, except in CI
 """
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from tests.conftest import REDIS_URL, REQUIRE_SERVICES, _start_servers
+
+from .support import WAIT_MS, Person
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -121,3 +124,40 @@ def quick_timers_server(browser_available, django_db_setup, django_db_blocker, t
     )
     yield server
     server.stop()
+
+
+@pytest.fixture
+def people(chromium, web_server) -> Iterator:
+    """Open a person's browser context: make(name, email, viewport=..., server=...). Console
+    errors and page errors fail the test, except console errors containing `tolerate`."""
+    from playwright.sync_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=WAIT_MS)
+    opened: list[Person] = []
+
+    def make(name: str, email: str, *, viewport=None, server=None, tolerate: str = "") -> Person:
+        context = chromium.new_context(
+            base_url=(server or web_server).url,
+            viewport=viewport or {"width": 1280, "height": 800},
+            locale="en-GB",
+        )
+        context.set_default_timeout(WAIT_MS)
+        page = context.new_page()
+        person = Person(name, email, context, page)
+        page.on("pageerror", lambda error: person.problems.append(f"page error: {error}"))
+        page.on(
+            "console",
+            lambda message: (
+                person.problems.append(f"console {message.type}: {message.text}")
+                if message.type == "error" and not (tolerate and tolerate in message.text)
+                else None
+            ),
+        )
+        opened.append(person)
+        return person
+
+    yield make
+    problems = {p.name: p.problems for p in opened if p.problems}
+    for person in opened:
+        person.context.close()
+    assert not problems, problems

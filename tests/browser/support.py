@@ -1,16 +1,78 @@
-"""Helpers for the browser tests: the mails the server wrote, and the test password."""
+"""Helpers for the browser tests: a person in their own browser context, logging in, the mails
+the server wrote, and the test password."""
 
 import email
 import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email import policy
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 PASSWORD = "correct horse 42"
 MAIL_WAIT_SECONDS = 10
+WAIT_MS = 10_000
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+@dataclass
+class Person:
+    """One person in their own browser context."""
+
+    name: str
+    email: str
+    context: object
+    page: object
+    problems: list[str] = field(default_factory=list)
+
+    def chat_item(self, title: str):
+        return self.page.locator("#chat-list .chat-item", has=self.page.locator(".name", has_text=title))
+
+    def badge(self, title: str):
+        return self.chat_item(title).locator(".badge")
+
+    def message(self, text: str):
+        return self.page.locator("#message-list .msg .text", has_text=text)
+
+    def my_message(self, text: str):
+        return self.page.locator("#message-list .msg.mine", has=self.page.locator(".text", has_text=text))
+
+    def open_chat(self, title: str) -> None:
+        self.chat_item(title).click()
+        expect(self.page.locator("#conv-title")).to_have_text(title)
+
+    def send(self, text: str) -> None:
+        self.page.fill("#composer-input", text)
+        self.page.keyboard.press("Enter")
+        expect(self.my_message(text)).to_have_attribute("data-state", "sent")
+
+    def shot(self, artifacts: Path, name: str) -> None:
+        self.page.screenshot(path=str(artifacts / name))
+
+
+def log_in(person: Person) -> None:
+    page = person.page
+    page.goto("/auth")
+    page.locator("#login-email").fill(person.email)
+    page.locator("#login-password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    wait_for_chat(person)
+
+
+def wait_for_chat(person: Person) -> None:
+    page = person.page
+    page.wait_for_url(lambda url: url.endswith("/"))
+    expect(page.locator("#loading")).to_be_hidden()
+    expect(page.locator("#me-name")).to_have_text(person.name)
+    expect(person.chat_item("Notes to self")).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-connection", "online")
 
 
 def verification_mail(mail_dir: Path, address: str) -> tuple[str, str]:

@@ -8,95 +8,21 @@ written to tests/browser/artifacts/.
 """
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from .support import PASSWORD, off_the_browser_thread, on_server, verification_mail
+from .support import (
+    PASSWORD,
+    Person,
+    expect,
+    log_in,
+    off_the_browser_thread,
+    on_server,
+    verification_mail,
+    wait_for_chat,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WAIT_MS = 10_000
-
-
-def expect(locator):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
-
-
-@dataclass
-class Person:
-    """One person in their own browser context."""
-
-    name: str
-    email: str
-    context: object
-    page: object
-    problems: list[str] = field(default_factory=list)
-
-    def chat_item(self, title: str):
-        return self.page.locator("#chat-list .chat-item", has=self.page.locator(".name", has_text=title))
-
-    def badge(self, title: str):
-        return self.chat_item(title).locator(".badge")
-
-    def message(self, text: str):
-        return self.page.locator("#message-list .msg .text", has_text=text)
-
-    def my_message(self, text: str):
-        return self.page.locator("#message-list .msg.mine", has=self.page.locator(".text", has_text=text))
-
-    def open_chat(self, title: str) -> None:
-        self.chat_item(title).click()
-        expect(self.page.locator("#conv-title")).to_have_text(title)
-
-    def send(self, text: str) -> None:
-        self.page.fill("#composer-input", text)
-        self.page.keyboard.press("Enter")
-        expect(self.my_message(text)).to_have_attribute("data-state", "sent")
-
-    def shot(self, artifacts: Path, name: str) -> None:
-        self.page.screenshot(path=str(artifacts / name))
-
-
-@pytest.fixture
-def people(chromium, web_server) -> Iterator:
-    """Open a person's browser context: make(name, email, viewport=..., server=...). Console
-    errors and page errors fail the test, except console errors containing `tolerate`."""
-    from playwright.sync_api import expect as playwright_expect
-
-    playwright_expect.set_options(timeout=WAIT_MS)
-    opened: list[Person] = []
-
-    def make(name: str, email: str, *, viewport=None, server=None, tolerate: str = "") -> Person:
-        context = chromium.new_context(
-            base_url=(server or web_server).url,
-            viewport=viewport or {"width": 1280, "height": 800},
-            locale="en-GB",
-        )
-        context.set_default_timeout(WAIT_MS)
-        page = context.new_page()
-        person = Person(name, email, context, page)
-        page.on("pageerror", lambda error: person.problems.append(f"page error: {error}"))
-        page.on(
-            "console",
-            lambda message: (
-                person.problems.append(f"console {message.type}: {message.text}")
-                if message.type == "error" and not (tolerate and tolerate in message.text)
-                else None
-            ),
-        )
-        opened.append(person)
-        return person
-
-    yield make
-    problems = {p.name: p.problems for p in opened if p.problems}
-    for person in opened:
-        person.context.close()
-    assert not problems, problems
 
 
 def sign_up(person: Person) -> None:
@@ -110,24 +36,6 @@ def sign_up(person: Person) -> None:
     page.get_by_role("button", name="Sign up").click()
     expect(page.get_by_role("heading", name="Verify your email")).to_be_visible()
     expect(page.locator("#verify-email")).to_have_value(person.email)
-
-
-def log_in(person: Person) -> None:
-    page = person.page
-    page.goto("/auth")
-    page.locator("#login-email").fill(person.email)
-    page.locator("#login-password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    wait_for_chat(person)
-
-
-def wait_for_chat(person: Person) -> None:
-    page = person.page
-    page.wait_for_url(lambda url: url.endswith("/"))
-    expect(page.locator("#loading")).to_be_hidden()
-    expect(page.locator("#me-name")).to_have_text(person.name)
-    expect(person.chat_item("Notes to self")).to_be_visible()
-    expect(page.locator("body")).to_have_attribute("data-connection", "online")
 
 
 def start_chat_with(person: Person, other: Person) -> None:
