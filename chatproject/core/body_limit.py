@@ -6,16 +6,23 @@ each process spool gigabytes to disk. This wrapper answers 413 at once when Cont
 over the limit, and cuts off a body without one (chunked) as soon as it passes the limit:
 Django sees a disconnect and stops, and the client gets the 413.
 
+A chunked body within the limit is gathered here first (in memory up to 1 MiB, then in a
+temporary file) and handed on with its Content-Length: Django's multipart parser takes a request
+without one for an empty form, so a streamed upload would otherwise lose its file.
+
 Uploads (POST /api/uploads/) may carry CHAT UPLOAD_MAX_BYTES plus the multipart framing; every
 other request at most DATA_UPLOAD_MAX_MEMORY_SIZE plus the same margin (Django enforces the
 exact limit for those itself).
 """
 
 import json
+import tempfile
 
 from django.conf import settings
 
 MULTIPART_MARGIN = 64 * 1024  # boundaries, part headers and the other form fields
+SPOOL_IN_MEMORY = 1024 * 1024
+REPLAY_CHUNK = 256 * 1024
 
 
 def body_limit_for(path: str) -> int:
@@ -50,6 +57,7 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = body_limit_for(scope.get("path", ""))
+        chunked = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -58,6 +66,10 @@ class BodyLimit:
                     declared = -1
                 if declared < 0 or declared > limit:
                     return await _refuse(send, limit)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            return await self._gathered(scope, receive, send, limit)
         received = 0
         exceeded = False
         started = False
@@ -83,3 +95,37 @@ class BodyLimit:
         await self.app(scope, bounded_receive, tracked_send)
         if exceeded and not started:
             await _refuse(send, limit)
+
+    async def _gathered(self, scope, receive, send, limit: int) -> None:
+        """A chunked body: read it whole (refusing it past the limit), then pass it on with its
+        length, replayed in chunks."""
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        try:
+            total = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body = message.get("body", b"")
+                total += len(body)
+                if total > limit:
+                    return await _refuse(send, limit)
+                spool.write(body)
+                if not message.get("more_body", False):
+                    break
+            spool.seek(0)
+            headers = [(n, v) for n, v in scope["headers"] if n != b"transfer-encoding"]
+            scope = dict(scope, headers=[*headers, (b"content-length", str(total).encode())])
+            handed_over = False
+
+            async def replay():
+                nonlocal handed_over
+                if handed_over:
+                    return await receive()  # the body is through: only a disconnect is left
+                chunk = spool.read(REPLAY_CHUNK)
+                handed_over = spool.tell() >= total
+                return {"type": "http.request", "body": chunk, "more_body": not handed_over}
+
+            await self.app(scope, replay, send)
+        finally:
+            spool.close()
