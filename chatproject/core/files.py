@@ -67,7 +67,9 @@ def ranged_file_response(
     304 when the client's copy (`If-None-Match`) is current. Stored files never change, so
     the ETag is the file's id."""
     quoted_etag = f'"{etag}"'
-    if request.headers.get("If-None-Match") == quoted_etag:
+    # If-None-Match may list several tags, weak ones (W/"...") included, or "*".
+    known = {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
+    if quoted_etag in known or "*" in known:
         handle.close()
         response = HttpResponse(status=304)
     else:

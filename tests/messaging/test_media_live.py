@@ -195,6 +195,11 @@ async def test_uploaded_image_is_served_with_ranges_etag_and_safe_headers(live_s
             assert r.status == 304
             assert await r.read() == b""
             assert r.headers["ETag"] == etag
+        # A list of tags, weak ones included, also matches; another tag does not.
+        async with http.get(path, headers={"If-None-Match": f'"other", W/{etag}'}) as r:
+            assert r.status == 304
+        async with http.get(path, headers={"If-None-Match": '"other"'}) as r:
+            assert r.status == 200
 
 
 async def test_pdf_and_text_are_served_as_downloads_and_unknown_paths_are_404(live_server_proc, make_user):
