@@ -3,9 +3,11 @@
 //
 // Who we are comes from the httpOnly login cookies the browser sends with the handshake; a
 // refused handshake (`auth-failure`) sends the visitor to /auth. Everything else is a socket
-// event: history pages with Before/Limit, sends with a ClientMessageId (safe to retry), read
-// pointers, search, group management. After a reconnect the greeting's lists replace ours and
-// the open chat's newest page is fetched again, so nothing sent while we were away is missed.
+// event: history pages with Before/Limit, sends with a ClientMessageId (safe to retry) and an
+// optional ReplyTo, edits, deletes and reactions (§13), read pointers, search, group
+// management. After a reconnect the greeting's lists replace ours and `sync` (resync.js, §14)
+// brings every change we missed, in the chats we hold, by Rev: no history is fetched again
+// unless the server says Reload.
 
 import { $, announce, initial, setAlert } from "./dom.js";
 import { features } from "./features.js";
@@ -16,13 +18,19 @@ import {
   GROUP,
   HISTORY_PAGE,
   SELF,
+  deleteRequest,
+  editRequest,
+  excerpt,
   fromLive,
   historyMessages,
   historyRequest,
   newClientId,
+  quoteText,
+  reactRequest,
   readRequest,
   sendRequest,
 } from "./protocol.js";
+import { Resync } from "./resync.js";
 import { Connection } from "./socket.js";
 import { Store } from "./store.js";
 import { ChatList, conversationTitle } from "./ui/chatlist.js";
@@ -82,15 +90,24 @@ async function fetchPage(conv, { before = null, limit = HISTORY_PAGE } = {}) {
   }
 }
 
-/** The newest page of a conversation, then mark it read if the reader is looking at it. */
-async function refresh(conv) {
-  try {
-    await fetchPage(conv);
-  } catch (error) {
-    if (error.code === "not_found") store.remove(conv.id); // not a member any more
-    return;
+const refreshing = new Map(); // chat id -> the refresh in flight
+
+/** The newest page of a conversation, then mark it read if the reader is looking at it. One
+ * at a time per conversation: asking again meanwhile waits for the one in flight. */
+function refresh(conv) {
+  if (!refreshing.has(conv.id)) {
+    const done = (async () => {
+      try {
+        await fetchPage(conv);
+      } catch (error) {
+        if (error.code === "not_found") store.remove(conv.id); // not a member any more
+        return;
+      }
+      if (conv.id === store.openId) markRead(conv);
+    })().finally(() => refreshing.delete(conv.id));
+    refreshing.set(conv.id, done);
   }
-  if (conv.id === store.openId) markRead(conv);
+  return refreshing.get(conv.id);
 }
 
 const refreshTimers = new Map();
@@ -168,13 +185,15 @@ async function loadSelf() {
 
 const RETRY_LATER = new Set(["offline", "timeout", "rate_limited", "internal_error", "no_reply"]);
 
-function send(conv, text) {
+/** Send `text`, as a reply to `replyTo` (a message) when given. */
+function send(conv, text, replyTo = null) {
   const clientId = newClientId();
   const msg = {
     key: `c:${clientId}`,
     clientId,
     id: null,
     seq: 0,
+    rev: null,
     senderId: store.me.id,
     senderName: store.me.name,
     content: text,
@@ -182,16 +201,25 @@ function send(conv, text) {
     kind: "text",
     state: "pending",
     readStatus: null,
+    editedAt: null,
+    // The quote as the server will show it (§13.3), until the server's copy replaces ours.
+    replyTo: replyTo
+      ? { id: replyTo.id, seq: replyTo.seq, kind: replyTo.kind, sender: replyTo.senderName, senderId: replyTo.senderId, excerpt: excerpt(quoteText(replyTo)), deleted: false }
+      : null,
+    reactions: [],
+    myReactions: [],
+    removed: null,
   };
   store.addPending(conv, msg);
   deliver(conv, msg);
 }
 
 async function deliver(conv, msg) {
-  const [event, payload] = sendRequest(conv, msg.content, msg.clientId);
+  const [event, payload] = sendRequest(conv, msg.content, msg.clientId, msg.replyTo ? msg.replyTo.id : null);
   try {
     const ack = await conn.request(event, payload);
     store.confirm(conv, msg, ack);
+    resync.note(conv, ack.Rev);
     if (conv.id === store.openId) markRead(conv);
   } catch (error) {
     msg.retryOnReconnect = RETRY_LATER.has(error.code);
@@ -215,6 +243,86 @@ function resendPending() {
     }
   }
 }
+
+// --- edits, deletes and reactions (§13) ----------------------------------------------------
+
+function failed(what, error) {
+  if (error.code === "offline") return `You are offline: could not ${what}. Try again when connected.`;
+  if (error.code === "conflict") return `Could not ${what}: the message was deleted meanwhile.`;
+  return `Could not ${what}: ${error.message}`;
+}
+
+async function editMessage(conv, msg, text) {
+  try {
+    const ack = await conn.request(...editRequest(conv, msg, text));
+    store.applyEdit(conv, { id: ack.Id, seq: ack.Seq, rev: ack.Rev, content: text, editedAt: ack.EditedAt });
+    resync.note(conv, ack.Rev);
+    announce("Message edited.");
+  } catch (error) {
+    notice(failed("save the edit", error));
+    if (error.code === "conflict") resync.request({ ids: [conv.id] });
+  }
+}
+
+async function deleteMessage(conv, msg) {
+  const mine = msg.senderId === store.me.id;
+  const ok = await confirmDialog({
+    title: "Delete message",
+    text: mine ? "Delete this message for everyone?" : `Delete this message from ${msg.senderName} for everyone?`,
+    confirmLabel: "Delete",
+    danger: true,
+  });
+  if (!ok) return;
+  try {
+    const ack = await conn.request(...deleteRequest(conv, msg));
+    store.applyDelete(conv, { id: ack.Id, seq: ack.Seq, rev: ack.Rev });
+    resync.note(conv, ack.Rev);
+    announce("Message deleted.");
+  } catch (error) {
+    notice(failed("delete the message", error));
+    if (error.code === "conflict") resync.request({ ids: [conv.id] });
+  }
+  // Its buttons went with its text: the keyboard stays on the message.
+  if (conv.id === store.openId) view.focusMessage(msg.key);
+}
+
+async function react(conv, msg, emoji, add) {
+  try {
+    const ack = await conn.request(...reactRequest(conv, msg, emoji, add));
+    store.applyReaction(conv, { id: ack.Id, seq: msg.seq, rev: ack.Rev, emoji: ack.Emoji, count: ack.Count, userId: store.me.id, added: add });
+    resync.note(conv, ack.Rev);
+    announce(add ? `Reacted with ${emoji}.` : `Took back ${emoji}.`);
+  } catch (error) {
+    notice(failed(add ? "add the reaction" : "take the reaction back", error));
+  }
+}
+
+// --- catching up (§14) ----------------------------------------------------------------------
+
+const resync = new Resync(conn, store, {
+  onReload(conv) {
+    if (conv.id === store.openId) refresh(conv);
+  },
+  onNew(conv, messages) {
+    // The greeting counted what was there when we connected; these came after, or were never
+    // pushed to us (our other tabs' messages, group system messages).
+    if (conv.id === store.openId && visible()) {
+      markRead(conv);
+      return;
+    }
+    const theirs = messages.filter((m) => m.senderId !== store.me.id || m.kind === "system").length;
+    if (theirs) store.setUnread(conv, conv.unread + theirs);
+  },
+  onGroupChanged(conv) {
+    if (conv.detailsLoaded) refreshSoon(conv.id); // members, roles or name changed
+  },
+  onDrop(conv, { left }) {
+    const title = conversationTitle(conv);
+    if (store.openId === conv.id) closeConversation();
+    store.remove(conv.id);
+    notice(left ? `You are no longer in ${title}.` : `${title} is not available any more.`);
+  },
+});
 
 // --- starting chats and groups ------------------------------------------------------------
 
@@ -296,6 +404,9 @@ const groupActions = {
 const chatList = new ChatList($("#chat-list"), store, { onOpen: (id) => openConversation(id) });
 const view = new ConversationView(store, {
   onSend: send,
+  onEdit: editMessage,
+  onDelete: deleteMessage,
+  onReact: react,
   onRetry: retry,
   onLoadOlder: (conv) => fetchPage(conv, { before: conv.oldest }).catch(() => {}),
   onBack: closeConversation,
@@ -429,24 +540,32 @@ async function ready() {
     /* the list still works; retried on the next connect */
   }
   if (first) {
+    // Nothing is held yet, so there is nothing to sync: the lists are current, and each chat's
+    // newest page (fetched when it is opened) gives its position (resync.js).
     const wanted = sessionStorage.getItem(OPEN_CHAT_KEY);
     if (wanted && store.get(wanted)) await openConversation(wanted, { focus: false });
     return;
   }
-  // Reconnected: the lists are the server's again; fetch what the open chat missed.
-  const open = store.open;
-  if (open) await refresh(open);
-  else if (document.body.classList.contains("conversation-open")) closeConversation();
+  // Reconnected: the lists are the server's again. What could not be sent goes first (so a
+  // message the server had stored comes back as the original before sync shows it), then
+  // sync brings what changed in the chats we hold.
   resendPending();
+  await resync.all();
+  const open = store.open;
+  if (open && !open.loaded) await refresh(open); // reloaded, or never got its first page
+  else if (open) markRead(open);
+  else if (document.body.classList.contains("conversation-open")) closeConversation();
 }
 
 function incoming(conv, payload) {
   const msg = fromLive(payload);
   const result = store.addLive(conv, msg);
+  resync.note(conv, msg.rev);
   if (result === "duplicate") return;
-  store.setPointer(conv, msg.senderId, msg.seq);
+  if (msg.kind !== "system") store.setPointer(conv, msg.senderId, msg.seq);
   const isOpen = conv.id === store.openId;
   if (result === "gap") {
+    // A server that sends no Rev: fall back to the newest page.
     if (isOpen) refresh(conv);
     else conv.resetHistory();
   }
@@ -454,6 +573,10 @@ function incoming(conv, payload) {
     markRead(conv);
   } else {
     store.setUnread(conv, conv.unread + 1);
+  }
+  if (msg.kind === "system") {
+    if (isOpen) announce(msg.content);
+    return;
   }
   const where = conv.kind === GROUP ? ` in ${conversationTitle(conv)}` : "";
   announce(isOpen ? `${msg.senderName}: ${preview(msg.content)}` : `New message from ${msg.senderName}${where}`);
@@ -493,10 +616,29 @@ conn.on("unread", (p) => {
   store.setUnread(conv, p.Unread);
 });
 
-// A moderator hid or deleted a message: blank it where it stands.
+// Changes to messages (§13): applied by Id when newer than what we hold, then counted towards
+// the chat's position (a hole before them is a gap that resync fills).
+conn.on("message-edited", (p) => {
+  const conv = p && store.get(p.ChatId);
+  if (!conv) return;
+  const caption = typeof p.Caption === "string" ? p.Caption : null; // a media message's (§15.3)
+  store.applyEdit(conv, { id: p.Id, seq: p.Seq, rev: p.Rev, content: p.Content, caption, editedAt: p.EditedAt });
+  resync.note(conv, p.Rev);
+});
+
+// Deleted by its sender or a group admin, or hidden or deleted by a moderator: a tombstone.
 conn.on("message-deleted", (p) => {
-  const conv = store.get(p.ChatId);
-  if (conv && typeof p.Seq === "number") store.blank(conv, p.Seq, Boolean(p.Hidden));
+  const conv = p && store.get(p.ChatId);
+  if (!conv) return;
+  store.applyDelete(conv, { id: p.Id, seq: p.Seq, rev: p.Rev, hidden: Boolean(p.Hidden) });
+  resync.note(conv, p.Rev);
+});
+
+conn.on("reaction", (p) => {
+  const conv = p && store.get(p.ChatId);
+  if (!conv) return;
+  store.applyReaction(conv, { id: p.Id, seq: p.Seq, rev: p.Rev, emoji: p.Emoji, count: Number(p.Count) || 0, userId: p.UserId, added: Boolean(p.Added) });
+  resync.note(conv, p.Rev);
 });
 
 conn.on("create-personal-chat-partner", (p) => {
@@ -510,8 +652,17 @@ conn.on("create-group-chat-receiver", (p) => {
   announce(`You were added to the group ${p.Name}.`);
 });
 
+// A group's membership changed or it was renamed ("Alice added Carol"): in its history like
+// any message (with its Rev, so no gap), and the group's details are fetched again.
+conn.on("system-message", (p) => {
+  const conv = p && store.get(p.ChatId);
+  if (!conv || conv.kind !== GROUP) return;
+  incoming(conv, { ...p, Kind: "system" });
+  refreshSoon(conv.id);
+});
+
 conn.on("new-grp-added", (p) => {
-  if (!store.get(p.ChatId)) store.upsert({ id: p.ChatId, kind: GROUP, title: "", lastChat: nowIso() });
+  if (!store.get(p.ChatId)) store.upsert({ id: p.ChatId, kind: GROUP, title: p.Name || "", lastChat: nowIso() });
   refreshSoon(p.ChatId);
   announce("You were added to a group.");
 });
@@ -538,6 +689,7 @@ conn.on("delete-grp-success-receiver", (p) => {
 
 conn.on("disconnect", (reason) => {
   store.setOnline(false);
+  resync.reset();
   if (reason === "io server disconnect" && !leaving) {
     // Closed by the server without an auth-failure (a restart): connect again ourselves.
     setTimeout(() => conn.reconnectNow(), 1000);

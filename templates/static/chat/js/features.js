@@ -23,12 +23,12 @@
 //              the newest unread message of ours.
 // - media:     composerButton() returns an attach button; render(msg) draws a message whose kind
 //              is not "text" (image preview, file link) from the server's own media URLs, never
-//              from HTML in the message.
-// - edits:     actions(msg) returns edit/delete buttons for one's own messages; their events
-//              replace a message by Seq in the store (store.blank() already does the deleted
-//              case for moderator deletions: `message-deleted`).
-// - resync:    after a reconnect app.js takes the greeting's lists and refetches the open chat's
-//              newest page; a "what changed since Seq N" event would replace that in ready().
+//              from HTML in the message. ui/message.js calls it from messageBody(), the one
+//              place a message's body is drawn.
+//
+// Edits, deletes, replies and reactions (§13) live in app.js (requests), store.js (applying
+// changes by Id and Rev) and ui/message.js / ui/messagemenu.js (drawing and the actions menu);
+// catching up after a reconnect or a gap (§14) in resync.js.
 
 import { h } from "./dom.js";
 import { DIRECT, GROUP } from "./protocol.js";
@@ -407,13 +407,6 @@ export const features = {
     /** The body of a message of a kind the client does not know (null: shown as text). */
     render(/* msg, conv */) {
       return null;
-    },
-  },
-
-  edits: {
-    /** Buttons for a message (edit, delete...); [] today. */
-    actions(/* msg, conv */) {
-      return [];
     },
   },
 };

@@ -1,44 +1,177 @@
 // The ExpressChat wire format (docs/protocol.md), translated to and from the client's own
 // shapes. Pure functions: no DOM, no socket. Every message becomes
-//   {key, id, seq, senderId, senderName, content, ts, kind, state, readStatus}
-// whatever event or history page it came from.
+//   {key, id, seq, rev, senderId, senderName, content, ts, kind, state, readStatus, clientId,
+//    editedAt, replyTo, reactions, myReactions, removed}
+// whatever event, history page or sync answer it came from:
+// - rev: the Rev of the state held (§14.1), null when the server sent none;
+// - kind: "text", "system", "removed", or another kind the server sends (§15: "emoji", and the
+//   media kinds, whose `attachment` {id, kind, url, type, size, name, width, height} and
+//   `caption` are kept for features.media; their `content` is the caption and the file's URL);
+// - replyTo: the quote, {id, seq, kind, sender, senderId, excerpt, deleted}, or null (§13.3);
+// - reactions: [{emoji, count}], most used first; myReactions: the emoji that are ours (§13.5);
+// - removed: null, "deleted" or "hidden" (then kind is "removed" and content a placeholder).
 
 export const SELF = "self";
 export const DIRECT = "direct";
 export const GROUP = "group";
 
 export const HISTORY_PAGE = 50;
+export const EXCERPT_LENGTH = 100; // the server's quote excerpt, in characters (§13.3)
+
+export const DELETED_TEXT = "Message deleted";
+export const HIDDEN_TEXT = "Message hidden by a moderator";
 
 function message(fields) {
-  return { state: "sent", readStatus: null, clientId: null, ...fields, key: `m:${fields.id}` };
+  return {
+    state: "sent",
+    readStatus: null,
+    clientId: null,
+    rev: null,
+    editedAt: null,
+    replyTo: null,
+    reactions: [],
+    myReactions: [],
+    removed: null,
+    caption: null,
+    attachment: null,
+    ...fields,
+    key: `m:${fields.id}`,
+  };
 }
 
-/** History entries carry `Hidden`/`Deleted` when a moderator took the message back. */
+function revOf(value) {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+/** The first characters of a text, as the server cuts a quote's excerpt (code points). */
+export function excerpt(text) {
+  return Array.from(String(text || "")).slice(0, EXCERPT_LENGTH).join("");
+}
+
+const KIND_WORDS = { image: "Photo", video: "Video", audio: "Audio", file: "File" };
+
+/** The text a quote of `msg` shows: a media message's caption, else its text. */
+export function quoteText(msg) {
+  return typeof msg.caption === "string" ? msg.caption : msg.content;
+}
+
+/** What stands for a quoted message without text (a photo without a caption). */
+export function kindWord(kind) {
+  return KIND_WORDS[kind] || "Message";
+}
+
+/** Code point order, as the server breaks ties between reactions of the same count. */
+function byCodePoint(a, b) {
+  const x = Array.from(a, (c) => c.codePointAt(0));
+  const y = Array.from(b, (c) => c.codePointAt(0));
+  for (let i = 0; i < Math.min(x.length, y.length); i += 1) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+/** Reactions in the server's order: most used first, then by emoji. */
+export function sortReactions(list) {
+  return list.filter((r) => r.count > 0).sort((a, b) => b.count - a.count || byCodePoint(a.emoji, b.emoji));
+}
+
+/** A `ReplyTo` object (live events, history, sync) in the client's shape. */
+export function fromQuote(r) {
+  if (!r || typeof r !== "object" || !r.Id) return null;
+  return {
+    id: r.Id,
+    seq: r.Seq,
+    kind: r.Kind || "text",
+    sender: r.Sender || "",
+    senderId: r.SenderId || null,
+    excerpt: r.Excerpt || "",
+    deleted: Boolean(r.Deleted),
+  };
+}
+
+/** §15.3: a media message's file, in the client's shape (null for every other kind). */
+export function fromAttachment(a) {
+  if (!a || typeof a !== "object" || !a.Url) return null;
+  return {
+    id: a.Id,
+    kind: a.Kind,
+    url: a.Url,
+    type: a.Type || "",
+    size: Number(a.Size) || 0,
+    name: a.Name || "",
+    width: a.Width || null,
+    height: a.Height || null,
+  };
+}
+
+function media(m) {
+  return { caption: typeof m.Caption === "string" ? m.Caption : null, attachment: fromAttachment(m.Attachment) };
+}
+
+/** The §13.5 keys every history and sync message carries. */
+function extras(m) {
+  const counts = m.Reactions && typeof m.Reactions === "object" ? m.Reactions : {};
+  return {
+    ...media(m),
+    rev: revOf(m.Rev),
+    editedAt: m.EditedAt || null,
+    replyTo: fromQuote(m.ReplyTo),
+    reactions: sortReactions(Object.entries(counts).map(([emoji, count]) => ({ emoji, count: Number(count) || 0 }))),
+    myReactions: Array.isArray(m.MyReactions) ? m.MyReactions.filter((e) => typeof e === "string") : [],
+  };
+}
+
+/** A message taken back: its place stays, its text, quote and reactions go. */
+export function tombstone(msg, how = "deleted") {
+  return {
+    ...msg,
+    kind: "removed",
+    removed: how,
+    content: how === "hidden" ? HIDDEN_TEXT : DELETED_TEXT,
+    editedAt: null,
+    replyTo: null,
+    reactions: [],
+    myReactions: [],
+    caption: null,
+    attachment: null,
+  };
+}
+
+/** History and sync entries carry `Hidden`/`Deleted` for a message taken back. */
 function removed(m, msg) {
-  if (!m.Hidden && !m.Deleted) return msg;
-  return { ...msg, kind: "removed", content: m.Deleted ? "Message deleted" : "Message hidden by a moderator" };
+  if (m.Hidden) return tombstone(msg, "hidden");
+  if (m.Deleted) return tombstone(msg, "deleted");
+  return msg;
 }
 
-/** A `personal-chat` history entry; `Sender` is an id there. */
-export function fromPersonalHistory(m, page, me) {
+/** A `personal-chat` history (or direct-chat sync) entry; `Sender` is an id there. */
+export function fromPersonalHistory(m, partnerName, me) {
   const mine = m.Sender === me.id;
   return removed(m, message({
     id: m._id,
     seq: m.Seq,
     senderId: m.Sender,
-    senderName: mine ? me.name : page.Partner || "",
+    senderName: mine ? me.name : partnerName || "",
     content: m.Content,
     ts: m.Timestamp,
-    kind: "text",
+    kind: m.Kind || "text",
     readStatus: m.ReadStatus || null,
+    ...extras(m),
   }));
 }
 
 export function fromSelfHistory(m, me) {
-  return removed(m, message({ id: m._id, seq: m.Seq, senderId: me.id, senderName: me.name, content: m.Content, ts: m.Timestamp, kind: "text" }));
+  return removed(m, message({
+    id: m._id,
+    seq: m.Seq,
+    senderId: me.id,
+    senderName: me.name,
+    content: m.Content,
+    ts: m.Timestamp,
+    kind: m.Kind || "text",
+    ...extras(m),
+  }));
 }
 
-/** A `group-chat` history entry; `Sender` is a name there, the id is `SenderId`. */
+/** A `group-chat` history (or group sync) entry; `Sender` is a name there, the id is `SenderId`. */
 export function fromGroupHistory(m) {
   return removed(m, message({
     id: m.Id,
@@ -49,12 +182,24 @@ export function fromGroupHistory(m) {
     ts: m.Timestamp,
     kind: m.Kind || "text",
     readStatus: m.ReadStatus || null,
+    ...extras(m),
   }));
 }
 
-/** A live receive-personal-message / receive-group-message. */
+/** A live receive-personal-message / receive-group-message / system-message. */
 export function fromLive(p) {
-  return message({ id: p.Id, seq: p.Seq, senderId: p.SenderId, senderName: p.Sender || "", content: p.Content, ts: p.Timestamp, kind: "text" });
+  return message({
+    id: p.Id,
+    seq: p.Seq,
+    rev: revOf(p.Rev),
+    senderId: p.SenderId,
+    senderName: p.Sender || "",
+    content: p.Content,
+    ts: p.Timestamp,
+    kind: p.Kind || "text",
+    replyTo: fromQuote(p.ReplyTo),
+    ...media(p),
+  });
 }
 
 /** The fetch request for a conversation's history: [event, payload, reply event, match]. */
@@ -70,16 +215,40 @@ export function historyRequest(conv, { before = null, limit = HISTORY_PAGE } = {
 
 /** The messages of a history reply, newest first as the server sends them. */
 export function historyMessages(conv, page, me) {
-  const list = Array.isArray(page.Messages) ? page.Messages : [];
-  if (conv.kind === SELF) return list.map((m) => fromSelfHistory(m, me));
-  if (conv.kind === GROUP) return list.map(fromGroupHistory);
-  return list.map((m) => fromPersonalHistory(m, page, me));
+  return syncMessages(conv, Array.isArray(page.Messages) ? page.Messages : [], me, page.Partner);
 }
 
-export function sendRequest(conv, content, clientId) {
-  if (conv.kind === SELF) return ["send-self-message", { Content: content, ClientMessageId: clientId }];
-  if (conv.kind === GROUP) return ["send-group-message", { GroupId: conv.id, Content: content, ClientMessageId: clientId }];
-  return ["send-personal-message", { ChatId: conv.id, Content: content, ClientMessageId: clientId }];
+/** Messages in a history page's shape for `conv` (a sync answer's `Messages` use it too). */
+export function syncMessages(conv, list, me, partnerName = null) {
+  if (!Array.isArray(list)) return [];
+  if (conv.kind === SELF) return list.map((m) => fromSelfHistory(m, me));
+  if (conv.kind === GROUP) return list.map(fromGroupHistory);
+  return list.map((m) => fromPersonalHistory(m, partnerName || conv.title, me));
+}
+
+export function sendRequest(conv, content, clientId, replyTo = null) {
+  const extra = replyTo ? { ReplyTo: replyTo } : {};
+  if (conv.kind === SELF) return ["send-self-message", { Content: content, ClientMessageId: clientId, ...extra }];
+  if (conv.kind === GROUP) return ["send-group-message", { GroupId: conv.id, Content: content, ClientMessageId: clientId, ...extra }];
+  return ["send-personal-message", { ChatId: conv.id, Content: content, ClientMessageId: clientId, ...extra }];
+}
+
+/** §13: a message is named by its chat (any kind, the self chat's real id too) and its id. */
+export function editRequest(conv, msg, content) {
+  return ["edit-message", { ChatId: conv.id, Id: msg.id, Content: content }];
+}
+
+export function deleteRequest(conv, msg) {
+  return ["delete-message", { ChatId: conv.id, Id: msg.id }];
+}
+
+export function reactRequest(conv, msg, emoji, add) {
+  return [add ? "react" : "unreact", { ChatId: conv.id, Id: msg.id, Emoji: emoji }];
+}
+
+/** §14.3: positions (chat id -> Rev) and whether to add every other chat from 0. */
+export function syncRequest(positions, all) {
+  return ["sync", { Positions: positions, All: Boolean(all) }];
 }
 
 /** The read event for a conversation, or null for the self chat (nobody to tell). */

@@ -1,17 +1,29 @@
-// The open conversation: header, message history with scroll-back, read receipts, composer.
+// The open conversation: header, message history with scroll-back, read receipts, message
+// actions (react, reply, edit, delete) and the composer.
+//
+// The composer has three modes: a new message, a reply (a quote bar above the box says to
+// what; the message is sent with ReplyTo), and an edit (the box holds the message's text;
+// Enter saves). Escape or the bar's × button cancels a reply or an edit. In an empty box,
+// ArrowUp edits our newest message.
 
-import { $, h, reconcile } from "../dom.js";
+import { $, announce, h, reconcile } from "../dom.js";
 import { features } from "../features.js";
-import { DIRECT, GROUP, SELF } from "../protocol.js";
-import { clock, dayKey, dayLabel, full } from "../time.js";
+import { DIRECT, GROUP, SELF, excerpt, kindWord, quoteText } from "../protocol.js";
+import { dayKey, dayLabel } from "../time.js";
 import { avatar, conversationTitle } from "./chatlist.js";
+import { messageSig, permissions, renderMessage } from "./message.js";
+import { MessageMenu } from "./messagemenu.js";
 
 const NEAR_BOTTOM_PX = 120;
+const FLASH_MS = 1600;
 
 export class ConversationView {
   constructor(store, handlers) {
     this.store = store;
-    this.handlers = handlers; // onSend(conv, text), onRetry(conv, msg), onLoadOlder(conv), onBack(), onGroupInfo()
+    // onSend(conv, text, replyTo), onEdit(conv, msg, text), onDelete(conv, msg),
+    // onReact(conv, msg, emoji, add), onRetry(conv, msg), onLoadOlder(conv), onBack(), onGroupInfo()
+    this.handlers = handlers;
+    this.mode = null; // {type: "reply" | "edit", convId, msg} while replying or editing
     this.cache = new Map();
     this.convId = null;
     this.loadingOlder = false;
@@ -29,9 +41,25 @@ export class ConversationView {
       form: $("#composer"),
       input: $("#composer-input"),
       label: $("#composer-label"),
+      send: $("#send-btn"),
       back: $("#back-btn"),
+      context: $("#composer-context"),
+      contextTitle: $("#composer-context-title"),
+      contextText: $("#composer-context-text"),
+      contextCancel: $("#composer-context-cancel"),
     };
+    this.menu = new MessageMenu($("#message-menu"), {
+      onReact: (msg, emoji, add) => this.withOpen((conv) => this.handlers.onReact(conv, msg, emoji, add)),
+      onReply: (msg) => this.startReply(msg),
+      onEdit: (msg) => this.startEdit(msg),
+      onDelete: (msg) => this.withOpen((conv) => this.handlers.onDelete(conv, msg)),
+    });
     this.bind();
+  }
+
+  withOpen(fn) {
+    const conv = this.store.open;
+    if (conv) fn(conv);
   }
 
   bind() {
@@ -44,8 +72,18 @@ export class ConversationView {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         this.submit();
+      } else if (event.key === "Escape" && this.mode) {
+        event.preventDefault();
+        this.cancelMode();
+      } else if (event.key === "ArrowUp" && !input.value && !this.mode) {
+        const last = this.lastEditable();
+        if (last) {
+          event.preventDefault();
+          this.startEdit(last);
+        }
       }
     });
+    this.el.contextCancel.addEventListener("click", () => this.cancelMode());
     input.addEventListener("input", () => {
       this.autosize();
       const conv = this.store.open;
@@ -76,10 +114,113 @@ export class ConversationView {
     const conv = this.store.open;
     const text = this.el.input.value;
     if (!conv || !text.trim()) return;
+    const mode = this.mode && this.mode.convId === conv.id ? this.mode : null;
     this.el.input.value = "";
+    this.setMode(null);
     this.autosize();
     features.typing.onIdle(conv);
-    this.handlers.onSend(conv, text);
+    if (mode && mode.type === "edit") {
+      if (text !== mode.msg.content) this.handlers.onEdit(conv, mode.msg, text);
+      return;
+    }
+    this.handlers.onSend(conv, text, mode ? mode.msg : null);
+  }
+
+  // --- composer modes: reply and edit ---------------------------------------------------
+
+  startReply(msg) {
+    const conv = this.store.open;
+    if (!conv) return;
+    if (this.mode && this.mode.type === "edit") this.el.input.value = "";
+    this.setMode({ type: "reply", convId: conv.id, msg });
+    this.el.input.focus();
+  }
+
+  startEdit(msg) {
+    const conv = this.store.open;
+    if (!conv) return;
+    this.setMode({ type: "edit", convId: conv.id, msg });
+    const { input } = this.el;
+    input.value = msg.content;
+    this.autosize();
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  cancelMode() {
+    const mode = this.mode;
+    if (!mode) return;
+    if (mode.type === "edit") {
+      this.el.input.value = "";
+      this.autosize();
+    }
+    this.setMode(null);
+    announce(mode.type === "edit" ? "Editing cancelled." : "Reply cancelled.");
+    this.el.input.focus();
+  }
+
+  /** Show the mode in the bar above the box, and on the send button. */
+  setMode(mode) {
+    this.mode = mode;
+    const { context, contextTitle, contextText, contextCancel, send, input } = this.el;
+    context.hidden = !mode;
+    context.dataset.mode = mode ? mode.type : "";
+    input.setAttribute("aria-describedby", mode ? "composer-context composer-hint" : "composer-hint");
+    send.textContent = mode && mode.type === "edit" ? "Save" : "Send";
+    if (!mode) return;
+    const msg = mode.msg;
+    contextText.textContent = excerpt(quoteText(msg)) || kindWord(msg.kind);
+    if (mode.type === "edit") {
+      contextTitle.textContent = "Editing your message";
+      contextCancel.setAttribute("aria-label", "Cancel editing");
+    } else {
+      const who = msg.senderId === this.store.me.id ? "yourself" : msg.senderName;
+      contextTitle.textContent = `Replying to ${who}`;
+      contextCancel.setAttribute("aria-label", "Cancel reply");
+    }
+  }
+
+  /** The message a mode is about was deleted (or the chat changed): leave that mode. */
+  checkMode(conv) {
+    const mode = this.mode;
+    if (!mode) return;
+    const current = conv && mode.convId === conv.id ? conv.messages.get(mode.msg.seq) : null;
+    if (!current || current.id !== mode.msg.id || current.kind === "removed") {
+      if (mode.type === "edit") this.el.input.value = "";
+      this.setMode(null);
+      if (current && current.kind === "removed") announce("The message you were answering or editing was deleted.");
+      return;
+    }
+    mode.msg = current;
+  }
+
+  /** Our newest message that can still be edited (ArrowUp in an empty box). */
+  lastEditable() {
+    const conv = this.store.open;
+    if (!conv) return null;
+    const mine = conv.timeline().filter((m) => permissions(m, conv, this.store).edit);
+    return mine.length ? mine[mine.length - 1] : null;
+  }
+
+  /** Focus a message (after a quote is followed, or after a delete took its buttons). */
+  focusMessage(key, { flash = false } = {}) {
+    const el = this.el.list.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    if (!el) return false;
+    el.scrollIntoView({ block: "center" });
+    el.focus({ preventScroll: true });
+    if (flash) {
+      el.classList.add("flash");
+      setTimeout(() => el.classList.remove("flash"), FLASH_MS);
+    }
+    return true;
+  }
+
+  /** A reply's quote was pressed: show the original, if it is loaded. */
+  showQuoted(quote) {
+    const conv = this.store.open;
+    const target = conv && conv.messages.get(quote.seq);
+    if (target && target.id === quote.id && this.focusMessage(target.key, { flash: true })) return;
+    announce("That message is further back: load earlier messages to see it.");
   }
 
   async loadOlder() {
@@ -107,6 +248,8 @@ export class ConversationView {
     if (changed) features.typing.onOpen(conv);
     if (!conv) return;
     if (changed) {
+      this.menu.close({ focus: false });
+      this.setMode(null);
       this.cache.clear();
       this.el.list.replaceChildren();
       this.el.input.value = "";
@@ -169,11 +312,15 @@ export class ConversationView {
         lastDay = day;
       }
       const status = this.status(conv, msg);
-      const sig = [msg.kind, msg.state, msg.content, msg.ts, status.text, msg.senderName].join("\u0000");
-      items.push({ key: msg.key, sig, create: () => this.message(conv, msg, status) });
+      const can = permissions(msg, conv, this.store);
+      items.push({ key: msg.key, sig: messageSig(msg, status, can), create: () => this.message(conv, msg, status, can) });
     }
+    const focus = this.focusState();
     reconcile(this.el.list, items, this.cache);
     this.renderHistoryTop(conv);
+    this.checkMode(conv);
+    this.menu.refresh((key) => this.actionsButton(key));
+    this.restoreFocus(focus);
 
     if (older) scroller.scrollTop = scroller.scrollHeight - fromBottom;
     else if (toBottom || nearBottom) this.scrollToBottom();
@@ -199,37 +346,42 @@ export class ConversationView {
     return { text: "Sent", cls: "" };
   }
 
-  message(conv, msg, status) {
-    if (msg.kind === "removed") {
-      return h("li", { class: `msg removed ${msg.senderId === this.store.me.id ? "mine" : "theirs"}`, dataset: { seq: String(msg.seq) } },
-        h("div", { class: "bubble" }, h("p", { class: "text", text: msg.content })));
-    }
-    if (msg.kind === "system") {
-      return h("li", { class: "msg system", dataset: { seq: String(msg.seq) } },
-        h("div", { class: "bubble" }, h("p", { class: "text", text: msg.content }),
-          h("time", { class: "visually-hidden", datetime: msg.ts, text: clock(msg.ts) })));
-    }
-    const mine = msg.senderId === this.store.me.id;
-    const showSender = conv.kind === GROUP && !mine;
-    const body = msg.kind === "text" ? null : features.media.render(msg, conv);
-    const retry = msg.state === "failed"
-      ? h("button", { type: "button", class: "btn-link", text: "Retry", on: { click: () => this.handlers.onRetry(conv, msg) } })
-      : null;
-    const actions = features.edits.actions(msg, conv);
-    return h(
-      "li",
-      {
-        class: `msg ${mine ? "mine" : "theirs"}${msg.state !== "sent" ? ` ${msg.state}` : ""}`,
-        dataset: { seq: msg.seq ? String(msg.seq) : "", key: msg.key, state: msg.state },
-      },
-      h("div", { class: "bubble" },
-        showSender ? h("span", { class: "sender", text: msg.senderName }) : h("span", { class: "visually-hidden", text: mine ? "You:" : `${msg.senderName}:` }),
-        body || h("p", { class: "text", text: msg.content }),
-        h("div", { class: "foot" },
-          msg.ts ? h("time", { datetime: msg.ts, title: full(msg.ts), text: clock(msg.ts) }) : null,
-          status.text ? h("span", { class: `status ${status.cls}`, title: status.title || null, text: status.text }) : null,
-          retry,
-          ...actions)),
-    );
+  /** Where the keyboard focus is in the list: a message, its actions button or a reaction. */
+  focusState() {
+    const active = document.activeElement;
+    if (!active || !this.el.list.contains(active)) return null;
+    const item = active.closest("li.msg");
+    if (!item) return null;
+    if (active.classList.contains("msg-actions-btn")) return { key: item.dataset.key, part: ".msg-actions-btn" };
+    if (active.dataset.emoji) return { key: item.dataset.key, part: `.reaction[data-emoji="${CSS.escape(active.dataset.emoji)}"]` };
+    return { key: item.dataset.key, part: null };
+  }
+
+  /** A message redrawn under the keyboard focus gets it back (the same control if it is still
+   * there, else the message itself). */
+  restoreFocus(focus) {
+    if (!focus || this.el.list.contains(document.activeElement)) return;
+    if (document.activeElement && document.activeElement !== document.body) return; // moved on
+    const item = this.el.list.querySelector(`[data-key="${CSS.escape(focus.key)}"]`);
+    if (!item) return;
+    const part = focus.part && item.querySelector(focus.part);
+    (part || item).focus({ preventScroll: true });
+  }
+
+  actionsButton(key) {
+    const el = this.el.list.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    return el ? el.querySelector(".msg-actions-btn") : null;
+  }
+
+  message(conv, msg, status, can) {
+    return renderMessage(msg, conv, {
+      me: this.store.me,
+      status,
+      can,
+      onRetry: (m) => this.handlers.onRetry(conv, m),
+      onActions: (button, m) => this.menu.toggle(button, m, permissions(m, conv, this.store)),
+      onToggleReaction: (m, emoji) => this.handlers.onReact(conv, m, emoji, !m.myReactions.includes(emoji)),
+      onQuote: (quote) => this.showQuoted(quote),
+    });
   }
 }
