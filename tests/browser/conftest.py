@@ -126,6 +126,15 @@ def quick_timers_server(browser_available, django_db_setup, django_db_blocker, t
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def small_sync_server(browser_available, django_db_setup, django_db_blocker, tmp_path_factory):
+    """A live server whose sync answers carry at most 3 changes (CHAT_SYNC_MAX_CHANGES), so a
+    few changes while offline make the client handle `Reload` and `More`."""
+    server = _serve(tmp_path_factory.mktemp("browser-small-sync"), CHAT_SYNC_MAX_CHANGES="3")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def people(chromium, web_server) -> Iterator:
     """Open a person's browser context: make(name, email, viewport=..., server=...). Console
