@@ -87,6 +87,7 @@ class ConversationSummary:
     partner_id: str | None
     partner_name: str | None
     title: str | None = None
+    last_rev: int = 0  # the conversation's latest change (docs/protocol.md §14)
 
 
 def conversation_list_for_user(
@@ -126,6 +127,7 @@ def conversation_list_for_user(
                 partner_id=partner[0] if partner else None,
                 partner_name=partner[1] if partner else None,
                 title=conv.title or None,
+                last_rev=conv.last_rev,
             )
         )
     return result
@@ -150,6 +152,7 @@ def conversation_summary_get(*, user: User, conversation_id: object) -> Conversa
         partner_id=partner.public_id if partner else None,
         partner_name=partner.display_name if partner else None,
         title=conversation.title or None,
+        last_rev=conversation.last_rev,
     )
 
 
@@ -543,6 +546,15 @@ def message_reactions(*, messages: list[Message], viewer: User) -> dict[int, lis
         if len(shown) < REACTIONS_SHOWN:
             shown.append(ReactionCount(row["emoji"], row["count"], row["mine"] > 0))
     return found
+
+
+def reactions_of_user(*, user: User, message: Message) -> list[str]:
+    """The emoji the user has on the message now, oldest first."""
+    return list(
+        Reaction.objects.filter(message=message, user=user)
+        .order_by("created_at", "pk")
+        .values_list("emoji", flat=True)
+    )
 
 
 def reaction_count(*, message: Message, emoji: str) -> int:

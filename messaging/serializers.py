@@ -157,6 +157,7 @@ class ConversationOutput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Conversation.Kind.choices, read_only=True)
     last_message_at = IsoTimeField()
     last_seq = serializers.IntegerField(read_only=True)
+    last_rev = serializers.IntegerField(read_only=True, help_text="The latest change: a resync position.")
     last_read_seq = serializers.IntegerField(read_only=True)
     unread = serializers.IntegerField(read_only=True)
     partner = serializers.SerializerMethodField()

@@ -80,7 +80,7 @@ async def test_direct_chat_edit_reply_react_and_delete_live(live_server_proc, ma
         assert await a.next("reaction") == expected
         assert await b.next("reaction") == expected
         again = ok(await b.call("react", {"ChatId": chat_id, "Id": sent["Id"], "Emoji": "👍"}))
-        assert again["Changed"] is False
+        assert (again["Changed"], again["Seq"], again["MyReactions"]) == (False, 1, ["👍"])
         await a.none("reaction", wait=0.2)
         await c.none("reaction", wait=0)
 
@@ -88,9 +88,11 @@ async def test_direct_chat_edit_reply_react_and_delete_live(live_server_proc, ma
         outsider = await c.call("react", {"ChatId": chat_id, "Id": sent["Id"], "Emoji": "👍"})
         assert outsider["ok"] is False and outsider["error"]["code"] == "not_found"
 
-        # History serves all of it.
+        # History serves all of it, with the chat's latest Rev (a resync position).
         await a.call("fetch-personal-chat", {"ChatId": chat_id})
-        newest, oldest = (await a.next("personal-chat"))["Messages"]
+        page = await a.next("personal-chat")
+        newest, oldest = page["Messages"]
+        assert page["Rev"] == reacted["Rev"] == 4
         assert (newest["_id"], newest["ReplyTo"]["Id"]) == (reply["Id"], sent["Id"])
         assert (oldest["Content"], oldest["EditedAt"], oldest["Reactions"]) == (
             "hello",

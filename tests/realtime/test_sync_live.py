@@ -190,6 +190,9 @@ async def test_sync_on_one_process_after_zero_events_and_over_ws(live_server_pro
     # The same over /ws/, from a mid-stream position.
     ws = await WsClient().connect(live_server_proc.url, headers={"Authorization": f"Bearer {alice.access}"})
     await ws.next("group-chat-list")
+    # The greeting's list tells each chat's latest Rev: a client can tell what changed unopened.
+    listing = await ws.next("personal-chat-list")
+    assert [(c["_id"], c["Seq"], c["Rev"]) for c in listing["PersonalChatList"]] == [(chat_id, 3, 6)]
     answer = await ws.call("sync", {"Positions": {chat_id: 2}})
     (message,) = answer["data"]["Chats"][chat_id]["Messages"]
     assert (message["_id"], message["Rev"], message["Deleted"], message["Content"]) == (

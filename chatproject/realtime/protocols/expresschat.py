@@ -148,6 +148,7 @@ def personal_chat_list(summaries: list[msg_selectors.ConversationSummary]) -> di
                 "Unread": s.unread,
                 "PartnerId": s.partner_id,
                 "Seq": s.last_seq,
+                "Rev": s.last_rev,
             }
             for s in summaries
         ]
@@ -163,6 +164,7 @@ def group_chat_list(summaries: list[msg_selectors.ConversationSummary]) -> dict[
                 "LastChat": iso_ms(s.last_message_at),
                 "Unread": s.unread,
                 "Seq": s.last_seq,
+                "Rev": s.last_rev,
             }
             for s in summaries
         ]
@@ -347,6 +349,7 @@ async def fetch_personal_chat(conn: Connection, data: dict[str, Any]) -> Outcome
         "User": conn.user.display_name,
         "Partner": page.partner.display_name if page.partner else None,
         "ChatId": page.conversation.public_id,
+        "Rev": page.conversation.last_rev,
     }
     return Outcome([("personal-chat", payload)], None)
 
@@ -367,6 +370,7 @@ async def fetch_self_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
         "Messages": [self_message(m, page.reactions.get(m.pk, ())) for m in page.messages],
         "Name": conn.user.display_name,
         "ChatId": conversation.public_id,
+        "Rev": page.conversation.last_rev,
     }
     return Outcome([("self-chat", payload)], None)
 
@@ -436,6 +440,8 @@ def group_chat_payload(page: group_selectors.GroupPage, viewer_id: str) -> dict[
             group_message(m, page.read_pointers, page.reactions.get(m.pk, ())) for m in page.messages
         ],
         "GroupId": page.conversation.public_id,
+        # Read before the messages: a client may take it as its resync position (§14.2).
+        "Rev": page.conversation.last_rev,
     }
 
 
@@ -1044,15 +1050,18 @@ async def _react(conn: Connection, data: dict[str, Any], service) -> Outcome:
     message, count, changed = await call(
         service, user=conn.user, emoji=data.get("Emoji"), **_message_ref(data)
     )
+    mine = await call(msg_selectors.reactions_of_user, user=conn.user, message=message)
     return Outcome(
         [],
         {
             "ChatId": message.conversation.public_id,
             "Id": message.public_id,
+            "Seq": message.seq,
             "Emoji": data["Emoji"],
             "Count": count,
             "Changed": changed,
             "Rev": message.rev,
+            "MyReactions": mine,
         },
     )
 
