@@ -607,6 +607,8 @@ class ConversationChanges:
     more: bool = False
     left: bool = False
     gone: bool = False
+    last_seq: int = 0  # the newest message's seq
+    unread: int = 0  # the caller's unread count (0 once left)
 
 
 def _positions(value: object) -> dict[str, int]:
@@ -666,6 +668,7 @@ def conversation_changes(
         wanted += [(m.conversation.public_id, 0, m) for m in others]
     results: list[ConversationChanges] = []
     fetch: dict[int, ConversationChanges] = {}
+    receipts: dict[int, ConversationChanges] = {}
     clauses = Q(pk__in=[])
     budget = limit
     for key, position, membership in wanted:
@@ -675,13 +678,19 @@ def conversation_changes(
         conversation = membership.conversation
         left = membership.left_at is not None
         gap = conversation.last_rev - position
-        entry = ConversationChanges(key, conversation.kind, conversation.last_rev, left=left)
+        # Read state is not revisioned: it comes whole with every answer (a pointer per member).
+        state = {
+            "left": left,
+            "last_seq": membership.left_seq if left else conversation.last_seq,
+            "unread": 0 if left else max(conversation.last_seq - membership.last_read_seq, 0),
+        }
+        entry = ConversationChanges(key, conversation.kind, conversation.last_rev, **state)
         if gap < 0 or gap > limit:
             # A position above the conversation's own (a restored database, a client bug) is
             # as unusable as a stale one: start again from history.
-            entry = ConversationChanges(key, conversation.kind, conversation.last_rev, reload=True, left=left)
+            entry = ConversationChanges(key, conversation.kind, conversation.last_rev, reload=True, **state)
         elif gap > budget:
-            entry = ConversationChanges(key, conversation.kind, position, more=True, left=left)
+            entry = ConversationChanges(key, conversation.kind, position, more=True, **state)
         elif gap > 0:
             budget -= gap
             # `rev <= last_rev`: a change committed after the membership row was read belongs
@@ -691,6 +700,8 @@ def conversation_changes(
                 clause &= Q(seq__lte=membership.left_seq)
             clauses |= clause
             fetch[conversation.pk] = entry
+        if not left and conversation.kind != Conversation.Kind.SELF:
+            receipts[conversation.pk] = entry
         results.append(entry)
     if fetch:
         messages = list(
@@ -699,15 +710,17 @@ def conversation_changes(
             .order_by("conversation_id", "rev")
         )
         reactions = message_reactions(messages=messages, viewer=user)
-        pointers = _read_pointers_visible_many(
-            conversation_ids=[pk for pk, e in fetch.items() if e.kind != Conversation.Kind.SELF], viewer=user
-        )
         for message in messages:
             entry = fetch[message.conversation_id]
             entry.messages.append(message)
             if message.pk in reactions:
                 entry.reactions[message.pk] = reactions[message.pk]
-        for pk, entry in fetch.items():
+    # Changed messages show their ReadStatus from these; the client updates older ones too.
+    # (A conversation the caller left keeps the pointers its changed messages need.)
+    with_receipts = receipts | {pk: e for pk, e in fetch.items() if e.kind != Conversation.Kind.SELF}
+    if with_receipts:
+        pointers = _read_pointers_visible_many(conversation_ids=list(with_receipts), viewer=user)
+        for pk, entry in with_receipts.items():
             entry.read_pointers.update(pointers.get(pk, {}))
     return results
 

@@ -403,6 +403,13 @@ class ConversationChangesOutput(serializers.Serializer):
     more = serializers.BooleanField(read_only=True, help_text="No room in this answer: ask again.")
     left = serializers.BooleanField(read_only=True, help_text="You left: changes up to then.")
     gone = serializers.BooleanField(read_only=True, help_text="Unknown, deleted or not yours.")
+    last_seq = serializers.IntegerField(read_only=True, help_text="The newest message's seq (0 when gone).")
+    unread = serializers.IntegerField(read_only=True, help_text="Your unread count now.")
+    read_pointers = serializers.DictField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="User id -> seq read up to, for the members whose receipts you may see.",
+    )
 
     @extend_schema_field(MessageOutput(many=True))
     def get_messages(self, changes) -> list[dict[str, Any]]:

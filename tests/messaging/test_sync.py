@@ -245,7 +245,13 @@ def test_payloads_match_history_payloads_of_each_kind(alice, bob):
         "More",
         "Left",
         "Gone",
+        "Seq",
+        "Unread",
+        "ReadPointers",
     }
+    # Read state, whole, where receipts exist: none in notes to self.
+    assert payload["Chats"][notes.public_id]["ReadPointers"] == {}
+    assert payload["Chats"][team.public_id]["Seq"] == 3
 
 
 def test_more_changes_than_the_limit_say_reload(alice, bob, settings):
@@ -387,6 +393,10 @@ def test_rest_sync_answers_in_snake_case(alice, bob, client_for):
         "more": False,
         "left": False,
         "gone": False,
+        # Read state comes whole: Bob has not read Alice's message; Alice wrote it.
+        "last_seq": 1,
+        "unread": 1,
+        "read_pointers": {alice.id: 1, bob.id: 0},
     }
     (served,) = entry["messages"]
     assert (served["id"], served["seq"], served["rev"], served["conversation_id"]) == (
@@ -404,6 +414,9 @@ def test_rest_sync_answers_in_snake_case(alice, bob, client_for):
         "more": False,
         "left": False,
         "gone": True,
+        "last_seq": 0,
+        "unread": 0,
+        "read_pointers": {},
     }
     everything = client_for(bob).post("/api/sync/", {"all": True}, format="json").json()["conversations"]
     assert set(everything) == {chat.public_id, self_chat(bob).public_id}
@@ -427,3 +440,22 @@ def test_rest_sync_refuses_bad_input(alice, client_for, body):
 
 def test_rest_sync_needs_a_login(client_for):
     assert client_for().post("/api/sync/", {}, format="json").status_code == 401
+
+
+def test_read_state_comes_with_every_answer_even_without_changes(alice, bob):
+    chat = direct(alice, bob)
+    send(alice, chat, "one")
+    send(alice, chat, "two")
+    position = selectors.conversation_changes(user=alice.user, positions={chat.public_id: 0})[0].last_rev
+    services.conversation_mark_read(user=bob.user, conversation_id=chat.public_id, up_to_seq=1)
+    (entry,) = selectors.conversation_changes(user=alice.user, positions={chat.public_id: position})
+    # No message changed, but Alice learns that Bob read up to 1 (reads are not revisioned).
+    assert (entry.messages, entry.last_seq, entry.unread) == ([], 2, 0)
+    assert entry.read_pointers == {alice.id: 2, bob.id: 1}
+    (for_bob,) = selectors.conversation_changes(user=bob.user, positions={chat.public_id: position})
+    assert for_bob.unread == 1
+    # A member with receipts off sees only their own pointer.
+    bob.user.read_receipts_enabled = False
+    bob.user.save(update_fields=["read_receipts_enabled"])
+    (private,) = selectors.conversation_changes(user=bob.user, positions={chat.public_id: position})
+    assert private.read_pointers == {bob.id: 1}

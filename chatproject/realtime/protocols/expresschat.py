@@ -1142,6 +1142,11 @@ def sync_payload(changes: list[msg_selectors.ConversationChanges]) -> dict[str, 
                 "More": c.more,
                 "Left": c.left,
                 "Gone": c.gone,
+                # Read state, whole: the newest Seq, the caller's unread count, and the read
+                # pointers the caller may see (user id -> Seq read up to).
+                "Seq": c.last_seq,
+                "Unread": c.unread,
+                "ReadPointers": c.read_pointers,
             }
             for c in changes
         }
