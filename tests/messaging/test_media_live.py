@@ -19,7 +19,7 @@ from django.conf import settings
 from PIL import Image
 
 from chatproject.core.body_limit import body_limit_for
-from tests.realtime.clients import SioClient
+from tests.realtime.clients import connect_greeted, ok
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,17 +60,6 @@ def local_path(url: str) -> str:
 def stored_file(server, url: str):
     """Where the live server keeps the file of `url` (its MEDIA_ROOT, next to its log)."""
     return server.log.parent / "media" / local_path(url).removeprefix(settings.MEDIA_URL)
-
-
-async def connect(server, chat_user) -> SioClient:
-    client = await SioClient().connect(server.url, token=chat_user.access)
-    await client.next("group-chat-list")
-    return client
-
-
-def ok(ack) -> dict:
-    assert ack["ok"], ack
-    return ack["data"]
 
 
 def refused(ack) -> str:
@@ -386,7 +375,7 @@ async def test_image_messages_reach_the_partner_live_and_in_history(live_server_
     captioned = await upload(live_server_proc, alice, png(3, 2), filename="look.png")
     bare = await upload(live_server_proc, alice, png(4, 5), filename="bare.png")
     spare = await upload(live_server_proc, alice, png(1, 1), filename="spare.png")
-    a, b = [await connect(live_server_proc, u) for u in (alice, bob)]
+    a, b = [await connect_greeted(live_server_proc, u) for u in (alice, bob)]
     try:
         chat_id = ok(await a.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
 
@@ -437,7 +426,7 @@ async def test_image_messages_reach_the_partner_live_and_in_history(live_server_
         await b.none("receive-personal-message", wait=0.2)
 
         # Refused sends took nothing; of two sends racing for one upload, one wins.
-        a2 = await connect(live_server_proc, alice)
+        a2 = await connect_greeted(live_server_proc, alice)
         try:
             acks = await asyncio.gather(
                 a.call("send-personal-message", {"ChatId": chat_id, "AttachmentId": spare["id"]}),
@@ -463,7 +452,7 @@ async def test_deleted_media_message_loses_its_file(live_server_proc, make_user)
     uploaded = await upload(live_server_proc, alice, image)
     path = local_path(uploaded["url"])
     assert stored_file(live_server_proc, uploaded["url"]).read_bytes() == image
-    a, b = [await connect(live_server_proc, u) for u in (alice, bob)]
+    a, b = [await connect_greeted(live_server_proc, u) for u in (alice, bob)]
     try:
         chat_id = ok(await a.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
         sent = ok(

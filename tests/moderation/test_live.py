@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from messaging import services
-from tests.realtime.clients import SioClient
+from tests.realtime.clients import connect_greeted
 
 from .conftest import STAFF_PASSWORD, send, staff_make
 
@@ -33,12 +33,6 @@ async def admin_login(http: aiohttp.ClientSession, base: str, email: str, passwo
         assert response.status == 302, "admin login failed"
 
 
-async def connect(server, chat_user) -> SioClient:
-    client = await SioClient().connect(server.url, token=chat_user.access)
-    await client.next("group-chat-list")
-    return client
-
-
 async def test_member_sees_a_message_deleted_in_the_admin_live(live_server_proc, make_user):
     alice, bob, carol = make_user("Alice"), make_user("Bob"), make_user("Carol")
     staff_make("mod@example.com", "messaging.moderate_message", "messaging.view_message")
@@ -52,7 +46,10 @@ async def test_member_sees_a_message_deleted_in_the_admin_live(live_server_proc,
         return chat, send(alice, chat, "rude words")
 
     chat, message = await sync_to_async(conversation_with_a_message)()
-    member, outsider = await connect(live_server_proc, bob), await connect(live_server_proc, carol)
+    member, outsider = (
+        await connect_greeted(live_server_proc, bob),
+        await connect_greeted(live_server_proc, carol),
+    )
     base = live_server_proc.url
     try:
         # unsafe: the jar otherwise refuses cookies from an IP address such as 127.0.0.1.

@@ -114,3 +114,17 @@ class WsClient(Recorder):
         await self.ws.close()
         if self._reader:
             await self._reader
+
+
+async def connect_greeted(server, chat_user) -> SioClient:
+    """A Socket.IO client of `chat_user`, connected with its access token, past the greeting
+    (the group list is its last event)."""
+    client = await SioClient().connect(server.url, token=chat_user.access)
+    await client.next("group-chat-list")
+    return client
+
+
+def ok(ack) -> dict:
+    """The data of a successful ack (fails the test with the ack otherwise)."""
+    assert ack["ok"], ack
+    return ack["data"]

@@ -4,25 +4,14 @@ else) receives live, then what history serves."""
 
 import pytest
 
-from .clients import SioClient
+from .clients import connect_greeted, ok
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def connect(server, chat_user) -> SioClient:
-    client = await SioClient().connect(server.url, token=chat_user.access)
-    await client.next("group-chat-list")
-    return client
-
-
-def ok(ack) -> dict:
-    assert ack["ok"], ack
-    return ack["data"]
-
-
 async def test_direct_chat_edit_reply_react_and_delete_live(live_server_proc, make_user):
     alice, bob, carol = make_user("Alice"), make_user("Bob"), make_user("Carol")
-    a, b, c = [await connect(live_server_proc, u) for u in (alice, bob, carol)]
+    a, b, c = [await connect_greeted(live_server_proc, u) for u in (alice, bob, carol)]
     try:
         chat_id = ok(await a.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
         sent = ok(await a.call("send-personal-message", {"ChatId": chat_id, "Content": "helo"}))
@@ -126,7 +115,7 @@ async def test_group_admin_deletes_a_members_message_and_members_see_replies_liv
     live_server_proc, make_user
 ):
     alice, bob, carol = make_user("Alice"), make_user("Bob"), make_user("Carol")
-    a, b, c = [await connect(live_server_proc, u) for u in (alice, bob, carol)]
+    a, b, c = [await connect_greeted(live_server_proc, u) for u in (alice, bob, carol)]
     try:
         created = ok(await a.call("create-group-chat", {"Name": "Team", "Participants": [bob.id, carol.id]}))
         group_id = created["GroupId"]
@@ -166,7 +155,7 @@ async def test_group_admin_deletes_a_members_message_and_members_see_replies_liv
 
 async def test_a_reply_to_another_conversations_message_is_refused(live_server_proc, make_user):
     alice, bob, carol = make_user("Alice"), make_user("Bob"), make_user("Carol")
-    a = await connect(live_server_proc, alice)
+    a = await connect_greeted(live_server_proc, alice)
     try:
         with_bob = ok(await a.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
         with_carol = ok(await a.call("create-personal-chat", {"Receiver": carol.id}))["ChatId"]

@@ -11,20 +11,9 @@ from groups import services as group_services
 from messaging import services as msg_services
 from messaging.models import Message
 
-from .clients import SioClient, WsClient
+from .clients import SioClient, WsClient, connect_greeted, ok
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def connect(server, chat_user) -> SioClient:
-    client = await SioClient().connect(server.url, token=chat_user.access)
-    await client.next("group-chat-list")
-    return client
-
-
-def ok(ack) -> dict:
-    assert ack["ok"], ack
-    return ack["data"]
 
 
 def message_id(payload: dict) -> str:
@@ -83,8 +72,8 @@ async def test_client_away_on_one_process_catches_up_exactly_on_the_other(redis_
     team = await sync_to_async(group_services.group_create)(
         user=bob.user, name="Team", member_ids=[alice.id, carol.id], description=""
     )
-    a = await connect(one, alice)
-    b, c = await connect(two, bob), await connect(two, carol)
+    a = await connect_greeted(one, alice)
+    b, c = await connect_greeted(two, bob), await connect_greeted(two, carol)
     direct = ok(await b.call("create-personal-chat", {"Receiver": alice.id}))["ChatId"]
     await a.next("create-personal-chat-partner")
     kinds = {team.public_id: "group", direct: "personal"}
@@ -126,7 +115,7 @@ async def test_client_away_on_one_process_catches_up_exactly_on_the_other(redis_
     ok(await b.call("delete-message", {"ChatId": direct, "Id": p2["Id"]}))
 
     # A comes back on the other process and syncs from its positions.
-    a = await connect(two, alice)
+    a = await connect_greeted(two, alice)
     positions = dict(model.positions)
     data = ok(await a.call("sync", {"Positions": positions}))
     assert await a.next("synced") == data
@@ -169,7 +158,7 @@ async def test_sync_on_one_process_after_zero_events_and_over_ws(live_server_pro
         await sync_to_async(msg_services.message_send)(user=bob.user, conversation_id=chat_id, content=text)
 
     # A client that never received anything asks for everything.
-    a = await connect(live_server_proc, alice)
+    a = await connect_greeted(live_server_proc, alice)
     data = ok(await a.call("sync", {"All": True}))
     entry = data["Chats"][chat_id]
     assert [m["Content"] for m in entry["Messages"]] == ["one", "two"]
@@ -177,7 +166,7 @@ async def test_sync_on_one_process_after_zero_events_and_over_ws(live_server_pro
     assert {c["Kind"] for c in data["Chats"].values()} == {"direct", "self"}
 
     # Live changes carry the next Revs; a hole shows as Rev > last + 1.
-    b = await connect(live_server_proc, bob)
+    b = await connect_greeted(live_server_proc, bob)
     sent = ok(await b.call("send-personal-message", {"ChatId": chat_id, "Content": "three"}))
     assert (await a.next("receive-personal-message"))["Rev"] == sent["Rev"] == 3
     edited = ok(await b.call("edit-message", {"ChatId": chat_id, "Id": sent["Id"], "Content": "3"}))
