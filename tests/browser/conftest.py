@@ -8,11 +8,13 @@ They skip when Chromium or the playwright package is missing, except in CI
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
+import tests.conftest as shared
 from tests.conftest import REDIS_URL, REQUIRE_SERVICES, _start_servers
 
 from .support import WAIT_MS, Person
@@ -68,15 +70,22 @@ def _serve(tmp: Path, **env: str):
     """Start a live server process as tests/conftest.py does, serving the web client's static
     files. Live servers run with DEBUG off, where WhiteNoise serves only what collectstatic put
     in STATIC_ROOT, read once at startup; so static files are collected into a fresh directory
-    first. `env`: more settings for this server's environment."""
+    first. `env`: more settings for this server's environment.
+
+    The server's PUBLIC_BASE_URL is its own address, as in production, so the links it makes
+    (verification mails, uploaded files' URLs) point at it and the page loads media from its own
+    origin. The port is chosen first and handed to the shared starter."""
     static_root = tmp / "static"
     with override_settings(STATIC_ROOT=static_root):
         call_command("collectstatic", "--noinput", "--link", verbosity=0)
+    port = shared._free_port()
     env["STATIC_ROOT"] = str(static_root)
+    env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
     previous = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
-        (server,) = _start_servers(1, tmp, REDIS_URL)
+        with mock.patch.object(shared, "_free_port", return_value=port):
+            (server,) = _start_servers(1, tmp, REDIS_URL)
     finally:
         for name, value in previous.items():
             if value is None:
@@ -121,6 +130,19 @@ def quick_timers_server(browser_available, django_db_setup, django_db_blocker, t
         tmp_path_factory.mktemp("browser-quick"),
         CHAT_TYPING_TTL_SECONDS="2",
         CHAT_PRESENCE_DEBOUNCE_SECONDS="0.5",
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def media_server(browser_available, django_db_setup, django_db_blocker, tmp_path_factory):
+    """A live server with small upload limits, so the tests meet each refusal quickly: files up
+    to 1 MiB, and at most 2 uploads no message uses yet per person."""
+    server = _serve(
+        tmp_path_factory.mktemp("browser-media"),
+        CHAT_UPLOAD_MAX_BYTES=str(1024 * 1024),
+        CHAT_UPLOAD_MAX_UNUSED="2",
     )
     yield server
     server.stop()

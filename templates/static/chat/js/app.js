@@ -3,11 +3,12 @@
 //
 // Who we are comes from the httpOnly login cookies the browser sends with the handshake; a
 // refused handshake (`auth-failure`) sends the visitor to /auth. Everything else is a socket
-// event: history pages with Before/Limit, sends with a ClientMessageId (safe to retry) and an
-// optional ReplyTo, edits, deletes and reactions (§13), read pointers, search, group
-// management. After a reconnect the greeting's lists replace ours and `sync` (resync.js, §14)
-// brings every change we missed, in the chats we hold, by Rev: no history is fetched again
-// unless the server says Reload.
+// event: history pages with Before/Limit, sends with a ClientMessageId (safe to retry), an
+// optional ReplyTo and an optional AttachmentId (a file uploaded over REST first, §15: the
+// composer does that, ui/attachments.js), edits, deletes and reactions (§13), read pointers,
+// search, group management. After a reconnect the greeting's lists replace ours and `sync`
+// (resync.js, §14) brings every change we missed, in the chats we hold, by Rev: no history is
+// fetched again unless the server says Reload.
 
 import { $, announce, initial, setAlert } from "./dom.js";
 import { features } from "./features.js";
@@ -24,6 +25,10 @@ import {
   fromLive,
   historyMessages,
   historyRequest,
+  isEmojiOnly,
+  isMedia,
+  mediaContent,
+  messagePreview,
   newClientId,
   quoteText,
   reactRequest,
@@ -185,9 +190,14 @@ async function loadSelf() {
 
 const RETRY_LATER = new Set(["offline", "timeout", "rate_limited", "internal_error", "no_reply"]);
 
-/** Send `text`, as a reply to `replyTo` (a message) when given. */
-function send(conv, text, replyTo = null) {
+/**
+ * Send `text`, as a reply to `replyTo` (a message) when given. With `upload` (an uploaded file,
+ * protocol.js fromUpload) it is a media message and `text` its caption. Text of nothing but
+ * emoji goes as an emoji message, which clients show large (§15.2).
+ */
+function send(conv, text, replyTo = null, upload = null) {
   const clientId = newClientId();
+  const kind = upload ? upload.kind : isEmojiOnly(text) ? "emoji" : "text";
   const msg = {
     key: `c:${clientId}`,
     clientId,
@@ -196,9 +206,12 @@ function send(conv, text, replyTo = null) {
     rev: null,
     senderId: store.me.id,
     senderName: store.me.name,
-    content: text,
+    content: upload ? mediaContent(text, upload) : text,
+    caption: upload ? text : null,
+    attachment: upload,
+    was: null,
     ts: null,
-    kind: "text",
+    kind,
     state: "pending",
     readStatus: null,
     editedAt: null,
@@ -215,13 +228,25 @@ function send(conv, text, replyTo = null) {
 }
 
 async function deliver(conv, msg) {
-  const [event, payload] = sendRequest(conv, msg.content, msg.clientId, msg.replyTo ? msg.replyTo.id : null);
+  const media = isMedia(msg.kind);
+  const [event, payload] = sendRequest(conv, media ? msg.caption : msg.content, msg.clientId, {
+    replyTo: msg.replyTo ? msg.replyTo.id : null,
+    attachmentId: media && msg.attachment ? msg.attachment.id : null,
+    kind: msg.kind === "emoji" ? "emoji" : null,
+  });
   try {
     const ack = await conn.request(event, payload);
     store.confirm(conv, msg, ack);
     resync.note(conv, ack.Rev);
     if (conv.id === store.openId) markRead(conv);
   } catch (error) {
+    if (error.code === "invalid" && msg.kind === "emoji") {
+      // The server reads emoji differently (a newer emoji, a lower length limit): plain text.
+      msg.kind = "text";
+      store.retrying(conv, msg);
+      deliver(conv, msg);
+      return;
+    }
     msg.retryOnReconnect = RETRY_LATER.has(error.code);
     if (error.code === "offline") return; // stays "Sending…" until we are back
     store.fail(conv, msg);
@@ -252,10 +277,20 @@ function failed(what, error) {
   return `Could not ${what}: ${error.message}`;
 }
 
+/** Edit a message's text, or a media message's caption (then `Content` is rebuilt from it as
+ * the server does, §15.3). */
 async function editMessage(conv, msg, text) {
+  const media = isMedia(msg.kind);
   try {
     const ack = await conn.request(...editRequest(conv, msg, text));
-    store.applyEdit(conv, { id: ack.Id, seq: ack.Seq, rev: ack.Rev, content: text, editedAt: ack.EditedAt });
+    store.applyEdit(conv, {
+      id: ack.Id,
+      seq: ack.Seq,
+      rev: ack.Rev,
+      content: media ? mediaContent(text, msg.attachment) : text,
+      caption: media ? text : null,
+      editedAt: ack.EditedAt,
+    });
     resync.note(conv, ack.Rev);
     announce("Message edited.");
   } catch (error) {
@@ -411,6 +446,7 @@ const view = new ConversationView(store, {
   onLoadOlder: (conv) => fetchPage(conv, { before: conv.oldest }).catch(() => {}),
   onBack: closeConversation,
   onGroupInfo: () => groupPanel.toggle(),
+  renewed: sessionRenewed,
 });
 const groupPanel = new GroupPanel(store, groupActions);
 const newGroup = new NewGroupDialog({ searchUsers, me: () => store.me, onCreate: createGroup });
@@ -505,6 +541,24 @@ conn.on("auth-failure", (payload) => {
   goToLogin(authMessage(code));
 });
 
+const session = new EventTarget(); // "renewed": a fresh access token is in the login cookie
+
+/** Resolves true once the login cookie was renewed, or false after `ms`. An upload refused
+ * with 401 (its cookie expired a moment before the socket's renewal) waits for this. */
+function sessionRenewed(ms) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      session.removeEventListener("renewed", done);
+      resolve(false);
+    }, ms);
+    function done() {
+      clearTimeout(timer);
+      resolve(true);
+    }
+    session.addEventListener("renewed", done, { once: true });
+  });
+}
+
 conn.on("access-token", async (payload) => {
   // The server renewed our access token at the handshake or at its expiry; the cookie is
   // httpOnly, so the server stores it: POST /update-access-token {acessToken} (sic).
@@ -512,6 +566,7 @@ conn.on("access-token", async (payload) => {
   if (typeof token !== "string") return;
   const { status } = await postJSON("/update-access-token", { acessToken: token });
   if (status !== 200) console.warn("could not store the renewed access token (status %s)", status);
+  else session.dispatchEvent(new Event("renewed"));
 });
 
 conn.on("user-id", (p) => store.setMe(p.userId, p.userName));
@@ -579,7 +634,7 @@ function incoming(conv, payload) {
     return;
   }
   const where = conv.kind === GROUP ? ` in ${conversationTitle(conv)}` : "";
-  announce(isOpen ? `${msg.senderName}: ${preview(msg.content)}` : `New message from ${msg.senderName}${where}`);
+  announce(isOpen ? `${msg.senderName}: ${preview(messagePreview(msg))}` : `New message from ${msg.senderName}${where}`);
 }
 
 conn.on("receive-personal-message", (p) => {

@@ -1,6 +1,6 @@
-// Typing indicators, presence and delivered receipts (docs/protocol.md §11), plus the hooks for
-// what this client does not do yet. app.js and the views call these hooks where a feature
-// belongs; `attach(conn, store, ui)` listens to the connection's events.
+// Typing indicators, presence and delivered receipts (docs/protocol.md §11), and the hook that
+// draws media messages (§15). app.js and the views call these hooks where a feature belongs;
+// `attach(conn, store, ui)` listens to the connection's events.
 //
 // - typing:    onInput -> `typing` {ChatId}, at most once per TYPING_SEND_EVERY_MS (the server
 //              relays one per CHAT_TYPING_MIN_INTERVAL_SECONDS, 1 s by default, and drops the
@@ -21,10 +21,11 @@
 //              pointer, so direct chats show "Sent" -> "Delivered" -> "Read". History pages
 //              carry no delivered state, so opening a direct chat asks `fetch-seen-by` about
 //              the newest unread message of ours.
-// - media:     composerButton() returns an attach button; render(msg) draws a message whose kind
-//              is not "text" (image preview, file link) from the server's own media URLs, never
-//              from HTML in the message. ui/message.js calls it from messageBody(), the one
-//              place a message's body is drawn.
+// - media:     render(msg) draws a message whose kind is not "text" (§15: pictures, video,
+//              audio, file cards, large emoji) from the server's own media URLs, never from HTML
+//              in the message (ui/media.js). ui/message.js calls it from messageBody(), the one
+//              place a message's body is drawn. Attaching files to the composer (picker, drop,
+//              paste, upload) lives in ui/attachments.js.
 //
 // Edits, deletes, replies and reactions (§13) live in app.js (requests), store.js (applying
 // changes by Id and Rev) and ui/message.js / ui/messagemenu.js (drawing and the actions menu);
@@ -33,6 +34,7 @@
 import { h } from "./dom.js";
 import { DIRECT, GROUP } from "./protocol.js";
 import { clock, dayLabel, parse } from "./time.js";
+import { renderMedia } from "./ui/media.js";
 
 const TYPING_SEND_EVERY_MS = 1100; // the server's default min interval (1 s) plus a margin
 const TYPING_IDLE_MS = 4000; // no keystroke for this long: stop-typing
@@ -267,7 +269,7 @@ function askDelivered(conv) {
   if (!conv || conv.kind !== DIRECT || !conv.loaded || !conn.connected || seenByAsked.has(conv.id)) return;
   const partner = conv.partnerId || [...conv.pointers.keys()].find((id) => id !== store.me.id);
   if (!partner) return;
-  const mine = conv.timeline().filter((m) => m.senderId === store.me.id && m.seq > 0 && m.kind === "text");
+  const mine = conv.timeline().filter((m) => m.senderId === store.me.id && m.seq > 0 && m.kind !== "removed");
   const newest = mine[mine.length - 1];
   seenByAsked.add(conv.id);
   if (!newest || conv.pointer(partner) >= newest.seq || conv.deliveredTo(partner) >= newest.seq) return;
@@ -400,13 +402,9 @@ export const features = {
   },
 
   media: {
-    /** A button for the composer (null: none). */
-    composerButton(/* conv */) {
-      return null;
-    },
-    /** The body of a message of a kind the client does not know (null: shown as text). */
-    render(/* msg, conv */) {
-      return null;
+    /** The body of a message of another kind than "text" (null: shown as text). */
+    render(msg /* , conv */) {
+      return renderMedia(msg);
     },
   },
 };

@@ -1,7 +1,7 @@
 // The ExpressChat wire format (docs/protocol.md), translated to and from the client's own
 // shapes. Pure functions: no DOM, no socket. Every message becomes
 //   {key, id, seq, rev, senderId, senderName, content, ts, kind, state, readStatus, clientId,
-//    editedAt, replyTo, reactions, myReactions, removed}
+//    editedAt, replyTo, reactions, myReactions, removed, was, caption, attachment}
 // whatever event, history page or sync answer it came from:
 // - rev: the Rev of the state held (§14.1), null when the server sent none;
 // - kind: "text", "system", "removed", or another kind the server sends (§15: "emoji", and the
@@ -9,7 +9,8 @@
 //   `caption` are kept for features.media; their `content` is the caption and the file's URL);
 // - replyTo: the quote, {id, seq, kind, sender, senderId, excerpt, deleted}, or null (§13.3);
 // - reactions: [{emoji, count}], most used first; myReactions: the emoji that are ours (§13.5);
-// - removed: null, "deleted" or "hidden" (then kind is "removed" and content a placeholder).
+// - removed: null, "deleted" or "hidden" (then kind is "removed", content a placeholder such as
+//   "Photo deleted", and `was` the kind it had).
 
 export const SELF = "self";
 export const DIRECT = "direct";
@@ -17,9 +18,6 @@ export const GROUP = "group";
 
 export const HISTORY_PAGE = 50;
 export const EXCERPT_LENGTH = 100; // the server's quote excerpt, in characters (§13.3)
-
-export const DELETED_TEXT = "Message deleted";
-export const HIDDEN_TEXT = "Message hidden by a moderator";
 
 function message(fields) {
   return {
@@ -34,6 +32,7 @@ function message(fields) {
     removed: null,
     caption: null,
     attachment: null,
+    was: null,
     ...fields,
     key: `m:${fields.id}`,
   };
@@ -48,7 +47,13 @@ export function excerpt(text) {
   return Array.from(String(text || "")).slice(0, EXCERPT_LENGTH).join("");
 }
 
-const KIND_WORDS = { image: "Photo", video: "Video", audio: "Audio", file: "File" };
+export const MEDIA_KINDS = new Set(["image", "video", "audio", "file"]);
+
+export function isMedia(kind) {
+  return MEDIA_KINDS.has(kind);
+}
+
+const KIND_WORDS = { image: "Photo", video: "Video", audio: "Voice message", file: "File" };
 
 /** The text a quote of `msg` shows: a media message's caption, else its text. */
 export function quoteText(msg) {
@@ -58,6 +63,38 @@ export function quoteText(msg) {
 /** What stands for a quoted message without text (a photo without a caption). */
 export function kindWord(kind) {
   return KIND_WORDS[kind] || "Message";
+}
+
+/** A tombstone's text: "Photo deleted", "Message hidden by a moderator"... (§12, §15.3). */
+export function removedText(kind, how = "deleted") {
+  const what = kindWord(kind);
+  return how === "hidden" ? `${what} hidden by a moderator` : `${what} deleted`;
+}
+
+/** One line about a message, for announcements: "Photo: Look!" for media, else the text. */
+export function messagePreview(msg) {
+  if (!isMedia(msg.kind)) return msg.content;
+  const caption = quoteText(msg);
+  return caption ? `${kindWord(msg.kind)}: ${caption}` : kindWord(msg.kind);
+}
+
+/** A media message's `Content` as the server builds it for original clients (§15): the
+ * caption, then the file's URL on its own line; the URL alone without a caption. */
+export function mediaContent(caption, attachment) {
+  const url = attachment ? attachment.url : "";
+  return caption ? `${caption}\n${url}` : url;
+}
+
+// An emoji message (§15.2) as the server checks it (messaging/services.py `_is_emoji_only`):
+// symbols (category So), joiners and variation selectors, skin tones, keycaps, flag tags.
+const EMOJI_ONLY = /^(?:\p{So}|[\u200d\ufe0e\ufe0f\u20e3]|[\u{1F3FB}-\u{1F3FF}]|[\u{E0020}-\u{E007F}]|[0-9#*](?=[\u200d\ufe0e\ufe0f]?\u20e3))+$/u;
+export const EMOJI_MESSAGE_MAX = 48; // CHAT_EMOJI_MESSAGE_MAX_LENGTH's default, in code points
+
+/** Whether `text` can go as an emoji message (shown large). The server has the last word: a
+ * refusal sends the text as a text message instead (app.js). */
+export function isEmojiOnly(text) {
+  const length = Array.from(text).length;
+  return length > 0 && length <= EMOJI_MESSAGE_MAX && EMOJI_ONLY.test(text);
 }
 
 /** Code point order, as the server breaks ties between reactions of the same count. */
@@ -87,9 +124,10 @@ export function fromQuote(r) {
   };
 }
 
-/** §15.3: a media message's file, in the client's shape (null for every other kind). */
+/** §15.3: a media message's file, in the client's shape (null for every other kind). The URL
+ * is used as the server gives it (PUBLIC_BASE_URL + MEDIA_URL), if it is http(s). */
 export function fromAttachment(a) {
-  if (!a || typeof a !== "object" || !a.Url) return null;
+  if (!a || typeof a !== "object" || !webUrl(a.Url)) return null;
   return {
     id: a.Id,
     kind: a.Kind,
@@ -100,6 +138,31 @@ export function fromAttachment(a) {
     width: a.Width || null,
     height: a.Height || null,
   };
+}
+
+/** An upload's answer (POST /api/uploads/, §15.1) in the same shape. */
+export function fromUpload(u) {
+  if (!u || typeof u !== "object" || !u.id || !webUrl(u.url)) return null;
+  return {
+    id: u.id,
+    kind: u.kind,
+    url: u.url,
+    type: u.content_type || "",
+    size: Number(u.size) || 0,
+    name: u.name || "",
+    width: u.width || null,
+    height: u.height || null,
+  };
+}
+
+function webUrl(url) {
+  if (typeof url !== "string") return false;
+  try {
+    const { protocol } = new URL(url, "http://relative.invalid/"); // a relative URL is fine too
+    return protocol === "https:" || protocol === "http:";
+  } catch {
+    return false;
+  }
 }
 
 function media(m) {
@@ -119,13 +182,16 @@ function extras(m) {
   };
 }
 
-/** A message taken back: its place stays, its text, quote and reactions go. */
+/** A message taken back: its place stays, its text, file, quote and reactions go; `was` keeps
+ * its kind, so a photo's tombstone says "Photo deleted". */
 export function tombstone(msg, how = "deleted") {
+  const was = msg.kind === "removed" ? msg.was : msg.kind;
   return {
     ...msg,
     kind: "removed",
+    was,
     removed: how,
-    content: how === "hidden" ? HIDDEN_TEXT : DELETED_TEXT,
+    content: removedText(was, how),
     editedAt: null,
     replyTo: null,
     reactions: [],
@@ -226,8 +292,13 @@ export function syncMessages(conv, list, me, partnerName = null) {
   return list.map((m) => fromPersonalHistory(m, partnerName || conv.title, me));
 }
 
-export function sendRequest(conv, content, clientId, replyTo = null) {
-  const extra = replyTo ? { ReplyTo: replyTo } : {};
+/** A send (§5, §13.3, §15.2). `content` is a media message's caption; `kind` is given for
+ * "emoji" only (a media message takes its upload's kind). */
+export function sendRequest(conv, content, clientId, { replyTo = null, attachmentId = null, kind = null } = {}) {
+  const extra = {};
+  if (replyTo) extra.ReplyTo = replyTo;
+  if (attachmentId) extra.AttachmentId = attachmentId;
+  if (kind) extra.Kind = kind;
   if (conv.kind === SELF) return ["send-self-message", { Content: content, ClientMessageId: clientId, ...extra }];
   if (conv.kind === GROUP) return ["send-group-message", { GroupId: conv.id, Content: content, ClientMessageId: clientId, ...extra }];
   return ["send-personal-message", { ChatId: conv.id, Content: content, ClientMessageId: clientId, ...extra }];

@@ -1,15 +1,19 @@
 // The open conversation: header, message history with scroll-back, read receipts, message
 // actions (react, reply, edit, delete) and the composer.
 //
+// The composer takes one file per message (ui/attachments.js: the attach button, a file dropped
+// onto the conversation, a pasted picture); the box is then the caption, which may be empty.
+//
 // The composer has three modes: a new message, a reply (a quote bar above the box says to
 // what; the message is sent with ReplyTo), and an edit (the box holds the message's text;
-// Enter saves). Escape or the bar's × button cancels a reply or an edit. In an empty box,
-// ArrowUp edits our newest message.
+// Enter saves; a media message's caption may be emptied). Escape or the bar's × button cancels
+// a reply or an edit. In an empty box, ArrowUp edits our newest message.
 
 import { $, announce, h, reconcile } from "../dom.js";
 import { features } from "../features.js";
-import { DIRECT, GROUP, SELF, excerpt, kindWord, quoteText } from "../protocol.js";
+import { DIRECT, GROUP, SELF, excerpt, isMedia, kindWord, quoteText } from "../protocol.js";
 import { dayKey, dayLabel } from "../time.js";
+import { Attachments } from "./attachments.js";
 import { avatar, conversationTitle } from "./chatlist.js";
 import { messageSig, permissions, renderMessage } from "./message.js";
 import { MessageMenu } from "./messagemenu.js";
@@ -20,8 +24,9 @@ const FLASH_MS = 1600;
 export class ConversationView {
   constructor(store, handlers) {
     this.store = store;
-    // onSend(conv, text, replyTo), onEdit(conv, msg, text), onDelete(conv, msg),
-    // onReact(conv, msg, emoji, add), onRetry(conv, msg), onLoadOlder(conv), onBack(), onGroupInfo()
+    // onSend(conv, text, replyTo, upload), onEdit(conv, msg, text), onDelete(conv, msg),
+    // onReact(conv, msg, emoji, add), onRetry(conv, msg), onLoadOlder(conv), onBack(),
+    // onGroupInfo(), renewed(ms) (resolves when the login cookie was renewed)
     this.handlers = handlers;
     this.mode = null; // {type: "reply" | "edit", convId, msg} while replying or editing
     this.cache = new Map();
@@ -48,6 +53,17 @@ export class ConversationView {
       contextText: $("#composer-context-text"),
       contextCancel: $("#composer-context-cancel"),
     };
+    this.files = new Attachments({
+      button: $("#attach-btn"),
+      input: $("#attach-input"),
+      tray: $("#composer-attachment"),
+      error: $("#composer-error"),
+      dropZone: this.el.view,
+      box: this.el.input,
+    }, {
+      onChange: () => this.updateRequired(),
+      renewed: (ms) => this.handlers.renewed(ms),
+    });
     this.menu = new MessageMenu($("#message-menu"), {
       onReact: (msg, emoji, add) => this.withOpen((conv) => this.handlers.onReact(conv, msg, emoji, add)),
       onReply: (msg) => this.startReply(msg),
@@ -112,18 +128,31 @@ export class ConversationView {
 
   submit() {
     const conv = this.store.open;
+    if (!conv) return;
     const text = this.el.input.value;
-    if (!conv || !text.trim()) return;
+    const blank = !text.trim();
     const mode = this.mode && this.mode.convId === conv.id ? this.mode : null;
+    const editing = mode && mode.type === "edit";
+    if (editing && blank && !isMedia(mode.msg.kind)) return;
+    if (!editing && this.files.busy) {
+      this.files.say("The file is still uploading: send when it is attached.");
+      return;
+    }
+    const upload = editing ? null : this.files.ready;
+    if (!editing && blank && !upload) return;
     this.el.input.value = "";
     this.setMode(null);
     this.autosize();
     features.typing.onIdle(conv);
-    if (mode && mode.type === "edit") {
-      if (text !== mode.msg.content) this.handlers.onEdit(conv, mode.msg, text);
+    // A blank caption is no caption (the server refuses one of only spaces).
+    const body = blank ? "" : text;
+    if (editing) {
+      if (body !== quoteText(mode.msg)) this.handlers.onEdit(conv, mode.msg, body);
       return;
     }
-    this.handlers.onSend(conv, text, mode ? mode.msg : null);
+    this.files.take();
+    this.files.say("");
+    this.handlers.onSend(conv, body, mode ? mode.msg : null, upload);
   }
 
   // --- composer modes: reply and edit ---------------------------------------------------
@@ -141,7 +170,7 @@ export class ConversationView {
     if (!conv) return;
     this.setMode({ type: "edit", convId: conv.id, msg });
     const { input } = this.el;
-    input.value = msg.content;
+    input.value = quoteText(msg); // a media message's caption
     this.autosize();
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
@@ -159,9 +188,18 @@ export class ConversationView {
     this.el.input.focus();
   }
 
+  /** The box may be left empty with a file attached, or when editing a caption (the browser's
+   * form check would refuse to submit an empty required box). */
+  updateRequired() {
+    const mode = this.mode;
+    const caption = this.files.any || Boolean(mode && mode.type === "edit" && isMedia(mode.msg.kind));
+    this.el.input.required = !caption;
+  }
+
   /** Show the mode in the bar above the box, and on the send button. */
   setMode(mode) {
     this.mode = mode;
+    this.updateRequired();
     const { context, contextTitle, contextText, contextCancel, send, input } = this.el;
     context.hidden = !mode;
     context.dataset.mode = mode ? mode.type : "";
@@ -250,6 +288,8 @@ export class ConversationView {
     if (changed) {
       this.menu.close({ focus: false });
       this.setMode(null);
+      this.files.discard(); // the file was for the chat that was open, like the text
+      this.files.say("");
       this.cache.clear();
       this.el.list.replaceChildren();
       this.el.input.value = "";
@@ -328,7 +368,7 @@ export class ConversationView {
 
   status(conv, msg) {
     const mine = msg.senderId === this.store.me.id;
-    if (!mine || msg.kind !== "text" || conv.kind === SELF) {
+    if (!mine || msg.kind === "system" || msg.kind === "removed" || conv.kind === SELF) {
       if (msg.state === "pending") return { text: "Sending…", cls: "" };
       if (msg.state === "failed") return { text: "Not sent", cls: "failed" };
       return { text: "", cls: "" };

@@ -7,12 +7,13 @@
 // button that opens messagemenu.js (react, reply, edit, delete). The button is a real button
 // in the tab order, visible on hover and on focus, so everything works from the keyboard.
 //
-// Bodies: `messageBody` draws text; kinds other than "text" go to features.media.render(),
-// where media previews plug in.
+// Bodies: `messageBody` draws text; kinds other than "text" go to features.media.render()
+// (ui/media.js: pictures, video, audio, file cards, large emoji). A deleted or hidden message
+// is a tombstone whatever its kind ("Photo deleted").
 
 import { h } from "../dom.js";
 import { features } from "../features.js";
-import { GROUP, kindWord } from "../protocol.js";
+import { GROUP, isMedia, kindWord, removedText } from "../protocol.js";
 import { clock, full } from "../time.js";
 
 /** What a message may be asked to do (its actions menu). */
@@ -23,7 +24,8 @@ export function permissions(msg, conv, store) {
     any: live,
     react: live,
     reply: live,
-    edit: live && mine && msg.kind === "text",
+    // Text, or a media message's caption (§15.3); an emoji message stays as it is.
+    edit: live && mine && (msg.kind === "text" || isMedia(msg.kind)),
     // The sender, and in groups the owner and the admins (§13).
     remove: live && (mine || (conv.kind === GROUP && store.isAdmin(conv))),
   };
@@ -32,9 +34,10 @@ export function permissions(msg, conv, store) {
 export function messageSig(msg, status, can) {
   const quote = msg.replyTo ? [msg.replyTo.id, msg.replyTo.sender, msg.replyTo.excerpt, msg.replyTo.deleted].join("\u0001") : "";
   const reactions = msg.reactions.map((r) => `${r.emoji}:${r.count}`).join(",");
+  const file = msg.attachment ? [msg.attachment.id, msg.attachment.url].join("\u0001") : "";
   return [
     msg.kind, msg.state, msg.content, msg.ts, status.text, msg.senderName, msg.editedAt || "", quote,
-    reactions, msg.myReactions.join(","), can.any, can.edit, can.remove,
+    reactions, msg.myReactions.join(","), can.any, can.edit, can.remove, msg.caption ?? "", file, msg.was || "",
   ].join("\u0000");
 }
 
@@ -96,7 +99,7 @@ export function renderMessage(msg, conv, ctx) {
 }
 
 function dataset(msg) {
-  return { seq: msg.seq ? String(msg.seq) : "", key: msg.key, id: msg.id || "", state: msg.state };
+  return { seq: msg.seq ? String(msg.seq) : "", key: msg.key, id: msg.id || "", state: msg.state, kind: msg.kind };
 }
 
 /** A message's body: its text, or what features.media draws for other kinds. */
@@ -108,7 +111,7 @@ export function messageBody(msg, conv) {
 /** The quoted message above a reply; a button that shows the original. */
 function quote(q, ctx) {
   const who = q.sender || "Someone";
-  const text = q.deleted ? "Message deleted" : q.excerpt || kindWord(q.kind);
+  const text = q.deleted ? removedText(q.kind) : q.excerpt || kindWord(q.kind);
   return h("button", {
     type: "button",
     class: `quote${q.deleted ? " deleted" : ""}`,
