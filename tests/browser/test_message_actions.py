@@ -5,7 +5,9 @@ Message actions are driven from the keyboard where it matters (the "Message acti
 the menu's arrow keys, Escape), and every state is asserted on what the page shows.
 """
 
+import json
 import re
+import time
 
 import pytest
 
@@ -66,6 +68,28 @@ def record_socket_events(person: Person) -> list[str]:
 
     person.page.on("websocket", lambda ws: ws.on("framesent", on_frame))
     return sent
+
+
+def record_syncs(person: Person) -> list[dict]:
+    """The payloads of the `sync` events the page sends."""
+    payloads: list[dict] = []
+
+    def on_frame(payload) -> None:
+        match = SOCKET_EVENT.match(payload if isinstance(payload, str) else "")
+        if match and match.group(1) == "sync":
+            payloads.append(json.loads(payload[payload.index("[") :])[1])
+
+    person.page.on("websocket", lambda ws: ws.on("framesent", on_frame))
+    return payloads
+
+
+def read_up_to(user, chat_id: str) -> int:
+    """The Seq `user` has read up to in the chat, as the server holds it."""
+    from messaging.models import Membership
+
+    return off_the_browser_thread(
+        lambda: Membership.objects.get(user=user.user, conversation__public_id=chat_id).last_read_seq
+    )
 
 
 def direct_chat(a, b) -> object:
@@ -262,12 +286,14 @@ def test_reconnect_catches_up_with_sync_and_gaps_are_filled(people, make_user):
             message_send(user=alice_user.user, conversation_id=chat.public_id, content=text)
         message_send(user=bob_user.user, conversation_id=chat.public_id, content="four")
         group_create(user=alice_user.user, name="Weekend", member_ids=[bob_user.id])
+        return chat.public_id
 
-    off_the_browser_thread(seed)
+    chat_id = off_the_browser_thread(seed)
     alice = people("Alice Adams", "alice.ad@example.com")
     bob = people("Bob Brown", "bob.br@example.com")
     phone = people("Bob Brown", "bob.br@example.com")  # Bob's second device
     sent = record_socket_events(bob)
+    syncs = record_syncs(bob)
     log_in(alice)
     log_in(bob)
     log_in(phone)
@@ -318,6 +344,10 @@ def test_reconnect_catches_up_with_sync_and_gaps_are_filled(people, make_user):
     after = sent[reconnect_at:]
     assert "sync" in after, after
     assert not {"fetch-personal-chat", "fetch-group-chat"} & set(after), after
+    # Only the chat the laptop holds messages of is synced; the others took their positions
+    # from the greeting (each entry's Rev), with no `All`.
+    assert [set(p["Positions"]) for p in syncs] == [{chat_id}], syncs
+    assert not any(p["All"] for p in syncs), syncs
 
     # A gap while online: the phone's message is never pushed to the laptop; Alice's next one
     # shows the hole, and sync fills it in order.
@@ -327,6 +357,24 @@ def test_reconnect_catches_up_with_sync_and_gaps_are_filled(people, make_user):
         ["one, edited", "Message deleted", "three", "four", "from my phone", "five", "phone again", "six"]
     )
     assert sent[reconnect_at:].count("sync") >= 2, sent[reconnect_at:]
+
+    # Read receipts missed while away come back with the sync (read state has no Rev): Alice
+    # reads Bob's "seven" while his laptop is offline; back online, it says "Read".
+    alice.open_chat("Weekend")
+    bob.send("seven")
+    expect(bob.my_message("seven").locator(".status")).to_have_text("Delivered")
+    bob.context.set_offline(True)
+    expect(bob.page.locator("body")).to_have_attribute("data-connection", "offline")
+    alice.open_chat("Bob Brown")
+    expect(item(alice, "seven")).to_be_visible()
+    seven = int(bob.my_message("seven").get_attribute("data-seq"))
+    deadline = time.monotonic() + 10
+    while read_up_to(alice_user, chat_id) < seven and time.monotonic() < deadline:
+        alice.page.wait_for_timeout(50)  # Alice's read reaches the server
+    assert read_up_to(alice_user, chat_id) >= seven
+    bob.context.set_offline(False)
+    expect(bob.page.locator("body")).to_have_attribute("data-connection", "online")
+    expect(bob.my_message("seven").locator(".status")).to_have_text("Read")
 
     # The group Bob never opened was caught up too.
     bob.open_chat("Weekend")

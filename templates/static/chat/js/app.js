@@ -68,6 +68,11 @@ function searchUsers(text) {
   return conn.request("search-user", { Name: text, Type: "Search" }).then((data) => (data && data.Users) || []);
 }
 
+/** A Rev the server sent (§14.1), or undefined (then store.upsert keeps what it has). */
+function revOf(value) {
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+}
+
 function preview(text, max = 140) {
   const flat = String(text || "").replace(/\s+/g, " ").trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
@@ -89,7 +94,7 @@ async function fetchPage(conv, { before = null, limit = HISTORY_PAGE } = {}) {
       conv.partnerId = [...ids].find((id) => id !== store.me.id) || null;
     }
   }
-  store.mergePage(conv, messages, { before, limit });
+  store.mergePage(conv, messages, { before, limit, rev: revOf(page.Rev) });
   if (before === null && !(conv.id === store.openId && visible())) {
     store.setUnread(conv, store.unreadFromPage(conv, messages));
   }
@@ -183,6 +188,7 @@ async function loadSelf() {
     title: "Notes to self",
     lastChat: newest ? newest.Timestamp : existing ? existing.lastChat : null,
     seq: newest ? newest.Seq : 0,
+    latestRev: revOf(page.Rev), // not in the greeting's lists: its history reply says
   });
 }
 
@@ -324,7 +330,16 @@ async function deleteMessage(conv, msg) {
 async function react(conv, msg, emoji, add) {
   try {
     const ack = await conn.request(...reactRequest(conv, msg, emoji, add));
-    store.applyReaction(conv, { id: ack.Id, seq: msg.seq, rev: ack.Rev, emoji: ack.Emoji, count: ack.Count, userId: store.me.id, added: add });
+    store.applyReaction(conv, {
+      id: ack.Id,
+      seq: typeof ack.Seq === "number" ? ack.Seq : msg.seq,
+      rev: ack.Rev,
+      emoji: ack.Emoji,
+      count: ack.Count,
+      userId: store.me.id,
+      added: add,
+      mine: Array.isArray(ack.MyReactions) ? ack.MyReactions : null, // which are ours now (§13.4)
+    });
     resync.note(conv, ack.Rev);
     announce(add ? `Reacted with ${emoji}.` : `Took back ${emoji}.`);
   } catch (error) {
@@ -347,6 +362,10 @@ const resync = new Resync(conn, store, {
     }
     const theirs = messages.filter((m) => m.senderId !== store.me.id || m.kind === "system").length;
     if (theirs) store.setUnread(conv, conv.unread + theirs);
+  },
+  onUnread(conv, unread) {
+    // The server's count (newer servers send it in every sync entry) settles ours.
+    if (!(conv.id === store.openId && visible())) store.setUnread(conv, unread);
   },
   onGroupChanged(conv) {
     if (conv.detailsLoaded) refreshSoon(conv.id); // members, roles or name changed
@@ -571,15 +590,17 @@ conn.on("access-token", async (payload) => {
 
 conn.on("user-id", (p) => store.setMe(p.userId, p.userName));
 
+// Each entry's `Rev` is the chat's newest (§14.1): the position of a chat we hold nothing of.
 conn.on("personal-chat-list", (p) => {
   store.applyList(DIRECT, (p.PersonalChatList || []).map((c) => ({
     id: c._id, title: c.Partner, partnerId: c.PartnerId || null, lastChat: c.LastChat, unread: Number(c.Unread) || 0, seq: c.Seq || 0,
+    latestRev: revOf(c.Rev),
   })));
 });
 
 conn.on("group-chat-list", (p) => {
   store.applyList(GROUP, (p.GroupChatList || []).map((c) => ({
-    id: c._id, title: c.Name, lastChat: c.LastChat, unread: Number(c.Unread) || 0, seq: c.Seq || 0,
+    id: c._id, title: c.Name, lastChat: c.LastChat, unread: Number(c.Unread) || 0, seq: c.Seq || 0, latestRev: revOf(c.Rev),
   })));
   ready(); // the greeting ends with this list
 });
@@ -595,8 +616,9 @@ async function ready() {
     /* the list still works; retried on the next connect */
   }
   if (first) {
-    // Nothing is held yet, so there is nothing to sync: the lists are current, and each chat's
-    // newest page (fetched when it is opened) gives its position (resync.js).
+    // Nothing is held yet, so there is nothing to sync: the lists are current, and give each
+    // chat its position (resync.js).
+    resync.greeted({ reconnect: false });
     const wanted = sessionStorage.getItem(OPEN_CHAT_KEY);
     if (wanted && store.get(wanted)) await openConversation(wanted, { focus: false });
     return;
@@ -605,7 +627,7 @@ async function ready() {
   // message the server had stored comes back as the original before sync shows it), then
   // sync brings what changed in the chats we hold.
   resendPending();
-  await resync.all();
+  await resync.greeted({ reconnect: true });
   const open = store.open;
   if (open && !open.loaded) await refresh(open); // reloaded, or never got its first page
   else if (open) markRead(open);
@@ -745,6 +767,8 @@ conn.on("delete-grp-success-receiver", (p) => {
 conn.on("disconnect", (reason) => {
   store.setOnline(false);
   resync.reset();
+  // What the greeting said is old news from now on; the next greeting tells it again.
+  for (const conv of store.conversations.values()) conv.latestRev = null;
   if (reason === "io server disconnect" && !leaving) {
     // Closed by the server without an auth-failure (a restart): connect again ourselves.
     setTimeout(() => conn.reconnectNow(), 1000);

@@ -7,7 +7,9 @@
 // Resync bookkeeping (docs/protocol.md §14.2): each message keeps the Rev of the state held,
 // and a change is applied only when its Rev is higher. Each conversation keeps its position
 // (`rev`: the highest Rev everything is held up to, null while unknown) and the Revs seen above
-// it (`revsAhead`); a hole between the two is a gap that resync.js fills with `sync`.
+// it (`revsAhead`); a hole between the two is a gap that resync.js fills with `sync`. The
+// chat's newest Rev as the greeting told it (`latestRev`) is the position of a chat we hold
+// no messages of.
 //
 // The loaded history of a conversation is one window of Seqs, [oldest, newest]: history pages
 // grow it downwards, live messages upwards. Changes to messages below the window are not kept
@@ -16,7 +18,7 @@
 import { DIRECT, GROUP, SELF, excerpt, quoteText, sortReactions, tombstone } from "./protocol.js";
 
 export class Conversation {
-  constructor({ id, kind, title = "", partnerId = null, lastChat = null, seq = 0, unread = 0 }) {
+  constructor({ id, kind, title = "", partnerId = null, lastChat = null, seq = 0, unread = 0, latestRev = null }) {
     this.id = id;
     this.kind = kind;
     this.title = title;
@@ -30,6 +32,7 @@ export class Conversation {
     this.markedSeq = 0; // the highest Seq this tab reported as read
     this.rev = null; // position: everything up to this Rev is held (null: unknown, nothing held)
     this.revsAhead = new Set(); // Revs applied above the position, past a hole
+    this.latestRev = latestRev; // the chat's newest Rev when the server last said (null: unknown)
     // groups
     this.members = new Map(); // id -> name, in joining order
     this.admins = new Set();
@@ -212,10 +215,11 @@ export class Store extends EventTarget {
    * dropped: the page is the new bottom and scrolling back fetches the rest.
    *
    * The newest page, when it reaches down to everything held, also gives a position: the
-   * highest Rev on it. Every held message is at least that new, and every message created up
-   * to that Rev is on the page or above it.
+   * chat's Rev the server read before the page (`rev`, §14.2), or else the highest Rev on the
+   * page. Every held message is at least that new, and every message created up to that Rev
+   * is on the page or above it (changes to older ones wait for the page that loads them).
    */
-  mergePage(conv, messages, { before = null, limit }) {
+  mergePage(conv, messages, { before = null, limit, rev = null }) {
     const seqs = messages.map((m) => m.seq);
     const lowest = seqs.length ? Math.min(...seqs) : null;
     let heldFrom = conv.messages.size ? conv.oldest : null;
@@ -235,7 +239,8 @@ export class Store extends EventTarget {
     conv.loaded = true;
     if (before === null && (heldFrom === null || (lowest !== null && lowest <= heldFrom))) {
       const revs = messages.map((m) => m.rev).filter((r) => r !== null);
-      if (revs.length === messages.length) this.setPosition(conv, revs.length ? Math.max(...revs) : 0);
+      if (typeof rev === "number") this.setPosition(conv, rev);
+      else if (revs.length === messages.length) this.setPosition(conv, revs.length ? Math.max(...revs) : 0);
     }
     this.emit("messages", { id: conv.id, older: before !== null });
     this.emit("list");
@@ -298,11 +303,12 @@ export class Store extends EventTarget {
 
   // --- changes to existing messages (§13): live events, acks, sync ------------------------
 
-  /** The held message a change names (same Seq and id), if the change is news for it. */
-  _target(conv, id, seq, rev) {
+  /** The held message a change names (same Seq and id), if the change is news for it (or, with
+   * `orSame`, at least as new as what is held). */
+  _target(conv, id, seq, rev, { orSame = false } = {}) {
     const msg = conv.messages.get(seq);
     if (!msg || msg.id !== id) return null;
-    if (rev !== null && rev !== undefined && msg.rev !== null && rev <= msg.rev) return null;
+    if (rev !== null && rev !== undefined && msg.rev !== null && (orSame ? rev < msg.rev : rev <= msg.rev)) return null;
     return msg;
   }
 
@@ -345,14 +351,21 @@ export class Store extends EventTarget {
     return true;
   }
 
-  /** One emoji's count on a message changed (`reaction`, or the ack of our own react). */
-  applyReaction(conv, { id, seq, rev = null, emoji, count, userId = null, added }) {
-    const msg = this._target(conv, id, seq, rev);
+  /**
+   * One emoji's count on a message changed (`reaction`, or the ack of our own react). An ack
+   * says which emoji are ours now (`mine`, §13.4): it is applied even at the Rev we hold (an
+   * unchanged react), so a wrong idea of our own reactions is corrected.
+   */
+  applyReaction(conv, { id, seq, rev = null, emoji, count, userId = null, added, mine = null }) {
+    const ack = Array.isArray(mine);
+    const msg = this._target(conv, id, seq, rev, { orSame: ack });
     if (!msg || msg.kind === "removed") return false;
     const others = msg.reactions.filter((r) => r.emoji !== emoji);
     const reactions = sortReactions(count > 0 ? [...others, { emoji, count }] : others);
     let myReactions = msg.myReactions;
-    if (userId === this.me.id) {
+    if (ack) {
+      myReactions = mine.filter((e) => typeof e === "string");
+    } else if (userId === this.me.id) {
       myReactions = myReactions.filter((e) => e !== emoji);
       if (added) myReactions.push(emoji);
     }
@@ -438,6 +451,18 @@ export class Store extends EventTarget {
     this.emit("messages", { id: conv.id });
     this.emit("list");
     return messages.filter((m) => m.seq > knownSeq);
+  }
+
+  /** A sync answer's read state (§14.3, whole in every entry): the newest Seq, and the members'
+   * read pointers, which only move forward. */
+  applyReadState(conv, { seq, pointers }) {
+    if (typeof seq === "number" && seq > conv.seq) {
+      conv.seq = seq;
+      this.emit("list");
+    }
+    if (pointers && typeof pointers === "object") {
+      for (const [userId, read] of Object.entries(pointers)) if (typeof read === "number") this.setPointer(conv, userId, read);
+    }
   }
 
   /** §14.3 `Reload`: too much changed; drop what is held and start again from `rev`. */
