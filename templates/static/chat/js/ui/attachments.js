@@ -9,16 +9,17 @@
 //
 // The server decides what it takes: its refusals (413 too large, 415 not a type it accepts, 429
 // over a quota or a throttle, 400) are shown in the #composer-error alert. The only check made
-// here is the size, against the limit of an earlier 413 in this tab (the server tells no limit
-// before that).
+// here is the size, against the limit the server publishes (GET /api/uploads/limits/, read once
+// per tab) or, failing that, the one an earlier 413 named.
 
 import { announce, h, setAlert } from "../dom.js";
-import { deleteJSON, uploadFile } from "../http.js";
+import { deleteJSON, getJSON, uploadFile } from "../http.js";
 import { UPLOAD_LIMIT_KEY } from "../keys.js";
 import { fromUpload, kindWord } from "../protocol.js";
 import { fileExtension, formatBytes } from "./media.js";
 
 const UPLOADS_URL = "/api/uploads/";
+const LIMITS_URL = "/api/uploads/limits/";
 const RENEWAL_WAIT_MS = 5000;
 
 // Names for the types of §15.1, for "You can send ..." after a 415.
@@ -79,6 +80,14 @@ function learnLimit(bytes) {
   sessionStorage.setItem(UPLOAD_LIMIT_KEY, String(known ? Math.min(known, bytes) : bytes));
 }
 
+/** Read the server's upload limit once per tab; a failure leaves the 413 path to learn it. */
+async function fetchLimits() {
+  if (knownLimit()) return;
+  const result = await getJSON(LIMITS_URL);
+  const bytes = result.status === 200 && result.data ? Number(result.data.max_bytes) : 0;
+  if (bytes > 0) sessionStorage.setItem(UPLOAD_LIMIT_KEY, String(bytes));
+}
+
 function tooLarge(name, size, limit) {
   return `${name} is too large to send (${formatBytes(size)}): files can be up to ${formatBytes(limit)}.`;
 }
@@ -121,6 +130,7 @@ export class Attachments {
     this.hooks = hooks;
     this.item = null; // {file, status: "uploading" | "ready", controller, upload, progress}
     this.bind();
+    fetchLimits();
   }
 
   /** The upload a message can be sent with now, or null. */
