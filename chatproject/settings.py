@@ -98,6 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "chatproject.core.context.media_origins",
             ],
         },
     },
@@ -319,6 +320,9 @@ CHAT = {
     "UPLOAD_UNUSED_TTL_SECONDS": env_int("CHAT_UPLOAD_UNUSED_TTL_SECONDS", 24 * 3600),
     # Serve MEDIA_URL from the app (local storage). Off when a storage backend serves its files.
     "SERVE_MEDIA": env_bool("CHAT_SERVE_MEDIA", default=True),
+    # Origins files are served from when not the app's own (an object store, a CDN): the web
+    # client's Content-Security-Policy allows them for images and media.
+    "MEDIA_ORIGINS": env_list("CHAT_MEDIA_ORIGINS"),
 }
 
 LOGGING = {

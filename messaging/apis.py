@@ -48,6 +48,7 @@ from .serializers import (
     SyncInput,
     SyncOutput,
     UploadInput,
+    UploadLimitsOutput,
     UploadOutput,
 )
 
@@ -379,6 +380,18 @@ class UploadApi(APIView):
             declared_type=file.content_type or "",
         )
         return Response(_upload_output(attachment), status=201)
+
+
+class UploadLimitsApi(APIView):
+    @extend_schema(
+        tags=UPLOAD_TAGS,
+        operation_id="uploads_limits",
+        responses={200: UploadLimitsOutput, **_errors(401, 403)},
+        summary="What this server accepts: file size, image canvas, types, per-user budgets",
+    )
+    def get(self, request: Request) -> Response:
+        """Called by a client before it offers a file, so it can refuse what the server would."""
+        return Response(UploadLimitsOutput(uploads.upload_limits()).data)
 
 
 class UploadDetailApi(APIView):

@@ -204,6 +204,22 @@ class UploadOutput(AttachmentOutput):
     expires_at = IsoTimeField(help_text="Deleted then unless a message uses it.")
 
 
+class UploadLimitsOutput(serializers.Serializer):
+    max_bytes = serializers.IntegerField(read_only=True, help_text="Largest file.")
+    max_image_pixels = serializers.IntegerField(read_only=True, help_text="Width x height of an image.")
+    allowed_types = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        read_only=True,
+        help_text="MIME type -> the file name extensions it may have.",
+    )
+    daily_bytes = serializers.IntegerField(read_only=True, help_text="Per user, rolling 24 hours.")
+    max_unused = serializers.IntegerField(read_only=True, help_text="Uploads a user may hold unsent.")
+    unused_ttl_seconds = serializers.IntegerField(
+        read_only=True, help_text="An unsent upload is deleted then."
+    )
+    max_caption_length = serializers.IntegerField(read_only=True)
+
+
 class UploadInput(StrictSerializer):
     file = serializers.FileField(allow_empty_file=True, help_text="The file (multipart/form-data).")
 

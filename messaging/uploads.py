@@ -150,6 +150,20 @@ def upload_create(
     return attachment
 
 
+def upload_limits() -> dict:
+    """The upload rules of this server, as settings make them, for clients to check first."""
+    limits = settings.CHAT
+    return {
+        "max_bytes": limits["UPLOAD_MAX_BYTES"],
+        "max_image_pixels": limits["UPLOAD_IMAGE_MAX_PIXELS"],
+        "allowed_types": {mime: list(t.extensions) for mime, t in media.allowed_types().items()},
+        "daily_bytes": limits["UPLOAD_DAILY_BYTES"],
+        "max_unused": limits["UPLOAD_MAX_UNUSED"],
+        "unused_ttl_seconds": limits["UPLOAD_UNUSED_TTL_SECONDS"],
+        "max_caption_length": limits["MAX_MESSAGE_LENGTH"],
+    }
+
+
 def _upload_not_found() -> ApplicationError:
     return ApplicationError(ErrorCode.NOT_FOUND, "No such upload.", {"field": "attachment_id"})
 

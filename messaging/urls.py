@@ -13,6 +13,7 @@ app_name = "messaging"
 urlpatterns = [
     path("sync/", apis.SyncApi.as_view(), name="sync"),
     path("uploads/", apis.UploadApi.as_view(), name="uploads"),
+    path("uploads/limits/", apis.UploadLimitsApi.as_view(), name="upload-limits"),
     path("uploads/<str:attachment_id>/", apis.UploadDetailApi.as_view(), name="upload-detail"),
     path("conversations/", apis.ConversationListApi.as_view(), name="conversation-list"),
     path("conversations/direct/", apis.DirectConversationApi.as_view(), name="conversation-direct"),

@@ -25,16 +25,30 @@ SPOOL_IN_MEMORY = 1024 * 1024
 REPLAY_CHUNK = 256 * 1024
 
 
+UPLOADS_PATH = "/api/uploads/"
+
+
 def body_limit_for(path: str) -> int:
-    if path.startswith("/api/uploads/"):
+    if path.startswith(UPLOADS_PATH):
         return settings.CHAT["UPLOAD_MAX_BYTES"] + MULTIPART_MARGIN
     return (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) + MULTIPART_MARGIN
 
 
-async def _refuse(send, limit: int) -> None:
-    body = json.dumps(
-        {"code": "payload_too_large", "message": "Request body too large.", "extra": {"max_bytes": limit}}
-    ).encode()
+def _refusal(path: str, limit: int) -> dict:
+    """The 413 body: for uploads the same as the upload service's own (the file limit, field
+    `file`), so a client shows one message whichever check caught the file."""
+    if path.startswith(UPLOADS_PATH):
+        maximum = settings.CHAT["UPLOAD_MAX_BYTES"]
+        return {
+            "code": "payload_too_large",
+            "message": f"The file is larger than {maximum} bytes.",
+            "extra": {"field": "file", "max_bytes": maximum},
+        }
+    return {"code": "payload_too_large", "message": "Request body too large.", "extra": {"max_bytes": limit}}
+
+
+async def _refuse(send, path: str, limit: int) -> None:
+    body = json.dumps(_refusal(path, limit)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -65,7 +79,7 @@ class BodyLimit:
                 except ValueError:
                     declared = -1
                 if declared < 0 or declared > limit:
-                    return await _refuse(send, limit)
+                    return await _refuse(send, scope.get("path", ""), limit)
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
         if chunked:
@@ -94,7 +108,7 @@ class BodyLimit:
 
         await self.app(scope, bounded_receive, tracked_send)
         if exceeded and not started:
-            await _refuse(send, limit)
+            await _refuse(send, scope.get("path", ""), limit)
 
     async def _gathered(self, scope, receive, send, limit: int) -> None:
         """A chunked body: read it whole (refusing it past the limit), then pass it on with its
@@ -109,7 +123,7 @@ class BodyLimit:
                 body = message.get("body", b"")
                 total += len(body)
                 if total > limit:
-                    return await _refuse(send, limit)
+                    return await _refuse(send, scope.get("path", ""), limit)
                 spool.write(body)
                 if not message.get("more_body", False):
                     break

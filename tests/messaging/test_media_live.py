@@ -247,10 +247,12 @@ async def test_upload_declaring_too_long_a_body_is_refused_before_it_is_sent(liv
     assert time.monotonic() - started < 2
     assert status == 413
     assert headers["content-type"] == "application/json"
+    # The same refusal the upload service gives: the file limit, not the body's.
+    maximum = settings.CHAT["UPLOAD_MAX_BYTES"]
     assert json.loads(content) == {
         "code": "payload_too_large",
-        "message": "Request body too large.",
-        "extra": {"max_bytes": limit},
+        "message": f"The file is larger than {maximum} bytes.",
+        "extra": {"field": "file", "max_bytes": maximum},
     }
 
 

@@ -3,6 +3,7 @@ API and its limits, sending media messages (REST and the ExpressChat rendering),
 deleting, hiding and purging do to the stored files."""
 
 import io
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -548,3 +549,35 @@ def test_purge_deletes_old_unused_uploads_only(alice, bob, django_capture_on_com
     assert out.getvalue() == "purged 1 unused uploads\n"
     assert set(Attachment.objects.values_list("pk", flat=True)) == {old_used.pk, fresh.pk}
     assert not stored(old_unused) and stored(old_used) and stored(fresh)
+
+
+def test_clients_can_read_the_upload_rules_first(settings, alice, client_for):
+    settings.CHAT = {
+        **settings.CHAT,
+        "UPLOAD_ALLOWED_TYPES": ["image/png", "text/plain"],
+        "UPLOAD_MAX_BYTES": 1000,
+    }
+    body = client_for(alice).get("/api/uploads/limits/").json()
+    assert body == {
+        "max_bytes": 1000,
+        "max_image_pixels": settings.CHAT["UPLOAD_IMAGE_MAX_PIXELS"],
+        "allowed_types": {"image/png": [".png"], "text/plain": [".txt", ".md", ".csv", ".log", ".json"]},
+        "daily_bytes": settings.CHAT["UPLOAD_DAILY_BYTES"],
+        "max_unused": settings.CHAT["UPLOAD_MAX_UNUSED"],
+        "unused_ttl_seconds": settings.CHAT["UPLOAD_UNUSED_TTL_SECONDS"],
+        "max_caption_length": settings.CHAT["MAX_MESSAGE_LENGTH"],
+    }
+    assert client_for().get("/api/uploads/limits/").status_code == 401
+
+
+def test_the_web_clients_csp_allows_files_from_the_configured_origins(settings, alice):
+    settings.PUBLIC_BASE_URL = "https://chat.example.com"
+    settings.CHAT = {**settings.CHAT, "MEDIA_ORIGINS": ["https://cdn.example.net", "not a url"]}
+    page = Client().get("/")
+    csp = (
+        re.search(rb'http-equiv="Content-Security-Policy" content="([^"]+)"', page.content).group(1).decode()
+    )
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";") if d.strip())
+    for name in ("img-src", "media-src"):
+        assert directives[name].split()[-2:] == ["https://chat.example.com", "https://cdn.example.net"]
+    assert "not a url" not in csp
