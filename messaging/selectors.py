@@ -103,6 +103,33 @@ def conversation_list_for_user(
     if kinds:
         memberships = memberships.filter(conversation__kind__in=kinds)
     rows = list(memberships.order_by("-conversation__last_message_at", "-conversation_id")[:limit])
+    return _summaries(user, rows)
+
+
+@dataclass(frozen=True)
+class ConversationSnapshot:
+    """What a new connection needs at once: the group conversations to subscribe to (all of
+    them) and the conversation list to greet it with (the CONVERSATION_LIST_LIMIT most recent)."""
+
+    group_ids: list[str]
+    summaries: list[ConversationSummary]
+
+
+def conversation_snapshot_for_user(*, user: User, kinds: tuple[str, ...]) -> ConversationSnapshot:
+    """`conversation_ids_for_user` (groups) and `conversation_list_for_user(kinds)` from one
+    read of the memberships (two queries in all): a handshake pays once."""
+    rows = list(
+        Membership.objects.filter(user=user, left_at__isnull=True, conversation__kind__in=kinds)
+        .select_related("conversation")
+        .order_by("-conversation__last_message_at", "-conversation_id")
+    )
+    group_ids = [m.conversation.public_id for m in rows if m.conversation.kind == Conversation.Kind.GROUP]
+    return ConversationSnapshot(group_ids, _summaries(user, rows[: settings.CHAT["CONVERSATION_LIST_LIMIT"]]))
+
+
+def _summaries(user: User, rows: list[Membership]) -> list[ConversationSummary]:
+    """Summaries of memberships (with their conversations), in their order; one query for the
+    partners of the direct ones."""
     direct_ids = [m.conversation_id for m in rows if m.conversation.kind == Conversation.Kind.DIRECT]
     partners: dict[int, tuple[str, str]] = {}
     if direct_ids:

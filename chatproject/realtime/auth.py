@@ -19,6 +19,8 @@ from urllib.parse import parse_qs
 from accounts.models import User
 from accounts.tokens import AccessClaims, access_decode, access_token_for, refresh_decode, user_for_claims
 from chatproject.core.errors import ApplicationError, ErrorCode
+from messaging.models import Conversation
+from messaging.selectors import ConversationSnapshot, conversation_snapshot_for_user
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,16 @@ def connection_renew(*, user: User, session_id: str, refresh: str | None) -> tup
 def session_check(*, user: User, session_id: str) -> User:
     """Raise unless the user may still chat and the login session is live."""
     return user_for_claims(AccessClaims(user_id=user.public_id, sid=session_id, expires_at=0))
+
+
+def connection_snapshot(*, user: User, session_id: str) -> ConversationSnapshot:
+    """Called once the connection is subscribed to the bus: the session is still live (a logout
+    or ban that commits from now on reaches the connection through the bus), and what the
+    connection needs of the user's conversations. One worker-thread call, three queries: the
+    handshake is what a reconnect storm repeats thousands of times."""
+    session_check(user=user, session_id=session_id)
+    kinds = (Conversation.Kind.DIRECT, Conversation.Kind.GROUP)
+    return conversation_snapshot_for_user(user=user, kinds=kinds)
 
 
 def _now() -> int:

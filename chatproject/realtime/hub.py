@@ -21,11 +21,9 @@ from django.conf import settings
 
 from accounts.tokens import access_decode, user_for_claims
 from chatproject.core.errors import ApplicationError, ErrorCode
-from messaging import selectors as msg_selectors
-from messaging.models import Conversation
 
 from . import presence
-from .auth import Credentials, connection_authenticate, connection_renew, session_check
+from .auth import Credentials, connection_authenticate, connection_renew, connection_snapshot
 from .bridge import bridge
 from .connection import Connection, TokenBucket
 from .groups import USER_PREFIX, conversation_group, user_group
@@ -126,10 +124,7 @@ class Hub:
         await self.join_local(conn_id, [user_room])
         try:
             await bridge.subscribe([user_room])
-            await call(session_check, user=conn.user, session_id=conn.session_id)
-            group_conversations = await call(
-                msg_selectors.conversation_ids_for_user, user=conn.user, kinds=(Conversation.Kind.GROUP,)
-            )
+            snapshot = await call(connection_snapshot, user=conn.user, session_id=conn.session_id)
         except ApplicationError as error:
             await self.refuse(conn_id, str(error.code))
             await self.forget(conn_id)
@@ -141,11 +136,11 @@ class Hub:
             return None
         if conn_id not in self.connections:  # revoked (or gone) while we were reading
             return None
-        for conversation_id in group_conversations:
+        for conversation_id in snapshot.group_ids:
             await self._route(conn.user_id, conversation_group(conversation_id), join=True, only=conn_id)
         if authed.new_access:
             await self.send(conn_id, ACCESS_TOKEN_EVENT, {"accessToken": authed.new_access})
-        for name, payload in await protocol.on_connect(conn):
+        for name, payload in protocol.on_connect(conn, snapshot.summaries):
             await self.send(conn_id, name, payload)
         self._schedule_expiry(conn)
         if not self.is_open(conn_id):  # the client left while we were greeting it

@@ -276,3 +276,25 @@ def test_mark_verified_creates_the_self_conversation(db, staff):
 def test_session_revoked_event_survives_json():
     event = events.session_revoked(user_id="a" * 24, sid=None, reason="banned")
     assert json.loads(json.dumps(event)) == event
+
+
+def test_claims_resolve_to_their_user_in_one_query_and_only_while_the_session_is_live(
+    make_user, django_assert_num_queries
+):
+    from accounts.tokens import access_decode, user_for_claims
+
+    alice, bob = make_user("Alice"), make_user("Bob")
+    claims = access_decode(alice.access)
+    with django_assert_num_queries(1):  # every REST request and socket handshake pays this
+        assert user_for_claims(claims) == alice.user
+    # Another user's session id in the claims is not a session of this user.
+    forged = claims.__class__(
+        user_id=alice.id, sid=access_decode(bob.access).sid, expires_at=claims.expires_at
+    )
+    with pytest.raises(ApplicationError) as caught:
+        user_for_claims(forged)
+    assert caught.value.code == ErrorCode.AUTHENTICATION_FAILED
+    services.user_logout_everywhere(user=alice.user)
+    with pytest.raises(ApplicationError) as caught:
+        user_for_claims(claims)
+    assert caught.value.message == "Session revoked."

@@ -129,6 +129,25 @@ def test_conversation_list_uses_a_constant_number_of_queries(
     assert all(s.partner_name for s in summaries if s.kind == Conversation.Kind.DIRECT)
 
 
+def test_the_handshake_snapshot_is_the_list_and_every_group_in_two_queries(
+    alice, bob, carol, make_user, settings, django_assert_num_queries
+):
+    older = group(alice, bob)
+    send(bob, direct(alice, bob))
+    newer = group(alice, carol)
+    send(carol, newer)
+    leave(alice, group(alice, carol))  # left: neither listed nor subscribed
+    settings.CHAT = {**settings.CHAT, "CONVERSATION_LIST_LIMIT": 2}
+    kinds = (Conversation.Kind.DIRECT, Conversation.Kind.GROUP)
+    with django_assert_num_queries(2):
+        snapshot = selectors.conversation_snapshot_for_user(user=alice.user, kinds=kinds)
+    # Every group for the bus subscription, whatever the list's limit...
+    assert set(snapshot.group_ids) == {older.public_id, newer.public_id}
+    # ...and exactly the list the list selector gives.
+    assert snapshot.summaries == selectors.conversation_list_for_user(user=alice.user, kinds=kinds)
+    assert len(snapshot.summaries) == 2
+
+
 def test_conversation_summary_get_matches_the_list_entry(alice, bob):
     conversation = direct(alice, bob)
     send_many(bob, conversation, 2)

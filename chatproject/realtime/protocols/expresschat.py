@@ -224,9 +224,9 @@ def auth_failure_payload(code: str) -> dict[str, str]:
 # --- connection start ---------------------------------------------------------------------
 
 
-async def on_connect(conn: Connection) -> list[tuple[str, Any]]:
-    """The events a freshly authenticated connection receives, in the original order."""
-    summaries = await call(msg_selectors.conversation_list_for_user, user=conn.user, kinds=(PERSONAL, GROUP))
+def on_connect(conn: Connection, summaries: list[msg_selectors.ConversationSummary]) -> list[tuple[str, Any]]:
+    """The events a freshly authenticated connection receives, in the original order, from the
+    user's direct and group conversations (read by the hub with the session check)."""
     personal = [s for s in summaries if s.kind == PERSONAL]
     groups = [s for s in summaries if s.kind == GROUP]
     return [
