@@ -9,8 +9,8 @@
 //
 // The server decides what it takes: its refusals (413 too large, 415 not a type it accepts, 429
 // over a quota or a throttle, 400) are shown in the #composer-error alert. The only check made
-// here is the size, against the limit the server publishes (GET /api/uploads/limits/, read once
-// per tab) or, failing that, the one an earlier 413 named.
+// here is the size, against the limit the server publishes (GET /api/uploads/limits/, read at
+// the first file of the tab) or, failing that, the one an earlier 413 named.
 
 import { announce, h, setAlert } from "../dom.js";
 import { deleteJSON, getJSON, uploadFile } from "../http.js";
@@ -130,7 +130,6 @@ export class Attachments {
     this.hooks = hooks;
     this.item = null; // {file, status: "uploading" | "ready", controller, upload, progress}
     this.bind();
-    fetchLimits();
   }
 
   /** The upload a message can be sent with now, or null. */
@@ -193,11 +192,13 @@ export class Attachments {
   }
 
   /** Attach the first of `files` (one file per message), replacing what was attached. */
-  add(files) {
+  async add(files) {
     const file = files.find((f) => f instanceof File);
     if (!file) return;
     this.discard();
     this.say("");
+    // Asked at the first file, not at page load: a visitor who is not logged in asks nothing.
+    await fetchLimits();
     const limit = knownLimit();
     if (limit && file.size > limit) {
       this.say(tooLarge(file.name || "The file", file.size, limit));
