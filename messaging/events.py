@@ -53,13 +53,25 @@ def _conversation(conversation: Conversation) -> dict[str, Any]:
     return {"id": conversation.public_id, "kind": conversation.kind}
 
 
-def message_created(*, conversation: Conversation, message: Message, sender: User | None) -> dict[str, Any]:
-    return {
+def _with_origin(event: dict[str, Any], origin: str | None) -> dict[str, Any]:
+    """`origin`: an opaque tag of the client connection that asked for the change, when a
+    transport gave one, so that transports can tell the actor's other connections without
+    echoing it to the one that asked (which has its answer)."""
+    if origin is not None:
+        event["origin"] = origin
+    return event
+
+
+def message_created(
+    *, conversation: Conversation, message: Message, sender: User | None, origin: str | None = None
+) -> dict[str, Any]:
+    event = {
         "type": "message.created",
         "actor": sender.public_id if sender else None,
         "conversation": _conversation(conversation),
         "message": message_payload(message, sender=sender),
     }
+    return _with_origin(event, origin)
 
 
 def conversation_created(*, conversation: Conversation, creator: User, members: list[User]) -> dict[str, Any]:
@@ -165,11 +177,13 @@ def reply_payload(target: Message | None) -> dict[str, Any] | None:
     }
 
 
-def message_edited(*, conversation: Conversation, message: Message, editor: User) -> dict[str, Any]:
+def message_edited(
+    *, conversation: Conversation, message: Message, editor: User, origin: str | None = None
+) -> dict[str, Any]:
     """The sender changed a message's text (a media message's caption); the previous text went
     to its edit history. Media messages carry their attachment again, so a protocol that shows
     files as links can render the whole new text."""
-    return {
+    event = {
         "type": "message.edited",
         "actor": editor.public_id,
         "conversation": _conversation(conversation),
@@ -183,6 +197,7 @@ def message_edited(*, conversation: Conversation, message: Message, editor: User
             "attachment": attachment_payload(message.served_attachment),
         },
     }
+    return _with_origin(event, origin)
 
 
 def reaction_changed(

@@ -288,6 +288,7 @@ class SendRequest:
     reply_to: object = None  # public id of a message of the same conversation to quote
     message_kind: object = None  # text, emoji, image, video, audio, file; default text or media
     attachment_id: object = None  # public id of the sender's unused upload (media kinds)
+    origin: str | None = None  # the asking connection's tag, echoed in the event (events.py)
 
 
 @dataclass
@@ -309,6 +310,7 @@ class _Pending:
     attachment_id: str | None
     reply_to: Message | None = None
     attachment: Attachment | None = None
+    origin: str | None = None
 
 
 def message_send(
@@ -357,7 +359,10 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
         except ApplicationError as error:
             results[i].error = error
             continue
-        valid.append(_Pending(i, None, content, client_message_id, kind, attachment_id))  # type: ignore[arg-type]
+        pending_send = _Pending(
+            i, None, content, client_message_id, kind, attachment_id, origin=request.origin
+        )  # type: ignore[arg-type]
+        valid.append(pending_send)
     memberships = _memberships_for(
         [(requests[p.index].user, requests[p.index].conversation_id) for p in valid]
     )
@@ -406,6 +411,7 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
                 reply_to=request.reply_to,
                 message_kind=request.message_kind,
                 attachment_id=request.attachment_id,
+                origin=request.origin,
             )
             (results[item.index],) = message_send_many(requests=[retry])
         return results
@@ -509,7 +515,12 @@ def _messages_store(pending: list[_Pending]) -> list[Message]:
         pointers[membership.pk] = seq  # writing a message means having read up to it
     Message.objects.bulk_create(messages)
     _advance_read_pointers(pointers)
-    publish_many_on_commit([_message_event(m.conversation, m, m.sender) for m in messages])
+    publish_many_on_commit(
+        [
+            _message_event(m.conversation, m, m.sender, item.origin)
+            for m, item in zip(messages, pending, strict=True)
+        ]
+    )
     return messages
 
 
@@ -585,8 +596,10 @@ def _advance_read_pointers(pointers: dict[int, int]) -> None:
             )
 
 
-def _message_event(conversation: Conversation, message: Message, sender: User | None) -> PublishItem:
-    event = events.message_created(conversation=conversation, message=message, sender=sender)
+def _message_event(
+    conversation: Conversation, message: Message, sender: User | None, origin: str | None = None
+) -> PublishItem:
+    event = events.message_created(conversation=conversation, message=message, sender=sender, origin=origin)
     if conversation.kind == Conversation.Kind.GROUP:
         return PublishItem(event, conversation_ids=(conversation.public_id,))
     return PublishItem(event, user_ids=_direct_member_ids(conversation.public_id))
@@ -913,7 +926,12 @@ def _erase_extras(message: Message) -> None:
 
 
 def message_edit(
-    *, user: User, message_id: object, content: object, conversation_id: object = None
+    *,
+    user: User,
+    message_id: object,
+    content: object,
+    conversation_id: object = None,
+    origin: str | None = None,
 ) -> Message:
     """Change the text (or a media message's caption) of one's own message; the text it
     replaces goes to its edit history.
@@ -941,7 +959,9 @@ def message_edit(
         message.save(update_fields=["content", "edited_at", "rev"])
         _publish_to_members(
             message.conversation,
-            events.message_edited(conversation=message.conversation, message=message, editor=user),
+            events.message_edited(
+                conversation=message.conversation, message=message, editor=user, origin=origin
+            ),
         )
     logger.info("message edited: message=%s user=%s", message.public_id, user.public_id)
     return message

@@ -291,11 +291,13 @@ class Hub:
                 await self._route(recipient, room, join=True)
             held = {role for role, who in roles.items() if who and who == recipient}
             receipts_off = recipient in self.receipts_off
+            origin = {event["origin"]} if event.get("origin") else set()
             for emit in protocol.render(event):
                 if emit.receipt and receipts_off:
                     continue
                 if (emit.to == protocol.ALL or emit.to in held) and not held.intersection(emit.skip):
-                    await self.fanout(target, emit.name, emit.payload, only=None, skip=set())
+                    skip = origin if emit.skip_origin else set()
+                    await self.fanout(target, emit.name, emit.payload, only=None, skip=skip)
             if room and recipient in event.get("leaves", ()):
                 await self._route(recipient, room, join=False)
             return
@@ -307,6 +309,8 @@ class Hub:
             if emit.receipt:
                 for user_id in self.receipts_off:
                     skip |= self.by_user.get(user_id, set())
+            if emit.skip_origin and event.get("origin"):
+                skip.add(event["origin"])
             await self.fanout(target, emit.name, emit.payload, only=only, skip=skip)
         for user_id in event.get("leaves", ()):
             await self._route(user_id, target, join=False)

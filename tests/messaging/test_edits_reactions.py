@@ -564,8 +564,15 @@ def test_expresschat_renders_an_edit_to_the_others():
             "edited_at": "2026-01-01T00:00:00.000Z",
         },
     }
-    [emit] = expresschat.render(event)
+    emit, echo = expresschat.render(event)
     assert (emit.name, emit.to, emit.skip) == ("message-edited", expresschat.ALL, (expresschat.ACTOR,))
+    # And the editor's other connections, never the one that asked (the event's origin).
+    assert (echo.name, echo.to, echo.skip_origin, echo.payload) == (
+        "message-edited",
+        expresschat.ACTOR,
+        True,
+        emit.payload,
+    )
     assert emit.payload == {
         "ChatId": CHAT_ID,
         "Id": MESSAGE_ID,
@@ -609,8 +616,10 @@ def test_delivered_replies_carry_the_quote_and_plain_messages_do_not(kind, name,
     reply = send(bob, conversation, "answer", reply_to=original.public_id)
     for message, quoted in ((reply, True), (original, False)):
         event = events.message_created(conversation=conversation, message=message, sender=message.sender)
-        [emit] = expresschat.render(event)
+        emit, echo = expresschat.render(event)
         assert emit.name == name
+        assert (echo.name, echo.to, echo.skip_origin) == ("message-sent", expresschat.ACTOR, True)
+        assert echo.payload == emit.payload
         if quoted:
             assert emit.payload["ReplyTo"] == {
                 "Id": original.public_id,

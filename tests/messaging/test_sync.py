@@ -150,7 +150,7 @@ def test_every_event_about_a_message_carries_its_revision(
         ("message.deleted", 5),
     ]
     created = next(e for _g, e in bus_sent if e["type"] == "message.created")
-    (delivered,) = expresschat.render(created)
+    delivered, _echo = expresschat.render(created)
     assert delivered.payload["Rev"] == 1
     rendered = [expresschat.render(e)[0].payload["Rev"] for _g, e in bus_sent if "message" in e]
     assert rendered == [1, 2, 3, 4, 5]

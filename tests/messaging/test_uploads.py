@@ -375,7 +375,7 @@ def test_expresschat_clients_see_the_caption_and_the_url_as_content(alice, bob):
         photo = upload(alice, image_bytes(), "cat.png")
         message = send(alice, conversation, "look", attachment_id=photo.public_id)
         event = events.message_created(conversation=conversation, message=message, sender=message.sender)
-        [emit] = expresschat.render(event)
+        emit, _echo = expresschat.render(event)
         url = media.attachment_url(photo)
         assert emit.name == name
         assert emit.payload["Content"] == f"look\n{url}"
@@ -399,7 +399,7 @@ def test_expresschat_clients_see_the_caption_and_the_url_as_content(alice, bob):
 
 def test_text_messages_carry_kind_and_no_attachment_for_extension_clients(alice, bob):
     message = send(alice, direct(alice, bob), "plain")
-    [emit] = expresschat.render(
+    emit, _echo = expresschat.render(
         events.message_created(conversation=message.conversation, message=message, sender=message.sender)
     )
     assert (emit.payload["Content"], emit.payload["Kind"], emit.payload["Attachment"]) == (

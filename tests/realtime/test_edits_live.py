@@ -172,3 +172,57 @@ async def test_a_reply_to_another_conversations_message_is_refused(live_server_p
         assert (newest["_id"], newest["ReplyTo"]["Id"]) == (quoted["Id"], note["Id"])
     finally:
         await a.close()
+
+
+async def test_own_messages_and_edits_reach_the_senders_other_connections_at_once(
+    live_server_proc, make_user
+):
+    alice, bob = make_user("Alice"), make_user("Bob")
+    laptop, phone, b = [await connect_greeted(live_server_proc, u) for u in (alice, alice, bob)]
+    try:
+        chat_id = ok(await laptop.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
+        sent = ok(
+            await laptop.call("send-personal-message", {"ChatId": chat_id, "Content": "from the laptop"})
+        )
+        delivered = await b.next("receive-personal-message")
+        # The phone gets the same message as `message-sent` (an extension), the laptop nothing
+        # (it has its ack), Bob nothing more.
+        echoed = await phone.next("message-sent")
+        assert echoed == delivered
+        assert (echoed["Id"], echoed["Rev"], echoed["SenderId"]) == (sent["Id"], sent["Rev"], alice.id)
+        await laptop.none("message-sent", wait=0.2)
+        await b.none("message-sent", wait=0)
+
+        edited = ok(
+            await laptop.call("edit-message", {"ChatId": chat_id, "Id": sent["Id"], "Content": "edited"})
+        )
+        assert (await phone.next("message-edited"))["Rev"] == edited["Rev"]
+        assert (await b.next("message-edited"))["Content"] == "edited"
+        await laptop.none("message-edited", wait=0.2)
+
+        # Notes to self too: the other device learns of the note.
+        note = ok(await phone.call("send-self-message", {"Content": "buy milk"}))
+        assert (await laptop.next("message-sent"))["Id"] == note["Id"]
+        await phone.none("message-sent", wait=0.2)
+    finally:
+        for client in (laptop, phone, b):
+            await client.close()
+
+
+async def test_a_message_sent_over_rest_reaches_every_socket_of_the_sender(live_server_proc, make_user):
+    import aiohttp
+
+    alice, bob = make_user("Alice"), make_user("Bob")
+    laptop, phone = [await connect_greeted(live_server_proc, alice) for _ in range(2)]
+    try:
+        chat_id = ok(await laptop.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {alice.access}"}) as http:
+            url = f"{live_server_proc.url}/api/conversations/{chat_id}/messages/"
+            async with http.post(url, json={"content": "from a script"}) as response:
+                assert response.status == 201
+                stored = await response.json()
+        for device in (laptop, phone):
+            assert (await device.next("message-sent"))["Id"] == stored["id"]
+    finally:
+        for client in (laptop, phone):
+            await client.close()

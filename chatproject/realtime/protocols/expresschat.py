@@ -63,6 +63,8 @@ class Emit:
     skip: tuple[str, ...] = ()
     # A read or delivered receipt: never sent to recipients who turned read receipts off.
     receipt: bool = False
+    # Not to the connection the change came from (the event's `origin`): it has its ack.
+    skip_origin: bool = False
 
 
 @dataclass
@@ -303,6 +305,7 @@ async def send_personal_message(conn: Connection, data: dict[str, Any]) -> Outco
         PERSONAL,
         reply_to=data.get("ReplyTo"),
         **_media_fields(data),
+        origin=conn.id,
     )
     return _sent(await send_batcher.submit(request))
 
@@ -390,6 +393,7 @@ async def send_self_message(conn: Connection, data: dict[str, Any]) -> Outcome:
         SELF,
         reply_to=data.get("ReplyTo"),
         **_media_fields(data),
+        origin=conn.id,
     )
     return _sent(await send_batcher.submit(request))
 
@@ -470,6 +474,7 @@ async def send_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
         GROUP,
         reply_to=data.get("ReplyTo"),
         **_media_fields(data),
+        origin=conn.id,
     )
     return _sent(await send_batcher.submit(request))
 
@@ -589,13 +594,15 @@ def _render_message(event: dict[str, Any]) -> list[Emit]:
     if message["kind"] == Message.Kind.SYSTEM:
         return _render_system_message(kind, conv_id, message)
     text = legacy_text(message["content"], message.get("attachment"))
+    payload = {"ChatId": conv_id, "Content": text, "Sender": message["sender_name"]} | _delivered(message)
+    # The sender's other connections (another tab, the phone) learn of it at once; an original
+    # client ignores the event and sees the message in the history.
+    echo = Emit("message-sent", payload, to=ACTOR, skip_origin=True)
     if kind == PERSONAL:
-        payload = {"ChatId": conv_id, "Content": text, "Sender": message["sender_name"]}
-        return [Emit("receive-personal-message", payload | _delivered(message), skip=(ACTOR,))]
+        return [Emit("receive-personal-message", payload, skip=(ACTOR,)), echo]
     if kind == GROUP:
-        payload = {"ChatId": conv_id, "Sender": message["sender_name"], "Content": text}
-        return [Emit("receive-group-message", payload | _delivered(message), skip=(ACTOR,))]
-    return []
+        return [Emit("receive-group-message", payload, skip=(ACTOR,)), echo]
+    return [echo]  # notes to self: only the writer's other connections
 
 
 def _render_system_message(kind: str | None, conv_id: str | None, message: dict[str, Any]) -> list[Emit]:
@@ -1016,7 +1023,11 @@ async def edit_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when the sender changes the text of their message. The other members get
     `message-edited`; the ack carries the new `EditedAt`."""
     message = await call(
-        msg_services.message_edit, user=conn.user, content=data.get("Content"), **_message_ref(data)
+        msg_services.message_edit,
+        user=conn.user,
+        content=data.get("Content"),
+        origin=conn.id,
+        **_message_ref(data),
     )
     return Outcome(
         [],
@@ -1092,7 +1103,11 @@ def _render_message_edited(event: dict[str, Any]) -> list[Emit]:
     }
     if message.get("attachment") is not None:
         payload["Caption"] = message["content"]
-    return [Emit("message-edited", payload, skip=(ACTOR,))]
+    # To the other members, and to the editor's other connections (not the one that asked).
+    return [
+        Emit("message-edited", payload, skip=(ACTOR,)),
+        Emit("message-edited", payload, to=ACTOR, skip_origin=True),
+    ]
 
 
 def _render_reaction(event: dict[str, Any]) -> list[Emit]:
