@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .support import PASSWORD, Person, expect, log_in, off_the_browser_thread
+from .support import PASSWORD, Person, expect, log_in, off_the_browser_thread, wait_for_chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -446,3 +446,27 @@ def test_sync_reload_and_more(people, small_sync_server, make_user):
     expect(chip(dan, "trio 1", "🎉").locator(".count")).to_have_text("1")
     after = sent[reconnect_at:]
     assert after.count("sync") == 2 and "fetch-group-chat" not in after, after
+
+
+def test_a_second_tab_shows_own_messages_and_edits_at_once_without_a_sync(people, make_user):
+    alice_user = make_user(name="Alice Archer", email="alice.t@example.com", password=PASSWORD)
+    bob_user = make_user(name="Bob Baker", email="bob.t@example.com", password=PASSWORD)
+    off_the_browser_thread(lambda: direct_chat(alice_user, bob_user))
+    alice = people("Alice Archer", "alice.t@example.com")
+    log_in(alice)
+    # A second tab of the same browser: same login cookies, its own socket.
+    tab = Person(alice.name, alice.email, alice.context, alice.context.new_page())
+    syncs = record_syncs(tab)
+    tab.page.goto("/")
+    wait_for_chat(tab)
+    for page in (alice, tab):
+        page.open_chat("Bob Baker")
+    alice.send("Sent from the first tab")
+    expect(tab.my_message("Sent from the first tab")).to_be_visible()
+    choose(alice, "Sent from the first tab", "Edit")
+    composer = alice.page.locator("#composer-input")
+    composer.fill("Edited in the first tab")
+    composer.press("Enter")
+    expect(item(tab, "Edited in the first tab").locator(".edited")).to_have_text("edited")
+    # Both arrived as events (message-sent, message-edited), not through a gap sync.
+    assert syncs == []

@@ -674,6 +674,20 @@ conn.on("receive-group-message", (p) => {
   incoming(conv, p);
 });
 
+// Our own message, sent from another tab or device of ours (§14.2): shown at once, as ours,
+// and read by us (writing a message means having read up to it). A chat this tab does not
+// know yet comes with the lists of the next connect or a sync.
+conn.on("message-sent", (p) => {
+  const conv = p && store.get(p.ChatId);
+  if (!conv) return;
+  const msg = fromLive({ ...p, Sender: store.me.name });
+  const result = store.addLive(conv, msg);
+  resync.note(conv, msg.rev);
+  if (result === "duplicate") return;
+  store.setPointer(conv, store.me.id, msg.seq);
+  if (conv.id === store.openId) announce(`You (another device): ${preview(messagePreview(msg))}`);
+});
+
 function onRead(p) {
   const conv = store.get(p.ChatId);
   if (conv && typeof p.Seq === "number") store.setPointer(conv, p.Reader, p.Seq);
