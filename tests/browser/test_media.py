@@ -166,6 +166,7 @@ def test_photo_and_file_reach_the_other_side_and_a_deleted_photo_leaves_a_tombst
         files=[{"name": "sunset.png", "mimeType": "image/png", "buffer": landscape(640, 400)}]
     )
     expect(tray(alice).locator(".attachment-name")).to_have_text("sunset.png")
+    expect(tray(alice)).to_have_attribute("data-state", "ready")  # uploaded: sendable
     expect(tray(alice).locator(".attachment-size")).to_have_text(re.compile(r"^Photo · \d+(\.\d)? KB$"))
     assert loaded(alice, tray(alice).locator("img.attachment-thumb")) == 640
     assert alice.page.evaluate("window.progressSeen") is True
@@ -250,6 +251,7 @@ def test_photo_and_file_reach_the_other_side_and_a_deleted_photo_leaves_a_tombst
     # A pasted picture can be taken back before sending: the upload is deleted on the server.
     paste_file(alice, "image.png", "image/png", landscape(200, 120))
     expect(tray(alice).locator(".attachment-name")).to_have_text("image.png")
+    expect(tray(alice)).to_have_attribute("data-state", "ready")  # uploaded: sendable
     with alice.page.expect_response(
         lambda r: r.request.method == "DELETE" and "/api/uploads/" in r.url
     ) as gone:
@@ -371,6 +373,7 @@ def test_readme_screenshot(people, make_user, media_server, artifacts):
         files=[{"name": "ridge-trail-map.pdf", "mimeType": "application/pdf", "buffer": pdf(8)}]
     )
     expect(tray(bob).locator(".attachment-name")).to_have_text("ridge-trail-map.pdf")
+    expect(tray(bob)).to_have_attribute("data-state", "ready")  # uploaded: sendable
     bob.page.locator("#composer-input").fill("The route, in case we lose signal")
     bob.page.locator("#composer-input").press("Enter")
     expect(media_item(alice, "file").locator(".caption")).to_have_text("The route, in case we lose signal")
