@@ -182,7 +182,7 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "chat@localhost")
 
 # Uploaded media (messaging.Attachment) go through Django's storage API: a local folder by
-# default, served by the app at MEDIA_URL (messaging/apis.py MediaFileView, with the checks a
+# default, served by the app at MEDIA_URL (messaging/apis.py media_file, with the checks a
 # file server would skip). Any django-storages backend works by setting STORAGE_BACKEND (and its
 # own settings); then set CHAT_SERVE_MEDIA=0 and let the backend's URLs serve the files.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))

@@ -343,9 +343,6 @@ class UploadThrottle(MessageSendThrottle):
 
     scope = "upload"
 
-    def allow_request(self, request: Request, view) -> bool:
-        return request.method != "POST" or UserRateThrottle.allow_request(self, request, view)
-
 
 def _upload_output(attachment: Attachment) -> dict:
     ttl = timedelta(seconds=settings.CHAT["UPLOAD_UNUSED_TTL_SECONDS"])
@@ -356,7 +353,7 @@ def _upload_output(attachment: Attachment) -> dict:
 
 
 class UploadApi(APIView):
-    # Multipart only; the body's size is bounded before Django reads it (chatproject/http.py).
+    # Multipart only; the body's size is bounded before Django reads it (chatproject/core/body_limit.py).
     parser_classes = (MultiPartParser,)
     throttle_classes = (UploadThrottle,)
 

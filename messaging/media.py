@@ -9,13 +9,14 @@ gives their dimensions before anything is stored. The stored name always ends in
 of the recognised type, so no storage backend or proxy can serve an upload as something else.
 
 Pure functions apart from reading the file; the rules on who may upload what, and the limits,
-live in services.py.
+live in uploads.py.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -157,7 +158,8 @@ def _mpeg_audio_frame(head: bytes) -> bool:
     return version != 1 and layer != 0 and bitrate not in (0, 0xF) and rate != 3
 
 
-_TEXT_CONTROLS_ALLOWED = {"\t", "\n", "\r", "\f"}
+# Control characters (Unicode category Cc) other than tab, newlines and form feed.
+_TEXT_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 
 
 def _is_text(file: IO[bytes]) -> bool:
@@ -167,8 +169,7 @@ def _is_text(file: IO[bytes]) -> bool:
     file.seek(0)
     try:
         while chunk := file.read(64 * 1024):
-            text = decoder.decode(chunk)
-            if any(unicodedata.category(c) == "Cc" and c not in _TEXT_CONTROLS_ALLOWED for c in text):
+            if _TEXT_CONTROLS.search(decoder.decode(chunk)):
                 return False
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -236,10 +237,14 @@ def image_dimensions(file: IO[bytes], media: MediaType) -> ImageInfo:
 
 
 # JPEG segments that carry metadata rather than picture: EXIF and XMP (APP1, where cameras and
-# phones put the GPS position, device and time), Photoshop/IPTC (APP13) and comments.
+# phones put the GPS position, device and time), Photoshop/IPTC (APP13) and comments. APP2 is
+# dropped only when it is an MPF index (of pictures appended after the main one); an ICC colour
+# profile in APP2 stays.
 _JPEG_METADATA_MARKERS = {0xE1, 0xED, 0xFE}
+_JPEG_APP2 = 0xE2
 _JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn: no length field
 _JPEG_START_OF_SCAN = 0xDA
+_JPEG_END_OF_IMAGE = 0xD9
 
 
 def _orientation_segment(orientation: int) -> bytes:
@@ -252,38 +257,65 @@ def _orientation_segment(orientation: int) -> bytes:
     return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
 
 
+def _scan_end(data: bytes, position: int) -> int:
+    """Where the entropy-coded data that starts at `position` ends: the next marker that is
+    not a stuffed 0xFF00 or a restart marker."""
+    while True:
+        position = data.find(b"\xff", position)
+        if position < 0 or position + 1 >= len(data):
+            return -1
+        following = data[position + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+            position += 1
+            continue
+        return position
+
+
 def jpeg_without_metadata(data: bytes, orientation: int = 1) -> bytes | None:
     """The JPEG with its metadata segments removed, losslessly (the compressed picture is
-    copied byte for byte). An orientation other than 1 is kept, in a minimal EXIF block of
-    its own, so the picture still shows the right way up. None when the segment structure is
-    not what a JPEG's must be (the caller then keeps nothing)."""
+    copied byte for byte), and nothing after its end marker (phones append a second picture
+    or a video there, with metadata of their own). An orientation other than 1 is kept, in a
+    minimal EXIF block of its own, so the picture still shows the right way up. None when the
+    structure is not what a JPEG's must be (the caller then keeps nothing)."""
     if not data.startswith(b"\xff\xd8"):
         return None
     kept = [b"\xff\xd8"]
     if orientation != 1:
         kept.append(_orientation_segment(orientation))
     position = 2
-    while position + 4 <= len(data):
+    while position + 2 <= len(data):
         if data[position] != 0xFF:
             return None
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
             continue
+        if marker == _JPEG_END_OF_IMAGE:
+            kept.append(b"\xff\xd9")
+            return b"".join(kept)
         if marker in _JPEG_STANDALONE:
             kept.append(data[position : position + 2])
             position += 2
             continue
+        if position + 4 > len(data):
+            return None
         length = int.from_bytes(data[position + 2 : position + 4], "big")
         end = position + 2 + length
         if length < 2 or end > len(data):
             return None
-        if marker == _JPEG_START_OF_SCAN:
-            kept.append(data[position:])  # the picture and everything after it, as it is
-            return b"".join(kept)
-        if marker not in _JPEG_METADATA_MARKERS:
-            kept.append(data[position:end])
+        segment = data[position:end]
+        metadata = marker in _JPEG_METADATA_MARKERS or (marker == _JPEG_APP2 and segment[4:8] == b"MPF\x00")
+        if not metadata:
+            kept.append(segment)
         position = end
+        if marker == _JPEG_START_OF_SCAN:
+            # The picture's coded data, as it is, up to the next marker (progressive JPEGs
+            # have several scans, with tables between them).
+            scan_end = _scan_end(data, position)
+            if scan_end < 0:
+                return None
+            kept.append(data[position:scan_end])
+            position = scan_end
     return None
 
 

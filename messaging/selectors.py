@@ -116,15 +116,13 @@ class ConversationSnapshot:
 
 
 def conversation_snapshot_for_user(*, user: User, kinds: tuple[str, ...]) -> ConversationSnapshot:
-    """`conversation_ids_for_user` (groups) and `conversation_list_for_user(kinds)` from one
-    read of the memberships (two queries in all): a handshake pays once."""
-    rows = list(
-        Membership.objects.filter(user=user, left_at__isnull=True, conversation__kind__in=kinds)
-        .select_related("conversation")
-        .order_by("-conversation__last_message_at", "-conversation_id")
+    """`conversation_ids_for_user` (groups) and `conversation_list_for_user(kinds)` in one call
+    (three queries, each bounded by what it needs: ids only for the groups, the list's limit for
+    the rest): a handshake pays once."""
+    return ConversationSnapshot(
+        conversation_ids_for_user(user=user, kinds=(Conversation.Kind.GROUP,)),
+        conversation_list_for_user(user=user, kinds=kinds),
     )
-    group_ids = [m.conversation.public_id for m in rows if m.conversation.kind == Conversation.Kind.GROUP]
-    return ConversationSnapshot(group_ids, _summaries(user, rows[: settings.CHAT["CONVERSATION_LIST_LIMIT"]]))
 
 
 def _summaries(user: User, rows: list[Membership]) -> list[ConversationSummary]:
@@ -727,7 +725,9 @@ def conversation_changes(
                 clause &= Q(seq__lte=membership.left_seq)
             clauses |= clause
             fetch[conversation.pk] = entry
-        if not left and conversation.kind != Conversation.Kind.SELF:
+        # Pointers of every direct chat named (two rows each); a group's only with its changes
+        # (a sync may name 500 groups of 1,000 members).
+        if not left and conversation.kind == Conversation.Kind.DIRECT:
             receipts[conversation.pk] = entry
         results.append(entry)
     if fetch:

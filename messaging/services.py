@@ -139,11 +139,15 @@ def _validate_client_message_id(value: object) -> str | None:
     return value
 
 
+# What a client may send (system messages are the server's).
+SENDABLE_KINDS = sorted(k for k in Message.Kind.values if k != Message.Kind.SYSTEM)
+
+
 def _validate_kind(message_kind: object, attachment_id: object) -> tuple[str, str | None]:
     """The message kind a send asks for, and its attachment's id. A media kind needs an
     attachment; an attachment without a kind makes a media message of the upload's own kind
     (decided when the upload is found); other kinds take none."""
-    choices = sorted(k for k in Message.Kind.values if k != Message.Kind.SYSTEM)
+    choices = SENDABLE_KINDS
     if message_kind is not None and (not isinstance(message_kind, str) or message_kind not in choices):
         raise ApplicationError(
             ErrorCode.INVALID,
@@ -167,6 +171,15 @@ def _validate_kind(message_kind: object, attachment_id: object) -> tuple[str, st
             ErrorCode.INVALID, "attachment_id must be a string.", {"field": "attachment_id"}
         )
     return message_kind or "", attachment_id  # "": the upload's kind, set by _attachments_take
+
+
+def _same_send(message: Message, item: _Pending) -> bool:
+    return (
+        item.client_message_id is not None
+        and message.client_message_id == item.client_message_id
+        and message.sender_id == item.membership.user_id
+        and message.conversation_id == item.membership.conversation_id
+    )
 
 
 def _validate_caption(content: object) -> str:
@@ -229,11 +242,14 @@ def _attachments_take(pending: list[_Pending], results: list[SendResult]) -> lis
     ids = {p.attachment_id for p in wanted if is_public_id(p.attachment_id)}
     rows = Attachment.objects.select_for_update().filter(public_id__in=ids, removed_at__isnull=True)
     found = {a.public_id: a for a in rows}
-    used = set(
-        Message.objects.filter(attachment__public_id__in=found).values_list(
-            "attachment__public_id", flat=True
+    # Read after the lock, in a statement of its own: a concurrent send that took one of them
+    # has committed its message by now.
+    used = {
+        m.attachment.public_id: m
+        for m in Message.objects.select_related("conversation", "attachment").filter(
+            attachment__public_id__in=found
         )
-    )
+    }
     taken: set[str] = set()
     left = []
     for item in pending:
@@ -241,6 +257,12 @@ def _attachments_take(pending: list[_Pending], results: list[SendResult]) -> lis
             left.append(item)
             continue
         attachment = found.get(item.attachment_id)
+        original = used.get(item.attachment_id)
+        if original is not None and _same_send(original, item):
+            # A retry of a send that committed while this one waited for the lock: the
+            # original, as `_without_retries` answers retries it can see.
+            results[item.index].message = original
+            continue
         error = None
         if attachment is None or attachment.uploader_id != item.membership.user_id:
             error = ApplicationError(ErrorCode.NOT_FOUND, "No such upload.", {"field": "attachment_id"})
@@ -399,6 +421,7 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
             if original is None:
                 raise
             results[item.index].message = original
+            _resolve_duplicates(results)
             return results
         # A concurrent retry of one of these (another process) won the race: go one by one.
         for item in pending:
@@ -414,6 +437,7 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
                 origin=request.origin,
             )
             (results[item.index],) = message_send_many(requests=[retry])
+        _resolve_duplicates(results)
         return results
     for item, message in zip(pending, messages, strict=True):
         results[item.index].message, results[item.index].created = message, True
@@ -467,7 +491,8 @@ def _without_retries(pending: list[_Pending], results: list[SendResult]) -> list
 def _resolve_duplicates(results: list[SendResult]) -> None:
     for result in results:
         if isinstance(result.message, int):  # index of the first copy within the batch
-            result.message = results[result.message].message
+            first = results[result.message]
+            result.message, result.error = first.message, first.error  # refused alike
 
 
 def _message_by_client_id(conversation: Conversation, user: User, client_message_id: str) -> Message | None:
@@ -921,8 +946,8 @@ def _erase_extras(message: Message) -> None:
     (erased from storage once the delete committed)."""
     MessageEdit.objects.filter(message=message).delete()
     Reaction.objects.filter(message=message).delete()
-    if message.attachment_id is not None:
-        attachment_erase(attachment_id=message.attachment_id)
+    if message.attachment is not None:
+        attachment_erase(attachment=message.attachment)
 
 
 def message_edit(
@@ -949,6 +974,8 @@ def message_edit(
         if message.sender_id != user.pk:
             raise ApplicationError(ErrorCode.PERMISSION_DENIED, "Only the sender can edit a message.")
         _refuse_removed(message)
+        if content is None:  # an empty caption is "", never a missing field
+            raise ApplicationError(ErrorCode.INVALID, "Content must be a string.", {"field": "content"})
         content = _validate_body(message.kind, content)  # a caption may become empty, text not
         if content == message.content:
             return message

@@ -24,7 +24,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
 from . import media
-from .models import Attachment
+from .models import Attachment, Message
 
 logger = logging.getLogger(__name__)
 
@@ -185,21 +185,24 @@ def upload_delete(*, user: User, attachment_id: object) -> None:
             raise ApplicationError(
                 ErrorCode.CONFLICT, "The upload is attached to a message; delete the message instead."
             )
-        name = attachment.file.name
-        attachment.delete()
-        transaction.on_commit(lambda: _storage_delete(name))
+        # The row stays (removed), so the bytes still count towards the daily volume: deleting
+        # and uploading again must not reset it. The purge drops such rows later.
+        _remove(attachment)
 
 
-def attachment_erase(*, attachment_id: int) -> None:
+def _remove(attachment: Attachment) -> None:
+    """Inside a transaction: mark the attachment removed and erase its file once it commits."""
+    Attachment.objects.filter(pk=attachment.pk).update(removed_at=timezone.now())
+    name = attachment.file.name
+    transaction.on_commit(lambda: _storage_delete(name))
+
+
+def attachment_erase(*, attachment: Attachment) -> None:
     """Inside the transaction that deletes a message: mark its attachment removed and erase the
     file from storage once that transaction commits. The row stays (the message keeps its
     kind); the serving view answers 404 from then on."""
-    attachment = Attachment.objects.filter(pk=attachment_id, removed_at__isnull=True).first()
-    if attachment is None:
-        return
-    Attachment.objects.filter(pk=attachment_id).update(removed_at=timezone.now())
-    name = attachment.file.name
-    transaction.on_commit(lambda: _storage_delete(name))
+    if attachment.removed_at is None:
+        _remove(attachment)
 
 
 def _storage_delete(name: str) -> None:
@@ -210,30 +213,28 @@ def _storage_delete(name: str) -> None:
 
 
 def uploads_purge(*, older_than: timedelta | None = None) -> int:
-    """Delete uploads that no message used within CHAT UPLOAD_UNUSED_TTL_SECONDS (or
-    `older_than`), files and rows. Returns how many. Run it periodically (manage.py
-    uploads_purge)."""
+    """Remove uploads that no message used within CHAT UPLOAD_UNUSED_TTL_SECONDS (or
+    `older_than`): their files go, their rows stay a day longer (they count towards the daily
+    volume), then go too. Returns how many files were removed. Run it periodically
+    (manage.py uploads_purge)."""
     age = (
         older_than
         if older_than is not None
         else timedelta(seconds=settings.CHAT["UPLOAD_UNUSED_TTL_SECONDS"])
     )
-    cutoff = timezone.now() - age
+    now = timezone.now()
     purged = 0
-    stale = Attachment.objects.filter(created_at__lt=cutoff, message__isnull=True).values_list(
-        "pk", flat=True
-    )
-    for pk in list(stale[:10_000]):
+    stale = Attachment.objects.filter(created_at__lt=now - age, message__isnull=True, removed_at__isnull=True)
+    for pk in list(stale.values_list("pk", flat=True)[:10_000]):
         with transaction.atomic():
-            # Re-checked under the row lock: a send may have taken it since the list was read.
-            attachment = (
-                Attachment.objects.select_for_update(of=("self",)).filter(pk=pk, message__isnull=True).first()
-            )
-            if attachment is None:
+            attachment = Attachment.objects.select_for_update().filter(pk=pk, removed_at__isnull=True).first()
+            # Checked again under the lock, in a statement of its own: a send that took it
+            # meanwhile committed its message (the lock's re-read would not see the join).
+            if attachment is None or Message.objects.filter(attachment_id=pk).exists():
                 continue
-            name = attachment.file.name
-            attachment.delete()
-            transaction.on_commit(lambda name=name: _storage_delete(name))
+            _remove(attachment)
             purged += 1
+    # Rows of removed, never used uploads, once out of the daily window.
+    Attachment.objects.filter(removed_at__lt=now - max(age, timedelta(days=1)), message__isnull=True).delete()
     logger.info("uploads purged: count=%d", purged)
     return purged

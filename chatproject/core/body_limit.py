@@ -28,10 +28,14 @@ REPLAY_CHUNK = 256 * 1024
 UPLOADS_PATH = "/api/uploads/"
 
 
-def body_limit_for(path: str) -> int:
+def body_limit_for(path: str) -> int | None:
+    """The most bytes a request body to `path` may have; None: no limit (Django's own
+    DATA_UPLOAD_MAX_MEMORY_SIZE = None)."""
     if path.startswith(UPLOADS_PATH):
         return settings.CHAT["UPLOAD_MAX_BYTES"] + MULTIPART_MARGIN
-    return (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) + MULTIPART_MARGIN
+    if settings.DATA_UPLOAD_MAX_MEMORY_SIZE is None:
+        return None
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE + MULTIPART_MARGIN
 
 
 def _refusal(path: str, limit: int) -> dict:
@@ -71,6 +75,8 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = body_limit_for(scope.get("path", ""))
+        if limit is None:
+            return await self.app(scope, receive, send)
         chunked = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length":

@@ -14,9 +14,13 @@ CHUNK = 256 * 1024
 FILE_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 
 
-def _byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """(first, last) of a single `bytes=` range, clipped to the file; None when the header is
-    not one satisfiable single range (several ranges are answered with the whole file)."""
+UNSATISFIABLE = "unsatisfiable"
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | str | None:
+    """(first, last) of a single `bytes=` range, clipped to the file; UNSATISFIABLE for a
+    well-formed range that starts past the end; None for anything to ignore (malformed, other
+    units, several ranges): RFC 9110 answers those with the whole file."""
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
@@ -27,14 +31,16 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
         if first_text == "":  # the last N bytes
             suffix = int(last_text)
             if suffix <= 0:
-                return None
+                return UNSATISFIABLE if suffix == 0 else None
             return max(size - suffix, 0), size - 1
         first = int(first_text)
         last = int(last_text) if last_text else size - 1
     except ValueError:
         return None
-    if first < 0 or first > last or first >= size:
+    if first < 0 or (last_text and last < first):
         return None
+    if first >= size:
+        return UNSATISFIABLE
     return first, min(last, size - 1)
 
 
@@ -75,12 +81,7 @@ def ranged_file_response(
     else:
         requested = request.headers.get("Range")
         span = _byte_range(requested, size) if requested else None
-        if (
-            requested
-            and span is None
-            and requested.strip().lower().startswith("bytes=")
-            and "," not in requested
-        ):
+        if span == UNSATISFIABLE:
             handle.close()
             response = HttpResponse(status=416)
             response["Content-Range"] = f"bytes */{size}"

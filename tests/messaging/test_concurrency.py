@@ -130,3 +130,26 @@ def test_concurrent_sends_of_one_upload_store_one_message(alice, bob, settings, 
     results = run_concurrently(work)
     assert sorted(results) == ["conflict"] * (THREADS - 1) + ["sent"]
     assert Message.objects.filter(attachment=attachment).count() == 1
+
+
+def test_concurrent_retries_of_one_media_send_all_answer_the_original(alice, bob, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    from messaging import uploads
+
+    conversation = direct(alice, bob)
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    attachment = uploads.upload_create(user=alice.user, file=io.BytesIO(pdf), name="a.pdf", size=len(pdf))
+
+    def work(index: int) -> tuple[int, bool]:
+        message, created = services.message_send(
+            user=alice.user,
+            conversation_id=conversation.public_id,
+            content="retried",
+            client_message_id="one-send",
+            attachment_id=attachment.public_id,
+        )
+        return message.pk, created
+
+    results = run_concurrently(work)
+    assert len({pk for pk, _created in results}) == 1  # no conflict, no second message
+    assert sorted(created for _pk, created in results) == [False] * (THREADS - 1) + [True]

@@ -178,6 +178,32 @@ def test_photos_are_stored_without_location_and_device_but_keep_their_orientatio
     assert (attachment.width, attachment.height) == (30, 40)
 
 
+@pytest.mark.filterwarnings("ignore:Image appears to be a malformed MPO file")
+def test_progressive_photos_lose_what_phones_append_after_the_picture_and_keep_colour_profiles(alice):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    buffer = io.BytesIO()
+    picture = Image.new("RGB", (64, 48), (200, 90, 20))
+    picture.save(buffer, "JPEG", progressive=True, exif=exif.tobytes(), icc_profile=profile)
+    # A "motion photo": a second JPEG (with its own EXIF) and a video after the end marker, and
+    # an MPF index (APP2) pointing at it.
+    mpf = b"MPF\x00" + b"\x00" * 12
+    main = buffer.getvalue()
+    main = main[:2] + b"\xff\xe2" + (len(mpf) + 2).to_bytes(2, "big") + mpf + main[2:]
+    appended = main + b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00GPS-SECRET" + b"ftypmp42 MotionVideo"
+    attachment = upload(alice, appended, "motion.jpg")
+    with default_storage.open(attachment.file.name) as handle:
+        kept = handle.read()
+    assert b"PhoneMaker" not in kept and b"GPS-SECRET" not in kept and b"MotionVideo" not in kept
+    assert b"MPF\x00" not in kept and kept.endswith(b"\xff\xd9")
+    with Image.open(io.BytesIO(kept)) as image, Image.open(io.BytesIO(buffer.getvalue())) as before:
+        assert image.info.get("icc_profile") == profile  # colours stay right
+        assert image.tobytes() == before.tobytes()
+
+
 def test_jpeg_segments_that_do_not_parse_are_not_rewritten():
     assert media.jpeg_without_metadata(b"\xff\xd8\xff\xe1\x00") is None
     assert media.jpeg_without_metadata(b"\xff\xd8\x00\x00\x00\x00") is None
@@ -321,7 +347,10 @@ def test_api_deletes_only_ones_own_unused_upload(alice, bob, client_for):
     mine = upload(alice, PDF, "a.pdf")
     assert client_for(bob).delete(f"/api/uploads/{mine.public_id}/").status_code == 404
     assert client_for(alice).delete(f"/api/uploads/{mine.public_id}/").status_code == 204
-    assert not stored(mine) and not Attachment.objects.filter(pk=mine.pk).exists()
+    mine.refresh_from_db()
+    # The file is gone; the row stays, removed, so its bytes still count for the day.
+    assert not stored(mine) and mine.removed_at is not None
+    assert client_for(alice).delete(f"/api/uploads/{mine.public_id}/").status_code == 404
     used = upload(alice, PDF, "b.pdf")
     send(alice, direct(alice, bob), "", attachment_id=used.public_id)
     response = client_for(alice).delete(f"/api/uploads/{used.public_id}/")
@@ -453,20 +482,17 @@ def test_an_upload_is_used_once_and_only_by_its_uploader(alice, bob):
 def test_a_retried_media_send_returns_the_original_not_a_conflict(alice, bob):
     chat = direct(alice, bob)
     photo = upload(alice, image_bytes(), "a.png")
-    first, created = services.message_send(
-        user=alice.user,
-        conversation_id=chat.public_id,
-        content="",
-        client_message_id="m1",
-        attachment_id=photo.public_id,
-    )
-    again, created_again = services.message_send(
-        user=alice.user,
-        conversation_id=chat.public_id,
-        content="",
-        client_message_id="m1",
-        attachment_id=photo.public_id,
-    )
+
+    def attempt():
+        return services.message_send(
+            user=alice.user,
+            conversation_id=chat.public_id,
+            content="",
+            client_message_id="m1",
+            attachment_id=photo.public_id,
+        )
+
+    (first, created), (again, created_again) = attempt(), attempt()
     assert (created, created_again, again.pk) == (True, False, first.pk)
 
 
@@ -536,7 +562,7 @@ def test_a_hidden_media_message_keeps_its_file_but_it_is_not_served(alice, bob, 
     assert selectors.attachment_for_serving(name=photo.file.name) is None
 
 
-def test_purge_deletes_old_unused_uploads_only(alice, bob, django_capture_on_commit_callbacks):
+def test_purge_removes_old_unused_uploads_only(alice, bob, django_capture_on_commit_callbacks):
     chat = direct(alice, bob)
     old_unused, old_used, fresh = (upload(alice, PDF, f"{n}.pdf") for n in range(3))
     send(alice, chat, "", attachment_id=old_used.public_id)
@@ -547,8 +573,23 @@ def test_purge_deletes_old_unused_uploads_only(alice, bob, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         call_command("uploads_purge", stdout=out)
     assert out.getvalue() == "purged 1 unused uploads\n"
-    assert set(Attachment.objects.values_list("pk", flat=True)) == {old_used.pk, fresh.pk}
     assert not stored(old_unused) and stored(old_used) and stored(fresh)
+    assert list(Attachment.objects.filter(removed_at__isnull=False).values_list("pk", flat=True)) == [
+        old_unused.pk
+    ]
+    # A day after its removal, the row goes too (it no longer counts for any day).
+    Attachment.objects.filter(pk=old_unused.pk).update(
+        removed_at=timezone.now() - timedelta(days=1, minutes=1)
+    )
+    uploads.uploads_purge()
+    assert set(Attachment.objects.values_list("pk", flat=True)) == {old_used.pk, fresh.pk}
+
+
+def test_deleting_and_uploading_again_does_not_reset_the_daily_volume(settings, alice, client_for):
+    settings.CHAT = {**settings.CHAT, "UPLOAD_DAILY_BYTES": 2 * len(PDF)}
+    for name in ("1.pdf", "2.pdf"):
+        uploads.upload_delete(user=alice.user, attachment_id=upload(alice, PDF, name).public_id)
+    refused(ErrorCode.RATE_LIMITED, lambda: upload(alice, PDF, "3.pdf"))
 
 
 def test_clients_can_read_the_upload_rules_first(settings, alice, client_for):
@@ -581,3 +622,33 @@ def test_the_web_clients_csp_allows_files_from_the_configured_origins(settings, 
     for name in ("img-src", "media-src"):
         assert directives[name].split()[-2:] == ["https://chat.example.com", "https://cdn.example.net"]
     assert "not a url" not in csp
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-3", (0, 3)),
+        ("bytes=-4", (6, 9)),
+        ("bytes=5-", (5, 9)),
+        ("bytes=3-100", (3, 9)),
+        ("bytes=10-", "unsatisfiable"),
+        ("bytes=-0", "unsatisfiable"),
+        ("bytes=5-3", None),  # malformed: the whole file (RFC 9110), not 416
+        ("bytes=0-3,5-6", None),  # several ranges: the whole file
+        ("items=0-3", None),
+        ("bytes=x-", None),
+    ],
+)
+def test_byte_ranges_of_a_ten_byte_file(header, expected):
+    from chatproject.core.files import _byte_range
+
+    assert _byte_range(header, 10) == expected
+
+
+def test_a_repeated_send_in_one_batch_is_refused_like_its_first_copy(alice, bob):
+    chat = direct(alice, bob)
+    bobs = upload(bob, PDF, "b.pdf")
+    request = services.SendRequest(alice.user, chat.public_id, "", "same-id", attachment_id=bobs.public_id)
+    first, again = services.message_send_many(requests=[request, request])
+    assert (first.message, again.message) == (None, None)
+    assert first.error.code == again.error.code == ErrorCode.NOT_FOUND

@@ -182,7 +182,6 @@ def personal_message(
 ) -> dict[str, Any]:
     return {
         "Sender": message.sender.public_id if message.sender else None,
-        "Content": _history_text(message),
         "ReadStatus": _read_status(message, pointers),
         "Timestamp": iso_ms(message.created_at),
         "_id": message.public_id,
@@ -194,7 +193,6 @@ def personal_message(
 
 def self_message(message: Message, reactions: Sequence[msg_selectors.ReactionCount] = ()) -> dict[str, Any]:
     return {
-        "Content": _history_text(message),
         "Timestamp": iso_ms(message.created_at),
         "_id": message.public_id,
         "Seq": message.seq,
@@ -414,7 +412,6 @@ def group_message(
     message: Message, pointers: dict[str, int], reactions: Sequence[msg_selectors.ReactionCount] = ()
 ) -> dict[str, Any]:
     return {
-        "Content": _history_text(message),
         "Sender": message.sender.display_name if message.sender else None,
         "ReadStatus": _read_status(message, pointers),
         "Timestamp": iso_ms(message.created_at),
@@ -994,23 +991,25 @@ def media_keys(kind: str, content: str, attachment: dict[str, Any] | None) -> di
     return keys
 
 
-def _history_text(message: Message) -> str:
-    return legacy_text(message.served_content, msg_events.attachment_payload(message.served_attachment))
-
-
 def message_extras(message: Message, reactions: Sequence[msg_selectors.ReactionCount] = ()) -> dict[str, Any]:
-    """Keys every history message carries besides the original's: the revision of its latest
-    change, when it was last edited, the message it quotes, and its reactions (emoji -> count,
-    and those that are the viewer's)."""
+    """`Content` as the original showed it (a media message's caption and URL), and the keys
+    every history message carries besides the original's: kind and file, the revision of its
+    latest change, when it was last edited, the message it quotes, and its reactions (emoji ->
+    count, and those that are the viewer's)."""
     reply = msg_events.reply_payload(message.reply_to) if message.reply_to_id else None
     attachment = msg_events.attachment_payload(message.served_attachment)
-    return media_keys(message.kind, message.served_content, attachment) | {
-        "Rev": message.rev,
-        "EditedAt": iso_ms(message.edited_at),
-        "ReplyTo": reply_to_payload(reply),
-        "Reactions": {r.emoji: r.count for r in reactions},
-        "MyReactions": [r.emoji for r in reactions if r.mine],
-    }
+    content = message.served_content
+    return (
+        {"Content": legacy_text(content, attachment)}
+        | media_keys(message.kind, content, attachment)
+        | {
+            "Rev": message.rev,
+            "EditedAt": iso_ms(message.edited_at),
+            "ReplyTo": reply_to_payload(reply),
+            "Reactions": {r.emoji: r.count for r in reactions},
+            "MyReactions": [r.emoji for r in reactions if r.mine],
+        }
+    )
 
 
 def _message_ref(data: dict[str, Any]) -> dict[str, Any]:

@@ -140,19 +140,13 @@ export function fromAttachment(a) {
   };
 }
 
-/** An upload's answer (POST /api/uploads/, §15.1) in the same shape. */
+/** An upload's answer (POST /api/uploads/, §15.1) in the same shape: the REST keys are the
+ * snake_case twins of the socket's. */
 export function fromUpload(u) {
-  if (!u || typeof u !== "object" || !u.id || !webUrl(u.url)) return null;
-  return {
-    id: u.id,
-    kind: u.kind,
-    url: u.url,
-    type: u.content_type || "",
-    size: Number(u.size) || 0,
-    name: u.name || "",
-    width: u.width || null,
-    height: u.height || null,
-  };
+  if (!u || typeof u !== "object" || !u.id) return null;
+  return fromAttachment({
+    Id: u.id, Kind: u.kind, Url: u.url, Type: u.content_type, Size: u.size, Name: u.name, Width: u.width, Height: u.height,
+  });
 }
 
 function webUrl(url) {
