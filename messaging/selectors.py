@@ -90,6 +90,28 @@ class ConversationSummary:
     last_rev: int = 0  # the conversation's latest change (docs/protocol.md §14)
 
 
+# The columns a conversation summary is built from: plain rows, no model instances (the
+# handshake reads every membership of a user).
+_SUMMARY_COLUMNS = (
+    "conversation_id",
+    "conversation__public_id",
+    "conversation__kind",
+    "conversation__last_message_at",
+    "conversation__last_seq",
+    "conversation__last_rev",
+    "conversation__title",
+    "last_read_seq",
+)
+_RECENT_FIRST = ("-conversation__last_message_at", "-conversation_id")
+
+
+def _membership_rows(user: User, kinds: tuple[str, ...] | None):
+    memberships = Membership.objects.filter(user=user, left_at__isnull=True)
+    if kinds:
+        memberships = memberships.filter(conversation__kind__in=kinds)
+    return memberships.order_by(*_RECENT_FIRST).values_list(*_SUMMARY_COLUMNS)
+
+
 def conversation_list_for_user(
     *, user: User, kinds: tuple[str, ...] | None = None
 ) -> list[ConversationSummary]:
@@ -98,11 +120,7 @@ def conversation_list_for_user(
     Two queries whatever the number of conversations: memberships with conversations, then the
     partners of the direct ones. Bounded by CHAT CONVERSATION_LIST_LIMIT.
     """
-    limit = settings.CHAT["CONVERSATION_LIST_LIMIT"]
-    memberships = Membership.objects.filter(user=user, left_at__isnull=True).select_related("conversation")
-    if kinds:
-        memberships = memberships.filter(conversation__kind__in=kinds)
-    rows = list(memberships.order_by("-conversation__last_message_at", "-conversation_id")[:limit])
+    rows = list(_membership_rows(user, kinds)[: settings.CHAT["CONVERSATION_LIST_LIMIT"]])
     return _summaries(user, rows)
 
 
@@ -116,19 +134,17 @@ class ConversationSnapshot:
 
 
 def conversation_snapshot_for_user(*, user: User, kinds: tuple[str, ...]) -> ConversationSnapshot:
-    """`conversation_ids_for_user` (groups) and `conversation_list_for_user(kinds)` in one call
-    (three queries, each bounded by what it needs: ids only for the groups, the list's limit for
-    the rest): a handshake pays once."""
-    return ConversationSnapshot(
-        conversation_ids_for_user(user=user, kinds=(Conversation.Kind.GROUP,)),
-        conversation_list_for_user(user=user, kinds=kinds),
-    )
+    """`conversation_ids_for_user` (groups) and `conversation_list_for_user(kinds)` from one
+    read of the memberships, as plain rows (two queries in all): a handshake pays once."""
+    rows = list(_membership_rows(user, kinds))
+    group_ids = [row[1] for row in rows if row[2] == Conversation.Kind.GROUP]
+    return ConversationSnapshot(group_ids, _summaries(user, rows[: settings.CHAT["CONVERSATION_LIST_LIMIT"]]))
 
 
-def _summaries(user: User, rows: list[Membership]) -> list[ConversationSummary]:
-    """Summaries of memberships (with their conversations), in their order; one query for the
+def _summaries(user: User, rows: list[tuple]) -> list[ConversationSummary]:
+    """Summaries of membership rows (`_SUMMARY_COLUMNS`), in their order; one query for the
     partners of the direct ones."""
-    direct_ids = [m.conversation_id for m in rows if m.conversation.kind == Conversation.Kind.DIRECT]
+    direct_ids = [row[0] for row in rows if row[2] == Conversation.Kind.DIRECT]
     partners: dict[int, tuple[str, str]] = {}
     if direct_ids:
         for conv_id, public_id, name in (
@@ -138,21 +154,20 @@ def _summaries(user: User, rows: list[Membership]) -> list[ConversationSummary]:
         ):
             partners[conv_id] = (public_id, name)
     result = []
-    for m in rows:
-        conv = m.conversation
-        partner = partners.get(conv.pk)
+    for pk, public_id, kind, last_message_at, last_seq, last_rev, title, last_read_seq in rows:
+        partner = partners.get(pk)
         result.append(
             ConversationSummary(
-                id=conv.public_id,
-                kind=conv.kind,
-                last_message_at=conv.last_message_at,
-                last_seq=conv.last_seq,
-                last_read_seq=m.last_read_seq,
-                unread=max(conv.last_seq - m.last_read_seq, 0),
+                id=public_id,
+                kind=kind,
+                last_message_at=last_message_at,
+                last_seq=last_seq,
+                last_read_seq=last_read_seq,
+                unread=max(last_seq - last_read_seq, 0),
                 partner_id=partner[0] if partner else None,
                 partner_name=partner[1] if partner else None,
-                title=conv.title or None,
-                last_rev=conv.last_rev,
+                title=title or None,
+                last_rev=last_rev,
             )
         )
     return result
