@@ -295,14 +295,20 @@ async def create_personal_chat(conn: Connection, data: dict[str, Any]) -> Outcom
 async def send_personal_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when the client posts into a direct chat. The receiver gets
     receive-personal-message through the bus; the sender gets the ack."""
+    return await _send(conn, data, _str(data, "ChatId"), PERSONAL)
+
+
+async def _send(conn: Connection, data: dict[str, Any], chat_id: str, kind: str) -> Outcome:
+    """A send event of any chat kind, through the batcher: the keys the three events share."""
     request = SendRequest(
         conn.user,
-        _str(data, "ChatId"),
+        chat_id,
         data.get("Content"),
         data.get("ClientMessageId"),
-        PERSONAL,
+        kind,
         reply_to=data.get("ReplyTo"),
-        **_media_fields(data),
+        message_kind=data.get("Kind"),
+        attachment_id=data.get("AttachmentId"),
         origin=conn.id,
     )
     return _sent(await send_batcher.submit(request))
@@ -383,17 +389,7 @@ async def send_self_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     if self_id is None:
         conversation = await call(msg_services.self_conversation_ensure, user=conn.user)
         self_id = conn.extra["self_conversation_id"] = conversation.public_id
-    request = SendRequest(
-        conn.user,
-        self_id,
-        data.get("Content"),
-        data.get("ClientMessageId"),
-        SELF,
-        reply_to=data.get("ReplyTo"),
-        **_media_fields(data),
-        origin=conn.id,
-    )
-    return _sent(await send_batcher.submit(request))
+    return await _send(conn, data, self_id, SELF)
 
 
 # --- groups ---------------------------------------------------------------------------------
@@ -463,17 +459,7 @@ async def create_group_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
 @handler("send-group-message")
 async def send_group_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when a member posts into a group; the others get receive-group-message."""
-    request = SendRequest(
-        conn.user,
-        _str(data, "GroupId"),
-        data.get("Content"),
-        data.get("ClientMessageId"),
-        GROUP,
-        reply_to=data.get("ReplyTo"),
-        **_media_fields(data),
-        origin=conn.id,
-    )
-    return _sent(await send_batcher.submit(request))
+    return await _send(conn, data, _str(data, "GroupId"), GROUP)
 
 
 @handler("read-group-message")
@@ -952,10 +938,6 @@ def reply_to_payload(reply: dict[str, Any] | None) -> dict[str, Any] | None:
 # docs/protocol.md §15. A send names an upload in `AttachmentId` (and may give `Kind`); every
 # message carries `Kind` and `Attachment`. An original client knows only `Content`: for a media
 # message that is the caption and the file's URL, so it shows a link.
-
-
-def _media_fields(data: dict[str, Any]) -> dict[str, Any]:
-    return {"message_kind": data.get("Kind"), "attachment_id": data.get("AttachmentId")}
 
 
 def attachment_wire(attachment: dict[str, Any] | None) -> dict[str, Any] | None:
