@@ -15,6 +15,7 @@ other request at most DATA_UPLOAD_MAX_MEMORY_SIZE plus the same margin (Django e
 exact limit for those itself).
 """
 
+import asyncio
 import json
 import tempfile
 
@@ -130,7 +131,10 @@ class BodyLimit:
                 total += len(body)
                 if total > limit:
                     return await _refuse(send, scope.get("path", ""), limit)
-                spool.write(body)
+                if total > SPOOL_IN_MEMORY:  # on disk by now: not on the event loop
+                    await asyncio.to_thread(spool.write, body)
+                else:
+                    spool.write(body)
                 if not message.get("more_body", False):
                     break
             spool.seek(0)
@@ -142,7 +146,11 @@ class BodyLimit:
                 nonlocal handed_over
                 if handed_over:
                     return await receive()  # the body is through: only a disconnect is left
-                chunk = spool.read(REPLAY_CHUNK)
+                chunk = (
+                    await asyncio.to_thread(spool.read, REPLAY_CHUNK)
+                    if total > SPOOL_IN_MEMORY
+                    else spool.read(REPLAY_CHUNK)
+                )
                 handed_over = spool.tell() >= total
                 return {"type": "http.request", "body": chunk, "more_body": not handed_over}
 

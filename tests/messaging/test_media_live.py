@@ -533,3 +533,26 @@ async def test_cookie_login_reaches_rest_and_unsafe_methods_need_the_csrf_token(
         http.get("/api/conversations/") as r,
     ):
         assert r.status == 401
+
+
+async def test_a_chunked_upload_larger_than_the_memory_spool_is_stored_whole(live_server_proc, make_user):
+    # Past 1 MiB the body limit's spool is a file on disk (written off the event loop).
+    alice = make_user("Alice")
+    document = PDF + b"%" + bytes(range(256)) * 6 * 1024  # ~1.5 MiB
+    multipart = (
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n'
+        b"Content-Type: application/pdf\r\n\r\n" + document + b"\r\n--xyz--\r\n"
+    )
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for start in range(0, len(multipart), 64 * 1024):
+            yield multipart[start : start + 64 * 1024]
+
+    headers = bearer(alice) | {"Content-Type": "multipart/form-data; boundary=xyz"}
+    async with aiohttp.ClientSession(base_url=live_server_proc.url) as http:
+        async with http.post("/api/uploads/", data=streamed(), headers=headers) as r:
+            assert r.request_info.headers.get("Transfer-Encoding") == "chunked"
+            assert r.status == 201, await r.text()
+            uploaded = await r.json()
+    assert (uploaded["content_type"], uploaded["size"]) == ("application/pdf", len(document))
+    assert stored_file(live_server_proc, uploaded["url"]).read_bytes() == document
