@@ -51,7 +51,7 @@ class ChatCookieAuthentication(authentication.BaseAuthentication):
     methods must carry the CSRF token (header X-CSRFToken), exactly as Django's forms do.
     Runs after the Bearer check: a request with an Authorization header never uses cookies."""
 
-    cookie = "access_token"  # accounts.expresschat.ACCESS_COOKIE
+    cookie = "access_token"  # gateway.protocols.expresschat.rest.ACCESS_COOKIE
 
     def authenticate(self, request) -> tuple[User, str] | None:
         token = request.COOKIES.get(self.cookie)

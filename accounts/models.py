@@ -48,7 +48,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
-    # Presence and receipts (chatproject/realtime/presence.py). `last_seen_at` is written when a
+    # Presence and receipts (gateway/presence.py). `last_seen_at` is written when a
     # connection ends and periodically while connected, never per event.
     last_seen_at = models.DateTimeField(null=True, blank=True)
     # Others always see this user as offline, without a last-seen time.

@@ -24,8 +24,8 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from chatproject.bus import publish_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
-from chatproject.realtime.publish import publish_on_commit
 
 from . import selectors
 from .events import session_revoked, user_settings_changed

@@ -25,7 +25,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from accounts.models import User  # noqa: E402
-from chatproject.realtime import bus  # noqa: E402
+from chatproject.bus import transport as bus  # noqa: E402
 from messaging.services import message_send  # noqa: E402
 
 

@@ -289,7 +289,7 @@ CHAT = {
     "SYNC_MAX_CHANGES": env_int("CHAT_SYNC_MAX_CHANGES", 500),
     # At most this many socket sends are written in one transaction.
     "SEND_BATCH_MAX": env_int("CHAT_SEND_BATCH_MAX", 100),
-    # Presence (chatproject/realtime/presence.py): each process refreshes its connections' entries
+    # Presence (gateway/presence.py): each process refreshes its connections' entries
     # every HEARTBEAT seconds; an entry not refreshed for TTL seconds is gone (a dead process's
     # users go offline within about TTL + HEARTBEAT). Changes are published at most once per
     # DEBOUNCE seconds per user. Seconds, fractions allowed.

@@ -13,8 +13,9 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("messaging.urls")),
     path("api/", include("groups.urls")),
-    path("api/", include("chatproject.realtime.urls")),
-    path("", include("accounts.expresschat_urls")),
+    path("api/", include("gateway.urls")),
+    path("", include("chatproject.pages")),
+    path("", include("gateway.protocols.expresschat.urls")),
 ]
 
 if settings.CHAT["SERVE_MEDIA"]:

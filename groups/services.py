@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from accounts import moderation
 from accounts.models import ModerationAction, User
+from chatproject.bus import publish_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 from chatproject.core.text import is_storable
-from chatproject.realtime.publish import publish_on_commit
 from messaging.models import Conversation, Membership
 from messaging.services import system_message_post
 

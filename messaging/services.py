@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from accounts import moderation
 from accounts.models import ModerationAction, User
+from chatproject.bus import PublishItem, publish_many_on_commit, publish_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 from chatproject.core.text import is_storable
-from chatproject.realtime.publish import PublishItem, publish_many_on_commit, publish_on_commit
 
 from . import events
 from .models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction

@@ -254,7 +254,7 @@ def bus_sent(monkeypatch) -> list:
         assert json.loads(json.dumps(event)) == event
         sent.append((groups, event))
 
-    monkeypatch.setattr("chatproject.realtime.bus.send", record)
+    monkeypatch.setattr("chatproject.bus.transport.send", record)
     return sent
 
 

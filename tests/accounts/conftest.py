@@ -81,7 +81,7 @@ def web(db, django_capture_on_commit_callbacks) -> CommitClient:
 def bus_sent(monkeypatch) -> list:
     """Every (groups, event) handed to the bus by publish_on_commit."""
     sent: list = []
-    monkeypatch.setattr("chatproject.realtime.bus.send", lambda groups, event: sent.append((groups, event)))
+    monkeypatch.setattr("chatproject.bus.transport.send", lambda groups, event: sent.append((groups, event)))
     return sent
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import new_public_id
 from chatproject.core.timefmt import iso_ms
-from chatproject.realtime.protocols import expresschat
+from gateway.protocols import expresschat
 from groups import selectors as group_selectors
 from groups import services as group_services
 from messaging import events, selectors, services

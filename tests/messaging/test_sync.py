@@ -9,7 +9,7 @@ import pytest
 
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import new_public_id
-from chatproject.realtime.protocols import expresschat
+from gateway.protocols import expresschat
 from groups import services as group_services
 from messaging import selectors, services
 from messaging.models import Conversation, Message

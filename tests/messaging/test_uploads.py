@@ -14,9 +14,9 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from accounts.expresschat import ACCESS_COOKIE
 from chatproject.core.errors import ApplicationError, ErrorCode
-from chatproject.realtime.protocols import expresschat
+from gateway.protocols import expresschat
+from gateway.protocols.expresschat.rest import ACCESS_COOKIE
 from messaging import events, media, selectors, services, uploads
 from messaging.models import Attachment, Message
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.models import ModerationAction
 from chatproject.core.errors import ApplicationError, ErrorCode
-from chatproject.realtime.protocols import expresschat
+from gateway.protocols import expresschat
 from messaging import selectors, services
 from messaging.models import Message
 from messaging.serializers import MessageOutput

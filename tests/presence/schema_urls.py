@@ -8,5 +8,5 @@ from accounts import apis as account_apis
 urlpatterns = [
     path("api/users/me/settings", account_apis.UserSettingsApi.as_view()),
     path("api/", include("messaging.urls")),
-    path("api/", include("chatproject.realtime.urls")),
+    path("api/", include("gateway.urls")),
 ]

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from chatproject.core.ids import new_public_id
-from chatproject.realtime import presence
+from gateway import presence
 from tests.messaging.conftest import direct, group, read_seq, send, send_many
 
 pytestmark = pytest.mark.django_db

@@ -12,9 +12,9 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from chatproject.core.errors import ApplicationError, ErrorCode
-from chatproject.realtime import presence
-from chatproject.realtime.protocols import expresschat as protocol
-from chatproject.realtime.protocols.expresschat import ACTOR, ALL, Emit
+from gateway import presence
+from gateway.protocols import expresschat as protocol
+from gateway.protocols.expresschat import ACTOR, ALL, Emit
 from tests.conftest import REDIS_URL
 from tests.messaging.conftest import direct, group
 

@@ -1,6 +1,6 @@
 """The hub's own rules, without a transport."""
 
-from chatproject.realtime.hub import Hub
+from gateway.hub import Hub
 
 
 async def test_an_event_on_an_ended_connection_gets_an_error_ack_not_silence():

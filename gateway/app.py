@@ -6,11 +6,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path
 
 from chatproject.core.body_limit import BodyLimit
+from gateway.transports.socketio import build_server
+from gateway.transports.ws import ChatConsumer
 
 from .bridge import bridge
-from .consumers import ChatConsumer
 from .presence import tracker
-from .server import build_server
 
 
 async def _startup() -> None:

@@ -20,13 +20,13 @@ from typing import Any
 from django.conf import settings
 
 from accounts.tokens import access_decode, user_for_claims
+from chatproject.bus.groups import USER_PREFIX, conversation_group, user_group
 from chatproject.core.errors import ApplicationError, ErrorCode
 
 from . import presence
 from .auth import Credentials, connection_authenticate, connection_renew, connection_snapshot
 from .bridge import bridge
 from .connection import Connection, TokenBucket
-from .groups import USER_PREFIX, conversation_group, user_group
 from .protocols import expresschat as protocol
 from .sync import call
 

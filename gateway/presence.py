@@ -49,13 +49,13 @@ from accounts import events as account_events
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.models import User
+from chatproject.bus import publish_now
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import new_public_id
 from chatproject.core.timefmt import iso_ms
 from messaging import selectors as msg_selectors
 
 from .connection import Connection
-from .publish import publish_now
 from .sync import call
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from . import bus
+from chatproject.bus import transport as bus
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from django.conf import settings
 from engineio import packet as eio_packet
 from socketio import packet
 
-from .auth import credentials_from_scope
-from .hub import Hub
+from gateway.auth import credentials_from_scope
+from gateway.hub import Hub
 
 logger = logging.getLogger(__name__)
 NAMESPACE = "/"

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from . import bus
+from . import transport as bus
 from .groups import conversation_group, user_group
 
 

@@ -19,10 +19,9 @@ from django.conf import settings
 
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import new_public_id
-
-from .auth import credentials_from_scope
-from .hub import ERROR_EVENT, Hub
-from .protocols import expresschat as protocol
+from gateway.auth import credentials_from_scope
+from gateway.hub import ERROR_EVENT, Hub
+from gateway.protocols import expresschat as protocol
 
 logger = logging.getLogger(__name__)
 CLOSE_POLICY = 4401

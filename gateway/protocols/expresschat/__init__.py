@@ -23,8 +23,13 @@ from typing import Any
 from django.conf import settings
 
 from accounts import services as account_services
+from chatproject.bus import publish_now
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.timefmt import iso_ms
+from gateway import presence
+from gateway.batching import send_batcher
+from gateway.connection import Connection
+from gateway.sync import call
 from groups import selectors as group_selectors
 from groups import services as group_services
 from messaging import events as msg_events
@@ -32,12 +37,6 @@ from messaging import selectors as msg_selectors
 from messaging import services as msg_services
 from messaging.models import Conversation, Message
 from messaging.services import SendRequest, SendResult
-
-from .. import presence
-from ..batching import send_batcher
-from ..connection import Connection
-from ..publish import publish_now
-from ..sync import call
 
 PERSONAL = Conversation.Kind.DIRECT
 SELF = Conversation.Kind.SELF

@@ -20,11 +20,10 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from accounts import services
+from accounts.http import BodyMalformed, BodyTooLarge, json_loads_strict, read_body_bounded, throttle_wait
+from accounts.tokens import TokenPair
 from chatproject.core.errors import ApplicationError, ErrorCode
-
-from . import services
-from .http import BodyMalformed, BodyTooLarge, json_loads_strict, read_body_bounded, throttle_wait
-from .tokens import TokenPair
 
 logger = logging.getLogger(__name__)
 
