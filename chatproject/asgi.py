@@ -7,6 +7,6 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
 django_application = get_asgi_application()
 
-from gateway.app import build_application  # noqa: E402
+from gateway.asgi import build_application  # noqa: E402
 
 application = build_application(django_application)

@@ -33,6 +33,20 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value.strip() else default
 
 
+def env_json(name: str, default: object) -> object:
+    """A JSON value from the environment (lists and objects of settings), else the default."""
+    import json
+    import os
+
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be JSON.") from exc
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -279,7 +293,29 @@ CHAT = {
     "SOCKET_RATE_PER_SECOND": env_int("CHAT_SOCKET_RATE_PER_SECOND", 20),
     "USER_RATE_BURST": env_int("CHAT_USER_RATE_BURST", 120),
     "USER_RATE_PER_SECOND": env_int("CHAT_USER_RATE_PER_SECOND", 40),
+    # One client event (packet or frame) may be this large; a larger one up to the transport
+    # ceiling is answered with the protocol's payload_too_large error and the connection stays;
+    # past the ceiling (Socket.IO's own default, 1 MiB) the transport drops the connection.
     "SOCKET_MAX_PAYLOAD_BYTES": env_int("CHAT_SOCKET_MAX_PAYLOAD_BYTES", 64 * 1024),
+    "SOCKET_TRANSPORT_MAX_BYTES": env_int("CHAT_SOCKET_TRANSPORT_MAX_BYTES", 1024 * 1024),
+    # The protocol registry (gateway/registry.py, docs/operations.md "Protocol mounts"): which
+    # wire protocol serves which mount. One entry per mount: `protocol` (the package, which
+    # exposes PROTOCOL), `transport` ("eio4": Socket.IO 3/4 clients, "eio3": Socket.IO 2
+    # clients, "ws": plain WebSocket), `path` (Engine.IO path or WebSocket path), `namespace`
+    # (Socket.IO), and optionally `host` (Host header name) or `port` (the listening port) where
+    # two mounts would otherwise claim the same path and namespace.
+    "PROTOCOLS": env_json(
+        "CHAT_PROTOCOLS",
+        [
+            {
+                "protocol": "gateway.protocols.expresschat",
+                "transport": "eio4",
+                "path": "/socket.io/",
+                "namespace": "/",
+            },
+            {"protocol": "gateway.protocols.expresschat", "transport": "ws", "path": "/ws/"},
+        ],
+    ),
     "SOCKET_CORS_ALLOWED_ORIGINS": env_list("CHAT_SOCKET_CORS_ALLOWED_ORIGINS"),
     "SOCKET_PING_INTERVAL": env_int("CHAT_SOCKET_PING_INTERVAL", 25),
     "SOCKET_PING_TIMEOUT": env_int("CHAT_SOCKET_PING_TIMEOUT", 20),

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from gateway import registry
 from messaging.apis import media_file
 
 urlpatterns = [
@@ -15,8 +16,10 @@ urlpatterns = [
     path("api/", include("groups.urls")),
     path("api/", include("gateway.urls")),
     path("", include("chatproject.pages")),
-    path("", include("gateway.protocols.expresschat.urls")),
 ]
+
+# Each mounted protocol's own REST endpoints (the ExpressChat /signup, /login, ...), at the root.
+urlpatterns += [path("", include(module)) for module in registry.url_modules()]
 
 if settings.CHAT["SERVE_MEDIA"]:
     # Uploaded files from the local storage (messaging.apis.media_file), at MEDIA_URL.

@@ -1,4 +1,4 @@
-"""Handshake authentication for both transports.
+"""Handshake authentication, for every protocol that takes the product's own tokens.
 
 Credentials are taken, in this order, from:
 1. the Socket.IO `auth` payload `{"token": <access>}` (native clients);
@@ -12,15 +12,18 @@ refresh token *of the same user and the same login session*, yields a new access
 server pushes to the client as `access-token`.
 """
 
+import time
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from accounts.models import User
 from accounts.tokens import AccessClaims, access_decode, access_token_for, refresh_decode, user_for_claims
 from chatproject.core.errors import ApplicationError, ErrorCode
 from messaging.models import Conversation
 from messaging.selectors import ConversationSnapshot, conversation_snapshot_for_user
+
+from .transports.handshake import Handshake
 
 
 @dataclass(frozen=True)
@@ -48,15 +51,15 @@ def _cookies(header: str) -> dict[str, str]:
     return {key: morsel.value for key, morsel in jar.items()}
 
 
-def credentials_from_scope(*, auth: object, headers: dict[str, str], query_string: str) -> Credentials:
-    """Pick the credentials a client presented. `headers` keys are lower-case header names."""
+def first_party_credentials(handshake: Handshake) -> Credentials:
+    """Pick the product's own credentials a client presented, in the order above."""
+    auth, headers = handshake.auth, handshake.headers
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):
         return Credentials(auth["token"], None, renewable=False)
     authorization = headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         return Credentials(authorization[7:].strip(), None, renewable=False)
-    query = parse_qs(query_string)
-    access, refresh = query.get("accessToken", [None])[0], query.get("refreshToken", [None])[0]
+    access, refresh = handshake.query.get("accessToken"), handshake.query.get("refreshToken")
     if access and refresh:
         return Credentials(access, refresh, renewable=True)
     cookies = _cookies(headers.get("cookie", ""))
@@ -112,6 +115,13 @@ def connection_snapshot(*, user: User, session_id: str) -> ConversationSnapshot:
 
 
 def _now() -> int:
-    import time
-
     return int(time.time())
+
+
+def query_dict(query_string: str) -> dict[str, str]:
+    """A request's query string as a dict: the first value of each key, from the first 64
+    pairs of its first 8 KiB (a handshake's query is small; a huge one is not parsed whole)."""
+    found: dict[str, str] = {}
+    for key, value in parse_qsl(query_string[:8192], keep_blank_values=True)[:64]:
+        found.setdefault(key, value)
+    return found

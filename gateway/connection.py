@@ -1,6 +1,7 @@
-"""What every transport knows about one live connection, and the per-connection rate limit."""
+"""What the gateway knows about one live connection, and the per-connection rate limit."""
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,17 +30,33 @@ class TokenBucket:
 
 
 @dataclass
+class TypingState:
+    """Typing relays of one connection (gateway.actions): per conversation, when the last
+    `typing` was relayed and whether the user may still show as typing; and membership checks
+    reused for a few seconds (conversation id -> (valid until, target))."""
+
+    relayed: dict[str, list] = field(default_factory=dict)
+    access: dict[str, tuple[float, Any]] = field(default_factory=dict)
+
+
+@dataclass
 class Connection:
-    """One authenticated socket (Socket.IO sid or /ws/ consumer)."""
+    """One authenticated socket (a Socket.IO sid, a /ws/ consumer, a Socket.IO 2 socket)."""
 
     id: str
     user: User
     session_id: str  # the LoginSession sid the token belongs to
     expires_at: int  # access token expiry, unix seconds
-    transport: str  # "socketio" | "ws"
-    refresh_token: str | None = None  # ExpressChat path: lets the server renew the access token
+    protocol: str  # the protocol's name
+    transport: str  # "eio4" | "eio3" | "ws"
+    refresh_token: str | None = None  # lets the server renew the access token on a live socket
     bucket: TokenBucket | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Bus groups this connection is routed for (its user's, and its group conversations').
+    groups: list[str] = field(default_factory=list)
+    capabilities: frozenset[str] = frozenset()  # what the client opted in to (protocol-defined)
+    typing: TypingState = field(default_factory=TypingState)
+    state: Any = None  # the protocol's own per-connection state (a dataclass of the protocol)
+    expiry_changed: Callable[[], None] | None = None  # set by the hub: reschedules the expiry
 
     @property
     def user_id(self) -> str:

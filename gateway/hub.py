@@ -1,14 +1,18 @@
-"""The life of a connection, the same for every transport.
+"""The life of a connection, the same for every protocol and every transport.
 
-A hub authenticates a new connection, subscribes the process to its user's bus group, sends
-the protocol's greeting, runs each client event through rate limits and the protocol's handler,
-renders bus events into the protocol for its local connections, and ends connections whose token
-expired or whose session was revoked. Subclasses only say how to send to one connection, how to
-fan out to local connections, and how to close one.
+One hub serves one mount: a protocol (`gateway.protocol.Protocol`, given as a parameter) on a
+transport (the six-method contract of `gateway.transports.base.Transport`). It authenticates a
+new connection, subscribes the process to its user's bus group, has the protocol greet it, runs
+each client event through the rate limits and the protocol's handler, renders bus events through
+the protocol and the audience evaluator into its local connections, and ends connections whose
+token expired or whose session was revoked. It names no wire event: what goes on the wire is the
+protocol's.
 
 Presence and receipts hook in here: a greeted connection is reported to the presence tracker and
 a forgotten one removed from it; receipt events skip users who turned read receipts off.
 """
+
+from __future__ import annotations
 
 import asyncio
 import logging
@@ -19,136 +23,145 @@ from typing import Any
 
 from django.conf import settings
 
-from accounts.tokens import access_decode, user_for_claims
 from chatproject.bus.groups import USER_PREFIX, conversation_group, user_group
 from chatproject.core.errors import ApplicationError, ErrorCode
 
 from . import presence
-from .auth import Credentials, connection_authenticate, connection_renew, connection_snapshot
+from .audience import Local, deliveries
+from .auth import connection_authenticate, connection_renew, connection_snapshot
 from .bridge import bridge
 from .connection import Connection, TokenBucket
-from .protocols import expresschat as protocol
+from .protocol import Answer, Protocol, Refusal
 from .sync import call
+from .transports.base import Transport
+from .transports.handshake import Admission, Handshake
 
 logger = logging.getLogger(__name__)
 
-# Transport-level events, shared by every protocol.
-AUTH_EVENT = "auth"  # in-band token refresh: {"token": <access>}
-ERROR_EVENT = "error"
-ACCESS_TOKEN_EVENT = "access-token"
-
-
-def ack_ok(data: Any) -> dict[str, Any]:
-    return {"ok": True, "data": data}
-
-
-def ack_error(error: ApplicationError) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": str(error.code), "message": error.message, "extra": error.extra}}
+ENDED = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended; reconnect.")
+TOO_LARGE = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "The event is too large.")
 
 
 class Hub:
-    transport = "base"
-
-    def __init__(self) -> None:
+    def __init__(self, protocol: Protocol, transport: Transport) -> None:
+        self.protocol = protocol
+        self.transport = transport
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[str, set[str]] = defaultdict(set)
         self.user_buckets: dict[str, TokenBucket] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        # Users with local connections who turned read receipts off: receipt events (Emit.receipt)
-        # skip them. Kept from the handshake's user row and `user.settings_changed` events.
+        # Accepted handshakes that the protocol refuses after CONNECT (events, then a close).
+        self.refusing: dict[str, Refusal] = {}
+        # Access tokens renewed at the handshake, told to the client in its greeting.
+        self.renewed: dict[str, str] = {}
+        # Users with local connections who turned read receipts off: receipt emits skip them.
+        # Kept from the handshake's user row and `user.settings_changed` events.
         self.receipts_off: set[str] = set()
+        # Capability -> local connections without it (emits that require it skip them).
+        self.lacking: dict[str, set[str]] = defaultdict(set)
+        self.local = Local(self.by_user, self.receipts_off, self.lacking)
         self.stats = {"events": 0, "errors": 0, "rate_limited": 0}
         bridge.add_sink(self)
 
-    # --- to be provided by the transport ----------------------------------------------------
-
-    async def send(self, conn_id: str, name: str, payload: Any) -> None:
-        raise NotImplementedError
-
-    async def fanout(
-        self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]
-    ) -> None:
-        """Send to every local connection in `target` (a bus group), restricted to `only` when
-        given, minus `skip`."""
-        raise NotImplementedError
-
-    async def close(self, conn_id: str) -> None:
-        raise NotImplementedError
-
-    async def join_local(self, conn_id: str, groups: list[str]) -> None:
-        """Put a connection into local routing for these bus groups."""
-        raise NotImplementedError
-
-    async def leave_local(self, conn_id: str, groups: list[str]) -> None:
-        """Take a connection out of local routing for these bus groups."""
-        raise NotImplementedError
-
-    def is_open(self, conn_id: str) -> bool:
-        raise NotImplementedError
-
     # --- connection lifecycle ---------------------------------------------------------------
 
-    async def refuse(self, conn_id: str, code: str) -> None:
-        """The ExpressChat failure sequence: auth-failure, then a server disconnect."""
-        await self.send(conn_id, protocol.AUTH_FAILURE, protocol.auth_failure_payload(code))
-        await self.close(conn_id)
-
-    async def open(self, conn_id: str, credentials: Credentials) -> Connection | None:
-        """Called when a transport accepted a new connection: authenticate and greet it."""
+    async def connect(self, conn_id: str, handshake: Handshake) -> Admission:
+        """Called when a client asks to connect: authenticate it. Refused: the transport
+        answers with `error` (or, for protocols that refuse after CONNECT, the refusal is told
+        by `greet`). Accepted: the transport answers CONNECT, then calls `greet`."""
         try:
+            credentials = self.protocol.credentials(handshake)
             authed = await call(connection_authenticate, credentials=credentials)
         except ApplicationError as error:
-            await self.refuse(conn_id, str(error.code))
-            return None
+            return self._refused(conn_id, error)
         except Exception:
-            logger.exception("handshake failed: conn=%s", conn_id)
-            await self.refuse(conn_id, str(ErrorCode.INTERNAL))
-            return None
+            logger.exception("handshake failed: protocol=%s conn=%s", self.protocol.name, conn_id)
+            return self._refused(conn_id, ApplicationError(ErrorCode.INTERNAL, "Internal error."))
+        chat = settings.CHAT
         conn = Connection(
             id=conn_id,
             user=authed.user,
             session_id=authed.session_id,
             expires_at=authed.expires_at,
-            transport=self.transport,
+            protocol=self.protocol.name,
+            transport=self.transport.name,
             refresh_token=authed.refresh_token,
-            bucket=TokenBucket(settings.CHAT["SOCKET_RATE_BURST"], settings.CHAT["SOCKET_RATE_PER_SECOND"]),
+            bucket=TokenBucket(chat["SOCKET_RATE_BURST"], chat["SOCKET_RATE_PER_SECOND"]),
+            capabilities=self.protocol.capabilities(handshake),
+            state=self.protocol.new_state(handshake),
         )
+        conn.expiry_changed = lambda: self._schedule_expiry(conn)
+        if authed.new_access:
+            self.renewed[conn_id] = authed.new_access
         self.connections[conn_id] = conn
         self.by_user[conn.user_id].add(conn_id)
         self._note_settings(conn.user_id, conn.user.read_receipts_enabled)
+        return Admission(True)
+
+    def _refused(self, conn_id: str, error: ApplicationError) -> Admission:
+        refusal = self.protocol.refusal(error)
+        if refusal.connect_error is not None:
+            return Admission(False, refusal.connect_error)
+        self.refusing[conn_id] = refusal
+        return Admission(True)
+
+    async def greet(self, conn_id: str) -> Connection | None:
+        """Called once the transport answered CONNECT: subscribe, check, greet."""
+        refusal = self.refusing.pop(conn_id, None)
+        if refusal is not None:
+            await self._tell_and_close(conn_id, refusal)
+            return None
+        conn = self.connections.get(conn_id)
+        if conn is None:
+            return None
         # Subscribe before checking or reading anything: a logout, ban or membership change that
         # commits after this point reaches us through the bus; whatever committed before is
         # seen by the checks and reads below.
         user_room = user_group(conn.user_id)
-        conn.extra["groups"] = [user_room]
-        await self.join_local(conn_id, [user_room])
+        conn.groups.append(user_room)
+        await self.transport.join_local(conn_id, [user_room])
         try:
             await bridge.subscribe([user_room])
             snapshot = await call(connection_snapshot, user=conn.user, session_id=conn.session_id)
         except ApplicationError as error:
-            await self.refuse(conn_id, str(error.code))
+            await self._tell_and_close(conn_id, self.protocol.refusal(error))
             await self.forget(conn_id)
             return None
         except Exception:  # the bus or the database is unreachable: tell the client, don't hang
             logger.exception("handshake failed after authentication: conn=%s", conn_id)
-            await self.refuse(conn_id, str(ErrorCode.INTERNAL))
+            error = ApplicationError(ErrorCode.INTERNAL, "Internal error.")
+            await self._tell_and_close(conn_id, self.protocol.refusal(error))
             await self.forget(conn_id)
             return None
         if conn_id not in self.connections:  # revoked (or gone) while we were reading
             return None
         for conversation_id in snapshot.group_ids:
             await self._route(conn.user_id, conversation_group(conversation_id), join=True, only=conn_id)
-        if authed.new_access:
-            await self.send(conn_id, ACCESS_TOKEN_EVENT, {"accessToken": authed.new_access})
-        for name, payload in protocol.on_connect(conn, snapshot.summaries):
-            await self.send(conn_id, name, payload)
+        for capability in self._capabilities():
+            if capability not in conn.capabilities:
+                self.lacking[capability].add(conn_id)
+        new_access = self.renewed.pop(conn_id, None)
+        if new_access:
+            await self._send_all(conn_id, self.protocol.token_renewed(conn, new_access))
+        await self._send_all(conn_id, self.protocol.greeting(conn, snapshot))
         self._schedule_expiry(conn)
-        if not self.is_open(conn_id):  # the client left while we were greeting it
+        if not self.transport.is_open(conn_id):  # the client left while we were greeting it
             await self.forget(conn_id)
             return None
         # Presence hook: only a connection that made it through the greeting counts as online.
         await self._presence(presence.tracker.connected, conn)
         return conn
+
+    def _capabilities(self) -> tuple[str, ...]:
+        return getattr(self.protocol, "optional_capabilities", ())
+
+    async def _tell_and_close(self, conn_id: str, refusal: Refusal) -> None:
+        await self._send_all(conn_id, refusal.emits)
+        await self.transport.close(conn_id)
+
+    async def _send_all(self, conn_id: str, emits: list[tuple[str, Any]]) -> None:
+        for name, payload in emits:
+            await self.transport.send(conn_id, name, payload)
 
     async def _presence(self, hook: Callable[[Connection], Awaitable[None]], conn: Connection) -> None:
         """Presence is best effort: a failing presence store must not break a connection."""
@@ -165,12 +178,16 @@ class Hub:
 
     async def forget(self, conn_id: str) -> None:
         """Called when a connection ended, for any reason. Idempotent."""
+        self.refusing.pop(conn_id, None)
+        self.renewed.pop(conn_id, None)
         conn = self.connections.pop(conn_id, None)
         timer = self.timers.pop(conn_id, None)
         if timer is not None:
             timer.cancel()
         if conn is None:
             return
+        for lacking in self.lacking.values():
+            lacking.discard(conn_id)
         sids = self.by_user.get(conn.user_id)
         if sids is not None:
             sids.discard(conn_id)
@@ -178,7 +195,9 @@ class Hub:
                 del self.by_user[conn.user_id]
                 self.user_buckets.pop(conn.user_id, None)
                 self.receipts_off.discard(conn.user_id)
-        await bridge.unsubscribe(conn.extra.get("groups", []))
+        groups, conn.groups = conn.groups, []
+        await self.transport.leave_local(conn_id, groups)
+        await bridge.unsubscribe(groups)
         await self._presence(presence.tracker.disconnected, conn)  # presence hook
 
     # --- client events ----------------------------------------------------------------------
@@ -191,56 +210,50 @@ class Hub:
             )
         return conn.bucket.take() and user_bucket.take()
 
-    async def handle(self, conn_id: str, event: str, data: Any) -> dict[str, Any] | None:
-        """Called for every client event. Returns the ack; errors are also sent as `error`."""
+    async def handle(
+        self, conn_id: str, event: str, args: list[Any], *, oversize: bool = False
+    ) -> list | None:
+        """Called for every client event with all its arguments. Sends what the protocol answers
+        and returns the ack arguments (None: no ack). `oversize`: the transport found the
+        packet over the protocol limit (but under its own ceiling): refused, nothing is run."""
         conn = self.connections.get(conn_id)
         if conn is None:
             # Ended (logout, ban, expiry) while this event was in flight: say so, rather than
             # leave the client waiting for an ack until its timeout. Nothing was done.
-            return ack_error(
-                ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended; reconnect.")
-            )
+            return await self._answer(conn_id, self.protocol.answer_error(None, event, ENDED))
         self.stats["events"] += 1
+        name = event if isinstance(event, str) else ""
         try:
             if not self._allowed(conn):
                 self.stats["rate_limited"] += 1
                 raise ApplicationError(ErrorCode.RATE_LIMITED, "Too many events; slow down.")
-            if event == AUTH_EVENT:
-                return ack_ok(await self._reauthenticate(conn, data))
-            handler = protocol.HANDLERS.get(event)
+            if oversize:
+                raise TOO_LARGE
+            handler = self.protocol.handlers.get(name)
             if handler is None:
-                raise ApplicationError(ErrorCode.INVALID, "Unknown event.", {"event": str(event)[:64]})
-            outcome = await handler(conn, protocol.payload_dict(data))
+                raise ApplicationError(ErrorCode.INVALID, "Unknown event.", {"event": name[:64]})
+            outcome = await handler(conn, args)
         except ApplicationError as error:
             self.stats["errors"] += 1
-            await self.send(conn_id, ERROR_EVENT, protocol.error_payload(error, str(event)[:64]))
-            return ack_error(error)
+            return await self._answer(conn_id, self.protocol.answer_error(conn, name[:64], error))
         except Exception:
             self.stats["errors"] += 1
-            logger.exception("handler failed: event=%s user=%s", str(event)[:64], conn.user_id)
+            logger.exception("handler failed: event=%s user=%s", name[:64], conn.user_id)
             error = ApplicationError(ErrorCode.INTERNAL, "Internal error.")
-            await self.send(conn_id, ERROR_EVENT, protocol.error_payload(error, str(event)[:64]))
-            return ack_error(error)
-        for name, payload in outcome.emits:
-            await self.send(conn_id, name, payload)
-        if outcome.error is not None:  # refused, with the protocol's own failure event sent above
+            return await self._answer(conn_id, self.protocol.answer_error(conn, name[:64], error))
+        if outcome.error is not None:  # refused, with the protocol's own failure event
             self.stats["errors"] += 1
-            return ack_error(outcome.error)
-        return ack_ok(outcome.data)
+        return await self._answer(conn_id, self.protocol.answer(conn, name, outcome))
 
-    async def _reauthenticate(self, conn: Connection, data: Any) -> dict[str, Any]:
-        """In-band token refresh: a new access token of the same user extends the connection."""
-        token = data.get("token") if isinstance(data, dict) else None
-        claims = access_decode(token)
-        user = await call(user_for_claims, claims=claims)
-        if user.public_id != conn.user_id:
-            raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The token belongs to another user.")
-        if claims.sid != conn.session_id:
-            conn.refresh_token = None  # it belongs to the old session and could not renew this one
-        conn.user, conn.session_id, conn.expires_at = user, claims.sid, claims.expires_at
-        self._note_settings(user.public_id, user.read_receipts_enabled)
-        self._schedule_expiry(conn)
-        return {"expires_at": claims.expires_at}
+    async def refuse_event(self, conn_id: str, event: str, error: ApplicationError) -> list | None:
+        """Called for a client frame the transport could not decode: answered like any refused
+        event, nothing is run."""
+        conn = self.connections.get(conn_id)
+        return await self._answer(conn_id, self.protocol.answer_error(conn, event, error))
+
+    async def _answer(self, conn_id: str, answer: Answer) -> list | None:
+        await self._send_all(conn_id, answer.emits)
+        return answer.ack
 
     # --- token expiry -----------------------------------------------------------------------
 
@@ -248,13 +261,15 @@ class Hub:
         old = self.timers.pop(conn.id, None)
         if old is not None:
             old.cancel()
+        if conn.id not in self.connections:
+            return
         delay = max(conn.expires_at - time.time(), 0)
         loop = asyncio.get_running_loop()
         self.timers[conn.id] = loop.call_later(delay, lambda: loop.create_task(self._expired(conn.id)))
 
     async def _expired(self, conn_id: str) -> None:
-        """At the access token's expiry: renew it for ExpressChat connections that hold a refresh
-        token of a live session (pushing `access-token`), else end the connection."""
+        """At the access token's expiry: renew it for connections that hold a refresh token of
+        a live session (the protocol tells the client), else end the connection."""
         conn = self.connections.get(conn_id)
         if conn is None:
             return
@@ -264,11 +279,11 @@ class Hub:
             )
         except ApplicationError as error:
             code = ErrorCode.TOKEN_EXPIRED if error.code == ErrorCode.TOKEN_EXPIRED else error.code
-            await self.refuse(conn_id, str(code))
+            await self._tell_and_close(conn_id, self.protocol.refusal(ApplicationError(code, error.message)))
             await self.forget(conn_id)
             return
         conn.expires_at = expires_at
-        await self.send(conn_id, ACCESS_TOKEN_EVENT, {"accessToken": access})
+        await self._send_all(conn_id, self.protocol.token_renewed(conn, access))
         self._schedule_expiry(conn)
 
     # --- bus events -------------------------------------------------------------------------
@@ -276,42 +291,28 @@ class Hub:
     async def deliver(self, target: str, event: dict[str, Any]) -> None:
         """Called by the bridge for each bus event: apply membership changes to local routing,
         render the event, and send it to the local connections it concerns."""
-        if event.get("type") == "session.revoked":
+        if not self.connections:
+            return
+        kind = event.get("type")
+        if kind == "session.revoked":
             await self._revoke(event)
             return
-        if event.get("type") == "user.settings_changed":
+        if kind == "user.settings_changed":
             self._settings_changed(event)
             return
         conversation_id = (event.get("conversation") or {}).get("id")
         room = conversation_group(conversation_id) if conversation_id else None
-        roles = {protocol.ACTOR: event.get("actor"), protocol.SUBJECT: event.get("subject")}
-        if target.startswith(USER_PREFIX):
-            recipient = target[len(USER_PREFIX) :]
-            if room and recipient in event.get("joins", ()):
-                await self._route(recipient, room, join=True)
-            held = {role for role, who in roles.items() if who and who == recipient}
-            receipts_off = recipient in self.receipts_off
-            origin = {event["origin"]} if event.get("origin") else set()
-            for emit in protocol.render(event):
-                if emit.receipt and receipts_off:
-                    continue
-                if (emit.to == protocol.ALL or emit.to in held) and not held.intersection(emit.skip):
-                    skip = origin if emit.skip_origin else set()
-                    await self.fanout(target, emit.name, emit.payload, only=None, skip=skip)
+        recipient = target[len(USER_PREFIX) :] if target.startswith(USER_PREFIX) else None
+        if recipient is not None and room and recipient in event.get("joins", ()):
+            await self._route(recipient, room, join=True)
+        for emit, delivery in deliveries(target, event, self.protocol.render(event), self.local):
+            await self.transport.fanout(
+                target, emit.name, emit.payload, only=delivery.only, skip=delivery.skip
+            )
+        if recipient is not None:
             if room and recipient in event.get("leaves", ()):
                 await self._route(recipient, room, join=False)
             return
-        for emit in protocol.render(event):
-            only = None if emit.to == protocol.ALL else set(self.by_user.get(roles[emit.to] or "", ()))
-            skip: set[str] = set()
-            for role in emit.skip:
-                skip |= self.by_user.get(roles[role] or "", set())
-            if emit.receipt:
-                for user_id in self.receipts_off:
-                    skip |= self.by_user.get(user_id, set())
-            if emit.skip_origin and event.get("origin"):
-                skip.add(event["origin"])
-            await self.fanout(target, emit.name, emit.payload, only=only, skip=skip)
         for user_id in event.get("leaves", ()):
             await self._route(user_id, target, join=False)
         if event.get("leaves_all"):
@@ -325,14 +326,13 @@ class Hub:
             conn = self.connections.get(conn_id)
             if conn is None:
                 continue
-            groups = conn.extra.setdefault("groups", [])
-            if join and group not in groups:
-                groups.append(group)
-                await self.join_local(conn_id, [group])
+            if join and group not in conn.groups:
+                conn.groups.append(group)
+                await self.transport.join_local(conn_id, [group])
                 await bridge.subscribe([group])
-            elif not join and group in groups:
-                groups.remove(group)
-                await self.leave_local(conn_id, [group])
+            elif not join and group in conn.groups:
+                conn.groups.remove(group)
+                await self.transport.leave_local(conn_id, [group])
                 await bridge.unsubscribe([group])
 
     def _settings_changed(self, event: dict[str, Any]) -> None:
@@ -356,9 +356,9 @@ class Hub:
             for conn_id in list(self.by_user.get(user_id, ()))
             if sid is None or self.connections[conn_id].session_id == sid
         ]
-        for emit in protocol.render(event):
+        for emit in self.protocol.render(event):
             for conn_id in victims:
-                await self.send(conn_id, emit.name, emit.payload)
+                await self.transport.send(conn_id, emit.name, emit.payload)
         for conn_id in victims:
-            await self.close(conn_id)
+            await self.transport.close(conn_id)
             await self.forget(conn_id)

@@ -132,7 +132,9 @@ class ServerProcess:
         self._log_file.close()
 
 
-def _start_servers(count: int, tmp: Path, redis_url: str) -> list[ServerProcess]:
+def _start_servers(
+    count: int, tmp: Path, redis_url: str, extra_env: dict[str, str] | None = None
+) -> list[ServerProcess]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -164,6 +166,7 @@ def _start_servers(count: int, tmp: Path, redis_url: str) -> list[ServerProcess]
     env.pop("REDIS_URL", None)
     if redis_url:
         env["REDIS_URL"] = redis_url
+    env.update(extra_env or {})
     servers = [ServerProcess(_free_port(), env, tmp / f"server{i}.log") for i in range(count)]
     for server in servers:
         server.wait_ready()

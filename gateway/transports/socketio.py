@@ -1,23 +1,36 @@
-"""The python-socketio AsyncServer (namespace "/", the ExpressChat protocol), built from settings.
+"""Socket.IO over Engine.IO 4 (python-socketio): one AsyncServer per Engine.IO path and host,
+one namespace per mounted protocol, each namespace a thin shell over its hub.
 
 Local routing uses python-socketio's own in-process rooms, named like the bus groups: a bus
-event for group G is emitted once to room G, which encodes the packet once for every local
-recipient. There is no python-socketio client manager on Redis: the channel layer is the bus.
+event for group G is encoded once and queued on every local socket in room G. There is no
+python-socketio client manager on Redis: the channel layer is the bus.
 """
 
+from __future__ import annotations
+
+import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
-from django.conf import settings
 from engineio import packet as eio_packet
-from socketio import packet
+from socketio import exceptions, packet
 
-from gateway.auth import credentials_from_scope
-from gateway.hub import Hub
+from gateway.auth import query_dict
+
+from .handshake import Handshake
+
+if TYPE_CHECKING:
+    from gateway.hub import Hub
 
 logger = logging.getLogger(__name__)
-NAMESPACE = "/"
+
+NAME = "eio4"
+# How long a protocol that answers CONNECT after authenticating waits for python-socketio to
+# have sent it before greeting (it is sent right after the connect handler returns).
+CONNECT_WAIT_SECONDS = 5.0
+# A Socket.IO packet's first character is its type.
+BINARY_TYPES = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
@@ -26,18 +39,52 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     }
 
 
-class SocketIOHub(Hub):
-    transport = "socketio"
+class GatewayServer(socketio.AsyncServer):
+    """python-socketio's server, with two checks on every Engine.IO message before it is
+    decoded: no binary packets (no protocol here has binary events; their attachments would be
+    buffered without bound), and the size of each packet against the protocols' limit, so an
+    event over it is answered with the protocol's error instead of dropping the connection
+    (Engine.IO's own ceiling, `max_http_buffer_size`, still drops what is larger).
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
-        super().__init__()
+    Overrides python-socketio's `_handle_eio_message` (5.18, pinned; tests cover both checks).
+    """
+
+    def __init__(self, *, event_limit: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.event_limit = event_limit
+        self.oversize: set[str] = set()  # Engine.IO sids whose message is being handled
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if not isinstance(data, str) or data[:1] in BINARY_TYPES:
+            logger.warning("binary socket.io packet refused: eio=%s", eio_sid)
+            await self.eio.disconnect(eio_sid)
+            return
+        limit = self.event_limit
+        if len(data) > limit or (
+            len(data) * 4 > limit and len(data.encode("utf-8", "surrogatepass")) > limit
+        ):
+            self.oversize.add(eio_sid)
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        finally:
+            self.oversize.discard(eio_sid)
+
+
+class SocketIOTransport:
+    """The six-method contract for one namespace of a python-socketio server."""
+
+    name = NAME
+
+    def __init__(self, sio: GatewayServer, namespace: str) -> None:
         self.sio = sio
+        self.namespace = namespace
+        self.greeting: dict[str, asyncio.Task] = {}
 
     async def send(self, conn_id: str, name: str, payload: Any) -> None:
-        await self.sio.emit(name, payload, to=conn_id, namespace=NAMESPACE)
+        await self.sio.emit(name, payload, to=conn_id, namespace=self.namespace)
 
     async def fanout(
-        self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]
+        self, target: str, name: str, payload: Any, *, only: frozenset[str] | None, skip: frozenset[str]
     ) -> None:
         """Encode the packet once and hand it to each local socket's send queue in turn.
 
@@ -45,13 +92,13 @@ class SocketIOHub(Hub):
         group that task creation was ~40% of the fan-out CPU. A socket's send only enqueues
         (Engine.IO writes from the queue in its own task), so awaiting each in turn is cheap.
         """
-        participants = self.sio.manager.get_participants(NAMESPACE, target)
+        participants = self.sio.manager.get_participants(self.namespace, target)
         recipients = [
             eio_sid for sid, eio_sid in participants if sid not in skip and (only is None or sid in only)
         ]
         if not recipients:
             return
-        encoded = self.sio.packet_class(packet.EVENT, namespace=NAMESPACE, data=[name, payload]).encode()
+        encoded = self.sio.packet_class(packet.EVENT, namespace=self.namespace, data=[name, payload]).encode()
         frames = [
             eio_packet.Packet(eio_packet.MESSAGE, part)
             for part in (encoded if isinstance(encoded, list) else [encoded])
@@ -62,53 +109,70 @@ class SocketIOHub(Hub):
                 await send(eio_sid, frame)
 
     async def close(self, conn_id: str) -> None:
-        await self.sio.disconnect(conn_id, namespace=NAMESPACE)
+        await self.sio.disconnect(conn_id, namespace=self.namespace)
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:
         for group in groups:
-            await self.sio.enter_room(conn_id, group, namespace=NAMESPACE)
+            await self.sio.enter_room(conn_id, group, namespace=self.namespace)
 
     async def leave_local(self, conn_id: str, groups: list[str]) -> None:
         for group in groups:
-            await self.sio.leave_room(conn_id, group, namespace=NAMESPACE)
+            await self.sio.leave_room(conn_id, group, namespace=self.namespace)
 
     def is_open(self, conn_id: str) -> bool:
-        return self.sio.manager.is_connected(conn_id, NAMESPACE)
+        return self.sio.manager.is_connected(conn_id, self.namespace)
 
+    # --- from python-socketio to the hub ------------------------------------------------------
 
-def build_server() -> tuple[socketio.AsyncServer, SocketIOHub]:
-    chat = settings.CHAT
-    origins = chat["SOCKET_CORS_ALLOWED_ORIGINS"] or None  # None: same origin only
-    sio = socketio.AsyncServer(
-        async_mode="asgi",
-        always_connect=True,  # refused clients see connect -> auth-failure -> disconnect
-        async_handlers=False,  # one client's events are handled in the order they were sent
-        cors_allowed_origins=origins,
-        cors_credentials=True,
-        ping_interval=chat["SOCKET_PING_INTERVAL"],
-        ping_timeout=chat["SOCKET_PING_TIMEOUT"],
-        max_http_buffer_size=chat["SOCKET_MAX_PAYLOAD_BYTES"],
-        logger=False,
-        engineio_logger=False,
-    )
-    hub = SocketIOHub(sio)
+    def bind(self, hub: Hub) -> None:
+        """Register this namespace's handlers: connect, disconnect, and every event."""
+        namespace, sio = self.namespace, self.sio
 
-    @sio.event
-    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        """Called when a client opens namespace "/": authenticate and greet it."""
-        credentials = credentials_from_scope(
-            auth=auth, headers=_headers(environ), query_string=environ.get("QUERY_STRING", "")
-        )
-        await hub.open(sid, credentials)
+        async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+            """Called when a client opens the namespace: authenticate and greet it."""
+            handshake = Handshake(
+                auth=auth,
+                headers=_headers(environ),
+                query=query_dict(environ.get("QUERY_STRING", "")),
+                transport=NAME,
+                remote=environ.get("REMOTE_ADDR"),
+            )
+            admission = await hub.connect(sid, handshake)
+            if not admission.accepted:
+                error = admission.error
+                raise exceptions.ConnectionRefusedError(*(error if isinstance(error, tuple) else (error,)))
+            if sio.always_connect:  # CONNECT is already out: greet now, before any event
+                await hub.greet(sid)
+            else:  # CONNECT goes out when this returns: greet after it, before any event
+                self.greeting[sid] = asyncio.get_running_loop().create_task(
+                    self._greet_when_connected(hub, sid)
+                )
 
-    @sio.event
-    async def disconnect(sid: str, reason: Any = None) -> None:
-        """Called when a client's connection ended."""
-        await hub.forget(sid)
+        async def disconnect(sid: str, reason: Any = None) -> None:
+            """Called when a client's connection ended."""
+            task = self.greeting.pop(sid, None)
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+            await hub.forget(sid)
 
-    @sio.on("*")
-    async def any_event(event: str, sid: str, *args: Any) -> dict[str, Any] | None:
-        """Called for every client event; the protocol module decides what it means."""
-        return await hub.handle(sid, event, args[0] if args else None)
+        async def any_event(event: str, sid: str, *args: Any) -> Any:
+            """Called for every client event, with all its arguments."""
+            task = self.greeting.pop(sid, None)
+            if task is not None:
+                await task
+            eio_sid = sio.manager.eio_sid_from_sid(sid, namespace)
+            ack = await hub.handle(sid, event, list(args), oversize=eio_sid in sio.oversize)
+            return None if ack is None else tuple(ack)
 
-    return sio, hub
+        sio.on("connect", connect, namespace=namespace)
+        sio.on("disconnect", disconnect, namespace=namespace)
+        sio.on("*", any_event, namespace=namespace)
+
+    async def _greet_when_connected(self, hub: Hub, sid: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONNECT_WAIT_SECONDS
+        while not self.sio.manager.is_connected(sid, self.namespace):
+            if loop.time() > deadline or not self.sio.manager.is_pre_connected(sid, self.namespace):
+                return  # gone before CONNECT went out: the disconnect handler forgets it
+            await asyncio.sleep(0.001)
+        await hub.greet(sid)

@@ -1,17 +1,19 @@
-"""The Channels WebSocket consumer at /ws/: the same events as Socket.IO, as JSON frames.
+"""The Channels WebSocket consumer at /ws/: a protocol's events as JSON frames.
 
 Client -> server: `{"event": "<name>", "data": {...}, "ack": <id>}` (ack optional).
 Server -> client: `{"event": "<name>", "data": {...}}`, and for a frame that carried an ack id,
-`{"event": "ack", "ack": <id>, "data": {"ok": ..., ...}}`.
+`{"event": "ack", "ack": <id>, "data": <the first ack argument>}`.
 
 Consumers are not channel-layer members themselves: the process bridge holds the one
-subscription and this hub routes bus events to local consumers.
+subscription and the hub routes bus events to local consumers through this transport.
 """
+
+from __future__ import annotations
 
 import json
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -19,19 +21,24 @@ from django.conf import settings
 
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import new_public_id
-from gateway.auth import credentials_from_scope
-from gateway.hub import ERROR_EVENT, Hub
-from gateway.protocols import expresschat as protocol
+from gateway.auth import query_dict
+
+from .handshake import Handshake
+
+if TYPE_CHECKING:
+    from gateway.hub import Hub
 
 logger = logging.getLogger(__name__)
 CLOSE_POLICY = 4401
+NAME = "ws"
 
 
-class WsHub(Hub):
-    transport = "ws"
+class WsTransport:
+    """The six-method contract over the /ws/ consumers of one mount."""
+
+    name = NAME
 
     def __init__(self) -> None:
-        super().__init__()
         self.consumers: dict[str, ChatConsumer] = {}
         self.members: dict[str, set[str]] = defaultdict(set)  # bus group -> local conn ids
 
@@ -41,7 +48,7 @@ class WsHub(Hub):
             await consumer.send_frame(json.dumps({"event": name, "data": payload}))
 
     async def fanout(
-        self, target: str, name: str, payload: Any, *, only: set[str] | None, skip: set[str]
+        self, target: str, name: str, payload: Any, *, only: frozenset[str] | None, skip: frozenset[str]
     ) -> None:
         frame = None
         for conn_id in list(self.members.get(target, ())):
@@ -73,15 +80,6 @@ class WsHub(Hub):
     def is_open(self, conn_id: str) -> bool:
         return conn_id in self.consumers
 
-    async def forget(self, conn_id: str) -> None:
-        conn = self.connections.get(conn_id)
-        if conn is not None:
-            await self.leave_local(conn_id, conn.extra.get("groups", []))
-        await super().forget(conn_id)
-
-
-ws_hub = WsHub()
-
 
 def origin_allowed(headers: dict[str, str]) -> bool:
     """Browsers send Origin; it must be this host or a configured origin. Non-browser clients
@@ -95,7 +93,15 @@ def origin_allowed(headers: dict[str, str]) -> bool:
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    """One /ws/ connection of a mount (`as_asgi(hub=...)`)."""
+
     channel_layer_alias = "__routed_by_the_process_bridge__"  # not a channel-layer member
+    hub: Hub | None = None
+
+    def __init__(self, *args: Any, hub: Hub, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hub = hub
+        self.transport: WsTransport = hub.transport
 
     async def connect(self) -> None:
         """Called when a client opens /ws/: accept, then authenticate like Socket.IO does."""
@@ -105,18 +111,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await self.accept()
         self.conn_id = f"ws-{new_public_id()}"
-        ws_hub.consumers[self.conn_id] = self
-        credentials = credentials_from_scope(
-            auth=None, headers=headers, query_string=self.scope.get("query_string", b"").decode("latin-1")
+        self.transport.consumers[self.conn_id] = self
+        client = self.scope.get("client")
+        handshake = Handshake(
+            auth=None,
+            headers=headers,
+            query=query_dict(self.scope.get("query_string", b"").decode("latin-1")),
+            transport=NAME,
+            remote=client[0] if client else None,
         )
-        await ws_hub.open(self.conn_id, credentials)
+        admission = await self.hub.connect(self.conn_id, handshake)
+        if not admission.accepted:  # a plain WebSocket has no CONNECT_ERROR: close it
+            await self.close(code=CLOSE_POLICY)
+            return
+        await self.hub.greet(self.conn_id)
 
     async def disconnect(self, code: int) -> None:
         """Called when the socket closed, from either side."""
         conn_id = getattr(self, "conn_id", None)
         if conn_id is not None:
-            await ws_hub.forget(conn_id)
-            ws_hub.consumers.pop(conn_id, None)
+            await self.hub.forget(conn_id)
+            self.transport.consumers.pop(conn_id, None)
 
     async def send_frame(self, text: str) -> None:
         await self.send(text_data=text)
@@ -124,21 +139,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Called for every frame: parse, run through the hub, answer the ack."""
         try:
-            event, data, ack = self._parse(text_data)
+            event, data, ack, oversize = self._parse(text_data)
         except ApplicationError as error:
-            await self.send_frame(
-                json.dumps({"event": ERROR_EVENT, "data": protocol.error_payload(error, "")})
-            )
+            await self.hub.refuse_event(self.conn_id, "", error)
             return
-        result = await ws_hub.handle(self.conn_id, event, data)
+        result = await self.hub.handle(self.conn_id, event, [data], oversize=oversize)
         if ack is not None and result is not None:
-            await self.send_frame(json.dumps({"event": "ack", "ack": ack, "data": result}))
+            await self.send_frame(
+                json.dumps({"event": "ack", "ack": ack, "data": result[0] if result else None})
+            )
 
-    def _parse(self, text: str | None) -> tuple[str, Any, Any]:
+    def _parse(self, text: str | None) -> tuple[str, Any, Any, bool]:
+        """(event, data, ack id, over the protocol limit). A frame over the limit (and under
+        the server's WebSocket ceiling) is still parsed, so its ack can carry the refusal."""
         if text is None:
             raise ApplicationError(ErrorCode.INVALID, "Frames must be JSON text.")
         limit = settings.CHAT["SOCKET_MAX_PAYLOAD_BYTES"]
-        if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
+        oversize = len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit
+        if len(text) > settings.CHAT["SOCKET_TRANSPORT_MAX_BYTES"]:
             raise ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "Frame too large.")
         try:
             frame = json.loads(text)
@@ -151,4 +169,4 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ack = frame.get("ack")
         if ack is not None and (isinstance(ack, bool) or not isinstance(ack, (int, str))):
             raise ApplicationError(ErrorCode.INVALID, "ack must be an integer or a string.")
-        return frame["event"], frame.get("data"), ack
+        return frame["event"], frame.get("data"), ack, oversize

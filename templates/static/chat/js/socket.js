@@ -29,6 +29,8 @@ export class Connection {
     const pollingFirst = sessionStorage.getItem(TRANSPORT_KEY) === "polling";
     this.socket = window.io({
       autoConnect: false,
+      // Group system messages come only to clients that say they show them (protocol §16).
+      auth: { extensions: true },
       transports: pollingFirst ? ["polling", "websocket"] : ["websocket"],
       reconnectionDelay: 500,
       reconnectionDelayMax: 5000,

@@ -1,0 +1,143 @@
+"""The ASGI application: every mount of the protocol registry on its transport, Django for
+everything else.
+
+Each Socket.IO site (transport, Engine.IO path, host, port) is one python-socketio server with a
+namespace per mounted protocol; each /ws/ mount is a Channels consumer; every mount gets its own
+hub (gateway.hub.Hub) with its protocol and its transport. A request goes to the first mount
+whose path, host and port it matches, else to Django.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+import socketio
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from chatproject.core.body_limit import BodyLimit
+
+from .bridge import bridge
+from .hub import Hub
+from .presence import tracker
+from .registry import Mount, mounts, protocol
+from .transports.socketio import GatewayServer, SocketIOTransport
+from .transports.ws import ChatConsumer, WsTransport
+
+logger = logging.getLogger(__name__)
+
+ASGIApp = Any
+
+
+def _socketio_site(site_mounts: list[Mount]) -> tuple[ASGIApp, list[Hub]]:
+    """One python-socketio server for the mounts that share a transport, path, host and port."""
+    chat = settings.CHAT
+    protocols = [protocol(m.protocol) for m in site_mounts]
+    connect_first = {p.connect_first for p in protocols}
+    if len(connect_first) > 1:
+        names = ", ".join(p.name for p in protocols)
+        raise ImproperlyConfigured(
+            f"{names} share {site_mounts[0].path} but refuse connections differently "
+            "(connect_first): give one of them its own path, host or port."
+        )
+    first = site_mounts[0]
+    sio = GatewayServer(
+        event_limit=chat["SOCKET_MAX_PAYLOAD_BYTES"],
+        async_mode="asgi",
+        always_connect=connect_first.pop(),
+        async_handlers=False,  # one client's events are handled in the order they were sent
+        cors_allowed_origins=chat["SOCKET_CORS_ALLOWED_ORIGINS"] or None,  # None: same origin
+        cors_credentials=True,
+        ping_interval=first.ping_interval or chat["SOCKET_PING_INTERVAL"],
+        ping_timeout=first.ping_timeout or chat["SOCKET_PING_TIMEOUT"],
+        max_http_buffer_size=chat["SOCKET_TRANSPORT_MAX_BYTES"],
+        logger=False,
+        engineio_logger=False,
+    )
+    hubs = []
+    for mount, proto in zip(site_mounts, protocols, strict=True):
+        transport = SocketIOTransport(sio, mount.namespace)
+        hub = Hub(proto, transport)
+        transport.bind(hub)
+        hubs.append(hub)
+    return socketio.ASGIApp(sio, socketio_path=first.path.strip("/")), hubs
+
+
+def _ws_mount(mount: Mount) -> tuple[ASGIApp, Hub]:
+    hub = Hub(protocol(mount.protocol), WsTransport())
+    return ChatConsumer.as_asgi(hub=hub), hub
+
+
+class Gateway:
+    def __init__(self, django_application: ASGIApp) -> None:
+        self.routes: list[tuple[Mount, ASGIApp]] = []
+        self.hubs: list[Hub] = []
+        sites: dict[tuple, list[Mount]] = defaultdict(list)
+        for mount in mounts():
+            sites[mount.site].append(mount)
+        for site_mounts in sites.values():
+            first = site_mounts[0]
+            if first.transport == "eio4":
+                app, hubs = _socketio_site(site_mounts)
+                self.hubs += hubs
+                self.routes.append((first, app))
+            elif first.transport == "ws":
+                if len(site_mounts) > 1:
+                    raise ImproperlyConfigured(f"Two /ws/ mounts on {first.path}: one protocol per path.")
+                app, hub = _ws_mount(first)
+                self.hubs.append(hub)
+                self.routes.append((first, app))
+            else:
+                raise ImproperlyConfigured(f"Transport {first.transport} is not available in this build.")
+        self.django = BodyLimit(django_application)
+
+    def route(self, scope: dict[str, Any]) -> ASGIApp:
+        path = scope.get("path", "")
+        for mount, app in self.routes:
+            if mount.transport == "ws":
+                matches = path in (mount.path, mount.path.rstrip("/"))
+            else:
+                matches = path.startswith(mount.path) or path == mount.path.rstrip("/")
+            if matches and mount.serves(scope):
+                return app
+        return self.django
+
+    async def __call__(self, scope: dict[str, Any], receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self.route(scope)(scope, receive, send)
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await startup()
+                except Exception as exc:
+                    logger.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def startup() -> None:
+    await bridge.ensure_started()
+    # The presence heartbeat runs from the start, connections or not: it keeps this process
+    # registered and cleans up after processes that died.
+    await tracker.start()
+
+
+async def shutdown() -> None:
+    await tracker.stop()
+    await bridge.stop()
+
+
+def build_application(django_application: ASGIApp) -> Gateway:
+    return Gateway(django_application)

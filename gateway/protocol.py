@@ -1,0 +1,124 @@
+"""What a wire protocol is, to the hub: the plug-in interface of `gateway/protocols/<name>/`.
+
+A protocol translates and does nothing else. It reads credentials from a handshake, says how a
+refusal looks on its wire, greets a new connection, maps each client event to the gateway's
+actions and services (a handler per event name, getting every argument of the event), says how
+an answer goes back (ack, same-name emit, nothing), and renders domain events from the bus into
+its own events with their audience (`render`, a pure function). The hub owns everything else:
+connection life, rate limits, routing, expiry, revocation.
+
+A protocol package exposes one module-level `PROTOCOL` object (an instance of a `Protocol`
+subclass); the registry (`gateway/registry.py`, settings `CHAT["PROTOCOLS"]`) mounts it on a
+transport. Nothing in the hub, the transports or the core imports a protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from chatproject.core.errors import ApplicationError
+
+from .audience import Emit
+from .transports.handshake import Handshake
+
+if TYPE_CHECKING:
+    from messaging.selectors import ConversationSnapshot
+
+    from .auth import Credentials
+    from .connection import Connection
+
+
+@dataclass
+class Outcome:
+    """What a handler produced: events to the calling connection (sent before the answer), the
+    answer's data, or the refusal when the protocol answered it with its own failure event."""
+
+    emits: list[tuple[str, Any]] = field(default_factory=list)
+    data: Any = None
+    error: ApplicationError | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How a refused handshake looks on the wire.
+
+    `connect_error` set (a message, or a (message, data) tuple): the Socket.IO transports answer
+    the namespace CONNECT with it (CONNECT_ERROR `{"message", "data"}` for Engine.IO 4 clients,
+    ERROR with the message for Socket.IO 2 clients; a plain WebSocket is closed) and nothing
+    else happens. Otherwise the connection is accepted, gets `emits`, and is closed (the ExpressChat
+    way: connect, `auth-failure`, disconnect).
+    """
+
+    emits: list[tuple[str, Any]] = field(default_factory=list)
+    connect_error: Any = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What goes back for one client event: events first, then the ack arguments (None: the
+    event's ack, if it asked for one, is not answered)."""
+
+    emits: list[tuple[str, Any]] = field(default_factory=list)
+    ack: list[Any] | None = None
+
+
+Handler = Callable[["Connection", list[Any]], Awaitable[Outcome]]
+
+
+class Protocol:
+    """Base of every protocol. Subclasses set `name` and `handlers` and override what differs."""
+
+    name: ClassVar[str] = ""
+    # Socket.IO: send CONNECT before authenticating (refusals then come as events), or decide
+    # first and answer a refusal with CONNECT_ERROR. Every mount of one Engine.IO server must
+    # agree (python-socketio's `always_connect` is per server); the registry checks it.
+    connect_first: ClassVar[bool] = False
+    handlers: ClassVar[dict[str, Handler]] = {}
+    # Dotted path of the protocol's REST urls module, included at the site root, or None.
+    urls: ClassVar[str | None] = None
+
+    # --- connection start -------------------------------------------------------------------
+
+    def credentials(self, handshake: Handshake) -> Credentials:
+        """The credentials a client presented in its handshake."""
+        raise NotImplementedError
+
+    def new_state(self, handshake: Handshake) -> Any:
+        """This protocol's per-connection state (a dataclass), made at the handshake."""
+        return None
+
+    def capabilities(self, handshake: Handshake) -> frozenset[str]:
+        """What this client opted in to (emits with `requires` go only to connections that hold
+        it). Nothing by default."""
+        return frozenset()
+
+    def refusal(self, error: ApplicationError) -> Refusal:
+        """How a refused handshake, or a connection ended by revocation or expiry, is told."""
+        return Refusal(connect_error=error.message)
+
+    def greeting(self, conn: Connection, snapshot: ConversationSnapshot) -> list[tuple[str, Any]]:
+        """The events a freshly authenticated connection receives."""
+        return []
+
+    def token_renewed(self, conn: Connection, access: str) -> list[tuple[str, Any]]:
+        """Events telling a client its access token was renewed on the live connection."""
+        return []
+
+    # --- client events ----------------------------------------------------------------------
+
+    def answer(self, conn: Connection, event: str, outcome: Outcome) -> Answer:
+        """How a handled event is answered."""
+        return Answer(outcome.emits, [outcome.data] if outcome.data is not None else None)
+
+    def answer_error(self, conn: Connection | None, event: str, error: ApplicationError) -> Answer:
+        """How a refused event (bad input, not allowed, rate limited, unknown, internal) is
+        answered. `conn` is None when the connection has already ended."""
+        return Answer()
+
+    # --- bus events -------------------------------------------------------------------------
+
+    def render(self, event: dict[str, Any]) -> list[Emit]:
+        """The events a domain event becomes on this wire, each with its audience. Pure."""
+        return []

@@ -1,0 +1,123 @@
+"""The protocol registry: which wire protocol serves which mount (settings `CHAT["PROTOCOLS"]`).
+
+A mount is a protocol package on a transport, at an Engine.IO path and namespace (Socket.IO) or
+a WebSocket path (/ws/), optionally only for one Host name or one listening port: ExpressChat
+and other protocols that all use namespace "/" on /socket.io/ are told apart that way (see
+docs/operations.md "Protocol mounts"). Protocol packages are imported by name from settings,
+so nothing in the gateway names one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .protocol import Protocol
+
+TRANSPORTS = ("eio4", "eio3", "ws")
+KEYS = {"protocol", "transport", "path", "namespace", "host", "port", "ping_interval", "ping_timeout"}
+
+
+@dataclass(frozen=True)
+class Mount:
+    protocol: str  # dotted path of the protocol package
+    transport: str  # one of TRANSPORTS
+    path: str  # "/socket.io/", "/ws/", ...: always with a leading and a trailing slash
+    namespace: str = "/"
+    host: str | None = None  # only requests for this Host name (lower case, no port)
+    port: int | None = None  # only connections to this listening port
+    ping_interval: float | None = None  # Engine.IO heartbeat, seconds (default: settings)
+    ping_timeout: float | None = None
+
+    @property
+    def site(self) -> tuple[str, str, str | None, int | None]:
+        """Mounts with the same site share one Engine.IO server (one namespace each)."""
+        return (self.transport, self.path, self.host, self.port)
+
+    def serves(self, scope: dict[str, Any]) -> bool:
+        """Whether a request (ASGI scope) is for this mount's host and port."""
+        if self.port is not None:
+            server = scope.get("server")
+            if not server or server[1] != self.port:
+                return False
+        if self.host is not None:
+            host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
+            name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # [v6]:port kept whole
+            if name.lower() != self.host:
+                return False
+        return True
+
+
+def _path(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip("/"):
+        raise ImproperlyConfigured(f"{where}: path must be a non-empty string like /socket.io/.")
+    return "/" + value.strip("/") + "/"
+
+
+def _mount(entry: object, index: int) -> Mount:
+    where = f'CHAT["PROTOCOLS"][{index}]'
+    if not isinstance(entry, dict) or not isinstance(entry.get("protocol"), str):
+        raise ImproperlyConfigured(f"{where} must be an object with a protocol package path.")
+    unknown = set(entry) - KEYS
+    if unknown:
+        raise ImproperlyConfigured(f"{where}: unknown keys {sorted(unknown)}.")
+    transport = entry.get("transport")
+    if transport not in TRANSPORTS:
+        raise ImproperlyConfigured(f"{where}: transport must be one of {TRANSPORTS}.")
+    namespace = entry.get("namespace", "/")
+    if not isinstance(namespace, str) or not namespace.startswith("/"):
+        raise ImproperlyConfigured(f"{where}: namespace must start with /.")
+    host, port = entry.get("host"), entry.get("port")
+    if host is not None and (not isinstance(host, str) or not host):
+        raise ImproperlyConfigured(f"{where}: host must be a host name.")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+        raise ImproperlyConfigured(f"{where}: port must be an integer.")
+    return Mount(
+        protocol=entry["protocol"],
+        transport=transport,
+        path=_path(entry.get("path"), where),
+        namespace=namespace,
+        host=host.lower() if host else None,
+        port=port,
+        ping_interval=entry.get("ping_interval"),
+        ping_timeout=entry.get("ping_timeout"),
+    )
+
+
+def mounts() -> list[Mount]:
+    """Every mount of the registry, checked: two mounts may not claim the same path, namespace,
+    host and port."""
+    entries = settings.CHAT["PROTOCOLS"]
+    if not isinstance(entries, list):
+        raise ImproperlyConfigured('CHAT["PROTOCOLS"] must be a list of mounts.')
+    found = [_mount(entry, i) for i, entry in enumerate(entries)]
+    seen: dict[tuple, Mount] = {}
+    for mount in found:
+        key = (mount.path, mount.namespace, mount.host, mount.port)
+        if key in seen:
+            raise ImproperlyConfigured(
+                f"{mount.protocol} and {seen[key].protocol} both claim {mount.path} namespace "
+                f"{mount.namespace}: give one of them a host or a port."
+            )
+        seen[key] = mount
+    return found
+
+
+@cache
+def protocol(path: str) -> Protocol:
+    """The protocol object of a package (its module-level PROTOCOL)."""
+    module = import_module(path)
+    found = getattr(module, "PROTOCOL", None)
+    if not isinstance(found, Protocol):
+        raise ImproperlyConfigured(f"{path} has no PROTOCOL (a gateway.protocol.Protocol).")
+    return found
+
+
+def url_modules() -> list[str]:
+    """The REST urls modules of the mounted protocols, each once."""
+    return list(dict.fromkeys(u for m in mounts() if (u := protocol(m.protocol).urls)))

@@ -1,0 +1,29 @@
+"""The hub's seam to a transport: six methods, each a thin shell over the transport's own
+machinery (python-socketio rooms, the /ws/ consumer registry, the Socket.IO 2 server)."""
+
+from typing import Any, Protocol
+
+
+class Transport(Protocol):
+    name: str  # "eio4" | "eio3" | "ws": a label for logs and metrics
+
+    async def send(self, conn_id: str, name: str, payload: Any) -> None:
+        """Send one event to one connection."""
+
+    async def fanout(
+        self, target: str, name: str, payload: Any, *, only: frozenset[str] | None, skip: frozenset[str]
+    ) -> None:
+        """Send one event to every local connection routed for bus group `target`, restricted
+        to `only` when given, minus `skip`; encoded once."""
+
+    async def close(self, conn_id: str) -> None:
+        """End one connection from the server side."""
+
+    async def join_local(self, conn_id: str, groups: list[str]) -> None:
+        """Put a connection into local routing for these bus groups."""
+
+    async def leave_local(self, conn_id: str, groups: list[str]) -> None:
+        """Take a connection out of local routing for these bus groups."""
+
+    def is_open(self, conn_id: str) -> bool:
+        """Whether the connection is still there."""

@@ -1,0 +1,62 @@
+"""Event size limits and refused packet kinds, on a live server with real clients."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from tests.realtime.clients import connect_greeted, ok
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_an_event_over_the_protocol_limit_gets_payload_too_large_and_the_connection_stays(
+    live_server_proc, alice, bob
+):
+    client = await connect_greeted(live_server_proc, alice)
+    chat_id = ok(await client.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
+    big = "x" * 200_000  # over the 64 KiB protocol limit, under Socket.IO's 1 MiB ceiling
+    ack = await client.call("send-personal-message", {"ChatId": chat_id, "Content": big})
+    assert ack["ok"] is False and ack["error"]["code"] == "payload_too_large"
+    error = await client.next("error")
+    assert (error["code"], error["event"]) == ("payload_too_large", "send-personal-message")
+    # Still connected, and nothing was stored.
+    sent = ok(await client.call("send-personal-message", {"ChatId": chat_id, "Content": "small"}))
+    assert sent["Seq"] == 1
+    await client.close()
+
+
+async def test_a_packet_over_the_transport_ceiling_drops_the_connection(live_server_proc, alice):
+    client = await connect_greeted(live_server_proc, alice)
+    await client.emit("send-self-message", {"Content": "x" * (1024 * 1024 + 10)})
+    for _ in range(100):
+        if not client.sio.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert not client.sio.connected
+
+
+async def _raw_socket(server, token: str):
+    url = server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    ws = await websockets.connect(url)
+    assert (await ws.recv()).startswith("0{")  # Engine.IO open
+    await ws.send("40" + json.dumps({"token": token}))
+    assert (await ws.recv()).startswith("40")  # namespace connected
+    return ws
+
+
+async def test_binary_socketio_packets_close_the_session_and_are_never_buffered(live_server_proc, alice):
+    ws = await _raw_socket(live_server_proc, alice.access)
+    await ws.send('451-["send-self-message",{"_placeholder":true,"num":0}]')
+    # Greeting events may come first; then Engine.IO's CLOSE packet (or the socket closes).
+    closed = False
+    try:
+        for _ in range(50):
+            if await asyncio.wait_for(ws.recv(), 5) == "1":
+                closed = True
+                break
+    except websockets.ConnectionClosed:
+        closed = True
+    assert closed
+    await ws.close()
