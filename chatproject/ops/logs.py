@@ -24,13 +24,13 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # key=value, key: value, "key": "value", 'key': 'value' (query strings, headers, JSON, reprs)
     (
         re.compile(
-            r"""((?:access_?token|refresh_?token|token|password|authorization)["']?\s*[=:]\s*b?["']?)"""
-            r"""(?:bearer\s+)?[^\s&"',;)}\]]+""",
+            r"""((?:access_?token|refresh_?token|token|password|authorization)["']?\s*[=:]\s*(?:b?["'])?)"""
+            r"""(?!\[REDACTED\])(?:bearer\s+)?[^\s&"',;)}\]]+""",
             re.IGNORECASE,
         ),
         r"\1" + REDACTED,
     ),
-    (re.compile(r"\bbearer\s+[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE), "Bearer " + REDACTED),
+    (re.compile(r"\bbearer\s+(?!\[REDACTED\])[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE), "Bearer " + REDACTED),
     (re.compile(r"eyJ[A-Za-z0-9_\-]{4,}(?:\.[A-Za-z0-9_\-]*){0,2}"), REDACTED),
 )
 
@@ -64,14 +64,24 @@ class RedactSecretsFilter(logging.Filter):
     """Rewrites each record so no recognised credential reaches a handler. Never drops one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        else:
-            record.msg = _redact_value(record.msg)
         if isinstance(record.args, dict):
             record.args = {key: _redact_value(value) for key, value in record.args.items()}
         elif record.args:
             record.args = tuple(_redact_value(value) for value in record.args)
+        if not isinstance(record.msg, str):
+            record.msg = _redact_value(record.msg)
+        elif not record.args:
+            record.msg = redact(record.msg)
+        else:
+            # A credential can straddle the format string and an argument ("token=%s", "abc"):
+            # then the message is rendered and replaced by its redacted text. Otherwise the
+            # shape is kept (redacting the format string alone could eat a "%s").
+            try:
+                rendered = record.getMessage()
+            except Exception:  # noqa: BLE001 - a broken record is the logging module's to report
+                rendered = None
+            if rendered is not None and redact(rendered) != rendered:
+                record.msg, record.args = redact(rendered), ()
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD:
                 record.__dict__[key] = _redact_value(value)
