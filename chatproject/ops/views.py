@@ -38,12 +38,15 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     return response
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @lru_cache(maxsize=8)
-def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
 
 
-def _client_in(networks, address: str | None) -> bool:
+def _client_in(networks: tuple[Network, ...], address: str | None) -> bool:
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
