@@ -5,6 +5,7 @@ developer laptop: SQLite, the in-memory channel layer, mails written as files. N
 has a production default: with DEBUG off, SECRET_KEY must be set.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,12 +82,15 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "chatproject.core",
+    "chatproject.ops",
     "accounts",
     "messaging",
     "groups",
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz, /metrics answered before anything that checks hosts or redirects.
+    "chatproject.ops.middleware.ops_endpoints",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -359,13 +363,43 @@ CHAT = {
     # Origins files are served from when not the app's own (an object store, a CDN): the web
     # client's Content-Security-Policy allows them for images and media.
     "MEDIA_ORIGINS": env_list("CHAT_MEDIA_ORIGINS"),
+    # Operations (chatproject/ops, docs/operations.md "Monitoring"). /readyz gives each check
+    # (database, Redis bus) this many seconds. /metrics is off (404) unless METRICS; then a
+    # request needs the bearer token when one is set and an address in the allowed networks
+    # when some are set (neither set: loopback only).
+    "READY_TIMEOUT_SECONDS": float(env_str("CHAT_READY_TIMEOUT_SECONDS", "1")),
+    "METRICS": env_bool("CHAT_METRICS", default=False),
+    "METRICS_TOKEN": env_str("CHAT_METRICS_TOKEN"),
+    "METRICS_ALLOWED_NETWORKS": env_list("CHAT_METRICS_ALLOWED_NETWORKS"),
 }
 
+# Fail at start on a malformed network, not at the first scrape.
+for _cidr in CHAT["METRICS_ALLOWED_NETWORKS"]:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"CHAT_METRICS_ALLOWED_NETWORKS: {_cidr!r} is not a network") from exc
+
+# Console logging: "plain" lines, or "json" (one JSON object a line: timestamp, level, logger,
+# process, message and extra ids/codes). Every record passes a filter that redacts tokens.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "chatproject.ops.logs.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "chatproject.ops.logs.json_formatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -7,6 +7,8 @@ from gateway import registry
 from messaging.apis import media_file
 
 urlpatterns = [
+    # /healthz, /readyz, /metrics (also answered ahead of the middleware, chatproject/ops/middleware.py).
+    path("", include("chatproject.ops.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
