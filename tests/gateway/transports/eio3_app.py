@@ -10,7 +10,8 @@ Namespaces `/`, `/customer` and `/v1/conversations/events` on the Engine.IO path
 - greets with `welcome` {conn_id, nsp, token, user_id, transport} and joins room `everyone`;
 - `echo` acks with all its arguments; `shout` fans out its first argument as `shouted` to room
   `everyone` except the sender and acks ["ok"]; `slow` sleeps its first argument (ms) then acks
-  it back (ordering); `bye` closes the socket from the server side.
+  it back (ordering); `flood` queues its first argument (a count) of `flood` events at once;
+  `bye` closes the socket from the server side.
 `GET /_state` returns what the hubs saw (connects, greets, forgets by conn_id) as JSON, and the
 number of live sessions; any other request the Eio3Server does not want gets 404.
 """
@@ -67,6 +68,10 @@ class FakeHub:
         if event == "slow":
             await asyncio.sleep(args[0] / 1000)
             return [args[0]]
+        if event == "flood":  # args[0] events queued at once: over max_pending drops the session
+            for n in range(args[0]):
+                await self.transport.send(conn_id, "flood", n)
+            return None
         if event == "bye":
             await self.transport.close(conn_id)
             return None
@@ -87,6 +92,7 @@ server = Eio3Server(
     ping_timeout=_float("EIO3_PING_TIMEOUT", 20),
     max_payload=int(os.environ.get("EIO3_MAX_PAYLOAD", 64 * 1024)),
     max_http_body=int(os.environ.get("EIO3_MAX_HTTP_BODY", 128 * 1024)),
+    max_pending=int(os.environ.get("EIO3_MAX_PENDING", 1000)),
     cors_allowed_origins=["https://app.example.com"],
 )
 for name in ("/", "/customer", "/v1/conversations/events"):
