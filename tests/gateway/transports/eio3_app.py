@@ -105,7 +105,13 @@ async def app(scope, receive, send):
         await server(scope, receive, send)
     elif scope["type"] == "http" and scope["path"] == "/_state":
         body = json.dumps({**EVENTS, "sessions": len(server.sessions)}).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
     elif server.wants(scope):
         await server(scope, receive, send)

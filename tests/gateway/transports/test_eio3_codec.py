@@ -17,7 +17,7 @@ def test_utf16_length_counts_astral_characters_twice():
 
 def test_payload_frames_each_packet_with_its_utf16_length():
     assert codec.encode_payload(["0{}", "40"]) == "3:0{}2:40"
-    assert codec.encode_payload([f"42[\"{EMOJI}\"]"]) == f'8:42["{EMOJI}"]'
+    assert codec.encode_payload([f'42["{EMOJI}"]']) == f'8:42["{EMOJI}"]'
 
 
 @pytest.mark.parametrize(
