@@ -162,6 +162,7 @@ const scenarios = {
 try {
   if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}`);
   await scenarios[scenario]();
+  await sleep(150); // let a closing client's last request (polling: the close POST) leave
   out({ kind: "done" });
   process.exit(0);
 } catch (error) {
