@@ -446,3 +446,126 @@ async def test_wants_routes_by_path_and_protocol_version():
     sid = (await client.open())["sid"]
     assert server.wants(scope(PATH + "/", f"transport=polling&sid={sid}"))
     assert not server.wants(scope(PATH + "/", "transport=polling&sid=someone-else"))
+
+
+async def http_request(
+    server: Eio3Server, method: str, query: str, body: bytes = b""
+) -> tuple[int, dict, bytes]:
+    """One HTTP request through the ASGI app; the client never hangs up."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list = []
+
+    async def receive():
+        if pending:
+            return pending.pop()
+        await asyncio.Event().wait()
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": PATH + "/",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"chat.example.com")],
+        "client": ("10.1.2.3", 5555),
+    }
+    await server(scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def test_polling_upgrade_answers_the_waiting_poll_with_noop_then_moves_the_queue():
+    server, hubs, _ = make_server("/customer")
+    status, _, body = await http_request(server, "GET", "EIO=3&transport=polling")
+    handshake = json.loads(body.decode().split(":", 1)[1][1:])
+    assert handshake["upgrades"] == ["websocket"]
+    sid = handshake["sid"]
+    polling = f"EIO=3&transport=polling&sid={sid}"
+    assert (await http_request(server, "POST", polling, b"20:40/customer?token=t,"))[0] == 200
+    status, _, body = await http_request(server, "GET", polling)
+    assert body.decode().startswith("12:40/customer,")  # and the greeting
+    waiting = asyncio.create_task(http_request(server, "GET", polling))
+    await settle()
+    assert not waiting.done()
+
+    probe = WsClient(server, f"EIO=3&transport=websocket&sid={sid}")
+    assert (await probe.recv())["type"] == "websocket.accept"
+    probe.send("2probe")
+    assert await probe.text() == "3probe"
+    assert (await asyncio.wait_for(waiting, 1))[2] == b"1:6"  # noop: the client may pause polling
+    probe.send("5")
+    await settle()
+    await hubs["/customer"].transport.send(f"/customer#{sid}", "after", "upgrade")
+    assert await probe.text() == '42/customer,["after","upgrade"]'
+    assert (await http_request(server, "GET", polling))[0] == 400  # polling is over for this sid
+    probe.send("2")
+    assert await probe.text() == "3"
+
+
+async def test_a_failed_probe_leaves_the_session_on_polling():
+    server, _, _ = make_server("/customer")
+    _, _, body = await http_request(server, "GET", "EIO=3&transport=polling")
+    sid = json.loads(body.decode().split(":", 1)[1][1:])["sid"]
+    probe = WsClient(server, f"EIO=3&transport=websocket&sid={sid}")
+    assert (await probe.recv())["type"] == "websocket.accept"
+    probe.send("4nonsense")
+    assert (await probe.recv())["type"] == "websocket.close"
+    assert server.sessions[sid].transport == "polling"
+    post = await http_request(server, "POST", f"EIO=3&transport=polling&sid={sid}", b"1:2")
+    assert post[0] == 200
+    assert (await http_request(server, "GET", f"EIO=3&transport=polling&sid={sid}"))[2] == b"1:3"
+
+
+async def test_requests_it_does_not_want_get_a_400_json_error():
+    server, _, _ = make_server("/")
+    status, headers, body = await http_request(server, "GET", "EIO=4&transport=polling")
+    assert status == 400 and headers[b"content-type"] == b"application/json"
+    assert json.loads(body) == {"code": 5, "message": "Unsupported protocol version"}
+
+
+async def test_a_session_that_joins_no_namespace_is_closed_after_connect_timeout():
+    server, _, _ = make_server("/customer", connect_timeout=0.1)
+    client = WsClient(server)
+    await client.open()
+    client.send("40/customer,")  # refused
+    assert await client.text() == '44/customer,"Authentication Error"'
+    await client.closed(timeout=1)
+    assert server.sessions == {}
+
+
+async def test_inbound_packets_wait_for_room_and_stay_in_order():
+    server, hubs, log = make_server("/", max_inbound=2)
+    release = asyncio.Event()
+
+    async def handle(conn_id, event, args):
+        log.append(("handle", conn_id, event, args[0]))
+        await release.wait()
+        return args
+
+    hubs["/"].handle = handle
+    client = WsClient(server)
+    sid = (await client.open())["sid"]
+    await client.text()
+    await client.text()
+    for n in range(6):
+        client.send(f'42{n}["e",{n}]')
+    await asyncio.sleep(0.05)
+    session = server.sessions[sid]
+    # 0 is in the hub, 1 and 2 wait in the inbox, the reader holds 3: 4 and 5 are not even read.
+    assert len(session.inbox._items) == 2 and client.to_server.qsize() == 2
+    release.set()
+    assert [await client.text() for _ in range(6)] == [f"43{n}[{n}]" for n in range(6)]
+    assert [entry[3] for entry in log if entry[0] == "handle"] == list(range(6))
+
+
+async def test_close_all_drops_every_session():
+    server, _, log = make_server("/")
+    clients = [WsClient(server) for _ in range(3)]
+    for client in clients:
+        await client.open()
+    await settle()
+    await server.close_all()
+    for client in clients:
+        await client.closed()
+    assert server.sessions == {}
