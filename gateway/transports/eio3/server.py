@@ -99,8 +99,8 @@ class Eio3Server:
     # --- ASGI ----------------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+        if scope["type"] == "lifespan":  # only when served alone; a dispatcher calls close_all()
+            await self._lifespan(receive, send)
             return
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
@@ -161,6 +161,16 @@ class Eio3Server:
             await self._post(session, scope, receive, send, cors)
         else:
             await _json_error(send, 400, BAD_REQUEST, "Bad request", cors)
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close_all()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     def _new_session(self, transport: str, scope: dict, query: dict[str, str]) -> Session:
         sid = secrets.token_urlsafe(15)
@@ -388,13 +398,3 @@ async def _ws_close(send) -> None:
         await send({"type": "websocket.close", "code": 1000})
     except Exception:  # already closed by the client
         logger.debug("eio3 websocket already closed")
-
-
-async def _lifespan(receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

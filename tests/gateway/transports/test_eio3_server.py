@@ -569,3 +569,21 @@ async def test_close_all_drops_every_session():
     for client in clients:
         await client.closed()
     assert server.sessions == {}
+
+
+async def test_lifespan_shutdown_drops_every_session():
+    server, _, _ = make_server("/")
+    client = WsClient(server)
+    await client.open()
+    messages = asyncio.Queue()
+    for kind in ("lifespan.startup", "lifespan.shutdown"):
+        messages.put_nowait({"type": kind})
+    sent: list = []
+
+    async def send(message):
+        sent.append(message["type"])
+
+    await server({"type": "lifespan"}, messages.get, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    await client.closed()
+    assert server.sessions == {}
