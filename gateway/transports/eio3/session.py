@@ -1,0 +1,342 @@
+"""One Engine.IO 3 session: its outbound queue, heartbeat, namespace sockets and packet worker.
+
+Transports (polling requests, a websocket) only move strings in and out; the session owns the
+state. One worker task per session takes the client's Socket.IO packets one at a time, so a
+client's events reach the hub strictly in order while other clients run concurrently. Pings are
+answered by whoever reads them, never queued behind a slow handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+from gateway.transports.handshake import Admission, Handshake
+
+from . import codec
+from .codec import PacketType, ProtocolError, SioPacket
+
+if TYPE_CHECKING:
+    from .namespace import Eio3Namespace
+    from .server import Eio3Server
+
+logger = logging.getLogger(__name__)
+
+OPEN, CLOSING, CLOSED = "open", "closing", "closed"
+
+
+class _Control:
+    """Worker items that skip the inbox bound (they come from the server, not the client)."""
+
+    __slots__ = ("kind", "namespace", "conn_id")
+
+    def __init__(self, kind: str, namespace: Eio3Namespace | None = None, conn_id: str = ""):
+        self.kind, self.namespace, self.conn_id = kind, namespace, conn_id
+
+
+_STOP = _Control("stop")
+_CONNECT_ROOT = _Control("connect-root")
+
+
+class Inbox:
+    """FIFO for the session worker. Client packets are bounded (a reader waits for room, which
+    holds back a websocket read or a polling POST); control items are not."""
+
+    def __init__(self, limit: int):
+        self._items: deque[tuple[bool, object]] = deque()
+        self._client = 0
+        self._limit = limit
+        self._readable = asyncio.Event()
+        self._room = asyncio.Event()
+        self._closed = False
+
+    async def put(self, item: object) -> None:
+        while self._client >= self._limit and not self._closed:
+            self._room.clear()
+            await self._room.wait()
+        if self._closed:
+            return
+        self._items.append((True, item))
+        self._client += 1
+        self._readable.set()
+
+    def put_control(self, item: _Control) -> None:
+        self._items.append((False, item))
+        self._readable.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._room.set()
+
+    async def get(self) -> object:
+        while not self._items:
+            self._readable.clear()
+            await self._readable.wait()
+        from_client, item = self._items.popleft()
+        if from_client:
+            self._client -= 1
+            self._room.set()
+        return item
+
+
+class Session:
+    def __init__(self, server: Eio3Server, sid: str, transport: str, scope: dict, query: dict[str, str]):
+        self.server = server
+        self.sid = sid
+        self.transport = transport  # "polling" or "websocket"; the one that carries the outbox
+        self.state = OPEN
+        self.outbox: deque[str] = deque()
+        self.signal = asyncio.Event()  # outbox, noop or state changed
+        self.upgrading = False
+        self.noop = False  # answer a waiting poll now (an upgrade is under way)
+        self.get_pending = False
+        self.post_lock = asyncio.Lock()
+        self.sockets: dict[str, str] = {}  # namespace -> conn_id, accepted sockets only
+        self.query = query
+        self.headers = _headers(scope)
+        client = scope.get("client")
+        self.remote = client[0] if client else None
+        self.inbox = Inbox(server.max_inbound)
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.last_seen = loop.time()
+        self._deadline = server.ping_interval + server.ping_timeout
+        self._heartbeat = loop.call_later(self._deadline, self._check_heartbeat)
+        self._connect_timer = loop.call_later(server.connect_timeout, self._check_connected)
+        self._grace: asyncio.TimerHandle | None = None
+        self.worker = asyncio.create_task(self._work(), name=f"eio3-{sid}")
+
+    # --- outbound ------------------------------------------------------------------------------
+
+    def enqueue(self, packet: str) -> None:
+        """Queue an encoded Engine.IO packet; a session that lets too many pile up is dropped."""
+        if self.state != OPEN:
+            return
+        if len(self.outbox) >= self.server.max_pending:
+            logger.warning("eio3 session %s dropped: %d packets pending", self.sid, len(self.outbox))
+            self.close("slow consumer", flush=False)
+            return
+        self._push(packet)
+
+    def _push(self, packet: str) -> None:
+        self.outbox.append(packet)
+        self.signal.set()
+
+    def drain(self) -> list[str]:
+        packets = list(self.outbox)
+        self.outbox.clear()
+        return packets
+
+    def delivered(self) -> None:
+        """Called by a transport after it wrote a batch: a flushing close ends once all is out."""
+        if self.state == CLOSING and not self.outbox:
+            self.finalize("closed by server")
+
+    # --- inbound -------------------------------------------------------------------------------
+
+    async def receive(self, packet: str) -> None:
+        """Called with each Engine.IO packet the active transport read."""
+        if self.state != OPEN:
+            return
+        self.last_seen = self._loop.time()
+        kind = packet[:1]
+        if kind == codec.PING:
+            self._push(codec.PONG + packet[1:])
+        elif kind == codec.MESSAGE:
+            limit = self.server.max_payload
+            if len(packet) > limit or (not packet.isascii() and len(packet.encode()) > limit):
+                self.fail("packet too large")
+                return
+            try:
+                sio = codec.decode_packet(packet[1:])
+            except ProtocolError as exc:
+                self.fail(str(exc))
+                return
+            if sio.type in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
+                self.fail("binary packet")
+                return
+            await self.inbox.put(sio)
+        elif kind == codec.CLOSE:
+            self.close("client close", flush=False)
+        elif kind == codec.NOOP:
+            pass
+        else:
+            self.fail("unexpected engine packet")
+
+    def fail(self, reason: str) -> None:
+        """Protocol error: drop the session. `reason` names the fault, never the data."""
+        logger.info("eio3 session %s closed: %s", self.sid, reason)
+        self.close(reason, flush=False)
+
+    # --- namespace sockets ---------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            item = await self.inbox.get()
+            if item is _STOP:
+                return
+            try:
+                if isinstance(item, _Control):
+                    await self._control(item)
+                elif self.state == OPEN:
+                    await self._dispatch(item)
+            except Exception:
+                logger.exception("eio3 session %s: packet handling failed", self.sid)
+                self.close("internal error", flush=False)
+
+    async def _control(self, item: _Control) -> None:
+        if item is _CONNECT_ROOT:
+            if self.state == OPEN:
+                await self._connect("/", "", implicit=True)
+        elif item.kind == "forget":
+            try:
+                await item.namespace.hub.forget(item.conn_id)
+            except Exception:
+                logger.exception("eio3 hub.forget failed for %s", item.conn_id)
+
+    async def _dispatch(self, packet: SioPacket) -> None:
+        kind, nsp = packet.type, packet.nsp
+        if kind == PacketType.CONNECT:
+            await self._connect(nsp, packet.query, implicit=False)
+        elif kind == PacketType.DISCONNECT:
+            self.end_socket(nsp, notify=False)
+        elif kind == PacketType.EVENT:
+            conn_id = self.sockets.get(nsp)
+            if conn_id is None:
+                return  # not connected to that namespace (yet, or any more): dropped as socket.io does
+            namespace = self.server.namespaces[nsp]
+            try:
+                result = await namespace.hub.handle(conn_id, packet.data[0], packet.data[1:])
+            except Exception:
+                logger.exception("eio3 hub.handle failed for %s", conn_id)
+                return
+            if packet.id is not None and result is not None and self.sockets.get(nsp) == conn_id:
+                self.enqueue(codec.encode_ack(nsp, packet.id, list(result)))
+        # ACK: the server never asks for acks, so there is nothing to match; ignored.
+
+    async def _connect(self, nsp: str, query: str, *, implicit: bool) -> None:
+        namespace = self.server.namespaces.get(nsp)
+        if namespace is None:
+            if not implicit:
+                self.enqueue(codec.encode_error(nsp, "Invalid namespace"))
+            return
+        if nsp in self.sockets:
+            return  # already connected; a repeated CONNECT changes nothing
+        conn_id = self.sid if nsp == "/" else f"{nsp}#{self.sid}"
+        merged = dict(self.query)
+        merged.update(parse_qsl(query, keep_blank_values=True))
+        handshake = Handshake(
+            auth=None, headers=dict(self.headers), query=merged, transport="eio3", remote=self.remote
+        )
+        try:
+            admission = await namespace.hub.connect(conn_id, handshake)
+        except Exception:
+            logger.exception("eio3 hub.connect failed for %s", conn_id)
+            admission = Admission(False, "internal_error")
+        if not admission.accepted:
+            self.enqueue(codec.encode_error(nsp, admission.error))
+            return
+        if self.state != OPEN:
+            # Accepted while the session went away: the hub saw a connect, so it sees the end.
+            self.inbox.put_control(_Control("forget", namespace, conn_id))
+            return
+        self.sockets[nsp] = conn_id
+        namespace.attach(conn_id, self)
+        self.enqueue(codec.encode_connect(nsp))
+        try:
+            await namespace.hub.greet(conn_id)
+        except Exception:
+            logger.exception("eio3 hub.greet failed for %s", conn_id)
+
+    def end_socket(self, nsp: str, *, notify: bool) -> None:
+        """End one namespace socket now (no more sends reach it); the hub forgets it in order."""
+        conn_id = self.sockets.pop(nsp, None)
+        if conn_id is None:
+            return
+        namespace = self.server.namespaces[nsp]
+        namespace.detach(conn_id)
+        if notify:
+            self._push(codec.encode_disconnect(nsp))
+        self.inbox.put_control(_Control("forget", namespace, conn_id))
+
+    def close_socket(self, nsp: str) -> None:
+        """Server-side disconnect of one namespace; the last one closes the session."""
+        if self.state != OPEN:
+            return
+        self.end_socket(nsp, notify=True)
+        if not self.sockets:
+            self.close("closed by server", flush=True)
+
+    # --- life ----------------------------------------------------------------------------------
+
+    def close(self, reason: str, *, flush: bool) -> None:
+        """End the session. With `flush`, what is queued (and an Engine.IO close) goes out first,
+        bounded by the ping timeout; without, everything stops now."""
+        if self.state == CLOSED:
+            return
+        if self.state == CLOSING:
+            if not flush:
+                self.finalize(reason)
+            return
+        self.state = CLOSING
+        for nsp in list(self.sockets):
+            self.end_socket(nsp, notify=False)
+        if flush:
+            self._push(codec.CLOSE)
+            self._grace = self._loop.call_later(self.server.ping_timeout, self.finalize, reason)
+        else:
+            self.finalize(reason)
+
+    def finalize(self, reason: str) -> None:
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        for timer in (self._heartbeat, self._connect_timer, self._grace):
+            if timer is not None:
+                timer.cancel()
+        self.server.sessions.pop(self.sid, None)
+        for nsp in list(self.sockets):
+            self.end_socket(nsp, notify=False)
+        self.outbox.clear()
+        self.inbox.put_control(_STOP)
+        self.inbox.close()
+        self.signal.set()
+        logger.debug("eio3 session %s ended: %s", self.sid, reason)
+
+    def _check_heartbeat(self) -> None:
+        # Any packet from the client counts as alive (engine.io 3 does the same); v3 clients
+        # ping every pingInterval, so a silent client is dropped pingInterval + pingTimeout after
+        # its last packet.
+        if self.state == CLOSED:
+            return
+        idle = self._loop.time() - self.last_seen
+        if idle >= self._deadline:
+            logger.info("eio3 session %s closed: ping timeout", self.sid)
+            self.close("ping timeout", flush=False)
+        else:
+            self._heartbeat = self._loop.call_later(self._deadline - idle, self._check_heartbeat)
+
+    def _check_connected(self) -> None:
+        if self.state == OPEN and not self.sockets:
+            logger.info("eio3 session %s closed: no namespace connected", self.sid)
+            self.close("connect timeout", flush=False)
+
+    def start(self, *, connect_root: bool) -> None:
+        """Queue the open packet (and the implicit connection to `/`, v4 protocol)."""
+        self._push(self.server.open_packet(self.sid, upgrades=self.transport == "polling"))
+        if connect_root:
+            self.inbox.put_control(_CONNECT_ROOT)
+
+
+def _headers(scope: dict) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name in headers:
+            headers[name] += ("; " if name == "cookie" else ", ") + value
+        else:
+            headers[name] = value
+    return headers
