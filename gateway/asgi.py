@@ -23,6 +23,7 @@ from .bridge import bridge
 from .hub import Hub
 from .presence import tracker
 from .registry import Mount, mounts, protocol
+from .transports.eio3.server import Eio3Server
 from .transports.socketio import GatewayServer, SocketIOTransport
 from .transports.ws import ChatConsumer, WsTransport
 
@@ -65,6 +66,35 @@ def _socketio_site(site_mounts: list[Mount]) -> tuple[ASGIApp, list[Hub]]:
     return socketio.ASGIApp(sio, socketio_path=first.path.strip("/")), hubs
 
 
+class _Labelled:
+    """A transport under the label the hub records for its connections ("eio3")."""
+
+    def __init__(self, inner: Any, name: str) -> None:
+        self._inner, self.name = inner, name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+
+def _eio3_site(site_mounts: list[Mount]) -> tuple[Eio3Server, list[Hub]]:
+    """One Socket.IO 2 (Engine.IO 3) server for the mounts that share a path, host and port."""
+    chat = settings.CHAT
+    first = site_mounts[0]
+    server = Eio3Server(
+        first.path,
+        ping_interval=first.ping_interval or chat["SOCKET_PING_INTERVAL"],
+        ping_timeout=first.ping_timeout or chat["SOCKET_PING_TIMEOUT"],
+        max_payload=chat["SOCKET_MAX_PAYLOAD_BYTES"],
+        cors_allowed_origins=chat["SOCKET_CORS_ALLOWED_ORIGINS"] or None,
+    )
+    hubs = []
+    for mount in site_mounts:
+        hub = Hub(protocol(mount.protocol), None)  # the namespace needs the hub, and vice versa
+        hub.transport = _Labelled(server.mount(mount.namespace, hub), "eio3")
+        hubs.append(hub)
+    return server, hubs
+
+
 def _ws_mount(mount: Mount) -> tuple[ASGIApp, Hub]:
     hub = Hub(protocol(mount.protocol), WsTransport())
     return ChatConsumer.as_asgi(hub=hub), hub
@@ -74,6 +104,7 @@ class Gateway:
     def __init__(self, django_application: ASGIApp) -> None:
         self.routes: list[tuple[Mount, ASGIApp]] = []
         self.hubs: list[Hub] = []
+        self.eio3_servers: list[Eio3Server] = []
         sites: dict[tuple, list[Mount]] = defaultdict(list)
         for mount in mounts():
             sites[mount.site].append(mount)
@@ -83,14 +114,17 @@ class Gateway:
                 app, hubs = _socketio_site(site_mounts)
                 self.hubs += hubs
                 self.routes.append((first, app))
+            elif first.transport == "eio3":
+                server, hubs = _eio3_site(site_mounts)
+                self.hubs += hubs
+                self.eio3_servers.append(server)
+                self.routes.insert(0, (first, server))  # before Engine.IO 4 on the same path
             elif first.transport == "ws":
                 if len(site_mounts) > 1:
                     raise ImproperlyConfigured(f"Two /ws/ mounts on {first.path}: one protocol per path.")
                 app, hub = _ws_mount(first)
                 self.hubs.append(hub)
                 self.routes.append((first, app))
-            else:
-                raise ImproperlyConfigured(f"Transport {first.transport} is not available in this build.")
         self.django = BodyLimit(django_application)
 
     def route(self, scope: dict[str, Any]) -> ASGIApp:
@@ -98,6 +132,8 @@ class Gateway:
         for mount, app in self.routes:
             if mount.transport == "ws":
                 matches = path in (mount.path, mount.path.rstrip("/"))
+            elif mount.transport == "eio3":  # by Engine.IO version (or one of its session ids)
+                matches = app.wants(scope)
             else:
                 matches = path.startswith(mount.path) or path == mount.path.rstrip("/")
             if matches and mount.serves(scope):
@@ -122,6 +158,8 @@ class Gateway:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                for server in self.eio3_servers:
+                    await server.close_all()
                 await shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import socketio
+import websockets
 
 from tests.conftest import REDIS_URL, _start_servers
 from tests.realtime.clients import connect_greeted, ok
@@ -22,6 +23,8 @@ MOUNTS = [
     {"protocol": "gateway.protocols.expresschat", "transport": "ws", "path": "/ws/"},
     # The one line a new protocol needs:
     {"protocol": "tests.gateway.tiny", "transport": "eio4", "path": "/tiny.io/", "namespace": "/"},
+    # The same protocol to Socket.IO 2 clients, on ExpressChat's path: routed by EIO version.
+    {"protocol": "tests.gateway.tiny", "transport": "eio3", "path": "/socket.io/", "namespace": "/tiny"},
 ]
 
 
@@ -103,4 +106,24 @@ async def test_a_protocol_from_the_tests_greets_answers_and_shares_conversations
     await tiny.sio.emit("nope")
     assert (await tiny.wait_for("oops"))[0] == {"event": "nope", "code": "invalid"}
     await tiny.sio.disconnect()
+    await express.close()
+
+
+async def test_the_same_protocol_serves_socketio_2_clients_beside_engineio_4_on_one_path(tiny_server, alice):
+    """A Socket.IO 2 client (Engine.IO 3, spoken raw here; the npm 2.3.1 client is tested in
+    tests/gateway/transports/) on /socket.io/ reaches the tiny protocol's hub, while Socket.IO 4
+    clients on the same path keep reaching ExpressChat."""
+    url = tiny_server.url.replace("http://", "ws://") + "/socket.io/?EIO=3&transport=websocket"
+    async with websockets.connect(url) as ws:
+        assert (await ws.recv()).startswith("0{")  # Engine.IO 3 open
+        await ws.send("40/tiny?token=nope,")
+        assert await ws.recv() == '44/tiny,"Bad token"'
+        await ws.send(f"40/tiny?token={alice.access},")
+        assert await ws.recv() == "40/tiny,"
+        hello = await ws.recv()
+        assert hello.startswith('42/tiny,["hello",') and alice.id in hello
+        await ws.send('42/tiny,7["peek"]')
+        assert json.loads((await ws.recv()).removeprefix("43/tiny,7")) == [alice.id, "tiny"]
+    express = await connect_greeted(tiny_server, alice)  # Engine.IO 4 on the same path
+    assert ok(await express.call("fetch-user-details"))["Id"] == alice.id
     await express.close()
