@@ -8,9 +8,12 @@ message. Each connection still handles its own events one at a time, so its send
 
 import asyncio
 import logging
+import time
 from collections import deque
 
 from django.conf import settings
+
+from chatproject.ops import metrics
 
 from messaging.services import SendRequest, SendResult, message_send_many
 
@@ -42,6 +45,7 @@ class SendBatcher:
                 self.stats["batches"] += 1
                 self.stats["messages"] += len(batch)
                 self.stats["largest"] = max(self.stats["largest"], len(batch))
+                started = time.monotonic()
                 try:
                     results = await call(message_send_many, requests=[request for request, _ in batch])
                 except Exception as exc:  # the database failed the whole batch
@@ -50,6 +54,8 @@ class SendBatcher:
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                metrics.db_batch_observed(len(batch), time.monotonic() - started)
+                metrics.messages_stored(sum(1 for r in results if r.error is None and r.created))
                 for (_request, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)

@@ -57,6 +57,7 @@ class Connection:
     typing: TypingState = field(default_factory=TypingState)
     state: Any = None  # the protocol's own per-connection state (a dataclass of the protocol)
     expiry_changed: Callable[[], None] | None = None  # set by the hub: reschedules the expiry
+    counted: bool = False  # greeted: counted as a live connection (metrics)
 
     @property
     def user_id(self) -> str:

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from chatproject.bus.groups import USER_PREFIX, conversation_group, user_group
 from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.ops import metrics
 
 from . import presence
 from .audience import Local, deliveries
@@ -54,6 +55,8 @@ class Hub:
         self.refusing: dict[str, Refusal] = {}
         # Access tokens renewed at the handshake, told to the client in its greeting.
         self.renewed: dict[str, str] = {}
+        self.started: dict[str, float] = {}  # handshakes in progress: when they began
+        metrics.register_event_names(protocol.name, protocol.handlers)
         # Users with local connections who turned read receipts off: receipt emits skip them.
         # Kept from the handshake's user row and `user.settings_changed` events.
         self.receipts_off: set[str] = set()
@@ -69,6 +72,7 @@ class Hub:
         """Called when a client asks to connect: authenticate it. Refused: the transport
         answers with `error` (or, for protocols that refuse after CONNECT, the refusal is told
         by `greet`). Accepted: the transport answers CONNECT, then calls `greet`."""
+        self.started[conn_id] = time.monotonic()
         try:
             credentials = self.protocol.credentials(handshake)
             authed = await call(connection_authenticate, credentials=credentials)
@@ -99,6 +103,8 @@ class Hub:
         return Admission(True)
 
     def _refused(self, conn_id: str, error: ApplicationError) -> Admission:
+        self.started.pop(conn_id, None)
+        metrics.connect_refused(self.protocol.name, self.transport.name, str(error.code))
         refusal = self.protocol.refusal(error)
         if refusal.connect_error is not None:
             return Admission(False, refusal.connect_error)
@@ -150,6 +156,11 @@ class Hub:
             return None
         # Presence hook: only a connection that made it through the greeting counts as online.
         await self._presence(presence.tracker.connected, conn)
+        started = self.started.pop(conn_id, None)
+        if started is not None:
+            metrics.handshake_observed(self.protocol.name, self.transport.name, time.monotonic() - started)
+        metrics.connection_opened(self.protocol.name, self.transport.name)
+        conn.counted = True
         return conn
 
     def _capabilities(self) -> tuple[str, ...]:
@@ -180,6 +191,7 @@ class Hub:
         """Called when a connection ended, for any reason. Idempotent."""
         self.refusing.pop(conn_id, None)
         self.renewed.pop(conn_id, None)
+        self.started.pop(conn_id, None)
         conn = self.connections.pop(conn_id, None)
         timer = self.timers.pop(conn_id, None)
         if timer is not None:
@@ -199,6 +211,8 @@ class Hub:
         await self.transport.leave_local(conn_id, groups)
         await bridge.unsubscribe(groups)
         await self._presence(presence.tracker.disconnected, conn)  # presence hook
+        if conn.counted:
+            metrics.connection_closed(self.protocol.name, self.transport.name, "ended")
 
     # --- client events ----------------------------------------------------------------------
 
@@ -223,9 +237,11 @@ class Hub:
             return await self._answer(conn_id, self.protocol.answer_error(None, event, ENDED))
         self.stats["events"] += 1
         name = event if isinstance(event, str) else ""
+        metrics.event_in(self.protocol.name, self.transport.name, name)
         try:
             if not self._allowed(conn):
                 self.stats["rate_limited"] += 1
+                metrics.event_rate_limited(self.protocol.name, self.transport.name, name)
                 raise ApplicationError(ErrorCode.RATE_LIMITED, "Too many events; slow down.")
             if oversize:
                 raise TOO_LARGE
@@ -235,9 +251,11 @@ class Hub:
             outcome = await handler(conn, args)
         except ApplicationError as error:
             self.stats["errors"] += 1
+            metrics.event_error(self.protocol.name, self.transport.name, str(error.code))
             return await self._answer(conn_id, self.protocol.answer_error(conn, name[:64], error))
         except Exception:
             self.stats["errors"] += 1
+            metrics.event_error(self.protocol.name, self.transport.name, str(ErrorCode.INTERNAL))
             logger.exception("handler failed: event=%s user=%s", name[:64], conn.user_id)
             error = ApplicationError(ErrorCode.INTERNAL, "Internal error.")
             return await self._answer(conn_id, self.protocol.answer_error(conn, name[:64], error))

@@ -19,6 +19,8 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from channels_redis.utils import create_pool
 from redis import asyncio as aioredis
 
+from chatproject.ops import metrics
+
 logger = logging.getLogger(__name__)
 
 # Bus message type: the channel-layer envelope carries the target group and the domain event.
@@ -89,10 +91,12 @@ async def _publish(batch: list[tuple[str, dict[str, Any]]]) -> None:
             for group, message in batch:
                 await layer.group_send(group, message)
         stats["published"] += len(batch)
+        metrics.bus_published(len(batch))
     except Exception:
         # The database already holds the data; clients recover it through history (Seq gaps).
         # Count and log (ids only, never bodies) instead of failing the request that caused it.
         stats["publish_errors"] += len(batch)
+        metrics.bus_publish_error(len(batch))
         logger.exception("bus publish failed: %d messages lost", len(batch))
 
 

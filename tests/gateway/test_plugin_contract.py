@@ -31,7 +31,10 @@ MOUNTS = [
 @pytest.fixture(scope="module")
 def tiny_server(django_db_setup, django_db_blocker, tmp_path_factory):
     servers = _start_servers(
-        1, tmp_path_factory.mktemp("tiny"), REDIS_URL, {"CHAT_PROTOCOLS": json.dumps(MOUNTS)}
+        1,
+        tmp_path_factory.mktemp("tiny"),
+        REDIS_URL,
+        {"CHAT_PROTOCOLS": json.dumps(MOUNTS), "CHAT_METRICS": "1", "CHAT_METRICS_TOKEN": "metrics-test"},
     )
     yield servers[0]
     servers[0].stop()
@@ -127,3 +130,29 @@ async def test_the_same_protocol_serves_socketio_2_clients_beside_engineio_4_on_
     express = await connect_greeted(tiny_server, alice)  # Engine.IO 4 on the same path
     assert ok(await express.call("fetch-user-details"))["Id"] == alice.id
     await express.close()
+
+
+async def test_metrics_carry_each_mount_s_protocol_and_transport(tiny_server, alice):
+    """/metrics counts connections and events per protocol and transport (the Engine.IO 3
+    figures come from the Socket.IO 2 test above, which runs first in this module)."""
+    import aiohttp
+
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await TinyClient().connect(tiny_server.url, None)
+    await (await connect_greeted(tiny_server, alice)).close()
+    tiny = await TinyClient().connect(tiny_server.url, alice.access)
+    await tiny.sio.call("peek", timeout=5)
+    await tiny.sio.emit("not-an-event")
+    await tiny.wait_for("oops")
+    await tiny.sio.disconnect()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            tiny_server.url + "/metrics", headers={"Authorization": "Bearer metrics-test"}
+        ) as response:
+            text = await response.text()
+    assert 'chat_events_in_total{event="peek",protocol="tiny",transport="eio4"}' in text
+    assert 'chat_events_in_total{event="peek",protocol="tiny",transport="eio3"}' in text
+    assert 'chat_events_in_total{event="other",protocol="tiny",transport="eio4"}' in text
+    assert 'chat_event_errors_total{code="invalid",protocol="tiny",transport="eio4"}' in text
+    assert 'chat_connect_refusals_total{protocol="tiny",reason="not_authenticated",transport="eio4"}' in text
+    assert 'chat_connects_total{protocol="expresschat",transport="eio4"}' in text
