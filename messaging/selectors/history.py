@@ -11,7 +11,7 @@ from accounts.models import User
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
-from .models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction
+from ..models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction
 
 
 def _not_found() -> ApplicationError:

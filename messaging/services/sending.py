@@ -18,9 +18,9 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 from chatproject.core.text import is_storable
 
-from . import events
-from .models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction
-from .selectors import (
+from .. import events
+from ..models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction
+from ..selectors import (
     direct_conversation_find,
     direct_key,
     membership_get,
@@ -32,7 +32,7 @@ from .selectors import (
     unread_total,
     user_receipts_enabled,
 )
-from .uploads import attachment_erase
+from ..uploads import attachment_erase
 
 logger = logging.getLogger(__name__)
 
