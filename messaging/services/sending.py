@@ -1,176 +1,25 @@
-"""Writes of the messaging domain. Every transport ends here; events leave only on commit."""
+"""Sending messages: `message_send` and `message_send_many` (the one write path of every
+transport, batched for the realtime layer), the steps a batch goes through (memberships,
+replies, retries, uploads, storage and publishing), system messages and notes to self."""
 
 from __future__ import annotations
 
-import logging
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 
-from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import moderation
-from accounts.models import ModerationAction, User
-from chatproject.bus import PublishItem, publish_many_on_commit, publish_on_commit
+from accounts.models import User
+from chatproject.bus import PublishItem, publish_many_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
-from chatproject.core.text import is_storable
 
 from .. import events
-from ..models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction
-from ..selectors import (
-    direct_conversation_find,
-    direct_key,
-    membership_get,
-    message_get_for_member,
-    message_seqs,
-    reaction_count,
-    self_conversation_get,
-    self_key,
-    unread_total,
-    user_receipts_enabled,
-)
-from ..uploads import attachment_erase
-
-logger = logging.getLogger(__name__)
-
-CLIENT_MESSAGE_ID_MAX = 64
-
-
-def self_conversation_ensure(*, user: User) -> Conversation:
-    """Create the user's notes-to-self conversation if it does not exist (idempotent).
-
-    Called at email verification; safe to call again at any time.
-    """
-    existing = self_conversation_get(user=user)
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            conversation = Conversation.objects.create(
-                kind=Conversation.Kind.SELF, unique_key=self_key(user), created_by=user
-            )
-            Membership.objects.create(conversation=conversation, user=user, role=Membership.Role.OWNER)
-    except IntegrityError:
-        # A concurrent call created it first.
-        conversation = Conversation.objects.get(unique_key=self_key(user))
-    return conversation
-
-
-def chat_partner_get(*, user: User, other_user_id: object) -> User:
-    """The user someone wants to chat with: must exist, be verified, active and not banned."""
-    if not is_public_id(other_user_id):
-        raise ApplicationError(ErrorCode.NOT_FOUND, "No such user.", {"field": "user_id"})
-    other = User.objects.filter(public_id=other_user_id).first()
-    if other is None or not other.can_chat:
-        raise ApplicationError(ErrorCode.NOT_FOUND, "No such user.", {"field": "user_id"})
-    if other.pk == user.pk:
-        raise ApplicationError(ErrorCode.INVALID, "Use the notes-to-self chat to write to yourself.")
-    return other
-
-
-def direct_conversation_get_or_create(
-    *, user: User, other_user_id: object
-) -> tuple[Conversation, User, bool]:
-    """The one direct conversation between `user` and another user, created on first use.
-
-    Returns (conversation, partner, created). At most one conversation exists per pair: the
-    pair's key is unique in the database, so concurrent creations converge on one row.
-    """
-    other = chat_partner_get(user=user, other_user_id=other_user_id)
-    existing = direct_conversation_find(user=user, other=other)
-    if existing is not None:
-        return existing, other, False
-    try:
-        with transaction.atomic():
-            conversation = Conversation.objects.create(
-                kind=Conversation.Kind.DIRECT, unique_key=direct_key(user, other), created_by=user
-            )
-            Membership.objects.bulk_create(
-                [
-                    Membership(conversation=conversation, user=user, role=Membership.Role.MEMBER),
-                    Membership(conversation=conversation, user=other, role=Membership.Role.MEMBER),
-                ]
-            )
-            publish_on_commit(
-                events.conversation_created(conversation=conversation, creator=user, members=[user, other]),
-                user_ids=[user.public_id, other.public_id],
-            )
-    except IntegrityError:
-        return Conversation.objects.get(unique_key=direct_key(user, other)), other, False
-    return conversation, other, True
-
-
-def _validate_content(content: object) -> str:
-    if not isinstance(content, str):
-        raise ApplicationError(ErrorCode.INVALID, "Content must be a string.", {"field": "content"})
-    if not is_storable(content):
-        raise ApplicationError(
-            ErrorCode.INVALID, "Content contains characters that cannot be stored.", {"field": "content"}
-        )
-    if not content.strip():
-        raise ApplicationError(ErrorCode.INVALID, "Content must not be empty.", {"field": "content"})
-    maximum = settings.CHAT["MAX_MESSAGE_LENGTH"]
-    if len(content) > maximum:
-        raise ApplicationError(
-            ErrorCode.INVALID,
-            f"Content is longer than {maximum} characters.",
-            {"field": "content", "max_length": maximum},
-        )
-    return content
-
-
-def _validate_client_message_id(value: object) -> str | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > CLIENT_MESSAGE_ID_MAX
-        or not is_storable(value)
-    ):
-        raise ApplicationError(
-            ErrorCode.INVALID,
-            f"client_message_id must be a string of 1 to {CLIENT_MESSAGE_ID_MAX} characters.",
-            {"field": "client_message_id"},
-        )
-    return value
-
-
-# What a client may send (system messages are the server's).
-SENDABLE_KINDS = sorted(k for k in Message.Kind.values if k != Message.Kind.SYSTEM)
-
-
-def _validate_kind(message_kind: object, attachment_id: object) -> tuple[str, str | None]:
-    """The message kind a send asks for, and its attachment's id. A media kind needs an
-    attachment; an attachment without a kind makes a media message of the upload's own kind
-    (decided when the upload is found); other kinds take none."""
-    choices = SENDABLE_KINDS
-    if message_kind is not None and (not isinstance(message_kind, str) or message_kind not in choices):
-        raise ApplicationError(
-            ErrorCode.INVALID,
-            f"kind must be one of {', '.join(choices)}.",
-            {"field": "kind", "choices": choices},
-        )
-    if attachment_id is None:
-        if message_kind in Message.MEDIA_KINDS:
-            raise ApplicationError(
-                ErrorCode.INVALID,
-                f"A {message_kind} message needs an attachment_id.",
-                {"field": "attachment_id"},
-            )
-        return message_kind or Message.Kind.TEXT, None
-    if message_kind is not None and message_kind not in Message.MEDIA_KINDS:
-        raise ApplicationError(
-            ErrorCode.INVALID, f"A {message_kind} message takes no attachment.", {"field": "attachment_id"}
-        )
-    if not isinstance(attachment_id, str):
-        raise ApplicationError(
-            ErrorCode.INVALID, "attachment_id must be a string.", {"field": "attachment_id"}
-        )
-    return message_kind or "", attachment_id  # "": the upload's kind, set by _attachments_take
+from ..models import Attachment, Conversation, Membership, Message
+from .audience import Audience, conversation_audience, conversation_audiences, publish_item
+from .conversations import self_conversation_ensure
+from .storage import _advance_read_pointers, _take_seqs
+from .validation import _validate_body, _validate_client_message_id, _validate_kind
 
 
 def _same_send(message: Message, item: _Pending) -> bool:
@@ -180,55 +29,6 @@ def _same_send(message: Message, item: _Pending) -> bool:
         and message.sender_id == item.membership.user_id
         and message.conversation_id == item.membership.conversation_id
     )
-
-
-def _validate_caption(content: object) -> str:
-    """A media message's text: optional (None or ""), otherwise the rules of a text message."""
-    if content is None or content == "":
-        return ""
-    return _validate_content(content)
-
-
-# Characters that make up emoji besides the pictographs themselves (category So): joiners,
-# variation selectors, skin tones, keycaps and the tags of subdivision flags.
-_EMOJI_JOINERS = {"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}
-_KEYCAP_BASES = set("0123456789#*")
-
-
-def _is_emoji_only(text: str) -> bool:
-    for i, c in enumerate(text):
-        code = ord(c)
-        if (
-            unicodedata.category(c) == "So"
-            or c in _EMOJI_JOINERS
-            or 0x1F3FB <= code <= 0x1F3FF
-            or 0xE0020 <= code <= 0xE007F
-        ):
-            continue
-        if c in _KEYCAP_BASES and "\u20e3" in text[i + 1 : i + 3]:
-            continue
-        return False
-    return True
-
-
-def _validate_emoji_message(content: object) -> str:
-    maximum = settings.CHAT["EMOJI_MESSAGE_MAX_LENGTH"]
-    if not isinstance(content, str) or not content or len(content) > maximum or not _is_emoji_only(content):
-        raise ApplicationError(
-            ErrorCode.INVALID,
-            f"An emoji message holds 1 to {maximum} emoji characters and nothing else.",
-            {"field": "content", "max_length": maximum},
-        )
-    return content
-
-
-def _validate_body(kind: str, content: object) -> str:
-    """The content a message of this kind may hold ("" kind: media, decided later)."""
-    if kind == Message.Kind.EMOJI:
-        return _validate_emoji_message(content)
-    if kind in Message.MEDIA_KINDS or kind == "":
-        return _validate_caption(content)
-    return _validate_content(content)
 
 
 def _attachments_take(pending: list[_Pending], results: list[SendResult]) -> list[_Pending]:
@@ -285,17 +85,6 @@ def _attachments_take(pending: list[_Pending], results: list[SendResult]) -> lis
         item.attachment, item.kind = attachment, item.kind or attachment.kind
         left.append(item)
     return left
-
-
-@lru_cache(maxsize=65536)
-def _direct_member_ids(conversation_id: str) -> tuple[str, ...]:
-    # Members of a self or direct conversation never change (nobody leaves them), so this cache
-    # never goes stale. A feature that lets people leave a direct chat must drop this cache.
-    return tuple(
-        Membership.objects.filter(conversation__public_id=conversation_id, left_at__isnull=True).values_list(
-            "user__public_id", flat=True
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -506,7 +295,8 @@ def _message_by_client_id(conversation: Conversation, user: User, client_message
 def _messages_store(pending: list[_Pending]) -> list[Message]:
     """Inside a transaction: take sequence numbers for every conversation of the batch with one
     statement, insert every message with one statement, move the senders' read pointers with
-    one statement, and publish the events on commit."""
+    one statement, read the members of the batch's direct and self conversations with one
+    statement (none when all are groups), and publish the events on commit."""
     now = timezone.now()
     counts: dict[int, int] = {}
     for item in pending:
@@ -540,94 +330,25 @@ def _messages_store(pending: list[_Pending]) -> list[Message]:
         pointers[membership.pk] = seq  # writing a message means having read up to it
     Message.objects.bulk_create(messages)
     _advance_read_pointers(pointers)
+    audiences = conversation_audiences(m.conversation for m in messages)
     publish_many_on_commit(
         [
-            _message_event(m.conversation, m, m.sender, item.origin)
+            _message_event(m.conversation, m, m.sender, audiences[m.conversation.pk], item.origin)
             for m, item in zip(messages, pending, strict=True)
         ]
     )
     return messages
 
 
-def _take_seqs(counts: dict[int, int], now) -> dict[int, tuple[int, int]]:
-    """Bump each conversation's allocators by its count; returns conversation pk -> (new
-    last_seq, new last_rev).
-
-    One UPDATE ... RETURNING, which also locks the rows until commit, so concurrent senders
-    queue here and numbers stay gapless. A new message is a change too, so `last_rev` moves by
-    the same count in the same statement. `last_message_at` only moves forward.
-    """
-    table = connection.ops.quote_name(Conversation._meta.db_table)
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    ids = sorted(counts)
-    moved_at = "CASE WHEN last_message_at > %s THEN last_message_at ELSE %s END"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Two array parameters: the statement text is the same for every batch size, so
-            # the driver does not re-parse a long CASE list each time.
-            cursor.execute(
-                f"UPDATE {table} AS c SET last_seq = c.last_seq + v.n, last_rev = c.last_rev + v.n, "  # noqa: S608
-                f"last_message_at = {moved_at.replace('last_message_at', 'c.last_message_at')} "
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, n) WHERE c.id = v.id "
-                "RETURNING c.id, c.last_seq, c.last_rev",
-                [stamp, stamp, ids, [counts[pk] for pk in ids]],
-            )
-        else:
-            cases = "CASE id " + " ".join("WHEN %s THEN %s" for _ in ids) + " END"
-            pairs = [v for pk in ids for v in (pk, counts[pk])]
-            cursor.execute(
-                f"UPDATE {table} SET last_seq = last_seq + {cases}, last_rev = last_rev + {cases}, "  # noqa: S608
-                f"last_message_at = {moved_at} "
-                f"WHERE id IN ({', '.join(['%s'] * len(ids))}) RETURNING id, last_seq, last_rev",
-                [*pairs, *pairs, stamp, stamp, *ids],
-            )
-        return {pk: (last_seq, last_rev) for pk, last_seq, last_rev in cursor.fetchall()}
-
-
-def _take_rev(conversation: Conversation) -> int:
-    """Inside a transaction: the conversation's next revision, for a change to one of its
-    messages (edit, delete, hide, reaction). Locks the conversation row until commit, as a send
-    does, so revisions stay gapless and in commit order per conversation."""
-    table = connection.ops.quote_name(Conversation._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_rev = last_rev + 1 WHERE id = %s RETURNING last_rev",  # noqa: S608
-            [conversation.pk],
-        )
-        (rev,) = cursor.fetchone()
-    conversation.last_rev = rev
-    return rev
-
-
-def _advance_read_pointers(pointers: dict[int, int]) -> None:
-    """Move memberships' read pointers forward (never backwards), one statement."""
-    table = connection.ops.quote_name(Membership._meta.db_table)
-    ids = sorted(pointers)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} AS m SET last_read_seq = v.seq "  # noqa: S608
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, seq) "
-                "WHERE m.id = v.id AND m.last_read_seq < v.seq",
-                [ids, [pointers[pk] for pk in ids]],
-            )
-        else:
-            cases = "CASE id " + " ".join("WHEN %s THEN %s" for _ in ids) + " END"
-            params = [v for pk in ids for v in (pk, pointers[pk])]
-            cursor.execute(
-                f"UPDATE {table} SET last_read_seq = {cases} "  # noqa: S608
-                f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND last_read_seq < {cases}",
-                [*params, *ids, *params],
-            )
-
-
 def _message_event(
-    conversation: Conversation, message: Message, sender: User | None, origin: str | None = None
+    conversation: Conversation,
+    message: Message,
+    sender: User | None,
+    audience: Audience,
+    origin: str | None = None,
 ) -> PublishItem:
     event = events.message_created(conversation=conversation, message=message, sender=sender, origin=origin)
-    if conversation.kind == Conversation.Kind.GROUP:
-        return PublishItem(event, conversation_ids=(conversation.public_id,))
-    return PublishItem(event, user_ids=_direct_member_ids(conversation.public_id))
+    return publish_item(event, audience)
 
 
 def _message_store(
@@ -647,7 +368,8 @@ def _message_store(
         client_message_id=client_message_id,
         created_at=now,
     )
-    publish_many_on_commit([_message_event(conversation, message, sender)])
+    audience = conversation_audience(conversation)
+    publish_many_on_commit([_message_event(conversation, message, sender, audience)])
     return message
 
 
@@ -674,220 +396,6 @@ def self_message_send(
         client_message_id=client_message_id,
         kind=Conversation.Kind.SELF,
     )
-
-
-def _read_target(
-    conversation: Conversation, up_to_seq: object, message_ids: object, last_message_id: object
-) -> int:
-    """The seq a read (or delivery) report names, in any of its forms: a seq ("up to this
-    message"), a list of message ids (their newest counts: the pointer covers everything
-    before it), or the last message's id. None of them: the newest message."""
-    given = [
-        name
-        for name, value in (
-            ("seq", up_to_seq),
-            ("message_ids", message_ids),
-            ("last_message_id", last_message_id),
-        )
-        if value is not None
-    ]
-    if len(given) > 1:
-        raise ApplicationError(
-            ErrorCode.INVALID,
-            "Name the messages one way: seq, message_ids or last_message_id.",
-            {"field": given[1]},
-        )
-    if message_ids is not None or last_message_id is not None:
-        field = "message_ids" if message_ids is not None else "last_message_id"
-        ids = message_ids if message_ids is not None else [last_message_id]
-        maximum = settings.CHAT["HISTORY_MAX_PAGE_SIZE"]  # no more than a page of history shows
-        if (
-            not isinstance(ids, list)
-            or not ids
-            or len(ids) > maximum
-            or not all(isinstance(i, str) for i in ids)
-        ):
-            raise ApplicationError(
-                ErrorCode.INVALID, f"{field} must name 1 to {maximum} messages by id.", {"field": field}
-            )
-        seqs = message_seqs(conversation=conversation, message_ids=ids)
-        if len(seqs) != len(set(ids)):
-            raise ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": field})
-        return max(seqs.values())
-    if up_to_seq is None:
-        return conversation.last_seq
-    if isinstance(up_to_seq, bool) or not isinstance(up_to_seq, int) or up_to_seq < 0:
-        raise ApplicationError(ErrorCode.INVALID, "seq must be a non-negative integer.", {"field": "seq"})
-    return min(up_to_seq, conversation.last_seq)
-
-
-def conversation_mark_read(
-    *,
-    user: User,
-    conversation_id: object,
-    up_to_seq: object = None,
-    kind: str | None = None,
-    message_ids: object = None,
-    last_message_id: object = None,
-) -> tuple[Conversation, int]:
-    """Move the caller's read pointer forward to `up_to_seq` (default: the newest message), or
-    to the newest of `message_ids`, or to `last_message_id` (the forms other clients use).
-
-    The pointer never moves backwards and never past the newest message: one pointer per
-    member, never a row per message and reader. Returns (conversation, pointer). On commit:
-    - `conversation.unread` (the reader's unread count here and in total) to the reader's own
-      connections, so every device of theirs clears the count;
-    - `conversation.read` to the members (also when nothing changed, as ExpressChat clients
-      expect an acknowledgement), unless the reader turned read receipts off; each protocol
-      decides who renders it (ExpressChat: the other members only).
-    """
-    membership = membership_get(user=user, conversation_id=conversation_id, kind=kind)
-    conversation = membership.conversation
-    target = _read_target(conversation, up_to_seq, message_ids, last_message_id)
-    receipts = user_receipts_enabled(user)
-    with transaction.atomic():
-        Membership.objects.filter(pk=membership.pk, last_read_seq__lt=target).update(last_read_seq=target)
-        # Read back: a concurrent send by the same user may have moved it further.
-        pointer, last_seq = (
-            Membership.objects.filter(pk=membership.pk)
-            .values_list("last_read_seq", "conversation__last_seq")
-            .get()
-        )
-        publish_on_commit(
-            events.conversation_unread(
-                conversation=conversation,
-                reader=user,
-                seq=pointer,
-                unread=max(last_seq - pointer, 0),
-                unread_total=unread_total(user=user),
-            ),
-            user_ids=[user.public_id],
-        )
-        if receipts:
-            event = events.conversation_read(conversation=conversation, reader=user, seq=pointer)
-            if conversation.kind == Conversation.Kind.GROUP:
-                publish_on_commit(event, conversation_ids=[conversation.public_id])
-            else:
-                publish_on_commit(event, user_ids=_direct_member_ids(conversation.public_id))
-    return conversation, pointer
-
-
-def conversation_mark_delivered(
-    *, user: User, conversation_id: object, up_to_seq: object = None, kind: str | None = None
-) -> tuple[Conversation, int]:
-    """Record that one of the caller's devices received the conversation's messages up to
-    `up_to_seq` (default: the newest). Delivery reports are opt-in per client.
-
-    The pointer never moves backwards or past the newest message. When it moves past messages
-    the caller had neither received nor read before, `conversation.delivered` goes on commit to
-    the senders of those messages only (one query finds them), unless the caller turned
-    receipts off. Returns (conversation, pointer).
-    """
-    membership = membership_get(user=user, conversation_id=conversation_id, kind=kind)
-    conversation = membership.conversation
-    target = _read_target(conversation, up_to_seq, None, None)
-    with transaction.atomic():
-        delivered, read = (
-            Membership.objects.select_for_update()
-            .filter(pk=membership.pk)
-            .values_list("last_delivered_seq", "last_read_seq")
-            .get()
-        )
-        if delivered >= target:
-            return conversation, delivered
-        Membership.objects.filter(pk=membership.pk).update(last_delivered_seq=target)
-        covered = max(delivered, read)  # read messages were acknowledged by the read receipt
-        if covered < target and user_receipts_enabled(user):
-            senders = list(
-                Message.objects.filter(
-                    conversation=conversation, seq__gt=covered, seq__lte=target, sender__isnull=False
-                )
-                .exclude(sender=user)
-                .values_list("sender__public_id", flat=True)
-                .distinct()
-            )
-            if senders:
-                publish_on_commit(
-                    events.conversation_delivered(conversation=conversation, recipient=user, seq=target),
-                    user_ids=senders,
-                )
-    return conversation, target
-
-
-# --- moderation ----------------------------------------------------------------------------
-
-MODERATE_PERMISSION = "messaging.moderate_message"
-MODERATE_HIDE = "hide"
-MODERATE_DELETE = "delete"
-
-
-def message_moderate(*, moderator: User, message_id: object, action: str, reason: object) -> Message:
-    """Hide or delete a message as a moderator, record it, and tell the members live.
-
-    Hide keeps the text (moderators still read it in the admin) but it is never served again;
-    delete is a tombstone: the text is erased for good and `deleted_at` set. Either way the
-    message keeps its id and seq, so clients see no gap. Only active staff holding
-    `messaging.moderate_message` (or superusers) may do it, and a reason is required.
-    Publishes `message.hidden` / `message.deleted` on commit to the conversation's members,
-    chosen as `_message_store` chooses them.
-    """
-    moderation.moderator_check(moderator=moderator, permission=MODERATE_PERMISSION)
-    reason = moderation.moderation_reason_clean(reason)
-    if action not in (MODERATE_HIDE, MODERATE_DELETE):
-        raise ApplicationError(ErrorCode.INVALID, 'action must be "hide" or "delete".', {"field": "action"})
-    if not is_public_id(message_id):
-        raise ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": "message_id"})
-    with transaction.atomic():
-        message = (
-            # no_key: see `message_get_for_member` (a concurrent reply to it must not wait).
-            Message.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("conversation", "sender")
-            .filter(public_id=message_id)
-            .first()
-        )
-        if message is None:
-            raise ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": "message_id"})
-        if message.deleted_at is not None:
-            raise ApplicationError(ErrorCode.CONFLICT, "The message is already deleted.")
-        now = timezone.now()
-        if action == MODERATE_HIDE:
-            if message.hidden_at is not None:
-                raise ApplicationError(ErrorCode.CONFLICT, "The message is already hidden.")
-            message.hidden_at, message.rev = now, _take_rev(message.conversation)
-            message.save(update_fields=["hidden_at", "rev"])
-            event = events.message_hidden(conversation=message.conversation, message=message)
-        else:
-            message.content, message.deleted_at = "", now
-            message.rev = _take_rev(message.conversation)
-            message.save(update_fields=["content", "deleted_at", "rev"])
-            _erase_extras(message)  # earlier texts and reactions go with the text
-            event = events.message_deleted(conversation=message.conversation, message=message)
-        conversation = message.conversation
-        moderation.moderation_action_record(
-            moderator=moderator,
-            action=ModerationAction.Action.MESSAGE_HIDE
-            if action == MODERATE_HIDE
-            else ModerationAction.Action.MESSAGE_DELETE,
-            target_type=ModerationAction.TargetType.MESSAGE,
-            target_id=message.public_id,
-            reason=reason,
-            extra={
-                "conversation_id": conversation.public_id,
-                "conversation_kind": conversation.kind,
-                "seq": message.seq,
-                "sender_id": message.sender.public_id if message.sender else None,
-            },
-        )
-        if conversation.kind == Conversation.Kind.GROUP:
-            publish_on_commit(event, conversation_ids=[conversation.public_id])
-        else:
-            publish_on_commit(event, user_ids=_direct_member_ids(conversation.public_id))
-    return message
-
-
-# --- replies, edits, deletes and reactions -------------------------------------------------
-
-REACTION_EMOJI_MAX = 32  # the column's length
 
 
 def _reply_not_found() -> ApplicationError:
@@ -918,211 +426,3 @@ def _reply_targets(
             item.reply_to = target
         left.append(item)
     return left
-
-
-def _publish_to_members(conversation: Conversation, event: dict) -> None:
-    """On commit, to the conversation's bus group (groups) or its members (direct, self), as
-    `_message_event` chooses them."""
-    if conversation.kind == Conversation.Kind.GROUP:
-        publish_on_commit(event, conversation_ids=[conversation.public_id])
-    else:
-        publish_on_commit(event, user_ids=_direct_member_ids(conversation.public_id))
-
-
-def _refuse_system(message: Message, verb: str) -> None:
-    if message.kind == Message.Kind.SYSTEM:
-        raise ApplicationError(ErrorCode.PERMISSION_DENIED, f"System messages cannot be {verb}.")
-
-
-def _refuse_removed(message: Message) -> None:
-    if message.deleted_at is not None:
-        raise ApplicationError(ErrorCode.CONFLICT, "The message was deleted.")
-    if message.hidden_at is not None:
-        raise ApplicationError(ErrorCode.CONFLICT, "A moderator hid the message.")
-
-
-def _erase_extras(message: Message) -> None:
-    """A deleted message keeps nothing: not its earlier texts, not its reactions, not its file
-    (erased from storage once the delete committed)."""
-    MessageEdit.objects.filter(message=message).delete()
-    Reaction.objects.filter(message=message).delete()
-    if message.attachment is not None:
-        attachment_erase(attachment=message.attachment)
-
-
-def message_edit(
-    *,
-    user: User,
-    message_id: object,
-    content: object,
-    conversation_id: object = None,
-    origin: str | None = None,
-) -> Message:
-    """Change the text (or a media message's caption) of one's own message; the text it
-    replaces goes to its edit history.
-
-    Only the sender, not system messages, not once deleted or hidden by a
-    moderator. Content follows the rules of a send. Sending the same text again changes nothing
-    (no history row, no event): a retried edit is harmless. `conversation_id`, when given, must
-    be the message's conversation. Publishes `message.edited` on commit to the members.
-    """
-    with transaction.atomic():
-        _membership, message = message_get_for_member(
-            user=user, message_id=message_id, conversation_id=conversation_id, for_update=True
-        )
-        _refuse_system(message, "edited")
-        if message.sender_id != user.pk:
-            raise ApplicationError(ErrorCode.PERMISSION_DENIED, "Only the sender can edit a message.")
-        _refuse_removed(message)
-        if content is None:  # an empty caption is "", never a missing field
-            raise ApplicationError(ErrorCode.INVALID, "Content must be a string.", {"field": "content"})
-        content = _validate_body(message.kind, content)  # a caption may become empty, text not
-        if content == message.content:
-            return message
-        now = timezone.now()
-        MessageEdit.objects.create(message=message, content=message.content, edited_at=now, editor=user)
-        message.content, message.edited_at = content, now
-        message.rev = _take_rev(message.conversation)
-        message.save(update_fields=["content", "edited_at", "rev"])
-        _publish_to_members(
-            message.conversation,
-            events.message_edited(
-                conversation=message.conversation, message=message, editor=user, origin=origin
-            ),
-        )
-    logger.info("message edited: message=%s user=%s", message.public_id, user.public_id)
-    return message
-
-
-def _may_delete_others(membership: Membership) -> bool:
-    """Group owners and admins delete other members' messages; in direct and self chats nobody
-    deletes what someone else wrote. (Moderators use `message_moderate`.)"""
-    if membership.conversation.kind != Conversation.Kind.GROUP:
-        return False
-    return membership.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
-
-
-def message_delete(*, user: User, message_id: object, conversation_id: object = None) -> Message:
-    """Delete a message, leaving a tombstone: the text, its edit history and its reactions are
-    erased; id and seq stay, so no client sees a gap.
-
-    The sender may, and in groups the owner and admins may delete anyone's message. System
-    messages are facts and stay. A message a moderator hid stays as the moderator left it (its
-    text is their evidence). Deleting twice is a conflict. Publishes `message.deleted` on commit
-    to the members, the event moderation publishes, so clients handle one shape.
-    """
-    with transaction.atomic():
-        membership, message = message_get_for_member(
-            user=user, message_id=message_id, conversation_id=conversation_id, for_update=True
-        )
-        _refuse_system(message, "deleted")
-        if message.sender_id != user.pk and not _may_delete_others(membership):
-            raise ApplicationError(
-                ErrorCode.PERMISSION_DENIED, "Only the sender or a group admin can delete this message."
-            )
-        _refuse_removed(message)
-        message.content, message.deleted_at = "", timezone.now()
-        message.rev = _take_rev(message.conversation)
-        message.save(update_fields=["content", "deleted_at", "rev"])
-        _erase_extras(message)
-        _publish_to_members(
-            message.conversation, events.message_deleted(conversation=message.conversation, message=message)
-        )
-    logger.info("message deleted: message=%s user=%s", message.public_id, user.public_id)
-    return message
-
-
-def _stamp_rev(message: Message) -> None:
-    """A change that is not a column of the message (a reaction) still moves its revision, so
-    a resync serves the message again with its current reactions."""
-    message.rev = _take_rev(message.conversation)
-    Message.objects.filter(pk=message.pk).update(rev=message.rev)
-
-
-def _validate_emoji(value: object) -> str:
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > REACTION_EMOJI_MAX
-        or not is_storable(value)
-        or any(c.isspace() for c in value)
-    ):
-        raise ApplicationError(
-            ErrorCode.INVALID,
-            f"emoji must be 1 to {REACTION_EMOJI_MAX} characters without spaces.",
-            {"field": "emoji"},
-        )
-    return value
-
-
-def reaction_add(
-    *, user: User, message_id: object, emoji: object, conversation_id: object = None
-) -> tuple[Message, int, bool]:
-    """Put an emoji on a message of a conversation the user is in. Idempotent: adding one the
-    user already put there changes nothing and publishes nothing.
-
-    At most CHAT MAX_REACTIONS_PER_USER distinct emoji per user per message; none on deleted or
-    hidden messages. Returns (message, how many members have this emoji on it, added). Publishes
-    `reaction.added` on commit to the members.
-    """
-    emoji = _validate_emoji(emoji)
-    with transaction.atomic():
-        # The row lock orders the reactions of one message: counts and the limit stay exact.
-        _membership, message = message_get_for_member(
-            user=user, message_id=message_id, conversation_id=conversation_id, for_update=True
-        )
-        _refuse_removed(message)
-        mine = set(Reaction.objects.filter(message=message, user=user).values_list("emoji", flat=True))
-        if emoji in mine:
-            return message, reaction_count(message=message, emoji=emoji), False
-        maximum = settings.CHAT["MAX_REACTIONS_PER_USER"]
-        if len(mine) >= maximum:
-            raise ApplicationError(
-                ErrorCode.INVALID,
-                f"At most {maximum} different reactions per message.",
-                {"field": "emoji", "max_reactions": maximum},
-            )
-        Reaction.objects.create(message=message, user=user, emoji=emoji)
-        _stamp_rev(message)
-        count = reaction_count(message=message, emoji=emoji)
-        _publish_to_members(
-            message.conversation,
-            events.reaction_changed(
-                conversation=message.conversation,
-                message=message,
-                user=user,
-                emoji=emoji,
-                count=count,
-                added=True,
-            ),
-        )
-    return message, count, True
-
-
-def reaction_remove(
-    *, user: User, message_id: object, emoji: object, conversation_id: object = None
-) -> tuple[Message, int, bool]:
-    """Take one's emoji off a message. Idempotent: removing one that is not there changes
-    nothing and publishes nothing. Returns (message, how many members still have this emoji on
-    it, removed). Publishes `reaction.removed` on commit to the members."""
-    emoji = _validate_emoji(emoji)
-    with transaction.atomic():
-        _membership, message = message_get_for_member(
-            user=user, message_id=message_id, conversation_id=conversation_id, for_update=True
-        )
-        removed, _per_model = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
-        count = reaction_count(message=message, emoji=emoji)
-        if removed:
-            _stamp_rev(message)
-            _publish_to_members(
-                message.conversation,
-                events.reaction_changed(
-                    conversation=message.conversation,
-                    message=message,
-                    user=user,
-                    emoji=emoji,
-                    count=count,
-                    added=False,
-                ),
-            )
-    return message, count, bool(removed)
