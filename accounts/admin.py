@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 
 from chatproject.core.errors import ApplicationError
 
-from . import moderation, services
+from . import bans, services
 from .models import LoginSession, ModerationAction, User
 from .moderation_admin import action_with_reason
 
@@ -90,7 +90,7 @@ class UserAdmin(admin.ModelAdmin):
             request,
             queryset,
             action="ban_users",
-            apply=lambda user, reason: moderation.user_ban_as_moderator(
+            apply=lambda user, reason: bans.user_ban_as_moderator(
                 moderator=request.user, user=user, reason=reason
             ),
             title="Ban users",
@@ -107,7 +107,7 @@ class UserAdmin(admin.ModelAdmin):
             request,
             queryset,
             action="unban_users",
-            apply=lambda user, reason: moderation.user_unban_as_moderator(
+            apply=lambda user, reason: bans.user_unban_as_moderator(
                 moderator=request.user, user=user, reason=reason
             ),
             title="Unban users",

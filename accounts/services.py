@@ -30,6 +30,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from . import selectors
 from .events import session_revoked, user_settings_changed
 from .models import EmailVerification, LoginSession, User
+from .signals import user_verified
 from .tokens import (
     TokenPair,
     access_decode,
@@ -300,8 +301,6 @@ def user_verify_email(*, email: str, code: str) -> Login:
 
 
 def _email_verified_mark(*, user: User, verification: EmailVerification | None) -> User:
-    from messaging.services import self_conversation_ensure  # messaging depends on accounts
-
     user = User.objects.select_for_update().get(pk=user.pk)
     user.email_verified = True
     fields = ["email_verified", "updated_at"]
@@ -314,7 +313,8 @@ def _email_verified_mark(*, user: User, verification: EmailVerification | None) 
             fields.append("display_name")
         verification.delete()
     user.save(update_fields=fields)
-    self_conversation_ensure(user=user)
+    # Messaging creates the notes-to-self conversation here (its receiver, in this transaction).
+    user_verified.send(sender=User, user=user)
     return user
 
 

@@ -360,7 +360,7 @@ def test_reconnect_catches_up_with_sync_and_gaps_are_filled(people, make_user):
     def lost() -> None:
         from unittest import mock
 
-        with mock.patch("messaging.services.publish_many_on_commit"):
+        with mock.patch("messaging.services.sending.publish_many_on_commit"):
             message_send(user=alice_user.user, conversation_id=chat_id, content="lost on the bus")
 
     off_the_browser_thread(lost)

@@ -3,7 +3,7 @@ own effects (sessions revoked, sockets told on commit)."""
 
 import pytest
 
-from accounts import moderation
+from accounts import bans
 from accounts.models import LoginSession, ModerationAction, User
 from chatproject.core.errors import ApplicationError, ErrorCode
 
@@ -16,7 +16,7 @@ def test_ban_revokes_sessions_tells_the_sockets_and_is_recorded(
     moderator, alice, bus_sent, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        moderation.user_ban_as_moderator(moderator=moderator, user=alice.user, reason="  Spam links  ")
+        bans.user_ban_as_moderator(moderator=moderator, user=alice.user, reason="  Spam links  ")
     banned = User.objects.get(pk=alice.user.pk)
     assert (banned.is_banned, banned.ban_reason) == (True, "Spam links")
     assert not LoginSession.objects.filter(user=banned, revoked_at__isnull=True).exists()
@@ -34,8 +34,8 @@ def test_ban_revokes_sessions_tells_the_sockets_and_is_recorded(
 
 
 def test_unban_is_recorded_with_the_ban_it_lifted(moderator, alice):
-    moderation.user_ban_as_moderator(moderator=moderator, user=alice.user, reason="Spam")
-    moderation.user_unban_as_moderator(moderator=moderator, user=alice.user, reason="Appeal accepted")
+    bans.user_ban_as_moderator(moderator=moderator, user=alice.user, reason="Spam")
+    bans.user_unban_as_moderator(moderator=moderator, user=alice.user, reason="Appeal accepted")
     assert not User.objects.get(pk=alice.user.pk).is_banned
     record = ModerationAction.objects.latest("pk")
     assert (record.action, record.reason) == ("user_unban", "Appeal accepted")
@@ -54,7 +54,7 @@ def test_refused_bans_change_nothing_and_record_nothing(who, alice, bob):
         "staff banning a superuser": (staff, staff_make("root@example.com", superuser=True)),
     }[who]
     with pytest.raises(ApplicationError) as caught:
-        moderation.user_ban_as_moderator(moderator=moderator, user=target, reason="Spam")
+        bans.user_ban_as_moderator(moderator=moderator, user=target, reason="Spam")
     assert caught.value.code == ErrorCode.PERMISSION_DENIED
     assert not User.objects.filter(is_banned=True).exists()
     assert not ModerationAction.objects.exists()
@@ -62,7 +62,7 @@ def test_refused_bans_change_nothing_and_record_nothing(who, alice, bob):
 
 @pytest.mark.parametrize("reason", ["", " ", None])
 def test_a_reason_is_required(moderator, alice, reason):
-    for call in (moderation.user_ban_as_moderator, moderation.user_unban_as_moderator):
+    for call in (bans.user_ban_as_moderator, bans.user_unban_as_moderator):
         with pytest.raises(ApplicationError) as caught:
             call(moderator=moderator, user=alice.user, reason=reason)
         assert caught.value.code == ErrorCode.INVALID
@@ -71,11 +71,11 @@ def test_a_reason_is_required(moderator, alice, reason):
 
 def test_banning_twice_or_unbanning_the_unbanned_is_a_conflict(moderator, alice):
     with pytest.raises(ApplicationError) as caught:
-        moderation.user_unban_as_moderator(moderator=moderator, user=alice.user, reason="Appeal")
+        bans.user_unban_as_moderator(moderator=moderator, user=alice.user, reason="Appeal")
     assert caught.value.code == ErrorCode.CONFLICT
-    moderation.user_ban_as_moderator(moderator=moderator, user=alice.user, reason="Spam")
+    bans.user_ban_as_moderator(moderator=moderator, user=alice.user, reason="Spam")
     with pytest.raises(ApplicationError) as caught:
-        moderation.user_ban_as_moderator(moderator=moderator, user=alice.user, reason="Spam again")
+        bans.user_ban_as_moderator(moderator=moderator, user=alice.user, reason="Spam again")
     assert caught.value.code == ErrorCode.CONFLICT
     assert User.objects.get(pk=alice.user.pk).ban_reason == "Spam"
     assert ModerationAction.objects.count() == 1

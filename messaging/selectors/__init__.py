@@ -1,0 +1,103 @@
+"""Reads of the messaging domain. Every read of one conversation goes through
+`conversation_get_for_member`, so a non-member learns nothing, not even that it exists.
+
+Split by concern; callers import from this package and need not know the modules:
+- `access`: membership and message access checks, conversation keys, direct and self lookups,
+  typing targets and co-members (presence audiences);
+- `lists`: conversation summaries, the handshake snapshot, conversation lists, unread counts;
+- `history`: history pages, read pointers and seen-by, reactions, edits, served attachments;
+- `sync`: `conversation_changes`, what a returning client missed.
+"""
+
+from .access import (
+    TypingTarget,
+    co_member_ids,
+    co_members_among,
+    conversation_get_for_member,
+    conversation_member_ids,
+    conversation_typing_target,
+    direct_conversation_find,
+    direct_key,
+    direct_partner,
+    membership_get,
+    message_get_for_member,
+    self_conversation_get,
+    self_key,
+)
+from .history import (
+    REACTIONS_SHOWN,
+    SEEN_BY_LIST_LIMIT,
+    ConversationPage,
+    MessagePage,
+    ReactionCount,
+    Reader,
+    SeenBy,
+    attachment_for_serving,
+    conversation_page,
+    message_edits,
+    message_history,
+    message_page,
+    message_reactions,
+    message_seen_by,
+    message_seqs,
+    reaction_count,
+    reactions_of_user,
+    read_pointers,
+    read_pointers_visible,
+    user_receipts_enabled,
+)
+from .lists import (
+    ConversationSnapshot,
+    ConversationSummary,
+    conversation_ids_for_user,
+    conversation_list_for_user,
+    conversation_snapshot_for_user,
+    conversation_summary_get,
+    unread_total,
+)
+from .sync import ConversationChanges, conversation_changes
+
+__all__ = [
+    "REACTIONS_SHOWN",
+    "SEEN_BY_LIST_LIMIT",
+    "ConversationChanges",
+    "ConversationPage",
+    "ConversationSnapshot",
+    "ConversationSummary",
+    "MessagePage",
+    "ReactionCount",
+    "Reader",
+    "SeenBy",
+    "TypingTarget",
+    "attachment_for_serving",
+    "co_member_ids",
+    "co_members_among",
+    "conversation_changes",
+    "conversation_get_for_member",
+    "conversation_ids_for_user",
+    "conversation_list_for_user",
+    "conversation_member_ids",
+    "conversation_page",
+    "conversation_snapshot_for_user",
+    "conversation_summary_get",
+    "conversation_typing_target",
+    "direct_conversation_find",
+    "direct_key",
+    "direct_partner",
+    "membership_get",
+    "message_edits",
+    "message_get_for_member",
+    "message_history",
+    "message_page",
+    "message_reactions",
+    "message_seen_by",
+    "message_seqs",
+    "reaction_count",
+    "reactions_of_user",
+    "read_pointers",
+    "read_pointers_visible",
+    "self_conversation_get",
+    "self_key",
+    "unread_total",
+    "user_receipts_enabled",
+]

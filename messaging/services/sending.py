@@ -1,0 +1,428 @@
+"""Sending messages: `message_send` and `message_send_many` (the one write path of every
+transport, batched for the realtime layer), the steps a batch goes through (memberships,
+replies, retries, uploads, storage and publishing), system messages and notes to self."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from chatproject.bus import PublishItem, publish_many_on_commit
+from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.core.ids import is_public_id
+
+from .. import events
+from ..models import Attachment, Conversation, Membership, Message
+from .audience import Audience, conversation_audience, conversation_audiences, publish_item
+from .conversations import self_conversation_ensure
+from .storage import _advance_read_pointers, _take_seqs
+from .validation import _validate_body, _validate_client_message_id, _validate_kind
+
+
+def _same_send(message: Message, item: _Pending) -> bool:
+    return (
+        item.client_message_id is not None
+        and message.client_message_id == item.client_message_id
+        and message.sender_id == item.membership.user_id
+        and message.conversation_id == item.membership.conversation_id
+    )
+
+
+def _attachments_take(pending: list[_Pending], results: list[SendResult]) -> list[_Pending]:
+    """Inside the send transaction: lock the uploads the media sends name and check each is the
+    sender's, still stored, not used by a message, and of a type the message kind allows (a
+    `file` message takes any). Refused sends leave the batch with not_found (an unknown id, or
+    someone else's) or conflict (already used). Returns the sends left, `attachment` set."""
+    wanted = [p for p in pending if p.attachment_id is not None]
+    if not wanted:
+        return pending
+    ids = {p.attachment_id for p in wanted if is_public_id(p.attachment_id)}
+    rows = Attachment.objects.select_for_update().filter(public_id__in=ids, removed_at__isnull=True)
+    found = {a.public_id: a for a in rows}
+    # Read after the lock, in a statement of its own: a concurrent send that took one of them
+    # has committed its message by now.
+    used = {
+        m.attachment.public_id: m
+        for m in Message.objects.select_related("conversation", "attachment").filter(
+            attachment__public_id__in=found
+        )
+    }
+    taken: set[str] = set()
+    left = []
+    for item in pending:
+        if item.attachment_id is None:
+            left.append(item)
+            continue
+        attachment = found.get(item.attachment_id)
+        original = used.get(item.attachment_id)
+        if original is not None and _same_send(original, item):
+            # A retry of a send that committed while this one waited for the lock: the
+            # original, as `_without_retries` answers retries it can see.
+            results[item.index].message = original
+            continue
+        error = None
+        if attachment is None or attachment.uploader_id != item.membership.user_id:
+            error = ApplicationError(ErrorCode.NOT_FOUND, "No such upload.", {"field": "attachment_id"})
+        elif attachment.public_id in used or attachment.public_id in taken:
+            error = ApplicationError(
+                ErrorCode.CONFLICT,
+                "This upload is already attached to a message.",
+                {"field": "attachment_id"},
+            )
+        elif item.kind not in ("", Message.Kind.FILE, attachment.kind):
+            error = ApplicationError(
+                ErrorCode.INVALID,
+                f"The upload is {attachment.kind}, not {item.kind}.",
+                {"field": "kind", "attachment_kind": attachment.kind},
+            )
+        if error is not None:
+            results[item.index].error = error
+            continue
+        taken.add(attachment.public_id)
+        item.attachment, item.kind = attachment, item.kind or attachment.kind
+        left.append(item)
+    return left
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """One message to post, as a transport received it (validated by message_send_many)."""
+
+    user: User
+    conversation_id: object
+    content: object
+    client_message_id: object = None
+    kind: str | None = None  # the conversation kind the transport expects (self, direct, group)
+    reply_to: object = None  # public id of a message of the same conversation to quote
+    message_kind: object = None  # text, emoji, image, video, audio, file; default text or media
+    attachment_id: object = None  # public id of the sender's unused upload (media kinds)
+    origin: str | None = None  # the asking connection's tag, echoed in the event (events.py)
+
+
+@dataclass
+class SendResult:
+    message: Message | None = None
+    created: bool = False
+    error: ApplicationError | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A send that passed validation so far, on its way to the database."""
+
+    index: int  # of its request and result
+    membership: Membership
+    content: str
+    client_message_id: str | None
+    kind: str
+    attachment_id: str | None
+    reply_to: Message | None = None
+    attachment: Attachment | None = None
+    origin: str | None = None
+
+
+def message_send(
+    *,
+    user: User,
+    conversation_id: object,
+    content: object,
+    client_message_id: object = None,
+    kind: str | None = None,
+    reply_to: object = None,
+    message_kind: object = None,
+    attachment_id: object = None,
+) -> tuple[Message, bool]:
+    """Post a message into a conversation the user belongs to.
+
+    Idempotent on `client_message_id`: a retry with the same id returns the original message and
+    `created=False`, never a duplicate. Returns (message, created). Publishes `message.created`
+    after commit to the members (direct and self chats) or to the conversation's bus group.
+    `reply_to` names a message of the same conversation that this one quotes. A media message
+    (`message_kind` image, video, audio or file) names the sender's upload in `attachment_id`
+    and `content` is its caption, which may be empty.
+    """
+    request = SendRequest(
+        user, conversation_id, content, client_message_id, kind, reply_to, message_kind, attachment_id
+    )
+    (result,) = message_send_many(requests=[request])
+    if result.error is not None:
+        raise result.error
+    return result.message, result.created
+
+
+def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
+    """`message_send` for many messages at once, with the same rules, in one transaction.
+
+    The realtime layer gathers the sends that arrive while the previous batch is being written,
+    so a busy server pays one commit and a handful of statements per batch instead of per
+    message. Each request gets its own result: a refused one does not affect the others.
+    """
+    results = [SendResult() for _ in requests]
+    valid: list[_Pending] = []
+    for i, request in enumerate(requests):
+        try:
+            kind, attachment_id = _validate_kind(request.message_kind, request.attachment_id)
+            content = _validate_body(kind, request.content)
+            client_message_id = _validate_client_message_id(request.client_message_id)
+        except ApplicationError as error:
+            results[i].error = error
+            continue
+        pending_send = _Pending(
+            i, None, content, client_message_id, kind, attachment_id, origin=request.origin
+        )  # type: ignore[arg-type]
+        valid.append(pending_send)
+    memberships = _memberships_for(
+        [(requests[p.index].user, requests[p.index].conversation_id) for p in valid]
+    )
+    pending: list[_Pending] = []
+    for item in valid:
+        request = requests[item.index]
+        key = (request.user.pk, request.conversation_id) if is_public_id(request.conversation_id) else None
+        membership = memberships.get(key) if key else None
+        if membership is None or (request.kind is not None and membership.conversation.kind != request.kind):
+            results[item.index].error = ApplicationError(ErrorCode.NOT_FOUND, "No such conversation.")
+            continue
+        item.membership = membership
+        pending.append(item)
+    pending = _reply_targets(requests, pending, results)
+    pending = _without_retries(pending, results)
+    if not pending:
+        return results
+    try:
+        with transaction.atomic():
+            # Inside the transaction: the attachments are locked until the messages that use
+            # them are stored, so two sends cannot both take one.
+            pending = _attachments_take(pending, results)
+            messages = _messages_store(pending) if pending else []
+    except IntegrityError:
+        if len(pending) == 1:
+            item = pending[0]
+            original = (
+                _message_by_client_id(
+                    item.membership.conversation, item.membership.user, item.client_message_id
+                )
+                if item.client_message_id
+                else None
+            )
+            if original is None:
+                raise
+            results[item.index].message = original
+            _resolve_duplicates(results)
+            return results
+        # A concurrent retry of one of these (another process) won the race: go one by one.
+        for item in pending:
+            request = requests[item.index]
+            retry = SendRequest(
+                item.membership.user,
+                item.membership.conversation.public_id,
+                request.content,
+                item.client_message_id,
+                reply_to=request.reply_to,
+                message_kind=request.message_kind,
+                attachment_id=request.attachment_id,
+                origin=request.origin,
+            )
+            (results[item.index],) = message_send_many(requests=[retry])
+        _resolve_duplicates(results)
+        return results
+    for item, message in zip(pending, messages, strict=True):
+        results[item.index].message, results[item.index].created = message, True
+    _resolve_duplicates(results)
+    return results
+
+
+def _memberships_for(pairs: list[tuple[User, object]]) -> dict[tuple[int, object], Membership]:
+    """Current memberships for (user, conversation public id) pairs, in one query."""
+    users = {user.pk: user for user, conversation_id in pairs if is_public_id(conversation_id)}
+    conversation_ids = {conversation_id for _user, conversation_id in pairs if is_public_id(conversation_id)}
+    if not users:
+        return {}
+    rows = Membership.objects.select_related("conversation").filter(
+        user_id__in=users, conversation__public_id__in=conversation_ids, left_at__isnull=True
+    )
+    found = {}
+    for membership in rows:
+        membership.user = users[membership.user_id]
+        found[(membership.user_id, membership.conversation.public_id)] = membership
+    return found
+
+
+def _without_retries(pending: list[_Pending], results: list[SendResult]) -> list[_Pending]:
+    """Answer retries (a client message id already stored, or repeated within the batch) with
+    the original; return what is left to store."""
+    keyed = [p for p in pending if p.client_message_id is not None]
+    if not keyed:
+        return pending
+    stored = Message.objects.select_related("conversation", "attachment").filter(
+        conversation_id__in={p.membership.conversation_id for p in keyed},
+        client_message_id__in={p.client_message_id for p in keyed},
+    )
+    originals = {(msg.conversation_id, msg.sender_id, msg.client_message_id): msg for msg in stored}
+    first_in_batch: dict[tuple, int] = {}
+    left = []
+    for item in pending:
+        cid = item.client_message_id
+        key = (item.membership.conversation_id, item.membership.user_id, cid)
+        if cid is not None and key in originals:
+            results[item.index].message = originals[key]
+        elif cid is not None and key in first_in_batch:
+            results[item.index].message = first_in_batch[key]  # resolved to the stored message later
+        else:
+            if cid is not None:
+                first_in_batch[key] = item.index
+            left.append(item)
+    return left
+
+
+def _resolve_duplicates(results: list[SendResult]) -> None:
+    for result in results:
+        if isinstance(result.message, int):  # index of the first copy within the batch
+            first = results[result.message]
+            result.message, result.error = first.message, first.error  # refused alike
+
+
+def _message_by_client_id(conversation: Conversation, user: User, client_message_id: str) -> Message | None:
+    return (
+        Message.objects.filter(conversation=conversation, sender=user, client_message_id=client_message_id)
+        .select_related("conversation", "attachment")
+        .first()
+    )
+
+
+def _messages_store(pending: list[_Pending]) -> list[Message]:
+    """Inside a transaction: take sequence numbers for every conversation of the batch with one
+    statement, insert every message with one statement, move the senders' read pointers with
+    one statement, read the members of the batch's direct and self conversations with one
+    statement (none when all are groups), and publish the events on commit."""
+    now = timezone.now()
+    counts: dict[int, int] = {}
+    for item in pending:
+        counts[item.membership.conversation_id] = counts.get(item.membership.conversation_id, 0) + 1
+    last = _take_seqs(counts, now)
+    next_seq = {pk: last[pk][0] - count + 1 for pk, count in counts.items()}
+    next_rev = {pk: last[pk][1] - count + 1 for pk, count in counts.items()}
+    messages, pointers = [], {}
+    for item in pending:
+        membership = item.membership
+        conversation = membership.conversation
+        seq, rev = next_seq[conversation.pk], next_rev[conversation.pk]
+        next_seq[conversation.pk] += 1
+        next_rev[conversation.pk] += 1
+        conversation.last_seq, conversation.last_message_at = max(conversation.last_seq, seq), now
+        conversation.last_rev = max(conversation.last_rev, rev)
+        messages.append(
+            Message(
+                conversation=conversation,
+                seq=seq,
+                rev=rev,
+                sender=membership.user,
+                kind=item.kind,
+                content=item.content,
+                client_message_id=item.client_message_id,
+                created_at=now,
+                reply_to=item.reply_to,
+                attachment=item.attachment,
+            )
+        )
+        pointers[membership.pk] = seq  # writing a message means having read up to it
+    Message.objects.bulk_create(messages)
+    _advance_read_pointers(pointers)
+    audiences = conversation_audiences(m.conversation for m in messages)
+    publish_many_on_commit(
+        [
+            _message_event(m.conversation, m, m.sender, audiences[m.conversation.pk], item.origin)
+            for m, item in zip(messages, pending, strict=True)
+        ]
+    )
+    return messages
+
+
+def _message_event(
+    conversation: Conversation,
+    message: Message,
+    sender: User | None,
+    audience: Audience,
+    origin: str | None = None,
+) -> PublishItem:
+    event = events.message_created(conversation=conversation, message=message, sender=sender, origin=origin)
+    return publish_item(event, audience)
+
+
+def _message_store(
+    conversation: Conversation, sender: User | None, kind: str, content: str, client_message_id: str | None
+) -> Message:
+    """Take the next seq, store one message, publish it on commit. Inside a transaction."""
+    now = timezone.now()
+    seq, rev = _take_seqs({conversation.pk: 1}, now)[conversation.pk]
+    conversation.last_seq, conversation.last_rev, conversation.last_message_at = seq, rev, now
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=seq,
+        rev=rev,
+        sender=sender,
+        kind=kind,
+        content=content,
+        client_message_id=client_message_id,
+        created_at=now,
+    )
+    audience = conversation_audience(conversation)
+    publish_many_on_commit([_message_event(conversation, message, sender, audience)])
+    return message
+
+
+def system_message_post(*, conversation: Conversation, actor: User | None, text: str) -> Message:
+    """Record a fact (a membership change, a rename) in a conversation's history, so members
+    who were offline see what happened. Call inside the transaction that made the change."""
+    message = _message_store(conversation, actor, Message.Kind.SYSTEM, text, None)
+    if actor is not None:  # the one who caused it has seen it: it is not unread for them
+        Membership.objects.filter(
+            conversation=conversation, user=actor, left_at__isnull=True, last_read_seq__lt=message.seq
+        ).update(last_read_seq=message.seq)
+    return message
+
+
+def self_message_send(
+    *, user: User, content: object, client_message_id: object = None
+) -> tuple[Message, bool]:
+    """Post into the user's notes-to-self conversation (created if missing)."""
+    conversation = self_conversation_ensure(user=user)
+    return message_send(
+        user=user,
+        conversation_id=conversation.public_id,
+        content=content,
+        client_message_id=client_message_id,
+        kind=Conversation.Kind.SELF,
+    )
+
+
+def _reply_not_found() -> ApplicationError:
+    return ApplicationError(ErrorCode.NOT_FOUND, "No such message.", {"field": "reply_to"})
+
+
+def _reply_targets(
+    requests: list[SendRequest], pending: list[_Pending], results: list[SendResult]
+) -> list[_Pending]:
+    """Find the messages the batch's replies quote: one query, and none when nothing is a reply.
+
+    A target must be a message of the reply's own conversation; a deleted one is fine (the quote
+    shows the tombstone). Refused requests get not_found, like an unknown id, and leave the batch.
+    Returns the pending sends left, with `reply_to` set.
+    """
+    wanted = {p.index: requests[p.index].reply_to for p in pending if requests[p.index].reply_to is not None}
+    if not wanted:
+        return pending
+    ids = {value for value in wanted.values() if is_public_id(value)}
+    found = {m.public_id: m for m in Message.objects.select_related("sender").filter(public_id__in=ids)}
+    left = []
+    for item in pending:
+        if item.index in wanted:
+            target = found.get(wanted[item.index]) if is_public_id(wanted[item.index]) else None
+            if target is None or target.conversation_id != item.membership.conversation_id:
+                results[item.index].error = _reply_not_found()
+                continue
+            item.reply_to = target
+        left.append(item)
+    return left
