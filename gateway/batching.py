@@ -14,7 +14,6 @@ from collections import deque
 from django.conf import settings
 
 from chatproject.ops import metrics
-
 from messaging.services import SendRequest, SendResult, message_send_many
 
 from .sync import call
