@@ -116,10 +116,13 @@ class WsClient(Recorder):
             await self._reader
 
 
-async def connect_greeted(server, chat_user) -> SioClient:
+async def connect_greeted(server, chat_user, *, extensions: bool = False) -> SioClient:
     """A Socket.IO client of `chat_user`, connected with its access token, past the greeting
-    (the group list is its last event)."""
-    client = await SioClient().connect(server.url, token=chat_user.access)
+    (the group list is its last event). `extensions`: opted in to group system messages, as a
+    client that follows `Rev` must be (docs/protocol.md §16)."""
+    client = await SioClient().connect(
+        server.url, token=chat_user.access, query="extensions=1" if extensions else ""
+    )
     await client.next("group-chat-list")
     return client
 

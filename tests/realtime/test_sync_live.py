@@ -72,7 +72,7 @@ async def test_client_away_on_one_process_catches_up_exactly_on_the_other(redis_
     team = await sync_to_async(group_services.group_create)(
         user=bob.user, name="Team", member_ids=[alice.id, carol.id], description=""
     )
-    a = await connect_greeted(one, alice)
+    a = await connect_greeted(one, alice, extensions=True)  # follows Rev: sees system messages
     b, c = await connect_greeted(two, bob), await connect_greeted(two, carol)
     direct = ok(await b.call("create-personal-chat", {"Receiver": alice.id}))["ChatId"]
     await a.next("create-personal-chat-partner")
@@ -115,7 +115,7 @@ async def test_client_away_on_one_process_catches_up_exactly_on_the_other(redis_
     ok(await b.call("delete-message", {"ChatId": direct, "Id": p2["Id"]}))
 
     # A comes back on the other process and syncs from its positions.
-    a = await connect_greeted(two, alice)
+    a = await connect_greeted(two, alice, extensions=True)
     positions = dict(model.positions)
     data = ok(await a.call("sync", {"Positions": positions}))
     assert await a.next("synced") == data
