@@ -90,15 +90,16 @@ def _mount(entry: object, index: int) -> Mount:
 
 
 def mounts() -> list[Mount]:
-    """Every mount of the registry, checked: two mounts may not claim the same path, namespace,
-    host and port."""
+    """Every mount of the registry, checked: two mounts may not claim the same transport, path,
+    namespace, host and port (an Engine.IO 3 and an Engine.IO 4 mount may share a path and
+    namespace: requests are routed by their EIO version)."""
     entries = settings.CHAT["PROTOCOLS"]
     if not isinstance(entries, list):
         raise ImproperlyConfigured('CHAT["PROTOCOLS"] must be a list of mounts.')
     found = [_mount(entry, i) for i, entry in enumerate(entries)]
     seen: dict[tuple, Mount] = {}
     for mount in found:
-        key = (mount.path, mount.namespace, mount.host, mount.port)
+        key = (mount.transport, mount.path, mount.namespace, mount.host, mount.port)
         if key in seen:
             raise ImproperlyConfigured(
                 f"{mount.protocol} and {seen[key].protocol} both claim {mount.path} namespace "

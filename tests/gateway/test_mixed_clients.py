@@ -1,0 +1,97 @@
+"""Socket.IO 2 and Socket.IO 4 clients share one conversation: ExpressChat mounted on both
+transports at /socket.io/ (routed by EIO version), with the real npm clients 2.3.1 and 4.0.1;
+on one server process, and on two processes sharing Redis."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REDIS_URL, REQUIRE_SERVICES, _start_servers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).resolve().parent / "js" / "mixed_clients.mjs"
+NODE = shutil.which("node")
+MOUNTS = [
+    {
+        "protocol": "gateway.protocols.expresschat",
+        "transport": "eio4",
+        "path": "/socket.io/",
+        "namespace": "/",
+    },
+    {
+        "protocol": "gateway.protocols.expresschat",
+        "transport": "eio3",
+        "path": "/socket.io/",
+        "namespace": "/",
+    },
+]
+ENV = {"CHAT_PROTOCOLS": json.dumps(MOUNTS)}
+
+
+@pytest.fixture(autouse=True)
+def _node_clients():
+    v2 = ROOT / "node_modules" / "socket.io-client-v2" / "package.json"
+    if NODE is None or not v2.exists():
+        if REQUIRE_SERVICES:
+            pytest.fail("node and node_modules/socket.io-client-v2 (make node-deps) are required in CI")
+        pytest.skip("node or socket.io-client-v2 missing (make node-deps)")
+    assert json.loads(v2.read_text())["version"] == "2.3.1"
+
+
+def _run(alice_url: str, bob_url: str, alice, bob) -> list[dict]:
+    done = subprocess.run(
+        [NODE, str(SCRIPT), alice_url, bob_url, alice.access, bob.access, bob.refresh, bob.id],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert done.returncode == 0, (done.returncode, records, done.stderr[-2000:])
+    return records
+
+
+def _check(records: list[dict], alice, bob) -> None:
+    greeted = next(r for r in records if r.get("step") == "greeted")
+    assert greeted["bobTransport"] == "websocket"
+    user_ids = {r["client"]: r["data"]["userId"] for r in records if r.get("event") == "user-id"}
+    assert user_ids == {"alice": alice.id, "bob": bob.id}
+    received = {r["client"]: r["data"] for r in records if r.get("event") == "receive-personal-message"}
+    assert (received["bob"]["Content"], received["bob"]["SenderId"]) == ("hi from 4 👋", alice.id)
+    assert (received["alice"]["Content"], received["alice"]["SenderId"]) == ("hi from 2 🎉", bob.id)
+    bob_ack = next(r["data"] for r in records if r["kind"] == "ack" and r["client"] == "bob")
+    assert bob_ack["ok"] and bob_ack["data"]["ClientMessageId"] == "b-1"
+    assert records[-1] == {"kind": "done"}
+
+
+@pytest.fixture(scope="module")
+def mixed_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    servers = _start_servers(1, tmp_path_factory.mktemp("mixed"), REDIS_URL, ENV)
+    yield servers[0]
+    servers[0].stop()
+
+
+def test_a_socketio_2_client_and_a_socketio_4_client_talk_on_one_path(mixed_server, alice, bob):
+    _check(_run(mixed_server.url, mixed_server.url, alice, bob), alice, bob)
+
+
+@pytest.fixture(scope="module")
+def mixed_pair(django_db_setup, django_db_blocker, tmp_path_factory):
+    if not REDIS_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("REDIS_URL is required for multi-process tests in CI")
+        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    servers = _start_servers(2, tmp_path_factory.mktemp("mixedpair"), REDIS_URL, ENV)
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_a_socketio_2_client_on_one_process_and_a_socketio_4_client_on_another(mixed_pair, alice, bob):
+    one, two = mixed_pair
+    _check(_run(one.url, two.url, alice, bob), alice, bob)
