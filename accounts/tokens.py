@@ -58,7 +58,7 @@ def access_decode(token: object, *, allow_expired: bool = False) -> AccessClaims
     Raises ApplicationError(token_expired) for a good but expired token when not allowed, and
     ApplicationError(authentication_failed) for anything else that is wrong.
     """
-    if not isinstance(token, str) or not token or len(token) > 4096:
+    if not isinstance(token, str) or not token or len(token) > 4096 or not token.isascii():
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Missing or malformed token.")
     jwt_settings = settings.SIMPLE_JWT
     try:

@@ -23,6 +23,7 @@ from .bridge import bridge
 from .hub import Hub
 from .presence import tracker
 from .registry import Mount, mounts, protocol
+from .transports import safe_json
 from .transports.eio3.server import Eio3Server
 from .transports.socketio import GatewayServer, SocketIOTransport
 from .transports.ws import ChatConsumer, WsTransport
@@ -47,6 +48,7 @@ def _socketio_site(site_mounts: list[Mount]) -> tuple[ASGIApp, list[Hub]]:
     sio = GatewayServer(
         event_limit=chat["SOCKET_MAX_PAYLOAD_BYTES"],
         async_mode="asgi",
+        json=safe_json,
         always_connect=connect_first.pop(),
         async_handlers=False,  # one client's events are handled in the order they were sent
         cors_allowed_origins=chat["SOCKET_CORS_ALLOWED_ORIGINS"] or None,  # None: same origin

@@ -208,8 +208,11 @@ class Hub:
                 self.user_buckets.pop(conn.user_id, None)
                 self.receipts_off.discard(conn.user_id)
         groups, conn.groups = conn.groups, []
-        await self.transport.leave_local(conn_id, groups)
-        await bridge.unsubscribe(groups)
+        try:  # forgetting always completes: the presence hook below must run whatever fails here
+            await self.transport.leave_local(conn_id, groups)
+            await bridge.unsubscribe(groups)
+        except Exception:
+            logger.exception("unsubscribe failed while forgetting: conn=%s", conn_id)
         await self._presence(presence.tracker.disconnected, conn)  # presence hook
         if conn.counted:
             metrics.connection_closed(self.protocol.name, self.transport.name, "ended")
@@ -289,8 +292,16 @@ class Hub:
         """At the access token's expiry: renew it for connections that hold a refresh token of
         a live session (the protocol tells the client), else end the connection."""
         conn = self.connections.get(conn_id)
-        if conn is None:
+        if conn is None:  # already gone: nothing to renew or end
             return
+        try:
+            await self._renew_or_end(conn)
+        except Exception:
+            logger.exception("expiry handling failed: conn=%s", conn_id)
+            await self.forget(conn_id)
+
+    async def _renew_or_end(self, conn: Connection) -> None:
+        conn_id = conn.id
         try:
             access, expires_at = await call(
                 connection_renew, user=conn.user, session_id=conn.session_id, refresh=conn.refresh_token

@@ -31,6 +31,25 @@ NAME = "eio4"
 CONNECT_WAIT_SECONDS = 5.0
 # A Socket.IO packet's first character is its type.
 BINARY_TYPES = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
+# Malformed packets one connection may send before it is closed.
+MALFORMED_LIMIT = 5
+
+
+class _QuietReceiveErrors(logging.Filter):
+    """python-engineio logs a traceback ("Unknown receive error") for every Engine.IO packet it
+    cannot decode (an unknown type such as `9`), then closes that session: a client could flood
+    the log with them. The close stays; the record becomes one warning line without the
+    traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.msg == "Unknown receive error":
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "engine.io session closed on a malformed packet"
+        return True
+
+
+logging.getLogger("engineio.server").addFilter(_QuietReceiveErrors())
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
@@ -46,13 +65,22 @@ class GatewayServer(socketio.AsyncServer):
     event over it is answered with the protocol's error instead of dropping the connection
     (Engine.IO's own ceiling, `max_http_buffer_size`, still drops what is larger).
 
-    Overrides python-socketio's `_handle_eio_message` (5.18, pinned; tests cover both checks).
+    Malformed packets are dropped with one warning per connection, and a client that keeps
+    sending them is closed.
+
+    Overrides python-socketio's `_handle_eio_message` and `_handle_eio_disconnect` (5.18,
+    pinned; tests/gateway/test_limits_live.py and test_malformed_live.py cover them).
     """
 
     def __init__(self, *, event_limit: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.event_limit = event_limit
         self.oversize: set[str] = set()  # Engine.IO sids whose message is being handled
+        self.malformed: dict[str, int] = {}  # Engine.IO sid -> malformed packets so far
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self.malformed.pop(eio_sid, None)
+        await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if not isinstance(data, str) or data[:1] in BINARY_TYPES:
@@ -66,8 +94,24 @@ class GatewayServer(socketio.AsyncServer):
             self.oversize.add(eio_sid)
         try:
             await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+            # A packet python-socketio cannot decode or dispatch (a bad type, broken JSON, an
+            # event name that is not a string): dropped, counted, one warning per connection;
+            # a client that keeps sending them is closed.
+            await self._malformed(eio_sid)
         finally:
             self.oversize.discard(eio_sid)
+
+    async def _malformed(self, eio_sid: str) -> None:
+        if eio_sid not in self.environ:  # the session already ended (a packet read before)
+            return
+        count = self.malformed.get(eio_sid, 0) + 1
+        self.malformed[eio_sid] = count
+        if count == 1:
+            logger.warning("malformed socket.io packet dropped: eio=%s", eio_sid)
+        if count >= MALFORMED_LIMIT:
+            self.malformed.pop(eio_sid, None)
+            await self.eio.disconnect(eio_sid)
 
 
 class SocketIOTransport:

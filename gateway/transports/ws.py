@@ -126,28 +126,54 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await self.hub.greet(self.conn_id)
 
+    async def __call__(self, scope, receive, send) -> None:
+        """The consumer's whole life: however it ends (a close from either side, or an error in
+        a handler), the connection is forgotten, so no ghost stays registered for fan-out,
+        presence or the expiry timer."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._forget()
+
     async def disconnect(self, code: int) -> None:
         """Called when the socket closed, from either side."""
+        await self._forget()
+
+    async def _forget(self) -> None:
         conn_id = getattr(self, "conn_id", None)
-        if conn_id is not None:
-            await self.hub.forget(conn_id)
+        if conn_id is not None and self.transport.consumers.get(conn_id) is self:
             self.transport.consumers.pop(conn_id, None)
+            try:
+                await self.hub.forget(conn_id)
+            except Exception:
+                logger.exception("forget failed: conn=%s", conn_id)
 
     async def send_frame(self, text: str) -> None:
-        await self.send(text_data=text)
+        """Send one frame. A socket that is already closed is forgotten, never raised to the
+        sender (a fan-out to many goes on past it)."""
+        try:
+            await self.send(text_data=text)
+        except Exception:  # the peer is gone (the ASGI server refuses sends after a close)
+            await self._forget()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Called for every frame: parse, run through the hub, answer the ack."""
+        """Called for every frame: parse, run through the hub, answer the ack. Whatever one
+        frame does, the connection goes on (an unexpected failure is logged and answered)."""
         try:
-            event, data, ack, oversize = self._parse(text_data)
-        except ApplicationError as error:
+            try:
+                event, data, ack, oversize = self._parse(text_data)
+            except ApplicationError as error:
+                await self.hub.refuse_event(self.conn_id, "", error)
+                return
+            result = await self.hub.handle(self.conn_id, event, [data], oversize=oversize)
+            if ack is not None and result is not None:
+                await self.send_frame(
+                    json.dumps({"event": "ack", "ack": ack, "data": result[0] if result else None})
+                )
+        except Exception:
+            logger.exception("frame failed: conn=%s", getattr(self, "conn_id", None))
+            error = ApplicationError(ErrorCode.INTERNAL, "Internal error.")
             await self.hub.refuse_event(self.conn_id, "", error)
-            return
-        result = await self.hub.handle(self.conn_id, event, [data], oversize=oversize)
-        if ack is not None and result is not None:
-            await self.send_frame(
-                json.dumps({"event": "ack", "ack": ack, "data": result[0] if result else None})
-            )
 
     def _parse(self, text: str | None) -> tuple[str, Any, Any, bool]:
         """(event, data, ack id, over the protocol limit). A frame over the limit (and under
@@ -160,7 +186,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "Frame too large.")
         try:
             frame = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's depth
             raise ApplicationError(ErrorCode.INVALID, "Malformed JSON frame.") from exc
         if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
             raise ApplicationError(

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from accounts import services as account_services
 from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.core.text import is_storable
 from chatproject.core.timefmt import iso_ms
 from gateway import actions
 from gateway.actions import call
@@ -63,7 +64,7 @@ def _str(data: dict[str, Any], key: str, *, required: bool = True) -> str | None
     value = data.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or not is_storable(value):
         raise _invalid(key, f"{key} must be a non-empty string.")
     return value
 
@@ -125,7 +126,7 @@ async def search_user(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when the client searches users by name (plain text, never a pattern)."""
     text = _str(data, "Name")
     kind = data.get("Type")
-    if kind not in SEARCH_REPLIES:
+    if not isinstance(kind, str) or kind not in SEARCH_REPLIES:
         raise _invalid("Type", 'Type must be "Search" or "Add".')
     event, limit = SEARCH_REPLIES[kind]
     users = await call(account_services.user_search, user=conn.user, query=text, limit=limit)
