@@ -128,6 +128,9 @@ DATABASES = {
         # Persistent: the realtime layer runs all database work on one thread (asgiref's
         # thread-sensitive executor), so this is one reused connection, not one per thread.
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # A reused connection is checked before its first use in each call: one the server
+        # dropped while idle (a restart, a terminated backend) is replaced, not an error.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

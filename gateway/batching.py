@@ -12,6 +12,7 @@ import time
 from collections import deque
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from chatproject.ops import metrics
 from messaging.services import SendRequest, SendResult, message_send_many
@@ -36,6 +37,17 @@ class SendBatcher:
             asyncio.get_running_loop().create_task(self._drain())
         return await future
 
+    async def _write(self, batch: list[tuple[SendRequest, asyncio.Future]]) -> list[SendResult]:
+        """Write one batch; when the database connection was lost under it, once more on a
+        fresh connection. The batch is one transaction, rolled back with the lost connection,
+        so nothing of it was stored (sends with a client message id are idempotent anyway)."""
+        requests = [request for request, _ in batch]
+        try:
+            return await call(message_send_many, requests=requests)
+        except (OperationalError, InterfaceError):
+            logger.warning("send batch of %d: database connection lost; retrying once", len(batch))
+            return await call(message_send_many, requests=requests)
+
     async def _drain(self) -> None:
         try:
             limit = settings.CHAT["SEND_BATCH_MAX"]
@@ -46,7 +58,7 @@ class SendBatcher:
                 self.stats["largest"] = max(self.stats["largest"], len(batch))
                 started = time.monotonic()
                 try:
-                    results = await call(message_send_many, requests=[request for request, _ in batch])
+                    results = await self._write(batch)
                 except Exception as exc:  # the database failed the whole batch
                     logger.exception("send batch of %d failed", len(batch))
                     for _request, future in batch:
