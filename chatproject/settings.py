@@ -305,6 +305,12 @@ CHAT = {
     # past the ceiling (Socket.IO's own default, 1 MiB) the transport drops the connection.
     "SOCKET_MAX_PAYLOAD_BYTES": env_int("CHAT_SOCKET_MAX_PAYLOAD_BYTES", 64 * 1024),
     "SOCKET_TRANSPORT_MAX_BYTES": env_int("CHAT_SOCKET_TRANSPORT_MAX_BYTES", 1024 * 1024),
+    # Live connections one process accepts per user and per client address (every protocol and
+    # transport together); past them a handshake is sent away to retry (too_many_connections).
+    "SOCKET_MAX_PER_USER": env_int("CHAT_SOCKET_MAX_PER_USER", 50),
+    "SOCKET_MAX_PER_ADDRESS": env_int("CHAT_SOCKET_MAX_PER_ADDRESS", 1000),
+    # An Engine.IO session that has joined no namespace this long after it opened is closed.
+    "SOCKET_CONNECT_TIMEOUT_SECONDS": float(env_str("CHAT_SOCKET_CONNECT_TIMEOUT_SECONDS", "10")),
     # The protocol registry (gateway/registry.py, docs/operations.md "Protocol mounts"): which
     # wire protocol serves which mount. One entry per mount: `protocol` (the package, which
     # exposes PROTOCOL), `transport` ("eio4": Socket.IO 3/4 clients, "eio3": Socket.IO 2

@@ -47,6 +47,7 @@ def _socketio_site(site_mounts: list[Mount]) -> tuple[ASGIApp, list[Hub]]:
     first = site_mounts[0]
     sio = GatewayServer(
         event_limit=chat["SOCKET_MAX_PAYLOAD_BYTES"],
+        connect_timeout=chat["SOCKET_CONNECT_TIMEOUT_SECONDS"],
         async_mode="asgi",
         json=safe_json,
         always_connect=connect_first.pop(),
@@ -87,6 +88,7 @@ def _eio3_site(site_mounts: list[Mount]) -> tuple[Eio3Server, list[Hub]]:
         ping_interval=first.ping_interval or chat["SOCKET_PING_INTERVAL"],
         ping_timeout=first.ping_timeout or chat["SOCKET_PING_TIMEOUT"],
         max_payload=chat["SOCKET_MAX_PAYLOAD_BYTES"],
+        connect_timeout=chat["SOCKET_CONNECT_TIMEOUT_SECONDS"],
         cors_allowed_origins=chat["SOCKET_CORS_ALLOWED_ORIGINS"] or None,
     )
     hubs = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,6 +40,13 @@ from .transports.handshake import Admission, Handshake
 logger = logging.getLogger(__name__)
 
 ENDED = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended; reconnect.")
+# Refusals that are not about the client's credentials: the client is sent away to retry.
+RETRYABLE = {ErrorCode.INTERNAL, ErrorCode.TOO_MANY_CONNECTIONS}
+RETRY = Refusal(retry=True)
+
+# Live connections of this process, across every hub: by user and by client address (caps).
+live_by_user: Counter[str] = Counter()
+live_by_address: Counter[str] = Counter()
 TOO_LARGE = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "The event is too large.")
 
 
@@ -56,6 +63,7 @@ class Hub:
         # Access tokens renewed at the handshake, told to the client in its greeting.
         self.renewed: dict[str, str] = {}
         self.started: dict[str, float] = {}  # handshakes in progress: when they began
+        self.addresses: dict[str, str] = {}  # connection -> client address (for the caps)
         metrics.register_event_names(protocol.name, protocol.handlers)
         # Users with local connections who turned read receipts off: receipt emits skip them.
         # Kept from the handshake's user row and `user.settings_changed` events.
@@ -73,15 +81,22 @@ class Hub:
         answers with `error` (or, for protocols that refuse after CONNECT, the refusal is told
         by `greet`). Accepted: the transport answers CONNECT, then calls `greet`."""
         self.started[conn_id] = time.monotonic()
+        chat = settings.CHAT
+        address = handshake.remote or ""
+        if live_by_address[address] >= chat["SOCKET_MAX_PER_ADDRESS"]:
+            return self._refused(
+                conn_id, ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections.")
+            )
         try:
             credentials = self.protocol.credentials(handshake)
             authed = await call(connection_authenticate, credentials=credentials)
+            if live_by_user[authed.user.public_id] >= chat["SOCKET_MAX_PER_USER"]:
+                raise ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections of this user.")
         except ApplicationError as error:
             return self._refused(conn_id, error)
         except Exception:
             logger.exception("handshake failed: protocol=%s conn=%s", self.protocol.name, conn_id)
             return self._refused(conn_id, ApplicationError(ErrorCode.INTERNAL, "Internal error."))
-        chat = settings.CHAT
         conn = Connection(
             id=conn_id,
             user=authed.user,
@@ -99,12 +114,18 @@ class Hub:
             self.renewed[conn_id] = authed.new_access
         self.connections[conn_id] = conn
         self.by_user[conn.user_id].add(conn_id)
+        self.addresses[conn_id] = address
+        live_by_user[conn.user_id] += 1
+        live_by_address[address] += 1
         self._note_settings(conn.user_id, conn.user.read_receipts_enabled)
         return Admission(True)
 
     def _refused(self, conn_id: str, error: ApplicationError) -> Admission:
         self.started.pop(conn_id, None)
         metrics.connect_refused(self.protocol.name, self.transport.name, str(error.code))
+        if error.code in RETRYABLE:  # accepted, then closed at once: the client retries later
+            self.refusing[conn_id] = RETRY
+            return Admission(True)
         refusal = self.protocol.refusal(error)
         if refusal.connect_error is not None:
             return Admission(False, refusal.connect_error)
@@ -133,10 +154,9 @@ class Hub:
             await self._tell_and_close(conn_id, self.protocol.refusal(error))
             await self.forget(conn_id)
             return None
-        except Exception:  # the bus or the database is unreachable: tell the client, don't hang
-            logger.exception("handshake failed after authentication: conn=%s", conn_id)
-            error = ApplicationError(ErrorCode.INTERNAL, "Internal error.")
-            await self._tell_and_close(conn_id, self.protocol.refusal(error))
+        except Exception:  # the bus or the database is unreachable: send the client to retry
+            logger.warning("handshake failed after authentication: conn=%s", conn_id, exc_info=True)
+            await self._tell_and_close(conn_id, RETRY)
             await self.forget(conn_id)
             return None
         if conn_id not in self.connections:  # revoked (or gone) while we were reading
@@ -168,7 +188,7 @@ class Hub:
 
     async def _tell_and_close(self, conn_id: str, refusal: Refusal) -> None:
         await self._send_all(conn_id, refusal.emits)
-        await self.transport.close(conn_id)
+        await self.transport.close(conn_id, retry=refusal.retry)
 
     async def _send_all(self, conn_id: str, emits: list[tuple[str, Any]]) -> None:
         for name, payload in emits:
@@ -200,6 +220,11 @@ class Hub:
             return
         for lacking in self.lacking.values():
             lacking.discard(conn_id)
+        address = self.addresses.pop(conn_id, "")
+        for counter, key in ((live_by_user, conn.user_id), (live_by_address, address)):
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]
         sids = self.by_user.get(conn.user_id)
         if sids is not None:
             sids.discard(conn_id)

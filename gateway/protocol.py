@@ -53,6 +53,10 @@ class Refusal:
 
     emits: list[tuple[str, Any]] = field(default_factory=list)
     connect_error: Any = None
+    # Not the client's fault (the bus or the database is down, a connection cap): the hub
+    # closes the transport so the client reconnects later, with no refusal a client could
+    # take for bad credentials. Set by the hub, never by a protocol.
+    retry: bool = False
 
 
 @dataclass(frozen=True)

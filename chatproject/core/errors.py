@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     COOLDOWN = "cooldown"
     THROTTLED = "throttled"
     RATE_LIMITED = "rate_limited"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     INTERNAL = "internal_error"
@@ -61,6 +62,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.COOLDOWN: 429,
     ErrorCode.THROTTLED: 429,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.TOO_MANY_CONNECTIONS: 429,
     ErrorCode.INTERNAL: 500,
 }
 

@@ -16,8 +16,10 @@ class Transport(Protocol):
         """Send one event to every local connection routed for bus group `target`, restricted
         to `only` when given, minus `skip`; encoded once."""
 
-    async def close(self, conn_id: str) -> None:
-        """End one connection from the server side."""
+    async def close(self, conn_id: str, *, retry: bool = False) -> None:
+        """End one connection from the server side. `retry`: the server cannot serve it now
+        (the bus or the database is down, a connection cap): end it so that the client
+        reconnects by itself (close the transport, not the namespace)."""
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:
         """Put a connection into local routing for these bus groups."""

@@ -72,11 +72,27 @@ class GatewayServer(socketio.AsyncServer):
     pinned; tests/gateway/test_limits_live.py and test_malformed_live.py cover them).
     """
 
-    def __init__(self, *, event_limit: int, **kwargs: Any) -> None:
+    def __init__(self, *, event_limit: int, connect_timeout: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.event_limit = event_limit
+        self.connect_timeout = connect_timeout
         self.oversize: set[str] = set()  # Engine.IO sids whose message is being handled
         self.malformed: dict[str, int] = {}  # Engine.IO sid -> malformed packets so far
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        """An Engine.IO session opened: it must join a namespace within the connect timeout, or
+        it is closed (a session that never does only holds memory and a socket)."""
+        await super()._handle_eio_connect(eio_sid, environ)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.connect_timeout, lambda: loop.create_task(self._joined_or_closed(eio_sid)))
+
+    async def _joined_or_closed(self, eio_sid: str) -> None:
+        if eio_sid not in self.environ:  # already gone
+            return
+        if any(self.manager.sid_from_eio_sid(eio_sid, namespace) for namespace in self.handlers):
+            return
+        logger.info("engine.io session joined no namespace in time: eio=%s", eio_sid)
+        await self.eio.disconnect(eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.malformed.pop(eio_sid, None)
@@ -152,7 +168,12 @@ class SocketIOTransport:
             for frame in frames:
                 await send(eio_sid, frame)
 
-    async def close(self, conn_id: str) -> None:
+    async def close(self, conn_id: str, *, retry: bool = False) -> None:
+        if retry:  # a transport close: socket.io clients reconnect (a namespace one they do not)
+            eio_sid = self.sio.manager.eio_sid_from_sid(conn_id, self.namespace)
+            if eio_sid is not None:
+                await self.sio.eio.disconnect(eio_sid)
+                return
         await self.sio.disconnect(conn_id, namespace=self.namespace)
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:

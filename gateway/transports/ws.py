@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 CLOSE_POLICY = 4401
+CLOSE_TRY_AGAIN = 1013  # RFC 6455 "Try Again Later": the server cannot serve the socket now
 NAME = "ws"
 
 
@@ -60,10 +61,10 @@ class WsTransport:
             frame = frame or json.dumps({"event": name, "data": payload})  # encoded once
             await consumer.send_frame(frame)
 
-    async def close(self, conn_id: str) -> None:
+    async def close(self, conn_id: str, *, retry: bool = False) -> None:
         consumer = self.consumers.get(conn_id)
         if consumer is not None:
-            await consumer.close(code=CLOSE_POLICY)
+            await consumer.close(code=CLOSE_TRY_AGAIN if retry else CLOSE_POLICY)
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:
         for group in groups:

@@ -50,10 +50,13 @@ class Eio3Namespace:
             if session is not None:
                 session.enqueue(packet)
 
-    async def close(self, conn_id: str) -> None:
+    async def close(self, conn_id: str, *, retry: bool = False) -> None:
         session = self._sockets.get(conn_id)
         if session is not None:
-            session.close_socket(self.name)
+            if retry:  # the whole Engine.IO session: socket.io 2 clients reconnect after it
+                session.close("server unavailable", flush=True)
+            else:
+                session.close_socket(self.name)
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:
         if conn_id not in self._sockets:
