@@ -9,6 +9,7 @@ whose path, host and port it matches, else to Django.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections import defaultdict
 from typing import Any
@@ -69,6 +70,39 @@ def _socketio_site(site_mounts: list[Mount]) -> tuple[ASGIApp, list[Hub]]:
     return socketio.ASGIApp(sio, socketio_path=first.path.strip("/")), hubs
 
 
+def _engineio_frame(text: str) -> bool:
+    """Whether python-engineio can decode a WebSocket text frame: a packet type digit, or `b`
+    and base64. It decodes outside its own error handling, so anything else would end the
+    request with an exception (a traceback, and a session left half open)."""
+    if not text:
+        return False
+    if text[0] in "0123456789":
+        return True
+    if text[0] != "b":
+        return False
+    try:
+        base64.b64decode(text[1:])
+    except ValueError:
+        return False
+    return True
+
+
+def _engineio_frames_only(receive):
+    """Replace a text frame python-engineio cannot decode with its CLOSE packet (`1`): the
+    session ends cleanly, as for any other protocol error."""
+
+    async def guarded() -> dict[str, Any]:
+        message = await receive()
+        if message["type"] == "websocket.receive":
+            text = message.get("text")
+            if text is not None and not _engineio_frame(text):
+                logger.info("undecodable engine.io frame: session closed")
+                return {"type": "websocket.receive", "text": "1"}
+        return message
+
+    return guarded
+
+
 class _Labelled:
     """A transport under the label the hub records for its connections ("eio3")."""
 
@@ -109,6 +143,7 @@ class Gateway:
         self.routes: list[tuple[Mount, ASGIApp]] = []
         self.hubs: list[Hub] = []
         self.eio3_servers: list[Eio3Server] = []
+        self.engineio4_apps: set[ASGIApp] = set()
         sites: dict[tuple, list[Mount]] = defaultdict(list)
         for mount in mounts():
             sites[mount.site].append(mount)
@@ -117,6 +152,7 @@ class Gateway:
             if first.transport == "eio4":
                 app, hubs = _socketio_site(site_mounts)
                 self.hubs += hubs
+                self.engineio4_apps.add(app)
                 self.routes.append((first, app))
             elif first.transport == "eio3":
                 server, hubs = _eio3_site(site_mounts)
@@ -148,7 +184,10 @@ class Gateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        await self.route(scope)(scope, receive, send)
+        app = self.route(scope)
+        if scope["type"] == "websocket" and app in self.engineio4_apps:
+            receive = _engineio_frames_only(receive)
+        await app(scope, receive, send)
 
     async def _lifespan(self, receive, send) -> None:
         while True:
