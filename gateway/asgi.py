@@ -88,8 +88,8 @@ def _engineio_frame(text: str) -> bool:
 
 
 def _engineio_frames_only(receive):
-    """Replace a text frame python-engineio cannot decode with its CLOSE packet (`1`): the
-    session ends cleanly, as for any other protocol error."""
+    """Turn a text frame python-engineio cannot decode into the end of the WebSocket (1002,
+    protocol error): the session ends cleanly, as for any other protocol error."""
 
     async def guarded() -> dict[str, Any]:
         message = await receive()
@@ -97,7 +97,7 @@ def _engineio_frames_only(receive):
             text = message.get("text")
             if text is not None and not _engineio_frame(text):
                 logger.info("undecodable engine.io frame: session closed")
-                return {"type": "websocket.receive", "text": "1"}
+                return {"type": "websocket.disconnect", "code": 1002}
         return message
 
     return guarded

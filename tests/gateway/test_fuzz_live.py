@@ -96,23 +96,45 @@ async def _raw_socketio(server, token: str):
     return ws
 
 
-async def _send_all(make_socket, shapes: list[str]) -> None:
-    """Send the shapes in order, opening a new socket whenever the server closed the last."""
-    ws = await make_socket()
+async def _until(ws, done) -> bool:
+    """Read until a frame satisfies `done` (True) or the server closes the socket or the
+    Engine.IO session (its CLOSE packet, `1`) (False)."""
+    try:
+        while True:
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            if done(frame):
+                return True
+            if frame == "1":
+                await ws.close()
+                return False
+    except websockets.ConnectionClosed:
+        return False
+
+
+async def _send_all(make_socket, shapes: list[str], probe: str, answered) -> int:
+    """Send each shape, then a probe the server answers: the next shape goes only once the
+    server has handled this one (or closed the socket, and a new one is opened). Returns how
+    many sockets the server closed."""
+    ws, closed = await make_socket(), 0
     for shape in shapes:
         try:
             await ws.send(shape)
+            await ws.send(probe)
         except websockets.ConnectionClosed:
+            pass
+        if shape.startswith("41"):  # the client left the namespace: nothing answers there now
+            await ws.close()
+            ws = await make_socket()
+            continue
+        try:
+            alive = await _until(ws, answered)
+        except TimeoutError:
+            raise AssertionError(f"neither answered nor closed after {shape[:200]!r}") from None
+        if not alive:
+            closed += 1
             ws = await make_socket()
     await ws.close()
-
-
-async def _drain(ws) -> None:
-    try:
-        while True:
-            await ws.recv()
-    except websockets.ConnectionClosed:
-        return
+    return closed
 
 
 async def test_fuzzed_packets_and_frames_leave_the_server_up_quiet_and_serving(live_server_proc, alice, bob):
@@ -129,18 +151,24 @@ async def test_fuzzed_packets_and_frames_leave_the_server_up_quiet_and_serving(l
 
     async def socketio_socket():
         ws = await _raw_socketio(server, alice.access)
-        asyncio.get_running_loop().create_task(_drain(ws))  # read whatever comes back
+        await _until(ws, lambda frame: "group-chat-list" in frame)  # greeted
         return ws
 
     async def ws_socket():
         url = server.url.replace("http://", "ws://") + "/ws/"
         ws = await websockets.connect(url, additional_headers={"Authorization": f"Bearer {alice.access}"})
-        asyncio.get_running_loop().create_task(_drain(ws))
+        await _until(ws, lambda frame: "group-chat-list" in frame)
         return ws
 
-    await _send_all(socketio_socket, socketio_shapes)
-    await _send_all(ws_socket, ws_shapes)
-    await asyncio.sleep(1)
+    sio_closed = await _send_all(
+        socketio_socket, socketio_shapes, '42999["fetch-user-details"]', lambda f: f.startswith("43999")
+    )
+    ws_closed = await _send_all(
+        ws_socket, ws_shapes, '{"event": "fetch-user-details", "ack": 999}', lambda f: '"ack": 999' in f
+    )
+    # Most shapes are refused on a socket that stays; the worst ones close it.
+    assert 0 < sio_closed < len(socketio_shapes) and ws_closed < len(ws_shapes)
+    await asyncio.sleep(0.5)
 
     assert server.proc.poll() is None
     growth_mib = (_rss_kib(server.proc.pid) - rss_before) / 1024
