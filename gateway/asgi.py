@@ -49,6 +49,7 @@ def _socketio_site(site_mounts: list[Mount]) -> tuple[ASGIApp, list[Hub]]:
     sio = GatewayServer(
         event_limit=chat["SOCKET_MAX_PAYLOAD_BYTES"],
         connect_timeout=chat["SOCKET_CONNECT_TIMEOUT_SECONDS"],
+        packet_rate=(2 * chat["SOCKET_RATE_BURST"], 2 * chat["SOCKET_RATE_PER_SECOND"]),
         async_mode="asgi",
         json=safe_json,
         always_connect=connect_first.pop(),

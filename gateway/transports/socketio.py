@@ -17,6 +17,7 @@ from engineio import packet as eio_packet
 from socketio import exceptions, packet
 
 from gateway.auth import query_dict
+from gateway.connection import TokenBucket
 
 from .handshake import Handshake
 
@@ -66,16 +67,23 @@ class GatewayServer(socketio.AsyncServer):
     (Engine.IO's own ceiling, `max_http_buffer_size`, still drops what is larger).
 
     Malformed packets are dropped with one warning per connection, and a client that keeps
-    sending them is closed.
+    sending them is closed. Every Socket.IO packet of a session, not only events, takes from a
+    rate budget (twice the event budget): packets over it are dropped, and a session that goes
+    on past a further burst is closed.
 
     Overrides python-socketio's `_handle_eio_message` and `_handle_eio_disconnect` (5.18,
     pinned; tests/gateway/test_limits_live.py and test_malformed_live.py cover them).
     """
 
-    def __init__(self, *, event_limit: int, connect_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *, event_limit: int, connect_timeout: float, packet_rate: tuple[float, float], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.event_limit = event_limit
         self.connect_timeout = connect_timeout
+        self.packet_rate = packet_rate  # (burst, per second) of Socket.IO packets per session
+        self.buckets: dict[str, TokenBucket] = {}
+        self.dropped: dict[str, int] = {}
         self.oversize: set[str] = set()  # Engine.IO sids whose message is being handled
         self.malformed: dict[str, int] = {}  # Engine.IO sid -> malformed packets so far
 
@@ -96,9 +104,22 @@ class GatewayServer(socketio.AsyncServer):
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.malformed.pop(eio_sid, None)
+        self.buckets.pop(eio_sid, None)
+        self.dropped.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        bucket = self.buckets.get(eio_sid)
+        if bucket is None:
+            bucket = self.buckets[eio_sid] = TokenBucket(*self.packet_rate)
+        if not bucket.take():  # every packet counts, not only events (acks, connects, junk)
+            dropped = self.dropped.get(eio_sid, 0) + 1
+            self.dropped[eio_sid] = dropped
+            if dropped == 1:
+                logger.warning("socket.io packets over the rate limit dropped: eio=%s", eio_sid)
+            if dropped >= self.packet_rate[0]:  # a whole burst more: this client will not stop
+                await self.eio.disconnect(eio_sid)
+            return
         if not isinstance(data, str) or data[:1] in BINARY_TYPES:
             logger.warning("binary socket.io packet refused: eio=%s", eio_sid)
             await self.eio.disconnect(eio_sid)

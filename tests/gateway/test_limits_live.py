@@ -60,3 +60,21 @@ async def test_binary_socketio_packets_close_the_session_and_are_never_buffered(
         closed = True
     assert closed
     await ws.close()
+
+
+async def test_a_flood_of_non_event_packets_is_rate_limited_and_closed(live_server_proc, alice, bob):
+    bystander = await connect_greeted(live_server_proc, bob)
+    ws = await _raw_socket(live_server_proc, alice.access)
+    closed = False
+    try:
+        for i in range(2000):  # acks nobody asked for: no event, so no event budget before
+            await ws.send(f"43{i}[]")
+        for _ in range(200):
+            if await asyncio.wait_for(ws.recv(), 5) == "1":
+                closed = True
+                break
+    except websockets.ConnectionClosed:
+        closed = True
+    assert closed
+    assert (await bystander.call("fetch-user-details"))["ok"]
+    await bystander.close()
