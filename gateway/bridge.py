@@ -13,6 +13,9 @@ from collections import Counter
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+from django.conf import settings
+from redis import asyncio as aioredis
+from redis import exceptions as redis_errors
 
 from chatproject.bus import transport as bus
 
@@ -22,6 +25,43 @@ logger = logging.getLogger(__name__)
 class Sink(Protocol):
     async def deliver(self, target: str, event: dict[str, Any]) -> None: ...
 
+    async def resync(self) -> None:
+        """Tell every local connection that events may have been lost (the bus failed)."""
+        ...
+
+
+class _OutageLog(logging.Filter):
+    """While the bus's Redis is unreachable, the channel layer's receive task, presence and
+    publishing each fail every second or so. The first such failure of an outage is logged as
+    one warning line without its traceback; the rest are counted (bus stats) and not logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
+            return True
+        if self.told:
+            return False
+        self.told = True
+        record.msg, record.args = f"{record.getMessage()}: bus unreachable ({type(error).__name__})", ()
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+outage_log = _OutageLog()
+for _name in ("channels_redis.pubsub", "gateway.presence", "chatproject.bus.transport"):
+    logging.getLogger(_name).addFilter(outage_log)
+
+PROBE_SECONDS = 2.0  # how often the bus (Redis) is probed when it is Redis
+# After the bus recovers, clients are told to resync this much later: the channel layer
+# resubscribes about a second after Redis accepts connections again, and a sync read before
+# that could miss events published in between.
+RESYNC_SETTLE_SECONDS = 2.5
+
 
 class Bridge:
     def __init__(self) -> None:
@@ -29,7 +69,9 @@ class Bridge:
         self._refs: Counter[str] = Counter()
         self._sinks: list[Sink] = []
         self._task: asyncio.Task | None = None
+        self._probe: asyncio.Task | None = None
         self._start_lock = asyncio.Lock()
+        bus.on_health_change(self._health_changed)
         self.stats = {"received": 0, "dispatch_errors": 0}
 
     def add_sink(self, sink: Sink) -> None:
@@ -46,6 +88,8 @@ class Bridge:
             self.channel = await layer.new_channel("chatproc.")
             bus.bind_loop(asyncio.get_running_loop())
             self._task = asyncio.get_running_loop().create_task(self._receive_loop(layer))
+            if settings.REDIS_URL and self._probe is None:
+                self._probe = asyncio.get_running_loop().create_task(self._probe_loop(settings.REDIS_URL))
             # Groups subscribed before a restart of the loop (layer reconnect) are re-added.
             for group in list(self._refs):
                 await layer.group_add(group, self.channel)
@@ -112,7 +156,43 @@ class Bridge:
                     self.stats["dispatch_errors"] += 1
                     logger.exception("bus dispatch failed: target=%s type=%s", target, event.get("type"))
 
+    async def _probe_loop(self, url: str) -> None:
+        """PING the bus's Redis every PROBE_SECONDS: an outage is noticed even when nothing is
+        published (a subscriber cannot tell, the layer reconnects quietly), and its end too."""
+        client = aioredis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            while True:
+                try:
+                    await client.ping()
+                    bus.health_report(True)
+                except Exception:
+                    bus.health_report(False)
+                await asyncio.sleep(PROBE_SECONDS)
+        finally:
+            await client.aclose()
+
+    def _health_changed(self, healthy: bool) -> None:
+        """The bus failed or recovered: every local connection is told to resync, at once when
+        it failed (what was lost so far is in the database) and again once it is back."""
+        if healthy:
+            outage_log.told = False  # the next outage is logged again
+        loop = bus.bound_loop()
+        if loop is None:
+            return
+        delay = RESYNC_SETTLE_SECONDS if healthy else 0.0
+        loop.call_soon_threadsafe(lambda: loop.call_later(delay, lambda: loop.create_task(self._resync())))
+
+    async def _resync(self) -> None:
+        for sink in self._sinks:
+            try:
+                await sink.resync()
+            except Exception:
+                logger.exception("resync notification failed")
+
     async def stop(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         if self._task is not None:
             self._task.cancel()
             try:

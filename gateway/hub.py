@@ -373,6 +373,12 @@ class Hub:
             for user_id in list(self.by_user):
                 await self._route(user_id, target, join=False)
 
+    async def resync(self) -> None:
+        """Called by the bridge when the bus failed or came back: each local connection gets the
+        protocol's resync events."""
+        for conn_id, conn in list(self.connections.items()):
+            await self._send_all(conn_id, self.protocol.resync(conn))
+
     async def _route(self, user_id: str, group: str, *, join: bool, only: str | None = None) -> None:
         """Add or drop every local connection of a user (or just `only`) to or from a
         conversation's routing, holding or releasing the process's bus subscription."""

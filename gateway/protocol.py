@@ -106,6 +106,11 @@ class Protocol:
         """The events a freshly authenticated connection receives."""
         return []
 
+    def resync(self, conn: Connection) -> list[tuple[str, Any]]:
+        """Events telling a client that live events may have been lost (the bus failed) and it
+        should catch up from the database. Nothing by default."""
+        return []
+
     def token_renewed(self, conn: Connection, access: str) -> list[tuple[str, Any]]:
         """Events telling a client its access token was renewed on the live connection."""
         return []

@@ -11,6 +11,7 @@ publishing at once with `async_to_sync`.
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -41,6 +42,11 @@ def bind_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     _loop = loop
     _flush_lock = asyncio.Lock() if loop is not None else None
     _publishers.clear()
+
+
+def bound_loop() -> asyncio.AbstractEventLoop | None:
+    """The server's event loop, once the bridge started in it."""
+    return _loop
 
 
 def envelope(group: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -92,12 +98,48 @@ async def _publish(batch: list[tuple[str, dict[str, Any]]]) -> None:
                 await layer.group_send(group, message)
         stats["published"] += len(batch)
         metrics.bus_published(len(batch))
-    except Exception:
-        # The database already holds the data; clients recover it through history (Seq gaps).
-        # Count and log (ids only, never bodies) instead of failing the request that caused it.
+        health_report(True)
+    except Exception as exc:
+        # The database already holds the data; clients recover it through history and the
+        # resync the gateway pushes when the bus comes back (health_report). Count, and log one
+        # warning per outage (ids and counts only, never bodies), not a traceback per batch.
         stats["publish_errors"] += len(batch)
         metrics.bus_publish_error(len(batch))
-        logger.exception("bus publish failed: %d messages lost", len(batch))
+        metrics.bus_lost(len(batch))
+        if _healthy:
+            logger.warning(
+                "bus publish failed: %d messages lost (%s); counting until it recovers",
+                len(batch),
+                type(exc).__name__,
+            )
+        health_report(False)
+
+
+# --- bus health -----------------------------------------------------------------------------
+# Publishing and the gateway's Redis probe report here; listeners (the gateway bridge) hear of
+# each change between healthy and failing, so that clients can be told to resync.
+
+_healthy = True
+_health_listeners: list[Callable[[bool], None]] = []
+
+
+def on_health_change(listener: Callable[[bool], None]) -> None:
+    _health_listeners.append(listener)
+
+
+def health_report(healthy: bool) -> None:
+    global _healthy
+    if healthy == _healthy:
+        return
+    _healthy = healthy
+    if healthy:
+        logger.warning("bus recovered: %d publish errors so far", stats["publish_errors"])
+    for listener in list(_health_listeners):
+        listener(healthy)
+
+
+def is_healthy() -> bool:
+    return _healthy
 
 
 async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[str, dict[str, Any]]]) -> None:

@@ -56,6 +56,7 @@ __all__ = [
 
 ERROR_EVENT = "error"
 ACCESS_TOKEN_EVENT = "access-token"
+RESYNC_EVENT = "resync"  # extension: live events may have been lost; call `sync` (§14.6)
 TRUE_VALUES = ("1", "true", "yes")
 
 
@@ -91,6 +92,9 @@ class ExpressChat(Protocol):
 
     def greeting(self, conn: Connection, snapshot: ConversationSnapshot) -> list[tuple[str, Any]]:
         return greeting(conn, snapshot.summaries)
+
+    def resync(self, conn: Connection) -> list[tuple[str, Any]]:
+        return [(RESYNC_EVENT, {"Reason": "bus"})]
 
     def token_renewed(self, conn: Connection, access: str) -> list[tuple[str, Any]]:
         return [(ACCESS_TOKEN_EVENT, {"accessToken": access})]
