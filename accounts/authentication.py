@@ -18,7 +18,7 @@ def _user_for_token(token: str) -> User:
     try:
         return user_for_claims(access_decode(token))
     except ApplicationError as exc:
-        raise exceptions.AuthenticationFailed(exc.message) from exc
+        raise exceptions.AuthenticationFailed(exc.message, code=str(exc.code)) from exc
 
 
 class ChatJWTAuthentication(authentication.BaseAuthentication):

@@ -92,7 +92,10 @@ def _from_drf(exc: drf_exceptions.APIException) -> tuple[ApplicationError, int]:
     if isinstance(exc, drf_exceptions.NotAuthenticated):
         return ApplicationError(ErrorCode.NOT_AUTHENTICATED, str(exc.detail)), 401
     if isinstance(exc, drf_exceptions.AuthenticationFailed):
-        return ApplicationError(ErrorCode.AUTHENTICATION_FAILED, str(exc.detail)), 401
+        # An expired token says so (clients refresh on token_expired, and log in again on the rest).
+        expired = exc.get_codes() == ErrorCode.TOKEN_EXPIRED
+        code = ErrorCode.TOKEN_EXPIRED if expired else ErrorCode.AUTHENTICATION_FAILED
+        return ApplicationError(code, str(exc.detail)), 401
     if isinstance(exc, drf_exceptions.PermissionDenied):
         return ApplicationError(ErrorCode.PERMISSION_DENIED, str(exc.detail)), 403
     if isinstance(exc, drf_exceptions.NotFound):

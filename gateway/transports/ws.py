@@ -82,15 +82,18 @@ class WsTransport:
         return conn_id in self.consumers
 
 
-def origin_allowed(headers: dict[str, str]) -> bool:
-    """Browsers send Origin; it must be this host or a configured origin. Non-browser clients
-    send none and authenticate with a token like any API client."""
+def origin_allowed(headers: dict[str, str], scheme: str = "ws") -> bool:
+    """Browsers send Origin; it must be this site (same host and the matching scheme: an
+    http:// page may not open a socket of an https:// site) or a configured origin. Non-browser
+    clients send none and authenticate with a token like any API client."""
     origin = headers.get("origin")
     if not origin:
         return True
     if origin in settings.CORS_ALLOWED_ORIGINS or origin in settings.CHAT["SOCKET_CORS_ALLOWED_ORIGINS"]:
         return True
-    return urlsplit(origin).netloc == headers.get("host", "")
+    parts = urlsplit(origin)
+    page_scheme = "https" if scheme == "wss" else "http"
+    return parts.scheme == page_scheme and parts.netloc == headers.get("host", "")
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -107,7 +110,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         """Called when a client opens /ws/: accept, then authenticate like Socket.IO does."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
-        if not origin_allowed(headers):
+        if not origin_allowed(headers, self.scope.get("scheme", "ws")):
             await self.close(code=CLOSE_POLICY)
             return
         await self.accept()

@@ -85,3 +85,15 @@ async def test_ws_rejects_foreign_browser_origin(live_server_proc, make_user):
     headers = bearer(alice) | {"Origin": "https://evil.example.com"}
     with pytest.raises(Exception):  # noqa: B017 - the handshake itself is refused
         await WsClient().connect(live_server_proc.url, headers=headers)
+
+
+async def test_ws_origin_must_match_the_site_s_scheme_too(live_server_proc, make_user):
+    alice = make_user("Alice")
+    host = live_server_proc.url.removeprefix("http://")
+    same_site = await WsClient().connect(
+        live_server_proc.url, headers=bearer(alice) | {"Origin": f"http://{host}"}
+    )
+    assert (await same_site.next("user-id"))["userId"] == alice.id
+    await same_site.close()
+    with pytest.raises(Exception):  # noqa: B017 - an https page of the same host name: another origin
+        await WsClient().connect(live_server_proc.url, headers=bearer(alice) | {"Origin": f"https://{host}"})
