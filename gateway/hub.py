@@ -40,6 +40,7 @@ from .transports.handshake import Admission, Handshake
 logger = logging.getLogger(__name__)
 
 ENDED = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended; reconnect.")
+TOO_LARGE = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "The event is too large.")
 # Refusals that are not about the client's credentials: the client is sent away to retry.
 RETRYABLE = {ErrorCode.INTERNAL, ErrorCode.TOO_MANY_CONNECTIONS}
 RETRY = Refusal(retry=True)
@@ -47,7 +48,6 @@ RETRY = Refusal(retry=True)
 # Live connections of this process, across every hub: by user and by client address (caps).
 live_by_user: Counter[str] = Counter()
 live_by_address: Counter[str] = Counter()
-TOO_LARGE = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "The event is too large.")
 
 
 class Hub:
@@ -163,7 +163,7 @@ class Hub:
             return None
         for conversation_id in snapshot.group_ids:
             await self._route(conn.user_id, conversation_group(conversation_id), join=True, only=conn_id)
-        for capability in self._capabilities():
+        for capability in self.protocol.optional_capabilities:
             if capability not in conn.capabilities:
                 self.lacking[capability].add(conn_id)
         new_access = self.renewed.pop(conn_id, None)
@@ -182,9 +182,6 @@ class Hub:
         metrics.connection_opened(self.protocol.name, self.transport.name)
         conn.counted = True
         return conn
-
-    def _capabilities(self) -> tuple[str, ...]:
-        return getattr(self.protocol, "optional_capabilities", ())
 
     async def _tell_and_close(self, conn_id: str, refusal: Refusal) -> None:
         await self._send_all(conn_id, refusal.emits)

@@ -80,6 +80,9 @@ class Protocol:
     # agree (python-socketio's `always_connect` is per server); the registry checks it.
     connect_first: ClassVar[bool] = False
     handlers: ClassVar[dict[str, Handler]] = {}
+    # Capabilities a client may opt in to (see `capabilities`); emits that require one skip the
+    # connections without it.
+    optional_capabilities: ClassVar[tuple[str, ...]] = ()
     # Dotted path of the protocol's REST urls module, included at the site root, or None.
     urls: ClassVar[str | None] = None
 
