@@ -108,6 +108,15 @@ class Hub:
 
     def _refused(self, conn_id: str, error: ApplicationError) -> Admission:
         self.started.pop(conn_id, None)
+        # The reason, for operators (a tenant's slow verification URL, a wrong key...): some
+        # protocols can only tell the client the code. Reasons never contain credentials.
+        logger.info(
+            "handshake refused: protocol=%s conn=%s code=%s reason=%s",
+            self.protocol.name,
+            conn_id,
+            error.code,
+            error.message,
+        )
         metrics.connect_refused(self.protocol.name, self.transport.name, str(error.code))
         refusal = self.protocol.refusal(error)
         if refusal.connect_error is not None:

@@ -253,3 +253,17 @@ async def test_bad_tokens_are_refused_and_store_nothing(server):
 async def test_first_party_tokens_do_not_open_the_apps_namespace(server, make_user):
     alice = await asyncio.to_thread(make_user, "Alice")
     assert await Client().refused(server.url, {"token": alice.access}) == "authentication_failed"
+
+
+async def test_a_registered_token_connects_until_it_is_replaced(server):
+    app = await asyncio.to_thread(tenancy.app_create, name="Registered")
+    await asyncio.to_thread(api, server, app, "POST", "users", {"id": "42", "name": "Forty Two"})
+    await asyncio.to_thread(api, server, app, "POST", "users/42/token", {"token": "tenant-issued-1"})
+    client = await Client().greeted(server.url, {"token": "tenant-issued-1"})
+    user_id = await client.call("fetch-user-details", {})
+    assert user_id["ok"] and user_id["data"]["Name"] == "Forty Two"
+    await client.close()
+    await asyncio.to_thread(api, server, app, "POST", "users/42/token", {"token": "tenant-issued-2"})
+    assert await Client().refused(server.url, {"token": "tenant-issued-1"}) == "authentication_failed"
+    client = await Client().greeted(server.url, {"token": "tenant-issued-2"})
+    await client.close()
