@@ -46,6 +46,11 @@ class AppAdmin(admin.ModelAdmin):
     )
     actions = ("rotate_key", "revoke_tokens")
 
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "verify_url":
+            kwargs["assume_scheme"] = "https"  # Django 6's default, asked for now
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     @admin.display(description="Secret 1")
     def secret_1_masked(self, app: App) -> str:
         return mask_secret(app.secret_1)
