@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 
 from chatproject.core.errors import ApplicationError
 
-from . import bans, services
+from . import bans, services, tenancy, tenancy_admin  # noqa: F401  (tenancy_admin registers its models)
 from .models import LoginSession, ModerationAction, User
 from .moderation_admin import action_with_reason
 
@@ -37,20 +37,33 @@ class UserAdmin(admin.ModelAdmin):
         "public_id",
         "email",
         "display_name",
+        "app",
+        "external_id",
         "email_verified",
         "is_active",
         "is_banned",
         "created_at",
     )
-    list_filter = ("email_verified", "is_active", "is_banned", "is_staff")
-    search_fields = ("email", "display_name", "public_id")
+    list_filter = ("email_verified", "is_active", "is_banned", "is_staff", "app")
+    search_fields = ("email", "display_name", "public_id", "external_id")
     ordering = ("-created_at",)
-    actions = ("ban_users", "unban_users", "verify_users", "deactivate_users", "activate_users")
+    actions = (
+        "ban_users",
+        "unban_users",
+        "verify_users",
+        "deactivate_users",
+        "activate_users",
+        "revoke_tenant_tokens",
+    )
     # No "password": hashes are neither shown nor editable here.
     fields = (
         "public_id",
         "email",
+        "app",
+        "external_id",
         "display_name",
+        "avatar_url",
+        "tokens_revoked_before",
         "email_verified",
         "is_active",
         "is_banned",
@@ -67,6 +80,9 @@ class UserAdmin(admin.ModelAdmin):
     readonly_fields = (
         "public_id",
         "email",
+        "app",
+        "external_id",
+        "tokens_revoked_before",
         "email_verified",
         "is_active",
         "is_banned",
@@ -97,6 +113,24 @@ class UserAdmin(admin.ModelAdmin):
             done_label="Banned",
             noun="user(s)",
             describe=lambda user: user.email,
+        )
+
+    @admin.action(description="Revoke tenant tokens of selected external users", permissions=["change"])
+    def revoke_tenant_tokens(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        """Asks for a reason, then refuses the users' tenant credentials issued before now
+        (closing their connections) and records it in the moderation log."""
+        return action_with_reason(
+            self,
+            request,
+            queryset.select_related("app"),
+            action="revoke_tenant_tokens",
+            apply=lambda user, reason: tenancy.user_tokens_revoke_as_moderator(
+                moderator=request.user, user=user, reason=reason
+            ),
+            title="Revoke tenant tokens",
+            done_label="Revoked the tokens of",
+            noun="user(s)",
+            describe=str,
         )
 
     @admin.action(description="Unban selected users", permissions=["change"])

@@ -3,6 +3,10 @@ client's httpOnly `access_token` cookie (with a CSRF check, as cookies come with
 
 Unlike simplejwt's stock class, both also refuse tokens of a revoked session and banned or
 deactivated users, so logout and bans take effect on REST at once.
+
+The Bearer token may also be a tenant-signed token (docs/tenants.md): the user is then an
+external identity of that app, resolved by accounts.identity exactly as on a socket (and the
+app's verification URL, if any, is called here, in the request's thread).
 """
 
 from django.middleware.csrf import CsrfViewMiddleware
@@ -10,12 +14,21 @@ from rest_framework import authentication, exceptions
 
 from chatproject.core.errors import ApplicationError
 
+from .identity import APPS, TENANT_JWT, Policy, Presented, identity_resolve, looks_like_tenant_jwt
 from .models import User
 from .tokens import access_decode, user_for_claims
+from .verification import verification_check
+
+TENANT_POLICY = Policy(realm=APPS, forms=(TENANT_JWT,))
 
 
-def _user_for_token(token: str) -> User:
+def _user_for_token(token: str, *, tenant: bool = False) -> User:
     try:
+        if tenant and looks_like_tenant_jwt(token):
+            identity = identity_resolve(policy=TENANT_POLICY, presented=Presented(token=token))
+            if identity.verification is not None:
+                verification_check(identity.verification)
+            return identity.user
         return user_for_claims(access_decode(token))
     except ApplicationError as exc:
         raise exceptions.AuthenticationFailed(exc.message, code=str(exc.code)) from exc
@@ -34,7 +47,7 @@ class ChatJWTAuthentication(authentication.BaseAuthentication):
             token = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
-        return _user_for_token(token), token
+        return _user_for_token(token, tenant=True), token
 
     def authenticate_header(self, request) -> str:
         return self.keyword

@@ -8,6 +8,12 @@ def session_revoked(*, user_id: str, sid: str | None, reason: str) -> dict[str, 
     return {"type": "session.revoked", "user_id": user_id, "sid": sid, "reason": reason}
 
 
+def app_sessions_revoked(*, app_id: str, reason: str) -> dict[str, Any]:
+    """Every connection of a tenant app's users ended (app-wide token revocation). Published to
+    the app's bus group, which every connection of those users joins."""
+    return {"type": "session.revoked", "app_id": app_id, "user_id": None, "sid": None, "reason": reason}
+
+
 def user_settings_changed(
     *, user_id: str, presence_hidden: bool, read_receipts_enabled: bool
 ) -> dict[str, Any]:

@@ -23,16 +23,29 @@ def user_get_by_email(*, email: str) -> User | None:
     return User.objects.filter(email=User.objects.normalize_email(email)).first()
 
 
-def users_visible() -> QuerySet[User]:
-    """Users other people may find and look at: verified, active, not banned."""
-    return User.objects.filter(email_verified=True, is_active=True, is_banned=False)
+def users_in_realm(*, of: User) -> QuerySet[User]:
+    """Every user of the realm `of` belongs to: the first-party realm (no app) or one tenant
+    app. The one place realms are told apart: whatever names another user by id (chat
+    partners, group members, search, profiles) starts here, so no id reaches across realms."""
+    if of.app_id is None:
+        return User.objects.filter(app__isnull=True)
+    return User.objects.filter(app_id=of.app_id)
+
+
+def users_visible(*, viewer: User) -> QuerySet[User]:
+    """Users of the viewer's realm they may find and look at: verified (first-party: the
+    email; a tenant's users: by the tenant), active, not banned."""
+    verified = Q(email_verified=True) | Q(app__isnull=False)
+    return users_in_realm(of=viewer).filter(verified, is_active=True, is_banned=False)
 
 
 def user_get_visible(*, public_id: object, viewer: User) -> User:
-    """A user the viewer may look at (themselves always); not_found otherwise."""
+    """A user of the viewer's realm the viewer may look at (themselves always); not_found
+    otherwise."""
     if is_public_id(public_id) and public_id == viewer.public_id:
         return viewer
-    user = users_visible().filter(public_id=public_id).first() if is_public_id(public_id) else None
+    users = users_visible(viewer=viewer)
+    user = users.filter(public_id=public_id).first() if is_public_id(public_id) else None
     if user is None:
         raise ApplicationError(ErrorCode.NOT_FOUND, "No such user.")
     return user
@@ -54,8 +67,12 @@ def user_search(*, viewer: User, query: str, limit: int | None = None) -> list[U
     bound = (
         limits["SEARCH_MAX_RESULTS"] if limit is None else max(0, min(limit, limits["SEARCH_MAX_RESULTS"]))
     )
-    matches = Q(display_name__icontains=query) | Q(email=User.objects.normalize_email(query))
-    return list(users_visible().filter(matches).order_by("display_name", "public_id")[:bound])
+    matches = Q(display_name__icontains=query)
+    if viewer.app_id is None:
+        matches |= Q(email=User.objects.normalize_email(query))
+    else:  # a tenant's users are also found by the tenant's own id for them
+        matches |= Q(external_id=query)
+    return list(users_visible(viewer=viewer).filter(matches).order_by("display_name", "public_id")[:bound])
 
 
 def users_presence_fields(*, public_ids: list[str]) -> dict[str, tuple[bool, datetime | None]]:

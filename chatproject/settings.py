@@ -65,6 +65,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_CREDENTIALS = True
+# Never for the tenant server API (/api/tenant/): it is called by tenant backends with an app
+# secret, never from a browser, so no browser origin gets CORS headers for it.
+CORS_URLS_REGEX = r"^/(?!api/tenant/).*$"
 # Public base URL used in mails (verification links). Never derived from the request's Host.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
@@ -86,6 +89,7 @@ INSTALLED_APPS = [
     "accounts",
     "messaging",
     "groups",
+    "tenants",
 ]
 
 MIDDLEWARE = [
@@ -246,6 +250,7 @@ REST_FRAMEWORK = {
         "auth_refresh": env_str("THROTTLE_REFRESH", "30/min"),
         "message_send": env_str("THROTTLE_MESSAGES", "600/min"),
         "upload": env_str("THROTTLE_UPLOADS", "30/min"),
+        "tenant_api": env_str("THROTTLE_TENANT_API", "1200/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -311,12 +316,25 @@ CHAT = {
     "SOCKET_MAX_PER_ADDRESS": env_int("CHAT_SOCKET_MAX_PER_ADDRESS", 1000),
     # An Engine.IO session that has joined no namespace this long after it opened is closed.
     "SOCKET_CONNECT_TIMEOUT_SECONDS": float(env_str("CHAT_SOCKET_CONNECT_TIMEOUT_SECONDS", "10")),
+    # Tenants (docs/tenants.md). A tenant-signed token may expire at most this far ahead
+    # (seconds), and may be at most this many bytes long; `iat` may be this far in the future.
+    "TENANT_TOKEN_MAX_TTL_SECONDS": env_int("CHAT_TENANT_TOKEN_MAX_TTL_SECONDS", 24 * 3600),
+    "TENANT_TOKEN_MAX_BYTES": env_int("CHAT_TENANT_TOKEN_MAX_BYTES", 2048),
+    "TENANT_CLOCK_SKEW_SECONDS": env_int("CHAT_TENANT_CLOCK_SKEW_SECONDS", 60),
+    # An app's verification URL: answer within this time (seconds) or the connection is refused;
+    # answers (2xx or not) are remembered this long for at most CACHE_MAX tokens; at most
+    # WORKERS calls run at once (their own threads, never the database thread).
+    "TENANT_VERIFY_TIMEOUT_SECONDS": float(env_str("CHAT_TENANT_VERIFY_TIMEOUT_SECONDS", "2")),
+    "TENANT_VERIFY_CACHE_SECONDS": env_int("CHAT_TENANT_VERIFY_CACHE_SECONDS", 30),
+    "TENANT_VERIFY_CACHE_MAX": env_int("CHAT_TENANT_VERIFY_CACHE_MAX", 10000),
+    "TENANT_VERIFY_WORKERS": env_int("CHAT_TENANT_VERIFY_WORKERS", 8),
     # The protocol registry (gateway/registry.py, docs/operations.md "Protocol mounts"): which
     # wire protocol serves which mount. One entry per mount: `protocol` (the package, which
     # exposes PROTOCOL), `transport` ("eio4": Socket.IO 3/4 clients, "eio3": Socket.IO 2
     # clients, "ws": plain WebSocket), `path` (Engine.IO path or WebSocket path), `namespace`
     # (Socket.IO), and optionally `host` (Host header name) or `port` (the listening port) where
-    # two mounts would otherwise claim the same path and namespace.
+    # two mounts would otherwise claim the same path and namespace; `realm` ("first_party", the
+    # default, or "apps") and `credentials` (the forms accepted there, docs/tenants.md).
     "PROTOCOLS": env_json(
         "CHAT_PROTOCOLS",
         [
@@ -327,6 +345,15 @@ CHAT = {
                 "namespace": "/",
             },
             {"protocol": "gateway.protocols.expresschat", "transport": "ws", "path": "/ws/"},
+            # The same protocol for the users of tenant apps, who present a tenant-signed token.
+            {
+                "protocol": "gateway.protocols.expresschat",
+                "transport": "eio4",
+                "path": "/socket.io/",
+                "namespace": "/apps",
+                "realm": "apps",
+                "credentials": ["tenant_jwt", "registered_token", "id_handle"],
+            },
         ],
     ),
     "SOCKET_CORS_ALLOWED_ORIGINS": env_list("CHAT_SOCKET_CORS_ALLOWED_ORIGINS"),

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", include("messaging.urls")),
     path("api/", include("groups.urls")),
     path("api/", include("gateway.urls")),
+    path("api/tenant/v1/", include("tenants.urls")),
     path("", include("chatproject.pages")),
 ]
 

@@ -65,7 +65,7 @@ def _socketio_site(site_mounts: list[Mount]) -> tuple[ASGIApp, list[Hub]]:
     hubs = []
     for mount, proto in zip(site_mounts, protocols, strict=True):
         transport = SocketIOTransport(sio, mount.namespace)
-        hub = Hub(proto, transport)
+        hub = Hub(proto, transport, mount.policy)
         transport.bind(hub)
         hubs.append(hub)
     return socketio.ASGIApp(sio, socketio_path=first.path.strip("/")), hubs
@@ -128,14 +128,14 @@ def _eio3_site(site_mounts: list[Mount]) -> tuple[Eio3Server, list[Hub]]:
     )
     hubs = []
     for mount in site_mounts:
-        hub = Hub(protocol(mount.protocol), None)  # the namespace needs the hub, and vice versa
+        hub = Hub(protocol(mount.protocol), None, mount.policy)  # the namespace needs the hub, and vice versa
         hub.transport = _Labelled(server.mount(mount.namespace, hub), "eio3")
         hubs.append(hub)
     return server, hubs
 
 
 def _ws_mount(mount: Mount) -> tuple[ASGIApp, Hub]:
-    hub = Hub(protocol(mount.protocol), WsTransport())
+    hub = Hub(protocol(mount.protocol), WsTransport(), mount.policy)
     return ChatConsumer.as_asgi(hub=hub), hub
 
 

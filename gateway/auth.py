@@ -10,20 +10,40 @@ Native credentials must hold a valid, unexpired access token. The ExpressChat wa
 protocol's refresh path: an access token with a good signature but past its expiry, plus a valid
 refresh token *of the same user and the same login session*, yields a new access token that the
 server pushes to the client as `access-token`.
+
+Mounts of the apps realm (docs/tenants.md) take the same places for a tenant token (`auth.token`
+first), an id handle in `auth.handle`, and a claimed id in `auth.user_id` or the query
+`user_id`; accounts.identity resolves them under the mount's policy, and an app's verification
+URL is then called off the database thread (`authenticate`).
 """
 
+import asyncio
 import time
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl
 
+from django.conf import settings
+
+from accounts.identity import (
+    FIRST_PARTY,
+    Policy,
+    Presented,
+    Verification,
+    identity_check,
+    identity_resolve,
+)
 from accounts.models import User
 from accounts.tokens import AccessClaims, access_decode, access_token_for, refresh_decode, user_for_claims
+from accounts.verification import verification_check
 from chatproject.core.errors import ApplicationError, ErrorCode
 from messaging.models import Conversation
 from messaging.selectors import ConversationSnapshot, conversation_snapshot_for_user
 
+from .sync import call, call_outside
 from .transports.handshake import Handshake
+
+FIRST_PARTY_POLICY = Policy()
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,8 @@ class Credentials:
     access: str | None
     refresh: str | None
     renewable: bool  # the ExpressChat ways: may use the refresh token at the handshake
+    handle: str | None = None  # an id handle (apps realm)
+    claimed_id: str | None = None  # the user id the client says it is: must be the resolved one
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,8 @@ class Authenticated:
     expires_at: int
     refresh_token: str | None
     new_access: str | None  # set when the access token was renewed at the handshake
+    realm: str | None = None  # the app's public id; None: first-party
+    verification: Verification | None = None  # due before the connection is admitted
 
 
 def _cookies(header: str) -> dict[str, str]:
@@ -54,8 +78,12 @@ def _cookies(header: str) -> dict[str, str]:
 def first_party_credentials(handshake: Handshake) -> Credentials:
     """Pick the product's own credentials a client presented, in the order above."""
     auth, headers = handshake.auth, handshake.headers
+    claimed = _claimed_id(handshake)
+    handle = auth.get("handle") if isinstance(auth, dict) and isinstance(auth.get("handle"), str) else None
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-        return Credentials(auth["token"], None, renewable=False)
+        return Credentials(auth["token"], None, renewable=False, handle=handle, claimed_id=claimed)
+    if handle is not None:
+        return Credentials(None, None, renewable=False, handle=handle, claimed_id=claimed)
     authorization = headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         return Credentials(authorization[7:].strip(), None, renewable=False)
@@ -66,8 +94,57 @@ def first_party_credentials(handshake: Handshake) -> Credentials:
     return Credentials(cookies.get("access_token"), cookies.get("refresh_token"), renewable=True)
 
 
-def connection_authenticate(*, credentials: Credentials) -> Authenticated:
-    """Resolve credentials to a user allowed to chat, or raise ApplicationError."""
+def _claimed_id(handshake: Handshake) -> str | None:
+    auth = handshake.auth if isinstance(handshake.auth, dict) else {}
+    claimed = auth.get("user_id", handshake.query.get("user_id"))
+    return claimed if claimed is None or isinstance(claimed, str) else repr(claimed)[:64]
+
+
+async def authenticate(*, credentials: Credentials, policy: Policy) -> Authenticated:
+    """Resolve a handshake's credentials under a mount's policy (database thread), then call the
+    app's verification URL if one is due (a thread of its own, never the database thread),
+    bounded by CHAT TENANT_VERIFY_TIMEOUT_SECONDS however slowly the URL trickles an answer."""
+    authed = await call(connection_authenticate, credentials=credentials, policy=policy)
+    if authed.verification is not None:
+        timeout = settings.CHAT["TENANT_VERIFY_TIMEOUT_SECONDS"]
+        try:
+            await asyncio.wait_for(call_outside(verification_check, authed.verification), timeout + 0.5)
+        except TimeoutError:
+            raise ApplicationError(
+                ErrorCode.AUTHENTICATION_FAILED,
+                f"The app's verification URL did not answer within {timeout:g} s.",
+            ) from None
+    return authed
+
+
+def connection_authenticate(
+    *, credentials: Credentials, policy: Policy = FIRST_PARTY_POLICY
+) -> Authenticated:
+    """Resolve credentials to a user allowed to chat, or raise ApplicationError. Mounts of the
+    first-party realm that take only access tokens keep the ExpressChat refresh path."""
+    if policy.realm != FIRST_PARTY:
+        presented = Presented(
+            token=credentials.access, handle=credentials.handle, claimed_id=credentials.claimed_id
+        )
+        identity = identity_resolve(policy=policy, presented=presented)
+        return Authenticated(
+            identity.user,
+            identity.session_id,
+            identity.expires_at,
+            None,  # tenant tokens are not renewed on a live connection: the client reconnects
+            None,
+            identity.realm,
+            identity.verification,
+        )
+    authed = _first_party(credentials)
+    if credentials.claimed_id is not None and credentials.claimed_id != authed.user.public_id:
+        raise ApplicationError(
+            ErrorCode.AUTHENTICATION_FAILED, "The claimed user id is not the authenticated user."
+        )
+    return authed
+
+
+def _first_party(credentials: Credentials) -> Authenticated:
     if not credentials.access:
         raise ApplicationError(ErrorCode.NOT_AUTHENTICATED, "Access token not found.")
     claims = access_decode(credentials.access, allow_expired=credentials.renewable)
@@ -100,8 +177,9 @@ def connection_renew(*, user: User, session_id: str, refresh: str | None) -> tup
 
 
 def session_check(*, user: User, session_id: str) -> User:
-    """Raise unless the user may still chat and the login session is live."""
-    return user_for_claims(AccessClaims(user_id=user.public_id, sid=session_id, expires_at=0))
+    """Raise unless the user may still chat and the login session (or, for a tenant's user,
+    the credential they connected with) is still good."""
+    return identity_check(user=user, session_id=session_id)
 
 
 def connection_snapshot(*, user: User, session_id: str) -> ConversationSnapshot:

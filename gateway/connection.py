@@ -58,6 +58,7 @@ class Connection:
     state: Any = None  # the protocol's own per-connection state (a dataclass of the protocol)
     expiry_changed: Callable[[], None] | None = None  # set by the hub: reschedules the expiry
     counted: bool = False  # greeted: counted as a live connection (metrics)
+    realm: str | None = None  # the tenant app's public id; None: the first-party realm
 
     @property
     def user_id(self) -> str:

@@ -23,13 +23,14 @@ from typing import Any
 
 from django.conf import settings
 
-from chatproject.bus.groups import USER_PREFIX, conversation_group, user_group
+from accounts.identity import Policy
+from chatproject.bus.groups import USER_PREFIX, app_group, conversation_group, user_group
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.ops import metrics
 
 from . import presence
 from .audience import Local, deliveries
-from .auth import connection_authenticate, connection_renew, connection_snapshot
+from .auth import authenticate, connection_renew, connection_snapshot
 from .bridge import bridge
 from .connection import Connection, TokenBucket
 from .protocol import Answer, Protocol, Refusal
@@ -51,9 +52,11 @@ live_by_address: Counter[str] = Counter()
 
 
 class Hub:
-    def __init__(self, protocol: Protocol, transport: Transport) -> None:
+    def __init__(self, protocol: Protocol, transport: Transport, policy: Policy | None = None) -> None:
         self.protocol = protocol
         self.transport = transport
+        # Who may connect at this mount (registry keys `realm`, `credentials`, `apps`).
+        self.policy = policy or Policy(protocol=protocol.name)
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[str, set[str]] = defaultdict(set)
         self.user_buckets: dict[str, TokenBucket] = {}
@@ -89,7 +92,7 @@ class Hub:
             )
         try:
             credentials = self.protocol.credentials(handshake)
-            authed = await call(connection_authenticate, credentials=credentials)
+            authed = await authenticate(credentials=credentials, policy=self.policy)
             if live_by_user[authed.user.public_id] >= chat["SOCKET_MAX_PER_USER"]:
                 raise ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections of this user.")
         except ApplicationError as error:
@@ -108,6 +111,7 @@ class Hub:
             bucket=TokenBucket(chat["SOCKET_RATE_BURST"], chat["SOCKET_RATE_PER_SECOND"]),
             capabilities=self.protocol.capabilities(handshake),
             state=self.protocol.new_state(handshake),
+            realm=authed.realm,
         )
         conn.expiry_changed = lambda: self._schedule_expiry(conn)
         if authed.new_access:
@@ -122,6 +126,15 @@ class Hub:
 
     def _refused(self, conn_id: str, error: ApplicationError) -> Admission:
         self.started.pop(conn_id, None)
+        # The reason, for operators (a tenant's slow verification URL, a wrong key...): some
+        # protocols can only tell the client the code. Reasons never contain credentials.
+        logger.info(
+            "handshake refused: protocol=%s conn=%s code=%s reason=%s",
+            self.protocol.name,
+            conn_id,
+            error.code,
+            error.message,
+        )
         metrics.connect_refused(self.protocol.name, self.transport.name, str(error.code))
         if error.code in RETRYABLE:  # accepted, then closed at once: the client retries later
             self.refusing[conn_id] = RETRY
@@ -144,11 +157,13 @@ class Hub:
         # Subscribe before checking or reading anything: a logout, ban or membership change that
         # commits after this point reaches us through the bus; whatever committed before is
         # seen by the checks and reads below.
-        user_room = user_group(conn.user_id)
-        conn.groups.append(user_room)
-        await self.transport.join_local(conn_id, [user_room])
+        user_rooms = [user_group(conn.user_id)]
+        if conn.realm is not None:  # a tenant's user: app-wide revocations reach it too
+            user_rooms.append(app_group(conn.realm))
+        conn.groups.extend(user_rooms)
+        await self.transport.join_local(conn_id, user_rooms)
         try:
-            await bridge.subscribe([user_room])
+            await bridge.subscribe(user_rooms)
             snapshot = await call(connection_snapshot, user=conn.user, session_id=conn.session_id)
         except ApplicationError as error:
             await self._tell_and_close(conn_id, self.protocol.refusal(error))
@@ -407,12 +422,15 @@ class Hub:
         presence.tracker.changed(user_id)
 
     async def _revoke(self, event: dict[str, Any]) -> None:
-        user_id, sid = event.get("user_id"), event.get("sid")
-        victims = [
-            conn_id
-            for conn_id in list(self.by_user.get(user_id, ()))
-            if sid is None or self.connections[conn_id].session_id == sid
-        ]
+        user_id, sid, app_id = event.get("user_id"), event.get("sid"), event.get("app_id")
+        if app_id is not None:  # every connection of the app's users
+            victims = [conn_id for conn_id, conn in self.connections.items() if conn.realm == app_id]
+        else:
+            victims = [
+                conn_id
+                for conn_id in list(self.by_user.get(user_id, ()))
+                if sid is None or self.connections[conn_id].session_id == sid
+            ]
         for emit in self.protocol.render(event):
             for conn_id in victims:
                 await self.transport.send(conn_id, emit.name, emit.payload)

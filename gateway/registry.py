@@ -17,10 +17,37 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from accounts.identity import (
+    ACCESS,
+    APPS,
+    FIRST_PARTY,
+    ID_HANDLE,
+    REGISTERED_TOKEN,
+    TENANT_JWT,
+    Policy,
+)
+
 from .protocol import Protocol
 
 TRANSPORTS = ("eio4", "eio3", "ws")
-KEYS = {"protocol", "transport", "path", "namespace", "host", "port", "ping_interval", "ping_timeout"}
+KEYS = {
+    "protocol",
+    "transport",
+    "path",
+    "namespace",
+    "host",
+    "port",
+    "ping_interval",
+    "ping_timeout",
+    "realm",
+    "credentials",
+    "apps",
+}
+# The credential forms each realm accepts (accounts.identity), the first one the default.
+REALM_FORMS = {
+    FIRST_PARTY: (ACCESS,),
+    APPS: (TENANT_JWT, REGISTERED_TOKEN, ID_HANDLE),
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +60,8 @@ class Mount:
     port: int | None = None  # only connections to this listening port
     ping_interval: float | None = None  # Engine.IO heartbeat, seconds (default: settings)
     ping_timeout: float | None = None
+    # Who may connect here: the realm, the credential forms taken, optionally only some apps.
+    policy: Policy = Policy()
 
     @property
     def site(self) -> tuple[str, str, str | None, int | None]:
@@ -78,6 +107,7 @@ def _mount(entry: object, index: int) -> Mount:
     if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
         raise ImproperlyConfigured(f"{where}: port must be an integer.")
     return Mount(
+        policy=_policy(entry, where),
         protocol=entry["protocol"],
         transport=transport,
         path=_path(entry.get("path"), where),
@@ -87,6 +117,34 @@ def _mount(entry: object, index: int) -> Mount:
         ping_interval=entry.get("ping_interval"),
         ping_timeout=entry.get("ping_timeout"),
     )
+
+
+def _policy(entry: dict, where: str) -> Policy:
+    realm = entry.get("realm", FIRST_PARTY)
+    if realm not in REALM_FORMS:
+        raise ImproperlyConfigured(f"{where}: realm must be one of {sorted(REALM_FORMS)}.")
+    forms = entry.get("credentials", [REALM_FORMS[realm][0]])
+    if (
+        not isinstance(forms, list)
+        or not forms
+        or not all(isinstance(f, str) and f in REALM_FORMS[realm] for f in forms)
+    ):
+        raise ImproperlyConfigured(f"{where}: credentials of realm {realm} are some of {REALM_FORMS[realm]}.")
+    apps = entry.get("apps")
+    if apps is not None and (
+        realm != APPS or not isinstance(apps, list) or not all(isinstance(a, str) and a for a in apps)
+    ):
+        raise ImproperlyConfigured(f"{where}: apps is a list of app ids, for realm apps only.")
+    return Policy(
+        realm=realm,
+        forms=tuple(dict.fromkeys(forms)),
+        apps=tuple(apps) if apps is not None else None,
+        protocol=_protocol_name(entry["protocol"]),
+    )
+
+
+def _protocol_name(path: str) -> str:
+    return protocol(path).name
 
 
 def mounts() -> list[Mount]:

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts import moderation
 from accounts.models import ModerationAction, User
+from accounts.selectors import users_in_realm
 from chatproject.bus import publish_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
@@ -73,8 +74,9 @@ def _clean_avatar(avatar_url: object) -> str:
     return avatar_url
 
 
-def _chat_users(ids: object, *, field: str) -> list[User]:
-    """Users for a list of public ids: all must exist and be allowed to chat."""
+def _chat_users(ids: object, *, field: str, realm_of: User) -> list[User]:
+    """Users for a list of public ids: all must exist in the realm of `realm_of` and be allowed
+    to chat (a user of another realm is as unknown as an id nobody has)."""
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise _invalid(field, f"{field} must be a list of user ids.")
     unique = list(dict.fromkeys(ids))
@@ -82,7 +84,8 @@ def _chat_users(ids: object, *, field: str) -> list[User]:
         raise _invalid(field, "Too many members.")
     bad = [i for i in unique if not is_public_id(i)]
     users = {
-        u.public_id: u for u in User.objects.filter(public_id__in=[i for i in unique if is_public_id(i)])
+        u.public_id: u
+        for u in users_in_realm(of=realm_of).filter(public_id__in=[i for i in unique if is_public_id(i)])
     }
     bad += [i for i in unique if is_public_id(i) and (i not in users or not users[i].can_chat)]
     if bad:
@@ -90,18 +93,20 @@ def _chat_users(ids: object, *, field: str) -> list[User]:
     return [users[i] for i in unique]
 
 
-def _one_user(user_id: object) -> User:
-    """A user who may be added to a group: exists and may chat."""
+def _one_user(user_id: object, *, realm_of: User) -> User:
+    """A user who may be added to a group: exists in the adder's realm and may chat."""
     if not isinstance(user_id, str):
         raise _invalid("member", "member must be a user id.")
-    return _chat_users([user_id], field="member")[0]
+    return _chat_users([user_id], field="member", realm_of=realm_of)[0]
 
 
-def _member_user(user_id: object) -> User:
-    """A user acted upon as a current member (kick, roles): may be banned or deactivated since."""
+def _member_user(user_id: object, *, realm_of: User | None = None) -> User:
+    """A user acted upon as a current member (kick, roles): may be banned or deactivated since.
+    `realm_of`: only users of this user's realm (moderators, who are staff, act on any realm)."""
     if not is_public_id(user_id):
         raise ApplicationError(ErrorCode.NOT_FOUND, "Not a member of this group.", {"field": "member"})
-    user = User.objects.filter(public_id=user_id).first()
+    users = users_in_realm(of=realm_of) if realm_of is not None else User.objects.all()
+    user = users.filter(public_id=user_id).first()
     if user is None:
         raise ApplicationError(ErrorCode.NOT_FOUND, "Not a member of this group.", {"field": "member"})
     return user
@@ -153,7 +158,7 @@ def group_create(
     )
     if isinstance(member_ids, tuple):
         member_ids = list(member_ids)
-    members = [m for m in _chat_users(member_ids, field="member_ids") if m.pk != user.pk]
+    members = [m for m in _chat_users(member_ids, field="member_ids", realm_of=user) if m.pk != user.pk]
     if len(members) + 1 > settings.CHAT["GROUP_MAX_MEMBERS"]:
         raise _invalid("member_ids", "Too many members.")
     with transaction.atomic():
@@ -221,7 +226,7 @@ def group_update(
 
 def group_member_add(*, user: User, group_id: object, member_id: object) -> Membership:
     """Add a user to a group (admins only). A former member rejoins with a fresh membership."""
-    member = _one_user(member_id)
+    member = _one_user(member_id, realm_of=user)
     with transaction.atomic():
         conversation, _me = _lock_as_admin(user, group_id)
         if _current(conversation, member) is not None:
@@ -268,7 +273,7 @@ def _depart(conversation: Conversation, actor: User, member: Membership, reason:
 def group_member_remove(*, user: User, group_id: object, member_id: object) -> Membership:
     """Kick a member (admins only). Nobody kicks the owner or themselves; members who were
     banned or deactivated since joining can be kicked too."""
-    member = _member_user(member_id)
+    member = _member_user(member_id, realm_of=user)
     if member.pk == user.pk:
         raise ApplicationError(ErrorCode.INVALID, "Leave the group instead of kicking yourself.")
     with transaction.atomic():
@@ -348,7 +353,7 @@ def group_admin_change(
     With `hand_over` (the ExpressChat `change-admin`), the caller also steps down to member, and
     an owner passes ownership to the new admin. Handing over to the owner leaves them owner.
     """
-    member = _member_user(member_id)
+    member = _member_user(member_id, realm_of=user)
     with transaction.atomic():
         conversation, me = _lock_as_admin(user, group_id)
         target = _current(conversation, member)

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("accounts", "messaging", "groups", "chatproject", "gateway")
+SCANNED = ("accounts", "messaging", "groups", "tenants", "chatproject", "gateway")
 # The Django apps, lowest first: an app may import only apps before it (accounts <- messaging <-
-# groups), which is what makes the app-level import graph acyclic.
-APPS = ("accounts", "messaging", "groups")
+# groups <- tenants), which is what makes the app-level import graph acyclic.
+APPS = ("accounts", "messaging", "groups", "tenants")
 # The composition root: the only ground-floor modules that mount apps and the gateway.
 COMPOSITION_ROOT = {"chatproject/urls.py", "chatproject/asgi.py"}
 # The protocol-agnostic floor of the gateway: it takes its protocol as a parameter.

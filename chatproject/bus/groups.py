@@ -8,6 +8,7 @@ use the same strings, so a bus target maps to a local room without translation.
 
 USER_PREFIX = "u."
 CONVERSATION_PREFIX = "c."
+APP_PREFIX = "a."
 
 
 def user_group(user_id: str) -> str:
@@ -16,3 +17,8 @@ def user_group(user_id: str) -> str:
 
 def conversation_group(conversation_id: str) -> str:
     return f"{CONVERSATION_PREFIX}{conversation_id}"
+
+
+def app_group(app_id: str) -> str:
+    """Every live connection of a tenant app's users (app-wide revocation)."""
+    return f"{APP_PREFIX}{app_id}"

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from . import transport as bus
-from .groups import conversation_group, user_group
+from .groups import app_group, conversation_group, user_group
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,11 @@ class PublishItem:
     event: dict[str, Any]
     user_ids: Iterable[str] = ()
     conversation_ids: Iterable[str] = ()
+    app_ids: Iterable[str] = ()
 
     def groups(self) -> list[str]:
         groups = [user_group(u) for u in dict.fromkeys(self.user_ids)]
+        groups += [app_group(a) for a in dict.fromkeys(self.app_ids)]
         return groups + [conversation_group(c) for c in dict.fromkeys(self.conversation_ids)]
 
 
@@ -28,10 +30,11 @@ def publish_on_commit(
     *,
     user_ids: Iterable[str] = (),
     conversation_ids: Iterable[str] = (),
+    app_ids: Iterable[str] = (),
 ) -> None:
-    """Publish `event` to the given users' and conversations' bus groups once the current
+    """Publish `event` to the given users', conversations' and apps' bus groups once the current
     transaction commits (at once outside a transaction). Nothing is sent on rollback."""
-    publish_many_on_commit([PublishItem(event, tuple(user_ids), tuple(conversation_ids))])
+    publish_many_on_commit([PublishItem(event, tuple(user_ids), tuple(conversation_ids), tuple(app_ids))])
 
 
 def publish_many_on_commit(items: list[PublishItem]) -> None:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Count, QuerySet
 
 from accounts.models import User
+from accounts.selectors import users_in_realm
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
@@ -146,6 +147,7 @@ def co_members_among(*, user: User, user_ids: list[str]) -> set[str]:
         Membership.objects.filter(
             left_at__isnull=True,
             user__public_id__in=user_ids,
+            user__in=users_in_realm(of=user),  # conversations never span realms; said again here
             conversation_id__in=_shared_conversations(user.pk),
         )
         .exclude(user=user)

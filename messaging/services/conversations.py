@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
+from accounts.selectors import users_in_realm
 from chatproject.bus import publish_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
@@ -41,10 +42,11 @@ def self_conversation_ensure(*, user: User) -> Conversation:
 
 
 def chat_partner_get(*, user: User, other_user_id: object) -> User:
-    """The user someone wants to chat with: must exist, be verified, active and not banned."""
+    """The user someone wants to chat with: must exist in the same realm, be verified, active
+    and not banned. A user of another realm is not found, like an id nobody has."""
     if not is_public_id(other_user_id):
         raise ApplicationError(ErrorCode.NOT_FOUND, "No such user.", {"field": "user_id"})
-    other = User.objects.filter(public_id=other_user_id).first()
+    other = users_in_realm(of=user).filter(public_id=other_user_id).first()
     if other is None or not other.can_chat:
         raise ApplicationError(ErrorCode.NOT_FOUND, "No such user.", {"field": "user_id"})
     if other.pk == user.pk:

@@ -114,7 +114,7 @@ def _message_ref(data: dict[str, Any]) -> dict[str, Any]:
 @handler("fetch-user-details")
 async def fetch_user_details(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when the client asks for its own profile."""
-    details = {"Name": conn.user.display_name, "Email": conn.user.email, "Id": conn.user_id}
+    details = {"Name": conn.user.display_name, "Email": conn.user.email or "", "Id": conn.user_id}
     return Outcome([("user-details", details)], details)
 
 
@@ -131,7 +131,10 @@ async def search_user(conn: Connection, data: dict[str, Any]) -> Outcome:
     event, limit = SEARCH_REPLIES[kind]
     users = await call(account_services.user_search, user=conn.user, query=text, limit=limit)
     expose = settings.CHAT["SEARCH_EXPOSE_EMAILS"]
-    found = [{"_id": u.public_id, "Name": u.display_name, "Email": u.email if expose else ""} for u in users]
+    found = [
+        {"_id": u.public_id, "Name": u.display_name, "Email": (u.email or "") if expose else ""}
+        for u in users
+    ]
     return Outcome([(event, {"Users": found})], {"Users": found})
 
 

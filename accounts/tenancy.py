@@ -1,0 +1,306 @@
+"""Services of tenant apps and their external identities (docs/tenants.md).
+
+Used by the tenant server API (tenants/), the admin and the tests. Every service takes the app
+acting (or administered) and touches only that app's users: an external id is always looked up
+within the app. Revocations publish `session.revoked` on commit, which closes live connections
+(gateway.hub).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chatproject.bus import publish_on_commit
+from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.core.text import is_storable
+
+from . import events, moderation
+from .identity import OPAQUE_MAX_LENGTH, external_id_valid, secret_digest
+from .models import App, IdHandle, RegisteredToken, User, new_app_secret
+
+logger = logging.getLogger(__name__)
+
+DISPLAY_NAME_MAX_LENGTH = 100
+AVATAR_URL_MAX_LENGTH = 500
+
+
+def _invalid(field: str, message: str) -> ApplicationError:
+    return ApplicationError(ErrorCode.INVALID, message, {"field": field})
+
+
+def _user_not_found() -> ApplicationError:
+    return ApplicationError(ErrorCode.NOT_FOUND, "No such user in this app.", {"field": "user_id"})
+
+
+# --- apps --------------------------------------------------------------------------------------
+
+
+def app_create(*, name: object, verify_url: str = "", allowed_protocols: list[str] | None = None) -> App:
+    """A new tenant app with two fresh secrets."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or not is_storable(name):
+        raise _invalid("name", "name must be 1 to 100 characters.")
+    return App.objects.create(
+        name=name.strip(), verify_url=verify_url or "", allowed_protocols=list(allowed_protocols or [])
+    )
+
+
+def app_key_rotate(*, app: App) -> tuple[int, str]:
+    """Replace the older of the app's two secrets with a fresh one; the other stays valid, so
+    tokens signed with it keep working while the tenant moves to the new one. Returns (slot,
+    new secret). Live connections are not closed: their tokens were valid when presented and
+    expire within CHAT TENANT_TOKEN_MAX_TTL_SECONDS; after a leak, also revoke the app's
+    tokens (app_tokens_revoke)."""
+    now = timezone.now()
+    secret = new_app_secret()
+    with transaction.atomic():
+        app = App.objects.select_for_update().get(pk=app.pk)
+        if app.secret_1_created_at <= app.secret_2_created_at:
+            slot, app.secret_1, app.secret_1_created_at = 1, secret, now
+            fields = ["secret_1", "secret_1_created_at", "updated_at"]
+        else:
+            slot, app.secret_2, app.secret_2_created_at = 2, secret, now
+            fields = ["secret_2", "secret_2_created_at", "updated_at"]
+        app.save(update_fields=fields)
+    logger.info("app %s: secret %s rotated", app.public_id, slot)
+    return slot, secret
+
+
+def app_tokens_revoke(*, app: App) -> None:
+    """Refuse every credential of the app's users issued before now and close their live
+    connections (a leaked secret: rotate both keys, then revoke)."""
+    with transaction.atomic():
+        App.objects.filter(pk=app.pk).update(tokens_revoked_before=timezone.now(), updated_at=timezone.now())
+        publish_on_commit(
+            events.app_sessions_revoked(app_id=app.public_id, reason="tokens_revoked"),
+            app_ids=[app.public_id],
+        )
+    logger.info("app %s: tokens revoked", app.public_id)
+
+
+# --- external users ----------------------------------------------------------------------------
+
+
+def _clean_display_name(value: object, *, field: str = "name") -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > DISPLAY_NAME_MAX_LENGTH:
+        raise _invalid(field, f"{field} must be 1 to {DISPLAY_NAME_MAX_LENGTH} characters.")
+    if not is_storable(value):
+        raise _invalid(field, f"{field} contains characters that cannot be stored.")
+    return value.strip()
+
+
+def _clean_avatar(value: object) -> str:
+    if value in (None, ""):
+        return ""
+    if (
+        not isinstance(value, str)
+        or len(value) > AVATAR_URL_MAX_LENGTH
+        or not value.startswith(("https://", "http://"))
+        or not is_storable(value)
+    ):
+        raise _invalid("avatar_url", "avatar_url must be an http(s) URL of at most 500 characters.")
+    return value
+
+
+def external_id_clean(value: object) -> str:
+    if not external_id_valid(value):
+        raise _invalid("id", "A user id is 1 to 64 letters, digits, _ or - (no dots).")
+    return value  # type: ignore[return-value]
+
+
+def external_user_get(*, app: App, external_id: object) -> User:
+    """One of the app's users by external id; not_found for any other id."""
+    if not external_id_valid(external_id):
+        raise _user_not_found()
+    user = User.objects.select_related("app").filter(app=app, external_id=external_id).first()
+    if user is None:
+        raise _user_not_found()
+    return user
+
+
+def external_user_upsert(
+    *, app: App, external_id: object, name: object = None, avatar_url: object = None
+) -> tuple[User, bool]:
+    """Create the app's user `external_id`, or update their name and avatar (what is given).
+    Returns (user, created). Everything is validated before anything is stored."""
+    external_id = external_id_clean(external_id)
+    name = _clean_display_name(name) if name is not None else None
+    avatar = _clean_avatar(avatar_url) if avatar_url is not None else None
+    user = User.objects.filter(app=app, external_id=external_id).first()
+    if user is None:
+        try:
+            with transaction.atomic():
+                user = User(
+                    app=app,
+                    external_id=external_id,
+                    email=None,
+                    display_name=name or external_id,
+                    avatar_url=avatar or "",
+                )
+                user.set_unusable_password()
+                user.save()
+            return User.objects.select_related("app").get(pk=user.pk), True
+        except IntegrityError:
+            user = User.objects.get(app=app, external_id=external_id)
+    fields = []
+    if name is not None and name != user.display_name:
+        user.display_name = name
+        fields.append("display_name")
+    if avatar is not None and avatar != user.avatar_url:
+        user.avatar_url = avatar
+        fields.append("avatar_url")
+    if fields:
+        user.save(update_fields=[*fields, "updated_at"])
+    return User.objects.select_related("app").get(pk=user.pk), False
+
+
+def user_tokens_revoke(*, app: App, external_id: object) -> User:
+    """Refuse every credential of this user issued before now (tenant JWTs by `iat`, the
+    registered token and handles by creation) and close their live connections."""
+    user = external_user_get(app=app, external_id=external_id)
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(tokens_revoked_before=timezone.now())
+        publish_on_commit(
+            events.session_revoked(user_id=user.public_id, sid=None, reason="tokens_revoked"),
+            user_ids=[user.public_id],
+        )
+    logger.info("app %s: tokens of user %s revoked", app.public_id, user.public_id)
+    return user
+
+
+# --- registered tokens (seed 003) and id handles -----------------------------------------------
+
+
+def registered_token_set(*, app: App, external_id: object, token: object) -> User:
+    """Register (or replace) the opaque token of one of the app's users; only its hash is kept.
+    The user must exist (upsert first)."""
+    if not isinstance(token, str) or not 8 <= len(token) <= OPAQUE_MAX_LENGTH:
+        raise _invalid("token", f"token must be 8 to {OPAQUE_MAX_LENGTH} characters.")
+    user = external_user_get(app=app, external_id=external_id)
+    digest = secret_digest(token)
+    with transaction.atomic():
+        if RegisteredToken.objects.filter(app=app, token_hash=digest).exclude(user=user).exists():
+            raise ApplicationError(ErrorCode.CONFLICT, "This token is registered for another user.")
+        RegisteredToken.objects.update_or_create(
+            user=user, defaults={"app": app, "token_hash": digest, "created_at": timezone.now()}
+        )
+    return user
+
+
+@dataclass(frozen=True)
+class IssuedHandle:
+    handle: IdHandle
+    secret: str  # shown once; only its hash is stored
+
+
+def id_handle_issue(*, app: App, external_id: object) -> IssuedHandle:
+    """A new id handle (160 random bits) for one of the app's users."""
+    user = external_user_get(app=app, external_id=external_id)
+    secret = secrets.token_urlsafe(20)
+    handle = IdHandle.objects.create(app=app, user=user, handle_hash=secret_digest(secret))
+    logger.info("app %s: handle %s issued for user %s", app.public_id, handle.public_id, user.public_id)
+    return IssuedHandle(handle, secret)
+
+
+def id_handle_revoke(*, app: App, handle_id: object) -> IdHandle:
+    """Revoke one of the app's handles (by its public id) and close the connections opened
+    with it. Handles of other apps are not found."""
+    handle = (
+        IdHandle.objects.select_related("user").filter(app=app, public_id=handle_id).first()
+        if isinstance(handle_id, str)
+        else None
+    )
+    if handle is None:
+        raise ApplicationError(ErrorCode.NOT_FOUND, "No such handle in this app.", {"field": "handle_id"})
+    with transaction.atomic():
+        if IdHandle.objects.filter(pk=handle.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+            publish_on_commit(
+                events.session_revoked(
+                    user_id=handle.user.public_id, sid=f"h:{handle.public_id}", reason="revoked"
+                ),
+                user_ids=[handle.user.public_id],
+            )
+    handle.refresh_from_db()
+    return handle
+
+
+def app_authenticate(*, app_id: object, secret: object) -> App:
+    """The app whose id and one of whose two secrets these are (the tenant server API)."""
+    app = App.objects.filter(public_id=app_id, is_active=True).first() if isinstance(app_id, str) else None
+    if app is None or not isinstance(secret, str):
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Unknown app or wrong key.")
+    if not any(secrets.compare_digest(secret.encode(), s.encode()) for s in app.secrets):
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Unknown app or wrong key.")
+    return app
+
+
+# --- the same, by staff in the admin: checked and recorded in the moderation log --------------
+
+PERMISSION_APPS = "accounts.change_app"
+
+
+def _staff_check(moderator: User, reason: object) -> str:
+    moderation.moderator_check(moderator=moderator, permission=PERMISSION_APPS)
+    return moderation.moderation_reason_clean(reason)
+
+
+def app_key_rotate_as_moderator(*, moderator: User, app: App, reason: object) -> tuple[int, str]:
+    reason = _staff_check(moderator, reason)
+    with transaction.atomic():
+        slot, secret = app_key_rotate(app=app)
+        moderation.moderation_action_record(
+            moderator=moderator,
+            action=moderation.Action.APP_KEY_ROTATE,
+            target_type=moderation.TargetType.APP,
+            target_id=app.public_id,
+            reason=reason,
+            extra={"slot": slot},
+        )
+    return slot, secret
+
+
+def app_tokens_revoke_as_moderator(*, moderator: User, app: App, reason: object) -> None:
+    reason = _staff_check(moderator, reason)
+    with transaction.atomic():
+        app_tokens_revoke(app=app)
+        moderation.moderation_action_record(
+            moderator=moderator,
+            action=moderation.Action.APP_TOKENS_REVOKE,
+            target_type=moderation.TargetType.APP,
+            target_id=app.public_id,
+            reason=reason,
+        )
+
+
+def user_tokens_revoke_as_moderator(*, moderator: User, user: User, reason: object) -> None:
+    reason = _staff_check(moderator, reason)
+    if user.app_id is None:
+        raise ApplicationError(ErrorCode.INVALID, "Only a tenant app's users have tenant tokens.")
+    with transaction.atomic():
+        user_tokens_revoke(app=user.app, external_id=user.external_id)
+        moderation.moderation_action_record(
+            moderator=moderator,
+            action=moderation.Action.USER_TOKENS_REVOKE,
+            target_type=moderation.TargetType.USER,
+            target_id=user.public_id,
+            reason=reason,
+            extra={"app": user.app.public_id},
+        )
+
+
+def id_handle_revoke_as_moderator(*, moderator: User, handle: IdHandle, reason: object) -> None:
+    reason = _staff_check(moderator, reason)
+    with transaction.atomic():
+        id_handle_revoke(app=handle.app, handle_id=handle.public_id)
+        moderation.moderation_action_record(
+            moderator=moderator,
+            action=moderation.Action.HANDLE_REVOKE,
+            target_type=moderation.TargetType.HANDLE,
+            target_id=handle.public_id,
+            reason=reason,
+            extra={"app": handle.app.public_id, "user": handle.user.public_id},
+        )
