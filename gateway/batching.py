@@ -24,19 +24,30 @@ logger = logging.getLogger(__name__)
 class SendBatcher:
     def __init__(self) -> None:
         self._queue: deque[tuple[SendRequest, asyncio.Future]] = deque()
-        self._draining = False
+        self._writing = False  # a writer task is running
         self.stats = {"batches": 0, "messages": 0, "largest": 0}
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch being written."""
+        return not self._writing and not self._queue
+
+    async def wait_idle(self) -> None:
+        """Return once every send submitted so far has its result (graceful drain). Polls: it
+        runs once per process life, and an Event would tie the batcher to one event loop."""
+        while not self.idle:  # noqa: ASYNC110 - see above
+            await asyncio.sleep(0.01)
 
     async def submit(self, request: SendRequest) -> SendResult:
         """Queue one send and wait for its own result (after its batch committed)."""
         future = asyncio.get_running_loop().create_future()
         self._queue.append((request, future))
-        if not self._draining:
-            self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+        if not self._writing:
+            self._writing = True
+            asyncio.get_running_loop().create_task(self._write())
         return await future
 
-    async def _drain(self) -> None:
+    async def _write(self) -> None:
         try:
             limit = settings.CHAT["SEND_BATCH_MAX"]
             while self._queue:
@@ -59,7 +70,7 @@ class SendBatcher:
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._draining = False
+            self._writing = False
 
 
 send_batcher = SendBatcher()

@@ -41,6 +41,11 @@ logger = logging.getLogger(__name__)
 
 ENDED = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended; reconnect.")
 TOO_LARGE = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "The event is too large.")
+DRAINING = ApplicationError(ErrorCode.SERVER_DRAINING, "This server is shutting down; connect to another.")
+# A handshake that raced the drain is accepted, then its transport is closed the way its clients
+# reconnect from: a protocol refusal (CONNECT_ERROR, or ExpressChat's auth-failure and namespace
+# disconnect) would tell most socket.io clients to stay away for good.
+RECONNECT = Refusal()
 
 
 class Hub:
@@ -64,6 +69,9 @@ class Hub:
         self.lacking: dict[str, set[str]] = defaultdict(set)
         self.local = Local(self.by_user, self.receipts_off, self.lacking)
         self.stats = {"events": 0, "errors": 0, "rate_limited": 0}
+        # Graceful drain (gateway.drain): refuse new connections; client events being handled.
+        self.draining = False
+        self.in_flight = 0
         bridge.add_sink(self)
 
     # --- connection lifecycle ---------------------------------------------------------------
@@ -73,6 +81,8 @@ class Hub:
         answers with `error` (or, for protocols that refuse after CONNECT, the refusal is told
         by `greet`). Accepted: the transport answers CONNECT, then calls `greet`."""
         self.started[conn_id] = time.monotonic()
+        if self.draining:
+            return self._sent_away(conn_id)
         try:
             credentials = self.protocol.credentials(handshake)
             authed = await call(connection_authenticate, credentials=credentials)
@@ -81,6 +91,8 @@ class Hub:
         except Exception:
             logger.exception("handshake failed: protocol=%s conn=%s", self.protocol.name, conn_id)
             return self._refused(conn_id, ApplicationError(ErrorCode.INTERNAL, "Internal error."))
+        if self.draining:  # the drain began while this client was authenticated
+            return self._sent_away(conn_id)
         chat = settings.CHAT
         conn = Connection(
             id=conn_id,
@@ -111,9 +123,18 @@ class Hub:
         self.refusing[conn_id] = refusal
         return Admission(True)
 
+    def _sent_away(self, conn_id: str) -> Admission:
+        self.started.pop(conn_id, None)
+        metrics.connect_refused(self.protocol.name, self.transport.name, str(ErrorCode.SERVER_DRAINING))
+        self.refusing[conn_id] = RECONNECT
+        return Admission(True)
+
     async def greet(self, conn_id: str) -> Connection | None:
         """Called once the transport answered CONNECT: subscribe, check, greet."""
         refusal = self.refusing.pop(conn_id, None)
+        if refusal is RECONNECT:
+            await self.transport.close(conn_id, reconnect=True)
+            return None
         if refusal is not None:
             await self._tell_and_close(conn_id, refusal)
             return None
@@ -212,7 +233,22 @@ class Hub:
         await bridge.unsubscribe(groups)
         await self._presence(presence.tracker.disconnected, conn)  # presence hook
         if conn.counted:
-            metrics.connection_closed(self.protocol.name, self.transport.name, "ended")
+            reason = "draining" if self.draining else "ended"
+            metrics.connection_closed(self.protocol.name, self.transport.name, reason)
+
+    async def drain(self) -> None:
+        """Called by the graceful drain once this process stopped taking connections: tell every
+        connection what the protocol says before a drain, then close its transport the way its
+        clients reconnect from (to another process, the load balancer no longer sends them here).
+        The transports call `forget` as each connection ends."""
+        for conn_id in list(self.connections) + list(self.refusing):
+            conn = self.connections.get(conn_id)
+            try:
+                if conn is not None:
+                    await self._send_all(conn_id, self.protocol.draining(conn))
+                await self.transport.close(conn_id, reconnect=True)
+            except Exception:
+                logger.exception("drain: closing conn=%s failed", conn_id)
 
     # --- client events ----------------------------------------------------------------------
 
@@ -236,6 +272,15 @@ class Hub:
             # leave the client waiting for an ack until its timeout. Nothing was done.
             return await self._answer(conn_id, self.protocol.answer_error(None, event, ENDED))
         self.stats["events"] += 1
+        self.in_flight += 1
+        try:
+            return await self._handle(conn, conn_id, event, args, oversize)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(
+        self, conn: Connection, conn_id: str, event: str, args: list[Any], oversize: bool
+    ) -> list | None:
         name = event if isinstance(event, str) else ""
         metrics.event_in(self.protocol.name, self.transport.name, name)
         try:
@@ -324,9 +369,11 @@ class Hub:
         if recipient is not None and room and recipient in event.get("joins", ()):
             await self._route(recipient, room, join=True)
         for emit, delivery in deliveries(target, event, self.protocol.render(event), self.local):
-            await self.transport.fanout(
+            sent = await self.transport.fanout(
                 target, emit.name, emit.payload, only=delivery.only, skip=delivery.skip
             )
+            if sent:
+                metrics.delivery(self.protocol.name, self.transport.name, sent)
         if recipient is not None:
             if room and recipient in event.get("leaves", ()):
                 await self._route(recipient, room, join=False)

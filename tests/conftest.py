@@ -83,6 +83,7 @@ class ServerProcess:
     def __init__(self, port: int, env: dict[str, str], log: Path):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.env = env  # a restart on the same port (tests/ops/test_drain.py) reuses it
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    SERVER_DRAINING = "server_draining"  # the process is shutting down: connect to another
     INTERNAL = "internal_error"
 
 
@@ -62,6 +63,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.THROTTLED: 429,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.SERVER_DRAINING: 503,
 }
 
 

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import atexit
 import os
+import time
+from collections import deque
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -85,8 +88,13 @@ FANOUT_SIZE = Histogram(
 # --- Bus --------------------------------------------------------------------------------------
 BUS_PUBLISHED = Counter("chat_bus_published", "Events published on the bus.")
 BUS_PUBLISH_ERRORS = Counter("chat_bus_publish_errors", "Events whose publish failed.")
-BUS_LOST = Counter("chat_bus_lost", "Events known lost (not published or not delivered).")
-BUS_RECONNECTS = Counter("chat_bus_reconnects", "Reconnections of the bus subscription.")
+BUS_RECEIVED = Counter("chat_bus_received", "Bus messages received by this process's subscription.")
+BUS_LOST = Counter(
+    "chat_bus_lost", "Bus events received but not delivered to local connections (dispatch failed)."
+)
+BUS_RECONNECTS = Counter(
+    "chat_bus_reconnects", "Receive failures of the bus subscription, each followed by a reconnect."
+)
 BUS_SUBSCRIBERS = Gauge(
     "chat_bus_subscribers",
     "Processes subscribed to the bus (PUBSUB NUMSUB of the process channel group), last sample.",
@@ -103,6 +111,20 @@ DB_BATCH_SECONDS = Histogram(
 PRESENCE_ENTRIES = Gauge(
     "chat_presence_entries", "Presence entries this process holds.", multiprocess_mode="livesum"
 )
+
+# The last refused connection attempts of this process, newest last (the admin live page). Bounded;
+# holds codes and labels only, never a credential or an address.
+REFUSALS_KEPT = 50
+
+
+class Refusal(NamedTuple):
+    at: float  # unix seconds
+    protocol: str
+    transport: str
+    reason: str
+
+
+recent_refusals: deque[Refusal] = deque(maxlen=REFUSALS_KEPT)
 
 # Event names allowed as label values, per protocol; children of the hot counters, cached so the
 # hot path is one dict lookup and one increment instead of prometheus_client's label lookup.
@@ -145,6 +167,7 @@ def connection_closed(protocol: str, transport: str, reason: str) -> None:
 def connect_refused(protocol: str, transport: str, reason: str) -> None:
     """A connection attempt was refused; `reason` is an error code ("unauthorized", ...)."""
     CONNECT_REFUSALS.labels(protocol, transport, reason).inc()
+    recent_refusals.append(Refusal(time.time(), protocol, transport, reason))
 
 
 def handshake_observed(protocol: str, transport: str, seconds: float) -> None:
@@ -203,6 +226,10 @@ def bus_publish_error(n: int) -> None:
     BUS_PUBLISH_ERRORS.inc(n)
 
 
+def bus_received(n: int = 1) -> None:
+    BUS_RECEIVED.inc(n)
+
+
 def bus_lost(n: int) -> None:
     BUS_LOST.inc(n)
 
@@ -243,6 +270,17 @@ def sample(name: str, labels: dict[str, str] | None = None) -> float | None:
     """One sample's value in this process (tests, the admin page): e.g. ("chat_connects_total",
     {"protocol": "expresschat", "transport": "eio4"})."""
     return REGISTRY.get_sample_value(name, labels or {})
+
+
+def samples(name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample named `name` in this process, with its labels (the admin live page): e.g.
+    "chat_connections" gives one (labels, value) per protocol and transport."""
+    found = []
+    for family in REGISTRY.collect():
+        for sample_ in family.samples:
+            if sample_.name == name:
+                found.append((dict(sample_.labels), sample_.value))
+    return found
 
 
 def _mark_dead() -> None:
