@@ -374,6 +374,8 @@ CHAT = {
     # Graceful drain on SIGTERM (gateway/drain.py, docs/operations.md "Graceful drain"): at most
     # this many seconds between the signal and the server's own shutdown; 0 turns the drain off.
     "DRAIN_SECONDS": float(env_str("CHAT_DRAIN_SECONDS", "10")),
+    # How often each process samples the bus's subscriber count (PUBSUB NUMSUB), with Redis.
+    "BUS_SAMPLE_SECONDS": float(env_str("CHAT_BUS_SAMPLE_SECONDS", "15")),
 }
 
 # Fail at start on a malformed network, not at the first scrape.

@@ -164,21 +164,25 @@ class Gateway:
         client takes as "try again" (socket.io clients reconnect after a failed handshake)."""
         protocol_name, transport = self.labels.get(id(app), ("", ""))
         metrics.connect_refused(protocol_name, transport, str(ErrorCode.SERVER_DRAINING))
-        if scope["type"] == "websocket":
-            await receive()  # websocket.connect
-            # Closed before accept: uvicorn answers the upgrade request with HTTP 403.
-            await send({"type": "websocket.close", "code": 1013})
-            return
         body = json.dumps({"code": str(ErrorCode.SERVER_DRAINING), "message": DRAINING.message}).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"),
             (b"retry-after", b"1"),
-            (b"connection", b"close"),
         ]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        prefix = "http"
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                # Closed before accept: the server answers the upgrade request with HTTP 403.
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            prefix = "websocket.http"  # uvicorn: the upgrade request is answered with this 503
+        else:
+            headers.append((b"connection", b"close"))
+        await send({"type": f"{prefix}.response.start", "status": 503, "headers": headers})
+        await send({"type": f"{prefix}.response.body", "body": body})
 
     async def drain(self) -> dict[str, Any]:
         """The graceful drain (gateway/drain.py): refuse new connections, then drain the hubs."""

@@ -21,9 +21,6 @@ from chatproject.ops import metrics
 
 logger = logging.getLogger(__name__)
 
-# How often the bus's subscriber count is sampled (PUBSUB NUMSUB), when the bus is Redis.
-SUBSCRIBERS_SAMPLE_SECONDS = 15.0
-
 
 class Sink(Protocol):
     async def deliver(self, target: str, event: dict[str, Any]) -> None: ...
@@ -126,7 +123,7 @@ class Bridge:
                     logger.exception("bus dispatch failed: target=%s type=%s", target, event.get("type"))
 
     def start_sampler(self) -> None:
-        """Sample the bus's subscriber count now and every SUBSCRIBERS_SAMPLE_SECONDS (Redis
+        """Sample the bus's subscriber count now and every CHAT["BUS_SAMPLE_SECONDS"] (Redis
         only). Called at startup, after `ensure_started`."""
         if settings.REDIS_URL and (self._sampler is None or self._sampler.done()):
             self._sampler = asyncio.get_running_loop().create_task(self._sample_loop())
@@ -146,7 +143,7 @@ class Bridge:
                 raise
             except Exception:
                 logger.warning("bus subscriber sample failed", exc_info=True)
-            await asyncio.sleep(SUBSCRIBERS_SAMPLE_SECONDS)
+            await asyncio.sleep(settings.CHAT["BUS_SAMPLE_SECONDS"])
 
     async def stop(self) -> None:
         if self._sampler is not None:

@@ -41,6 +41,10 @@ from prometheus_client import (
 )
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+# For measuring only (bench/run.py --server-env CHAT_METRICS_RECORDING=0): every recording helper
+# becomes a no-op, so a run can be compared with one that records (bench/README.md, "Metrics
+# overhead"). Never in production: /metrics and the admin live page would show zeros.
+RECORDING = os.environ.get("CHAT_METRICS_RECORDING", "1") != "0"
 OTHER = "other"
 
 _CONN = ("protocol", "transport")
@@ -132,6 +136,7 @@ _event_names: dict[str, frozenset[str]] = {}
 _events_in_children: dict[tuple[str, str, str], Counter] = {}
 _rate_limited_children: dict[tuple[str, str, str], Counter] = {}
 _delivery_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+_ack_children: dict[tuple[str, str], Histogram] = {}
 
 
 def register_event_names(protocol: str, names: Iterable[str]) -> None:
@@ -197,7 +202,11 @@ def event_rate_limited(protocol: str, transport: str, name: str) -> None:
 
 
 def send_ack_observed(protocol: str, transport: str, seconds: float) -> None:
-    SEND_ACK_SECONDS.labels(protocol, transport).observe(seconds)
+    """A send was answered `seconds` after it arrived (hot path: one per message)."""
+    child = _ack_children.get((protocol, transport))
+    if child is None:
+        child = _ack_children[(protocol, transport)] = SEND_ACK_SECONDS.labels(protocol, transport)
+    child.observe(seconds)
 
 
 def messages_stored(n: int) -> None:
@@ -293,3 +302,31 @@ def _mark_dead() -> None:
 
 if MULTIPROC_DIR:
     atexit.register(_mark_dead)
+
+
+def _not_recording(*args: object) -> None:
+    return None
+
+
+if not RECORDING:
+    for _helper in (
+        "connection_opened",
+        "connection_closed",
+        "connect_refused",
+        "handshake_observed",
+        "event_in",
+        "event_error",
+        "event_rate_limited",
+        "send_ack_observed",
+        "messages_stored",
+        "delivery",
+        "bus_published",
+        "bus_publish_error",
+        "bus_received",
+        "bus_lost",
+        "bus_reconnect",
+        "bus_subscribers_set",
+        "db_batch_observed",
+        "presence_entries_set",
+    ):
+        globals()[_helper] = _not_recording

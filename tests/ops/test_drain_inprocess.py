@@ -161,13 +161,18 @@ async def test_a_draining_gateway_refuses_a_new_engineio_session_with_503_and_a_
     assert metrics.recent_refusals[-1][1:] == ("expresschat", "eio4", "server_draining")
 
 
-async def test_a_draining_gateway_closes_a_new_websocket_before_accepting_it(gateway):
+async def test_a_draining_gateway_answers_a_new_websocket_503_where_the_server_can(gateway):
+    gateway.draining = True
+    for path, query in (("/ws/", b""), ("/socket.io/", b"EIO=4&transport=websocket")):
+        scope = {**_scope("websocket", path, query), "extensions": {"websocket.http.response": {}}}
+        sent = await Asgi(gateway)(scope, {"type": "websocket.connect"})
+        assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 503
+        assert json.loads(sent[1]["body"])["code"] == "server_draining"
+
+
+async def test_a_draining_gateway_closes_a_new_websocket_before_accepting_it_elsewhere(gateway):
     gateway.draining = True
     sent = await Asgi(gateway)(_scope("websocket", "/ws/", b""), {"type": "websocket.connect"})
-    assert sent == [{"type": "websocket.close", "code": 1013}]
-    sent = await Asgi(gateway)(
-        _scope("websocket", "/socket.io/", b"EIO=4&transport=websocket"), {"type": "websocket.connect"}
-    )
     assert sent == [{"type": "websocket.close", "code": 1013}]
 
 
