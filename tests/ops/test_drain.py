@@ -32,8 +32,28 @@ NODE_SCRIPT = Path(__file__).resolve().parent / "js" / "drain_reconnect.mjs"
 CLIENT_PACKAGE = ROOT / "node_modules" / "socket.io-client" / "package.json"
 
 
+# ExpressChat on Engine.IO 4, on Engine.IO 3 (Socket.IO 2 clients: same path, its own namespace,
+# since one protocol claims a path and namespace once), and /ws/.
+MOUNTS = [
+    {
+        "protocol": "gateway.protocols.expresschat",
+        "transport": "eio4",
+        "path": "/socket.io/",
+        "namespace": "/",
+    },
+    {
+        "protocol": "gateway.protocols.expresschat",
+        "transport": "eio3",
+        "path": "/socket.io/",
+        "namespace": "/v2",
+    },
+    {"protocol": "gateway.protocols.expresschat", "transport": "ws", "path": "/ws/"},
+]
+
+
 def start(tmp: Path) -> root.ServerProcess:
     env = {
+        "CHAT_PROTOCOLS": json.dumps(MOUNTS),
         "CHAT_DRAIN_SECONDS": str(DRAIN_SECONDS),
         # A burst of sends well above the per-connection and per-user rates.
         "CHAT_SOCKET_RATE_BURST": "10000",
@@ -178,10 +198,12 @@ async def test_sigterm_during_a_burst_loses_no_acked_message(make_user, tmp_path
     assert len(stored) == len(sent)  # and here every message was eventually acked
 
 
+@pytest.mark.parametrize("client_version", ["v4", "v2"])
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
-def test_socketio_js_client_reconnects_after_a_drain(make_user, tmp_path, transport):
-    """socket.io-client 4.0.1 (the ExpressChat page's client) sees the drain as a lost transport
-    and reconnects; a namespace disconnect would have been final ("io server disconnect")."""
+def test_socketio_js_client_reconnects_after_a_drain(make_user, tmp_path, transport, client_version):
+    """socket.io-client 4.0.1 (the ExpressChat page's client) and 2.3.1 (Engine.IO 3) see the
+    drain as a lost transport and reconnect; a namespace disconnect would have been final for
+    4.x ("io server disconnect")."""
     if NODE is None or not CLIENT_PACKAGE.exists():
         if os.environ.get("CHAT_REQUIRE_SERVICES") == "1":
             pytest.fail("node and node_modules/socket.io-client are required in CI")
@@ -189,14 +211,20 @@ def test_socketio_js_client_reconnects_after_a_drain(make_user, tmp_path, transp
     alice = make_user("Alice")
     server = start(tmp_path)
     client = subprocess.Popen(
-        [NODE, str(NODE_SCRIPT), server.url],
-        env={**os.environ, "TOKEN": alice.access, "TRANSPORTS": transport},
+        [NODE, str(NODE_SCRIPT), server.url + ("/v2" if client_version == "v2" else "")],
+        env={
+            **os.environ,
+            "TOKEN": alice.access,
+            "REFRESH": alice.refresh,
+            "TRANSPORTS": transport,
+            "CLIENT": client_version,
+        },
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        first = json.loads(client.stdout.readline())
-        assert first == {"event": "connect"}
+        assert json.loads(client.stdout.readline()) == {"event": "connect"}
+        assert json.loads(client.stdout.readline()) == {"event": "greeted"}
         terminate(server)
         server = restart(server, tmp_path)
         records = [json.loads(line) for line in client.stdout]
@@ -207,7 +235,8 @@ def test_socketio_js_client_reconnects_after_a_drain(make_user, tmp_path, transp
     until_done = records[: records.index({"event": "done"})]
     disconnects = [r["reason"] for r in until_done if r["event"] == "disconnect"]
     assert disconnects in (["transport close"], ["transport error"])
-    assert until_done[-1] == {"event": "connect"}
+    assert {"event": "connect"} in until_done
+    assert "drain: started with 1 connections" in (tmp_path / "server0.log").read_text()
 
 
 async def test_python_socketio_polling_client_reconnects_after_a_drain(make_user, tmp_path):
