@@ -36,6 +36,7 @@ def _measure() -> dict[str, float]:
         "delivery (10 recipients)": lambda: metrics.delivery("expresschat", "eio4", 10),
         "send_ack_observed": lambda: metrics.send_ack_observed("expresschat", "eio4", 0.012),
         "messages_stored(1)": lambda: metrics.messages_stored(1),
+        "bus_received": lambda: metrics.bus_received(),
     }
     results = {}
     for name, fn in cases.items():

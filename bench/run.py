@@ -522,6 +522,11 @@ def direct_load(
     finally:
         gen.stop()
     result["cpu"] = cpu_share(before, after)
+    if result.get("delivered_per_s"):
+        # What one delivered message cost the server: its share of a core over the rate.
+        result["server_cpu_us_per_message"] = round(
+            result["cpu"]["server"] * 1e6 / result["delivered_per_s"], 1
+        )
     if profiler:
         result["profile"] = profiler.finish()
         result["profile"]["raw"] = str(profile.relative_to(ROOT))
@@ -532,7 +537,8 @@ def direct_load(
         f"p99 {lat.get('p99', '-')} ms; lost {totals['lost']} dup {totals['duplicates']} "
         f"order {totals['outOfOrder']} seq-gaps {totals['seqGaps']} ack-errors {totals['ackErrors']} "
         f"skipped {totals['skipped']}; CPU server {result['cpu']['server']:.0%} generator "
-        f"{result['cpu']['generator']:.0%} postgres {result['cpu']['postgres']:.0%}"
+        f"{result['cpu']['generator']:.0%} postgres {result['cpu']['postgres']:.0%}; "
+        f"server CPU per message {result.get('server_cpu_us_per_message', '-')} µs"
     )
     return result
 
@@ -1523,7 +1529,20 @@ def main() -> int:
         help="py-spy the product server during its saturation windows (perturbs those numbers)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra environment variable for the product servers (repeatable), e.g. "
+        "CHAT_METRICS_RECORDING=0 to compare with metrics recording off",
+    )
     args = parser.parse_args()
+    for item in args.server_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--server-env takes NAME=VALUE, not {item!r}")
+        PRODUCT_ENV[name] = value
     chosen = [n for n in scenario_defs.RUN_ORDER if not args.scenario or n in args.scenario]
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1533,7 +1552,7 @@ def main() -> int:
     ensure_requirements()
 
     tag = datetime.date.today().isoformat()
-    full = not args.quick and chosen == scenario_defs.RUN_ORDER and not args.profile
+    full = not args.quick and chosen == scenario_defs.RUN_ORDER and not args.profile and not args.server_env
     date_tag = (
         tag
         if full
@@ -1543,6 +1562,7 @@ def main() -> int:
                 *(["quick"] if args.quick else []),
                 *(["profile"] if args.profile else []),
                 *([] if chosen == scenario_defs.RUN_ORDER else chosen),
+                *(re.sub(r"[^A-Za-z0-9]+", "_", item) for item in args.server_env),
             ]
         )
     )

@@ -407,6 +407,11 @@ CHAT = {
     "METRICS": env_bool("CHAT_METRICS", default=False),
     "METRICS_TOKEN": env_str("CHAT_METRICS_TOKEN"),
     "METRICS_ALLOWED_NETWORKS": env_list("CHAT_METRICS_ALLOWED_NETWORKS"),
+    # Graceful drain on SIGTERM (gateway/drain.py, docs/operations.md "Graceful drain"): at most
+    # this many seconds between the signal and the server's own shutdown; 0 turns the drain off.
+    "DRAIN_SECONDS": float(env_str("CHAT_DRAIN_SECONDS", "10")),
+    # How often each process samples the bus's subscriber count (PUBSUB NUMSUB), with Redis.
+    "BUS_SAMPLE_SECONDS": float(env_str("CHAT_BUS_SAMPLE_SECONDS", "15")),
 }
 
 # Fail at start on a malformed network, not at the first scrape.

@@ -3,12 +3,15 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from chatproject.ops.live import live_view
 from gateway import registry
 from messaging.apis import media_file
 
 urlpatterns = [
     # /healthz, /readyz, /metrics (also answered ahead of the middleware, chatproject/ops/middleware.py).
     path("", include("chatproject.ops.urls")),
+    # Admin > Live (chatproject/ops/live.py): staff only, read-only; before the admin's catch-all.
+    path("admin/live/", admin.site.admin_view(live_view), name="ops-live"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

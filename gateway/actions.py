@@ -17,6 +17,7 @@ from django.conf import settings
 from accounts.tokens import access_decode, user_for_claims
 from chatproject.bus import publish_now
 from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.ops import metrics
 from messaging import events as msg_events
 from messaging import selectors as msg_selectors
 from messaging import services as msg_services
@@ -67,7 +68,9 @@ async def send(
 ) -> Sent:
     """Send a message into a conversation of the connection's user, batched with the sends of
     every other connection of this process (one transaction per batch). `kind` restricts the
-    conversation kind (not found otherwise). Raises ApplicationError when refused."""
+    conversation kind (not found otherwise). Raises ApplicationError when refused. The time
+    from here to the result (the ack follows at once) is recorded as send-to-ack latency."""
+    started = time.monotonic()
     result = await send_batcher.submit(
         SendRequest(
             conn.user,
@@ -81,6 +84,7 @@ async def send(
             origin=conn.id,
         )
     )
+    metrics.send_ack_observed(conn.protocol, conn.transport, time.monotonic() - started)
     if result.error is not None:
         raise result.error
     return Sent(result.message, result.created)

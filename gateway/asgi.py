@@ -10,6 +10,7 @@ whose path, host and port it matches, else to Django.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections import defaultdict
 from typing import Any
@@ -18,10 +19,14 @@ import socketio
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from chatproject.bus import transport as bus
 from chatproject.core.body_limit import BodyLimit
+from chatproject.core.errors import ErrorCode
+from chatproject.ops import metrics
 
+from . import drain as graceful
 from .bridge import bridge
-from .hub import Hub
+from .hub import DRAINING, Hub
 from .presence import tracker
 from .registry import Mount, mounts, protocol
 from .transports import safe_json
@@ -145,6 +150,8 @@ class Gateway:
         self.hubs: list[Hub] = []
         self.eio3_servers: list[Eio3Server] = []
         self.engineio4_apps: set[ASGIApp] = set()
+        self.draining = False
+        self.labels: dict[int, tuple[str, str]] = {}  # id(app) -> (protocol, transport) of its first mount
         sites: dict[tuple, list[Mount]] = defaultdict(list)
         for mount in mounts():
             sites[mount.site].append(mount)
@@ -166,6 +173,8 @@ class Gateway:
                 app, hub = _ws_mount(first)
                 self.hubs.append(hub)
                 self.routes.append((first, app))
+        for mount, app in self.routes:
+            self.labels[id(app)] = (protocol(mount.protocol).name, mount.transport)
         self.django = BodyLimit(django_application)
 
     def route(self, scope: dict[str, Any]) -> ASGIApp:
@@ -186,9 +195,42 @@ class Gateway:
             await self._lifespan(receive, send)
             return
         app = self.route(scope)
+        if self.draining and app is not self.django and _opens_session(scope, self.labels[id(app)][1]):
+            await self._refuse_draining(scope, receive, send, app)
+            return
         if scope["type"] == "websocket" and app in self.engineio4_apps:
             receive = _engineio_frames_only(receive)
         await app(scope, receive, send)
+
+    async def _refuse_draining(self, scope: dict[str, Any], receive, send, app: ASGIApp) -> None:
+        """A new connection while draining: refused before any protocol sees it, in the way each
+        client takes as "try again" (socket.io clients reconnect after a failed handshake)."""
+        protocol_name, transport = self.labels.get(id(app), ("", ""))
+        metrics.connect_refused(protocol_name, transport, str(ErrorCode.SERVER_DRAINING))
+        body = json.dumps({"code": str(ErrorCode.SERVER_DRAINING), "message": DRAINING.message}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+            (b"retry-after", b"1"),
+        ]
+        prefix = "http"
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                # Closed before accept: the server answers the upgrade request with HTTP 403.
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            prefix = "websocket.http"  # uvicorn: the upgrade request is answered with this 503
+        else:
+            headers.append((b"connection", b"close"))
+        await send({"type": f"{prefix}.response.start", "status": 503, "headers": headers})
+        await send({"type": f"{prefix}.response.body", "body": body})
+
+    async def drain(self) -> dict[str, Any]:
+        """The graceful drain (gateway/drain.py): refuse new connections, then drain the hubs."""
+        self.draining = True
+        return await graceful.drain(self.hubs, float(settings.CHAT["DRAIN_SECONDS"]))
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -196,6 +238,7 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 try:
                     await startup()
+                    graceful.install(self.drain)
                 except Exception as exc:
                     logger.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -209,8 +252,18 @@ class Gateway:
                 return
 
 
+def _opens_session(scope: dict[str, Any], transport: str) -> bool:
+    """Whether a request for a gateway mount opens a new connection: any /ws/ connection, an
+    Engine.IO request without a session id (polls, posts and upgrades of open sessions go on)."""
+    if transport == "ws":
+        return True
+    return not any(part.startswith(b"sid=") for part in scope.get("query_string", b"").split(b"&"))
+
+
 async def startup() -> None:
+    bus.count_layer_reconnects()
     await bridge.ensure_started()
+    bridge.start_sampler()
     # The presence heartbeat runs from the start, connections or not: it keeps this process
     # registered and cleans up after processes that died.
     await tracker.start()

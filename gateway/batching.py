@@ -25,19 +25,30 @@ logger = logging.getLogger(__name__)
 class SendBatcher:
     def __init__(self) -> None:
         self._queue: deque[tuple[SendRequest, asyncio.Future]] = deque()
-        self._draining = False
+        self._writing = False  # a writer task is running
         self.stats = {"batches": 0, "messages": 0, "largest": 0}
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch being written."""
+        return not self._writing and not self._queue
+
+    async def wait_idle(self) -> None:
+        """Return once every send submitted so far has its result (graceful drain). Polls: it
+        runs once per process life, and an Event would tie the batcher to one event loop."""
+        while not self.idle:  # noqa: ASYNC110 - see above
+            await asyncio.sleep(0.01)
 
     async def submit(self, request: SendRequest) -> SendResult:
         """Queue one send and wait for its own result (after its batch committed)."""
         future = asyncio.get_running_loop().create_future()
         self._queue.append((request, future))
-        if not self._draining:
-            self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+        if not self._writing:
+            self._writing = True
+            asyncio.get_running_loop().create_task(self._write())
         return await future
 
-    async def _write(self, batch: list[tuple[SendRequest, asyncio.Future]]) -> list[SendResult]:
+    async def _write_batch(self, batch: list[tuple[SendRequest, asyncio.Future]]) -> list[SendResult]:
         """Write one batch; when the database connection was lost under it, once more on a
         fresh connection. The batch is one transaction, rolled back with the lost connection,
         so nothing of it was stored (sends with a client message id are idempotent anyway)."""
@@ -48,7 +59,7 @@ class SendBatcher:
             logger.warning("send batch of %d: database connection lost; retrying once", len(batch))
             return await call(message_send_many, requests=requests)
 
-    async def _drain(self) -> None:
+    async def _write(self) -> None:
         try:
             limit = settings.CHAT["SEND_BATCH_MAX"]
             while self._queue:
@@ -58,7 +69,7 @@ class SendBatcher:
                 self.stats["largest"] = max(self.stats["largest"], len(batch))
                 started = time.monotonic()
                 try:
-                    results = await self._write(batch)
+                    results = await self._write_batch(batch)
                 except Exception as exc:  # the database failed the whole batch
                     logger.exception("send batch of %d failed", len(batch))
                     for _request, future in batch:
@@ -71,7 +82,7 @@ class SendBatcher:
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._draining = False
+            self._writing = False
 
 
 send_batcher = SendBatcher()

@@ -18,6 +18,8 @@ from redis import asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from chatproject.bus import transport as bus
+from chatproject.bus.groups import PROCESSES_GROUP
+from chatproject.ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +73,9 @@ class Bridge:
         self._task: asyncio.Task | None = None
         self._probe: asyncio.Task | None = None
         self._start_lock = asyncio.Lock()
+        self._sampler: asyncio.Task | None = None
         bus.on_health_change(self._health_changed)
-        self.stats = {"received": 0, "dispatch_errors": 0}
+        self.stats = {"received": 0, "dispatch_errors": 0, "subscribers": None}
 
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
@@ -88,6 +91,9 @@ class Bridge:
             self.channel = await layer.new_channel("chatproc.")
             bus.bind_loop(asyncio.get_running_loop())
             self._task = asyncio.get_running_loop().create_task(self._receive_loop(layer))
+            # Held for the process's life, outside the reference counts: its subscriber count
+            # says how many processes' bus subscriptions are alive.
+            await layer.group_add(PROCESSES_GROUP, self.channel)
             if settings.REDIS_URL and self._probe is None:
                 self._probe = asyncio.get_running_loop().create_task(self._probe_loop(settings.REDIS_URL))
             # Groups subscribed before a restart of the loop (layer reconnect) are re-added.
@@ -137,10 +143,12 @@ class Bridge:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                metrics.bus_reconnect()
                 logger.exception("bus receive failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
             self.stats["received"] += 1
+            metrics.bus_received()
             if message.get("type") != bus.MESSAGE_TYPE:
                 continue
             target, event = message.get("target"), message.get("event")
@@ -154,6 +162,7 @@ class Bridge:
                     await sink.deliver(target, event)
                 except Exception:
                     self.stats["dispatch_errors"] += 1
+                    metrics.bus_lost(1)
                     logger.exception("bus dispatch failed: target=%s type=%s", target, event.get("type"))
 
     async def _probe_loop(self, url: str) -> None:
@@ -189,10 +198,34 @@ class Bridge:
             except Exception:
                 logger.exception("resync notification failed")
 
+    def start_sampler(self) -> None:
+        """Sample the bus's subscriber count now and every CHAT["BUS_SAMPLE_SECONDS"] (Redis
+        only). Called at startup, after `ensure_started`."""
+        if settings.REDIS_URL and (self._sampler is None or self._sampler.done()):
+            self._sampler = asyncio.get_running_loop().create_task(self._sample_loop())
+
+    async def sample_subscribers(self) -> int | None:
+        count = await bus.subscriber_count(PROCESSES_GROUP)
+        if count is not None:
+            self.stats["subscribers"] = count
+            metrics.bus_subscribers_set(count)
+        return count
+
+    async def _sample_loop(self) -> None:
+        while True:
+            try:
+                await self.sample_subscribers()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("bus subscriber sample failed", exc_info=True)
+            await asyncio.sleep(settings.CHAT["BUS_SAMPLE_SECONDS"])
+
     async def stop(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            self._probe = None
+        for task in (self._sampler, self._probe):
+            if task is not None:
+                task.cancel()
+        self._sampler = self._probe = None
         if self._task is not None:
             self._task.cancel()
             try:

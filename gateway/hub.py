@@ -42,9 +42,14 @@ logger = logging.getLogger(__name__)
 
 ENDED = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended; reconnect.")
 TOO_LARGE = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "The event is too large.")
-# Refusals that are not about the client's credentials: the client is sent away to retry.
+DRAINING = ApplicationError(ErrorCode.SERVER_DRAINING, "This server is shutting down; connect to another.")
+# A handshake that raced the drain is accepted, then its transport is closed the way its clients
+# reconnect from: a protocol refusal (CONNECT_ERROR, or ExpressChat's auth-failure and namespace
+# disconnect) would tell most socket.io clients to stay away for good.
+RECONNECT = Refusal(retry=True)
+# Refusals that are not about the client's credentials: the client is sent away to retry, the
+# same way.
 RETRYABLE = {ErrorCode.INTERNAL, ErrorCode.TOO_MANY_CONNECTIONS}
-RETRY = Refusal(retry=True)
 
 # Live connections of this process, across every hub: by user and by client address (caps).
 live_by_user: Counter[str] = Counter()
@@ -75,6 +80,9 @@ class Hub:
         self.lacking: dict[str, set[str]] = defaultdict(set)
         self.local = Local(self.by_user, self.receipts_off, self.lacking)
         self.stats = {"events": 0, "errors": 0, "rate_limited": 0}
+        # Graceful drain (gateway.drain): refuse new connections; client events being handled.
+        self.draining = False
+        self.in_flight = 0
         bridge.add_sink(self)
 
     # --- connection lifecycle ---------------------------------------------------------------
@@ -84,6 +92,8 @@ class Hub:
         answers with `error` (or, for protocols that refuse after CONNECT, the refusal is told
         by `greet`). Accepted: the transport answers CONNECT, then calls `greet`."""
         self.started[conn_id] = time.monotonic()
+        if self.draining:
+            return self._sent_away(conn_id)
         chat = settings.CHAT
         address = handshake.remote or ""
         if live_by_address[address] >= chat["SOCKET_MAX_PER_ADDRESS"]:
@@ -100,6 +110,8 @@ class Hub:
         except Exception:
             logger.exception("handshake failed: protocol=%s conn=%s", self.protocol.name, conn_id)
             return self._refused(conn_id, ApplicationError(ErrorCode.INTERNAL, "Internal error."))
+        if self.draining:  # the drain began while this client was authenticated
+            return self._sent_away(conn_id)
         conn = Connection(
             id=conn_id,
             user=authed.user,
@@ -137,7 +149,7 @@ class Hub:
         )
         metrics.connect_refused(self.protocol.name, self.transport.name, str(error.code))
         if error.code in RETRYABLE:  # accepted, then closed at once: the client retries later
-            self.refusing[conn_id] = RETRY
+            self.refusing[conn_id] = RECONNECT
             return Admission(True)
         refusal = self.protocol.refusal(error)
         if refusal.connect_error is not None:
@@ -145,9 +157,18 @@ class Hub:
         self.refusing[conn_id] = refusal
         return Admission(True)
 
+    def _sent_away(self, conn_id: str) -> Admission:
+        self.started.pop(conn_id, None)
+        metrics.connect_refused(self.protocol.name, self.transport.name, str(ErrorCode.SERVER_DRAINING))
+        self.refusing[conn_id] = RECONNECT
+        return Admission(True)
+
     async def greet(self, conn_id: str) -> Connection | None:
         """Called once the transport answered CONNECT: subscribe, check, greet."""
         refusal = self.refusing.pop(conn_id, None)
+        if refusal is RECONNECT:
+            await self.transport.close(conn_id, reconnect=True)
+            return None
         if refusal is not None:
             await self._tell_and_close(conn_id, refusal)
             return None
@@ -171,7 +192,7 @@ class Hub:
             return None
         except Exception:  # the bus or the database is unreachable: send the client to retry
             logger.warning("handshake failed after authentication: conn=%s", conn_id, exc_info=True)
-            await self._tell_and_close(conn_id, RETRY)
+            await self._tell_and_close(conn_id, RECONNECT)
             await self.forget(conn_id)
             return None
         if conn_id not in self.connections:  # revoked (or gone) while we were reading
@@ -200,7 +221,7 @@ class Hub:
 
     async def _tell_and_close(self, conn_id: str, refusal: Refusal) -> None:
         await self._send_all(conn_id, refusal.emits)
-        await self.transport.close(conn_id, retry=refusal.retry)
+        await self.transport.close(conn_id, reconnect=refusal.retry)
 
     async def _send_all(self, conn_id: str, emits: list[tuple[str, Any]]) -> None:
         for name, payload in emits:
@@ -252,7 +273,22 @@ class Hub:
             logger.exception("unsubscribe failed while forgetting: conn=%s", conn_id)
         await self._presence(presence.tracker.disconnected, conn)  # presence hook
         if conn.counted:
-            metrics.connection_closed(self.protocol.name, self.transport.name, "ended")
+            reason = "draining" if self.draining else "ended"
+            metrics.connection_closed(self.protocol.name, self.transport.name, reason)
+
+    async def drain(self) -> None:
+        """Called by the graceful drain once this process stopped taking connections: tell every
+        connection what the protocol says before a drain, then close its transport the way its
+        clients reconnect from (to another process, the load balancer no longer sends them here).
+        The transports call `forget` as each connection ends."""
+        for conn_id in list(self.connections) + list(self.refusing):
+            conn = self.connections.get(conn_id)
+            try:
+                if conn is not None:
+                    await self._send_all(conn_id, self.protocol.draining(conn))
+                await self.transport.close(conn_id, reconnect=True)
+            except Exception:
+                logger.exception("drain: closing conn=%s failed", conn_id)
 
     # --- client events ----------------------------------------------------------------------
 
@@ -276,6 +312,15 @@ class Hub:
             # leave the client waiting for an ack until its timeout. Nothing was done.
             return await self._answer(conn_id, self.protocol.answer_error(None, event, ENDED))
         self.stats["events"] += 1
+        self.in_flight += 1
+        try:
+            return await self._handle(conn, conn_id, event, args, oversize)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(
+        self, conn: Connection, conn_id: str, event: str, args: list[Any], oversize: bool
+    ) -> list | None:
         name = event if isinstance(event, str) else ""
         metrics.event_in(self.protocol.name, self.transport.name, name)
         try:
@@ -372,9 +417,11 @@ class Hub:
         if recipient is not None and room and recipient in event.get("joins", ()):
             await self._route(recipient, room, join=True)
         for emit, delivery in deliveries(target, event, self.protocol.render(event), self.local):
-            await self.transport.fanout(
+            sent = await self.transport.fanout(
                 target, emit.name, emit.payload, only=delivery.only, skip=delivery.skip
             )
+            if sent:
+                metrics.delivery(self.protocol.name, self.transport.name, sent)
         if recipient is not None:
             if room and recipient in event.get("leaves", ()):
                 await self._route(recipient, room, join=False)

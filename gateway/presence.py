@@ -53,6 +53,7 @@ from chatproject.bus import publish_now
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import new_public_id
 from chatproject.core.timefmt import iso_ms
+from chatproject.ops import metrics
 from messaging import selectors as msg_selectors
 
 from .connection import Connection
@@ -360,6 +361,7 @@ class PresenceTracker:
         """A connection was authenticated and greeted: it counts, in the foreground."""
         await self.start()
         self.local[conn.id] = (conn.user_id, FOREGROUND)
+        metrics.presence_entries_set(len(self.local))
         self.by_user[conn.user_id].add(conn.id)
         await self.store.put(conn.user_id, self._key(conn.id), FOREGROUND)
         self.changed(conn.user_id)
@@ -369,6 +371,7 @@ class PresenceTracker:
         entry = self.local.pop(conn.id, None)
         if entry is None:
             return
+        metrics.presence_entries_set(len(self.local))
         user_id = entry[0]
         conns = self.by_user.get(user_id, set())
         conns.discard(conn.id)

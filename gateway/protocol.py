@@ -118,6 +118,12 @@ class Protocol:
         """Events telling a client its access token was renewed on the live connection."""
         return []
 
+    def draining(self, conn: Connection) -> list[tuple[str, Any]]:
+        """The events a connection receives before the server drains it (graceful shutdown):
+        the transport under it is then closed the way its clients reconnect from
+        (`Transport.close(reconnect=True)`), so most protocols need nothing here."""
+        return []
+
     # --- client events ----------------------------------------------------------------------
 
     def answer(self, conn: Connection, event: str, outcome: Outcome) -> Answer:

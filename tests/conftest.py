@@ -83,6 +83,7 @@ class ServerProcess:
     def __init__(self, port: int, env: dict[str, str], log: Path):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.env = env  # a restart on the same port (tests/ops/test_drain.py) reuses it
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -182,6 +183,12 @@ def live_server_proc(django_db_setup, django_db_blocker, tmp_path_factory):
         server.stop()
 
 
+# The pair exports its metrics, one endpoint per process (tests/ops/test_metrics_pair.py), and
+# samples the bus's subscribers every second instead of every 15.
+PAIR_METRICS_TOKEN = "pair-metrics-token-0123456789"
+PAIR_ENV = {"CHAT_METRICS": "1", "CHAT_METRICS_TOKEN": PAIR_METRICS_TOKEN, "CHAT_BUS_SAMPLE_SECONDS": "1"}
+
+
 @pytest.fixture(scope="session")
 def redis_server_pair(django_db_setup, django_db_blocker, tmp_path_factory):
     """Two server processes sharing Redis (the bus) and the database."""
@@ -189,7 +196,7 @@ def redis_server_pair(django_db_setup, django_db_blocker, tmp_path_factory):
         if REQUIRE_SERVICES:
             pytest.fail("REDIS_URL is required for multi-process tests in CI")
         pytest.skip("REDIS_URL not set: multi-process tests need Redis")
-    servers = _start_servers(2, tmp_path_factory.mktemp("pair"), REDIS_URL)
+    servers = _start_servers(2, tmp_path_factory.mktemp("pair"), REDIS_URL, PAIR_ENV)
     yield servers
     for server in servers:
         server.stop()

@@ -9,6 +9,10 @@ use the same strings, so a bus target maps to a local room without translation.
 USER_PREFIX = "u."
 CONVERSATION_PREFIX = "c."
 APP_PREFIX = "a."
+# Every server process's bridge holds this group from its start: nothing is published to it; the
+# number of subscribers of its Redis channel (PUBSUB NUMSUB) is the number of processes whose bus
+# subscription is alive (chat_bus_subscribers).
+PROCESSES_GROUP = "procs"
 
 
 def user_group(user_id: str) -> str:

@@ -36,6 +36,24 @@ _publishers: dict[str, aioredis.Redis] = {}
 stats = {"published": 0, "publish_errors": 0, "flushes": 0}
 
 
+class _LayerReconnects(logging.Filter):
+    """Counts the receive failures of channels-redis's pub/sub shards (each is followed by a
+    retry, on which redis-py reconnects and re-subscribes). channels-redis 4.3 reports them only
+    as this log line; a filter on its logger counts them without patching the library."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Unexpected exception in receive task":
+            metrics.bus_reconnect()
+        return True
+
+
+def count_layer_reconnects() -> None:
+    """Count channels-redis pub/sub reconnects as chat_bus_reconnects (once per process)."""
+    layer_logger = logging.getLogger("channels_redis.pubsub")
+    if not any(isinstance(f, _LayerReconnects) for f in layer_logger.filters):
+        layer_logger.addFilter(_LayerReconnects())
+
+
 def bind_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     """Called by the bridge when it starts (and stops) in this process's event loop."""
     global _loop, _flush_lock
@@ -140,6 +158,22 @@ def health_report(healthy: bool) -> None:
 
 def is_healthy() -> bool:
     return _healthy
+
+
+async def subscriber_count(group: str) -> int | None:
+    """How many Redis connections are subscribed to `group` (PUBSUB NUMSUB of its channel), or
+    None when the bus is not Redis pub/sub. One command on the shard that holds the group."""
+    layer = get_channel_layer()
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return None
+    loop_layer = layer._get_layer()
+    channel = loop_layer._get_group_channel_name(group)
+    host = loop_layer._get_shard(channel).host
+    key = repr(sorted(host.items())) if isinstance(host, dict) else str(host)
+    if key not in _publishers:
+        _publishers[key] = aioredis.Redis(connection_pool=create_pool(host))
+    counts = await _publishers[key].pubsub_numsub(channel)
+    return int(counts[0][1]) if counts else 0
 
 
 async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[str, dict[str, Any]]]) -> None:

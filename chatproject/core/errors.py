@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    SERVER_DRAINING = "server_draining"  # the process is shutting down: connect to another
     INTERNAL = "internal_error"
 
 
@@ -64,6 +65,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_MANY_CONNECTIONS: 429,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.SERVER_DRAINING: 503,
 }
 
 

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import atexit
 import os
+import time
+from collections import deque
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -38,6 +41,10 @@ from prometheus_client import (
 )
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+# For measuring only (bench/run.py --server-env CHAT_METRICS_RECORDING=0): every recording helper
+# becomes a no-op, so a run can be compared with one that records (bench/README.md, "Metrics
+# overhead"). Never in production: /metrics and the admin live page would show zeros.
+RECORDING = os.environ.get("CHAT_METRICS_RECORDING", "1") != "0"
 OTHER = "other"
 
 _CONN = ("protocol", "transport")
@@ -85,8 +92,13 @@ FANOUT_SIZE = Histogram(
 # --- Bus --------------------------------------------------------------------------------------
 BUS_PUBLISHED = Counter("chat_bus_published", "Events published on the bus.")
 BUS_PUBLISH_ERRORS = Counter("chat_bus_publish_errors", "Events whose publish failed.")
-BUS_LOST = Counter("chat_bus_lost", "Events known lost (not published or not delivered).")
-BUS_RECONNECTS = Counter("chat_bus_reconnects", "Reconnections of the bus subscription.")
+BUS_RECEIVED = Counter("chat_bus_received", "Bus messages received by this process's subscription.")
+BUS_LOST = Counter(
+    "chat_bus_lost", "Bus events received but not delivered to local connections (dispatch failed)."
+)
+BUS_RECONNECTS = Counter(
+    "chat_bus_reconnects", "Receive failures of the bus subscription, each followed by a reconnect."
+)
 BUS_SUBSCRIBERS = Gauge(
     "chat_bus_subscribers",
     "Processes subscribed to the bus (PUBSUB NUMSUB of the process channel group), last sample.",
@@ -104,12 +116,27 @@ PRESENCE_ENTRIES = Gauge(
     "chat_presence_entries", "Presence entries this process holds.", multiprocess_mode="livesum"
 )
 
+# The last refused connection attempts of this process, newest last (the admin live page). Bounded;
+# holds codes and labels only, never a credential or an address.
+REFUSALS_KEPT = 50
+
+
+class Refusal(NamedTuple):
+    at: float  # unix seconds
+    protocol: str
+    transport: str
+    reason: str
+
+
+recent_refusals: deque[Refusal] = deque(maxlen=REFUSALS_KEPT)
+
 # Event names allowed as label values, per protocol; children of the hot counters, cached so the
 # hot path is one dict lookup and one increment instead of prometheus_client's label lookup.
 _event_names: dict[str, frozenset[str]] = {}
 _events_in_children: dict[tuple[str, str, str], Counter] = {}
 _rate_limited_children: dict[tuple[str, str, str], Counter] = {}
 _delivery_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+_ack_children: dict[tuple[str, str], Histogram] = {}
 
 
 def register_event_names(protocol: str, names: Iterable[str]) -> None:
@@ -145,6 +172,7 @@ def connection_closed(protocol: str, transport: str, reason: str) -> None:
 def connect_refused(protocol: str, transport: str, reason: str) -> None:
     """A connection attempt was refused; `reason` is an error code ("unauthorized", ...)."""
     CONNECT_REFUSALS.labels(protocol, transport, reason).inc()
+    recent_refusals.append(Refusal(time.time(), protocol, transport, reason))
 
 
 def handshake_observed(protocol: str, transport: str, seconds: float) -> None:
@@ -174,7 +202,11 @@ def event_rate_limited(protocol: str, transport: str, name: str) -> None:
 
 
 def send_ack_observed(protocol: str, transport: str, seconds: float) -> None:
-    SEND_ACK_SECONDS.labels(protocol, transport).observe(seconds)
+    """A send was answered `seconds` after it arrived (hot path: one per message)."""
+    child = _ack_children.get((protocol, transport))
+    if child is None:
+        child = _ack_children[(protocol, transport)] = SEND_ACK_SECONDS.labels(protocol, transport)
+    child.observe(seconds)
 
 
 def messages_stored(n: int) -> None:
@@ -201,6 +233,10 @@ def bus_published(n: int) -> None:
 
 def bus_publish_error(n: int) -> None:
     BUS_PUBLISH_ERRORS.inc(n)
+
+
+def bus_received(n: int = 1) -> None:
+    BUS_RECEIVED.inc(n)
 
 
 def bus_lost(n: int) -> None:
@@ -245,6 +281,17 @@ def sample(name: str, labels: dict[str, str] | None = None) -> float | None:
     return REGISTRY.get_sample_value(name, labels or {})
 
 
+def samples(name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample named `name` in this process, with its labels (the admin live page): e.g.
+    "chat_connections" gives one (labels, value) per protocol and transport."""
+    found = []
+    for family in REGISTRY.collect():
+        for sample_ in family.samples:
+            if sample_.name == name:
+                found.append((dict(sample_.labels), sample_.value))
+    return found
+
+
 def _mark_dead() -> None:
     # Live gauges of an exited worker must stop counting; a worker killed with SIGKILL leaves
     # its files behind until the directory is cleared at the next start (docs/operations.md).
@@ -255,3 +302,31 @@ def _mark_dead() -> None:
 
 if MULTIPROC_DIR:
     atexit.register(_mark_dead)
+
+
+def _not_recording(*args: object) -> None:
+    return None
+
+
+if not RECORDING:
+    for _helper in (
+        "connection_opened",
+        "connection_closed",
+        "connect_refused",
+        "handshake_observed",
+        "event_in",
+        "event_error",
+        "event_rate_limited",
+        "send_ack_observed",
+        "messages_stored",
+        "delivery",
+        "bus_published",
+        "bus_publish_error",
+        "bus_received",
+        "bus_lost",
+        "bus_reconnect",
+        "bus_subscribers_set",
+        "db_batch_observed",
+        "presence_entries_set",
+    ):
+        globals()[_helper] = _not_recording

@@ -12,14 +12,14 @@ class Transport(Protocol):
 
     async def fanout(
         self, target: str, name: str, payload: Any, *, only: frozenset[str] | None, skip: frozenset[str]
-    ) -> None:
+    ) -> int:
         """Send one event to every local connection routed for bus group `target`, restricted
-        to `only` when given, minus `skip`; encoded once."""
+        to `only` when given, minus `skip`; encoded once. Returns how many it was sent to."""
 
-    async def close(self, conn_id: str, *, retry: bool = False) -> None:
-        """End one connection from the server side. `retry`: the server cannot serve it now
-        (the bus or the database is down, a connection cap): end it so that the client
-        reconnects by itself (close the transport, not the namespace)."""
+    async def close(self, conn_id: str, *, reconnect: bool = False) -> None:
+        """End one connection from the server side. `reconnect` (graceful drain): end it the way
+        its clients reconnect from (the transport under it goes away, what is queued first),
+        instead of the protocol-level disconnect that tells a client to stay away."""
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:
         """Put a connection into local routing for these bus groups."""

@@ -166,7 +166,7 @@ class SocketIOTransport:
 
     async def fanout(
         self, target: str, name: str, payload: Any, *, only: frozenset[str] | None, skip: frozenset[str]
-    ) -> None:
+    ) -> int:
         """Encode the packet once and hand it to each local socket's send queue in turn.
 
         python-socketio's room emit starts one task per recipient; measured on a 1,000-member
@@ -178,7 +178,7 @@ class SocketIOTransport:
             eio_sid for sid, eio_sid in participants if sid not in skip and (only is None or sid in only)
         ]
         if not recipients:
-            return
+            return 0
         encoded = self.sio.packet_class(packet.EVENT, namespace=self.namespace, data=[name, payload]).encode()
         frames = [
             eio_packet.Packet(eio_packet.MESSAGE, part)
@@ -188,14 +188,27 @@ class SocketIOTransport:
         for eio_sid in recipients:
             for frame in frames:
                 await send(eio_sid, frame)
+        return len(recipients)
 
-    async def close(self, conn_id: str, *, retry: bool = False) -> None:
-        if retry:  # a transport close: socket.io clients reconnect (a namespace one they do not)
-            eio_sid = self.sio.manager.eio_sid_from_sid(conn_id, self.namespace)
-            if eio_sid is not None:
-                await self.sio.eio.disconnect(eio_sid)
-                return
-        await self.sio.disconnect(conn_id, namespace=self.namespace)
+    async def close(self, conn_id: str, *, reconnect: bool = False) -> None:
+        if not reconnect:
+            await self.sio.disconnect(conn_id, namespace=self.namespace)
+            return
+        # A namespace DISCONNECT ("io server disconnect") and an Engine.IO CLOSE packet both tell
+        # socket.io clients not to reconnect (python-socketio treats CLOSE like that; the JS
+        # client does not). Losing the transport makes both reconnect. So the Engine.IO session
+        # is closed without its CLOSE packet (python-engineio 4.15: `abort`; this runs the
+        # disconnect handlers, so the hub forgets the connection), and only then does its queue
+        # get the end marker, after what is queued (acks included): the websocket writer sends
+        # those and closes the websocket; a waiting poll gets them, and the next poll, finding
+        # the session closed, fails at once. In the other order a poll could arrive between the
+        # two and wait for a ping timeout.
+        eio_sid = self.sio.manager.eio_sid_from_sid(conn_id, self.namespace)
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+        if socket is None or socket.closed:
+            return
+        await socket.close(wait=False, abort=True)
+        await socket.queue.put(None)
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:
         for group in groups:

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 CLOSE_POLICY = 4401
-CLOSE_TRY_AGAIN = 1013  # RFC 6455 "Try Again Later": the server cannot serve the socket now
+# Close codes of the drain (RFC 6455 registry): "service restart", reconnect; "try again later"
+# for a connection refused while draining.
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_TRY_AGAIN_LATER = 1013
 NAME = "ws"
 
 
@@ -50,8 +53,8 @@ class WsTransport:
 
     async def fanout(
         self, target: str, name: str, payload: Any, *, only: frozenset[str] | None, skip: frozenset[str]
-    ) -> None:
-        frame = None
+    ) -> int:
+        frame, sent = None, 0
         for conn_id in list(self.members.get(target, ())):
             if conn_id in skip or (only is not None and conn_id not in only):
                 continue
@@ -60,11 +63,13 @@ class WsTransport:
                 continue
             frame = frame or json.dumps({"event": name, "data": payload})  # encoded once
             await consumer.send_frame(frame)
+            sent += 1
+        return sent
 
-    async def close(self, conn_id: str, *, retry: bool = False) -> None:
+    async def close(self, conn_id: str, *, reconnect: bool = False) -> None:
         consumer = self.consumers.get(conn_id)
         if consumer is not None:
-            await consumer.close(code=CLOSE_TRY_AGAIN if retry else CLOSE_POLICY)
+            await consumer.close(code=CLOSE_SERVICE_RESTART if reconnect else CLOSE_POLICY)
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:
         for group in groups:

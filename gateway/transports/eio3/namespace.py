@@ -38,25 +38,31 @@ class Eio3Namespace:
         *,
         only: set[str] | None = None,
         skip: set[str] = frozenset(),
-    ) -> None:
+    ) -> int:
         members = self._rooms.get(target)
         if not members:
-            return
+            return 0
         packet = codec.encode_event(self.name, name, [payload])  # encoded once for everyone
+        sent = 0
         for conn_id in list(members):
             if (only is not None and conn_id not in only) or conn_id in skip:
                 continue
             session = self._sockets.get(conn_id)
             if session is not None:
                 session.enqueue(packet)
+                sent += 1
+        return sent
 
-    async def close(self, conn_id: str, *, retry: bool = False) -> None:
+    async def close(self, conn_id: str, *, reconnect: bool = False) -> None:
         session = self._sockets.get(conn_id)
-        if session is not None:
-            if retry:  # the whole Engine.IO session: socket.io 2 clients reconnect after it
-                session.close("server unavailable", flush=True)
-            else:
-                session.close_socket(self.name)
+        if session is None:
+            return
+        if reconnect:
+            # socket.io-client 2 reconnects after an Engine.IO close ("transport close"), not
+            # after a namespace disconnect: end the whole session, what is queued first.
+            session.close("server draining", flush=True)
+        else:
+            session.close_socket(self.name)
 
     async def join_local(self, conn_id: str, groups: list[str]) -> None:
         if conn_id not in self._sockets:
