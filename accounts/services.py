@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import check_password, make_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
@@ -332,19 +334,64 @@ def _password_matches(*, user: User, password: str) -> bool:
     return bool(pending) and check_password(password, pending)
 
 
+def _login_key(email: str, part: str) -> str:
+    digest = hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"login:{part}:{digest}"
+
+
+def _login_backoff_check(email: str) -> None:
+    """Refuse a login for an address that is waiting out its backoff, before any password is
+    looked at. Per address, known or not (unknown addresses back off alike: nothing tells them
+    apart), in the shared cache, so every process and every client address counts."""
+    until = cache.get(_login_key(email, "until"))
+    wait = int(until - time.time()) + 1 if until else 0
+    if wait > 0:
+        raise ApplicationError(
+            ErrorCode.THROTTLED,
+            "Too many failed logins for this account; try again later.",
+            {"retry_after": wait},
+        )
+
+
+def _login_failed(email: str) -> None:
+    """Count a failed login. From the LOGIN_FAILURES_FREE-th on, each failure makes the address
+    wait twice as long as the one before (1 s, 2 s, 4 s, ... up to LOGIN_BACKOFF_MAX_SECONDS);
+    the count is forgotten LOGIN_FAILURE_WINDOW_SECONDS after the last failure, or at the next
+    successful login."""
+    chat = settings.CHAT
+    window = chat["LOGIN_FAILURE_WINDOW_SECONDS"]
+    key = _login_key(email, "failures")
+    cache.add(key, 0, window)
+    try:
+        failures = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, window)
+        failures = 1
+    cache.touch(key, window)
+    over = failures - chat["LOGIN_FAILURES_FREE"]
+    if over >= 0:
+        wait = min(2**over, chat["LOGIN_BACKOFF_MAX_SECONDS"])
+        cache.set(_login_key(email, "until"), time.time() + wait, wait + 1)
+
+
 def user_authenticate(*, email: str, password: str) -> Login:
     """Log in with email and password and start a login session.
 
     An unknown email and a wrong password fail alike (authentication_failed, after the same
-    hashing work). Only after a correct password: banned, deactivated, not verified.
+    hashing work). Only after a correct password: banned, deactivated, not verified. Repeated
+    failures for one address make it wait (throttled, with `retry_after`), whoever tries.
     """
     email = User.objects.normalize_email(email)
+    _login_backoff_check(email)
     user = selectors.user_get_by_email(email=email) if len(email) <= EMAIL_MAX_LENGTH else None
     if user is None or len(password) > password_max_length():
         make_password(password[: password_max_length()])
+        _login_failed(email)
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Incorrect email or password.")
     if not _password_matches(user=user, password=password):
+        _login_failed(email)
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Incorrect email or password.")
+    cache.delete_many([_login_key(email, "failures"), _login_key(email, "until")])
     _user_usable_check(user)
     if not user.email_verified:
         raise ApplicationError(ErrorCode.EMAIL_NOT_VERIFIED, "The email address is not verified yet.")

@@ -313,6 +313,12 @@ CHAT = {
     # Live connections one process accepts per user and per client address (every protocol and
     # transport together); past them a handshake is sent away to retry (too_many_connections).
     "SOCKET_MAX_PER_USER": env_int("CHAT_SOCKET_MAX_PER_USER", 50),
+    # Failed logins of one account (any client address, any process: the shared cache): this many
+    # are free, then each one doubles the wait before the next try, up to the maximum; the count
+    # is forgotten WINDOW seconds after the last failure, or at a successful login.
+    "LOGIN_FAILURES_FREE": env_int("CHAT_LOGIN_FAILURES_FREE", 5),
+    "LOGIN_BACKOFF_MAX_SECONDS": env_int("CHAT_LOGIN_BACKOFF_MAX_SECONDS", 900),
+    "LOGIN_FAILURE_WINDOW_SECONDS": env_int("CHAT_LOGIN_FAILURE_WINDOW_SECONDS", 3600),
     "SOCKET_MAX_PER_ADDRESS": env_int("CHAT_SOCKET_MAX_PER_ADDRESS", 1000),
     # An Engine.IO session that has joined no namespace this long after it opened is closed.
     "SOCKET_CONNECT_TIMEOUT_SECONDS": float(env_str("CHAT_SOCKET_CONNECT_TIMEOUT_SECONDS", "10")),

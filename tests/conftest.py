@@ -155,6 +155,7 @@ def _start_servers(
             "DATABASE_CONN_MAX_AGE": "0",
             "CHANNEL_PREFIX": f"chattest{os.getpid()}",
             "THROTTLE_LOGIN": "1000/min",
+            "CHAT_LOGIN_FAILURES_FREE": "1000",
             "THROTTLE_SIGNUP": "1000/min",
             "THROTTLE_VERIFY": "1000/min",
             "THROTTLE_RESEND": "1000/min",

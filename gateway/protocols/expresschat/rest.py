@@ -185,6 +185,10 @@ def login(request: HttpRequest, shape) -> HttpResponse:
     except ApplicationError as exc:
         if exc.code in LOGIN_ERRORS:
             return _json(*LOGIN_ERRORS[exc.code])
+        if exc.code == ErrorCode.THROTTLED:  # the account's login backoff: as the throttles answer
+            response = _json(429, shape("Too Many Requests"))
+            response["Retry-After"] = str(exc.extra.get("retry_after", 1))
+            return response
         raise
     response = _json(200, {"success": 1, "message": "User Logged in succcessfully"})
     return _auth_cookies_set(response, result.tokens)
