@@ -4,6 +4,10 @@ Each view validates its input with a strict serializer, calls one service or sel
 renders the result. Errors are ApplicationErrors, rendered by chatproject.core.errors.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -13,10 +17,12 @@ from rest_framework.views import APIView
 
 from chatproject.core.api import error_responses as _errors
 from chatproject.core.api import validated
+from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.timefmt import iso_ms
 
 from . import selectors, services
 from .http import AuthRateThrottle, BoundedJSONParser
+from .models import User
 from .serializers import (
     LoginInput,
     LoginOutput,
@@ -89,19 +95,43 @@ class VerifyApi(PublicAuthApi):
         return Response(_login_payload(login))
 
 
+# What a resend for this address would reveal about it: answered like a sent code.
+QUIET_RESEND_REFUSALS = {
+    ErrorCode.NOT_FOUND,
+    ErrorCode.ALREADY_VERIFIED,
+    ErrorCode.COOLDOWN,
+    ErrorCode.BANNED,
+    ErrorCode.PERMISSION_DENIED,
+}
+
+
 class ResendApi(PublicAuthApi):
     throttle_scope = "auth_resend"
 
     @extend_schema(
         tags=["auth"],
         request=ResendInput,
-        responses={202: VerificationSentOutput, **_errors(400, 403, 404, 413, 429)},
+        responses={202: VerificationSentOutput, **_errors(400, 413, 429)},
         summary="Mail a new verification code (the old one dies)",
+        description=(
+            "Every well-formed address gets the same 202 answer, whether or not it has an "
+            "account waiting for verification, so the endpoint cannot tell which addresses are "
+            "registered. A mail goes out only to an unverified account, at most once per "
+            "resend cooldown; the answer does not say whether one did."
+        ),
     )
     def post(self, request: Request) -> Response:
         """Called when the verification mail got lost or the code expired."""
         data = _validated(ResendInput, request)
-        sent = services.verification_resend(email=data["email"])
+        email = data["email"]
+        try:
+            sent = services.verification_resend(email=email)
+        except ApplicationError as error:
+            if error.code not in QUIET_RESEND_REFUSALS:
+                raise
+            expires = timezone.now() + timedelta(seconds=settings.CHAT["VERIFICATION_CODE_TTL_SECONDS"])
+            payload = {"email": User.objects.normalize_email(email), "code_expires_at": iso_ms(expires)}
+            return Response(payload, status=202)
         return Response(_sent_payload(sent), status=202)
 
 

@@ -339,7 +339,7 @@ def _login_key(email: str, part: str) -> str:
     return f"login:{part}:{digest}"
 
 
-def _login_backoff_check(email: str) -> None:
+def login_backoff_check(email: str) -> None:
     """Refuse a login for an address that is waiting out its backoff, before any password is
     looked at. Per address, known or not (unknown addresses back off alike: nothing tells them
     apart), in the shared cache, so every process and every client address counts."""
@@ -353,7 +353,7 @@ def _login_backoff_check(email: str) -> None:
         )
 
 
-def _login_failed(email: str) -> None:
+def login_failed(email: str) -> None:
     """Count a failed login. From the LOGIN_FAILURES_FREE-th on, each failure makes the address
     wait twice as long as the one before (1 s, 2 s, 4 s, ... up to LOGIN_BACKOFF_MAX_SECONDS);
     the count is forgotten LOGIN_FAILURE_WINDOW_SECONDS after the last failure, or at the next
@@ -374,6 +374,11 @@ def _login_failed(email: str) -> None:
         cache.set(_login_key(email, "until"), time.time() + wait, wait + 1)
 
 
+def login_failures_forget(email: str) -> None:
+    """A successful login: the address starts again with its free failures."""
+    cache.delete_many([_login_key(email, "failures"), _login_key(email, "until")])
+
+
 def user_authenticate(*, email: str, password: str) -> Login:
     """Log in with email and password and start a login session.
 
@@ -382,16 +387,16 @@ def user_authenticate(*, email: str, password: str) -> Login:
     failures for one address make it wait (throttled, with `retry_after`), whoever tries.
     """
     email = User.objects.normalize_email(email)
-    _login_backoff_check(email)
+    login_backoff_check(email)
     user = selectors.user_get_by_email(email=email) if len(email) <= EMAIL_MAX_LENGTH else None
     if user is None or len(password) > password_max_length():
         make_password(password[: password_max_length()])
-        _login_failed(email)
+        login_failed(email)
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Incorrect email or password.")
     if not _password_matches(user=user, password=password):
-        _login_failed(email)
+        login_failed(email)
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Incorrect email or password.")
-    cache.delete_many([_login_key(email, "failures"), _login_key(email, "until")])
+    login_failures_forget(email)
     _user_usable_check(user)
     if not user.email_verified:
         raise ApplicationError(ErrorCode.EMAIL_NOT_VERIFIED, "The email address is not verified yet.")

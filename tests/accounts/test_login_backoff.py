@@ -83,8 +83,23 @@ def test_backoff_grows_and_is_capped():
     with override_settings(CHAT={**settings.CHAT, **FAST, "LOGIN_BACKOFF_MAX_SECONDS": 4}):
         waits = []
         for _ in range(8):
-            services._login_failed(email)
+            services.login_failed(email)
             until = cache.get(_login_key(email, "until"))
             waits.append(None if until is None else round(until - time.time()))
     assert waits[:2] == [None, None] and waits[2:6] == [1, 2, 4, 4]
     cache.delete_many([_login_key(email, "failures"), _login_key(email, "until")])
+
+
+def test_the_admin_login_backs_off_too(client, chat_backoff, make_user):
+    email = f"admin-{uuid.uuid4().hex[:12]}@example.com"
+    admin = make_user("Boss", email=email).user
+    admin.is_staff = admin.is_superuser = True
+    admin.save(update_fields=["is_staff", "is_superuser"])
+    for _ in range(3):
+        client.post("/admin/login/", {"username": email, "password": "wrong"})
+    # Waiting now: the right password does not get in either.
+    client.post("/admin/login/", {"username": email, "password": "correct horse 42"})
+    assert client.get("/admin/").status_code == 302
+    cache.delete_many([_login_key(email, "failures"), _login_key(email, "until")])
+    client.post("/admin/login/", {"username": email, "password": "correct horse 42"})
+    assert client.get("/admin/").status_code == 200
