@@ -38,8 +38,10 @@ from .tokens import (
     access_decode,
     refresh_blacklist,
     refresh_blacklist_all,
+    refresh_claims_unchecked,
     refresh_decode,
     refresh_rotate,
+    refresh_rotated_at,
     session_is_live,
     tokens_issue,
     user_for_claims,
@@ -407,8 +409,17 @@ def user_authenticate(*, email: str, password: str) -> Login:
 
 def session_refresh(*, refresh_token: str) -> TokenPair:
     """Rotate a refresh token: the old one is blacklisted, the new pair keeps the session id.
-    Refused for revoked sessions and for banned, deactivated or unknown users."""
-    user_id, sid, jti = refresh_decode(refresh_token)
+    Refused for revoked sessions and for banned, deactivated or unknown users.
+
+    A refresh token that was already rotated and comes back later than REFRESH_REUSE_GRACE
+    seconds after its rotation was copied (refresh-token reuse detection, OAuth 2.1): its whole
+    login session is revoked, so the copy and the session's current tokens die together.
+    """
+    try:
+        user_id, sid, jti = refresh_decode(refresh_token)
+    except ApplicationError:
+        _refresh_reuse_revoke(refresh_token)
+        raise
     user = selectors.user_get_by_public_id(public_id=user_id)
     if user is None or not user.email_verified:
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Invalid refresh token.")
@@ -416,6 +427,34 @@ def session_refresh(*, refresh_token: str) -> TokenPair:
     if not session_is_live(user=user, sid=sid):
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Session revoked.")
     return refresh_rotate(jti=jti, user=user, sid=sid)
+
+
+# Two tabs refreshing at the same moment present the same token: the slower one is refused but
+# is no theft. A rotated token presented later than this is.
+REFRESH_REUSE_GRACE_SECONDS = 30
+
+
+def _refresh_reuse_revoke(refresh_token: str) -> None:
+    """If `refresh_token` is genuine but was rotated more than the grace period ago, end its
+    login session (and close the session's sockets)."""
+    rotated = refresh_rotated_at(refresh_token)
+    if rotated is None or timezone.now() - rotated < timedelta(seconds=REFRESH_REUSE_GRACE_SECONDS):
+        return
+    user_id, sid = refresh_claims_unchecked(refresh_token)
+    owner = selectors.user_get_by_public_id(public_id=user_id)
+    if owner is None:
+        return
+    with transaction.atomic():
+        ended = LoginSession.objects.filter(user=owner, sid=sid, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if ended:
+            publish_on_commit(
+                session_revoked(user_id=owner.public_id, sid=sid, reason="revoked"),
+                user_ids=[owner.public_id],
+            )
+    if ended:
+        logger.warning("refresh token reused: session %s of user %s revoked", sid, owner.public_id)
 
 
 def session_access_token_check(*, access_token: str, refresh_token: str | None) -> User:

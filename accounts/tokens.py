@@ -95,6 +95,44 @@ def refresh_decode(token: object) -> tuple[str, str, str]:
     return user_id, sid, jti
 
 
+def _refresh_unchecked(token: object) -> dict | None:
+    """A refresh token's claims if its signature and expiry are good, blacklisted or not
+    (simplejwt's RefreshToken checks the blacklist as it decodes)."""
+    if not isinstance(token, str) or not token or len(token) > 4096 or not token.isascii():
+        return None
+    jwt_settings = settings.SIMPLE_JWT
+    try:
+        claims = jwt.decode(
+            token,
+            jwt_settings["SIGNING_KEY"],
+            algorithms=[jwt_settings["ALGORITHM"]],
+            options={"require": ["exp", "sub", "jti"]},
+        )
+    except jwt.InvalidTokenError:
+        return None
+    return claims if claims.get("token_type") == "refresh" else None
+
+
+def refresh_rotated_at(token: object):
+    """When a genuine refresh token was blacklisted (rotated or revoked), or None."""
+    refresh = _refresh_unchecked(token)
+    if refresh is None:
+        return None
+    return (
+        BlacklistedToken.objects.filter(token__jti=refresh.get("jti"))
+        .values_list("blacklisted_at", flat=True)
+        .first()
+    )
+
+
+def refresh_claims_unchecked(token: object) -> tuple[str, str]:
+    """(user_id, sid) of a genuine refresh token, blacklisted or not."""
+    refresh = _refresh_unchecked(token)
+    if refresh is None:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Invalid refresh token.")
+    return str(refresh.get("sub")), str(refresh.get("sid"))
+
+
 def session_is_live(*, user: User, sid: str) -> bool:
     return LoginSession.objects.filter(user=user, sid=sid, revoked_at__isnull=True).exists()
 
