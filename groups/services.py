@@ -11,6 +11,8 @@ Rules:
 A kicked or departed member keeps read access to history up to the moment they left.
 """
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -62,15 +64,35 @@ def _clean_description(description: object) -> str:
     return description.strip()
 
 
+AVATAR_RULE = "The avatar must be an uploaded file (MEDIA_URL) or a URL of a configured media origin."
+
+
 def _clean_avatar(avatar_url: object) -> str:
+    """A group's picture is shown to every member's browser: it must be one of this server's
+    uploads (a path under MEDIA_URL) or a file of a configured media origin (CHAT MEDIA_ORIGINS),
+    never an arbitrary third-party host that would learn who opens the group."""
     if avatar_url in (None, ""):
         return ""
-    if not isinstance(avatar_url, str) or len(avatar_url) > 500:
-        raise _invalid("avatar_url", "The avatar must be an http(s) URL.")
+    if not isinstance(avatar_url, str) or len(avatar_url) > 500 or not is_storable(avatar_url):
+        raise _invalid("avatar_url", AVATAR_RULE)
+    media = settings.MEDIA_URL
+    if (
+        media.startswith("/")
+        and avatar_url.startswith(media)
+        and "//" not in avatar_url
+        and ".." not in avatar_url
+    ):
+        return avatar_url
     try:
         URLValidator(schemes=["http", "https"])(avatar_url)
     except ValidationError as exc:
-        raise _invalid("avatar_url", "The avatar must be an http(s) URL.") from exc
+        raise _invalid("avatar_url", AVATAR_RULE) from exc
+    parts = urlsplit(avatar_url)
+    origins = {origin.rstrip("/") for origin in settings.CHAT["MEDIA_ORIGINS"]}
+    if media.startswith("http"):
+        origins.add("{0.scheme}://{0.netloc}".format(urlsplit(media)))
+    if f"{parts.scheme}://{parts.netloc}" not in origins:
+        raise _invalid("avatar_url", AVATAR_RULE)
     return avatar_url
 
 

@@ -90,7 +90,7 @@ def test_create_returns_the_new_group_and_announces_it(alice, bob, carol, as_ali
         {
             "name": "Team",
             "description": "Ours",
-            "avatar_url": "https://example.com/a.png",
+            "avatar_url": "/media/a.png",
             "member_ids": [bob.id, carol.id],
         },
         format="json",
@@ -110,7 +110,7 @@ def test_create_returns_the_new_group_and_announces_it(alice, bob, carol, as_ali
     assert (body["name"], body["description"], body["avatar_url"], body["my_role"]) == (
         "Team",
         "Ours",
-        "https://example.com/a.png",
+        "/media/a.png",
         "owner",
     )
     assert body["owner"] == {"id": alice.id, "display_name": "Alice"}
@@ -184,7 +184,7 @@ def test_owner_renames_and_the_history_shows_it(team, as_alice, as_bob, bus_sent
 
 
 def test_patch_of_one_field_leaves_the_others(team, alice, as_alice):
-    as_alice.patch(url(team), {"description": "D", "avatar_url": "https://example.com/x.png"}, format="json")
+    as_alice.patch(url(team), {"description": "D", "avatar_url": "/media/x.png"}, format="json")
     response = as_alice.patch(url(team), {"avatar_url": ""}, format="json")
     assert response.status_code == 200
     assert (response.json()["name"], response.json()["description"], response.json()["avatar_url"]) == (
@@ -464,3 +464,30 @@ def test_schema_of_the_group_endpoints_is_valid_and_without_warnings(tmp_path):
         str(tmp_path / "schema.yaml"),
     )
     assert "/api/groups/{group_id}/members/{user_id}/" in (tmp_path / "schema.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "avatar",
+    [
+        "https://tracker.example/pixel.png",
+        "http://127.0.0.1:9/x.png",
+        "/media/../admin/",
+        "//evil.example/a.png",
+    ],
+)
+def test_a_group_avatar_must_be_an_upload_or_of_a_media_origin(alice, bob, as_alice, avatar):
+    response = as_alice.post(
+        url(), {"name": "T", "avatar_url": avatar, "member_ids": [bob.id]}, format="json"
+    )
+    assert response.status_code == 400 and response.json()["extra"]["field"] == "avatar_url"
+    assert not Group.objects.filter(conversation__title="T").exists()
+
+
+def test_a_group_avatar_of_a_configured_media_origin_is_kept(alice, bob, as_alice, settings):
+    settings.CHAT = {**settings.CHAT, "MEDIA_ORIGINS": ["https://cdn.example.com"]}
+    response = as_alice.post(
+        url(),
+        {"name": "T", "avatar_url": "https://cdn.example.com/g/1.png", "member_ids": [bob.id]},
+        format="json",
+    )
+    assert response.status_code == 201 and response.json()["avatar_url"] == "https://cdn.example.com/g/1.png"

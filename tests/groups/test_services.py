@@ -66,13 +66,13 @@ def banned(chat_user) -> None:
 
 def test_create_makes_the_caller_owner_and_the_others_members(alice, bob, carol):
     conversation = create(
-        alice, bob, carol, name="  Team  ", description="Our team", avatar_url="https://example.com/a.png"
+        alice, bob, carol, name="  Team  ", description="Our team", avatar_url="/media/a.png"
     )
     assert (conversation.kind, conversation.title) == (Conversation.Kind.GROUP, "Team")
     group = Group.objects.get(conversation=conversation)
     assert (group.description, group.avatar_url, group.created_by) == (
         "Our team",
-        "https://example.com/a.png",
+        "/media/a.png",
         alice.user,
     )
     assert roles(conversation) == {"Alice": "owner", "Bob": "member", "Carol": "member"}
@@ -200,15 +200,15 @@ def test_admin_changes_description_and_avatar_without_a_system_message(team, ali
     make_admin(team, alice, bob)
     texts = system_texts(team)
     services.group_update(
-        user=bob.user, group_id=team.public_id, description="New", avatar_url="http://example.com/b.png"
+        user=bob.user, group_id=team.public_id, description="New", avatar_url="/media/b.png"
     )
     group = Group.objects.get(conversation=team)
-    assert (group.description, group.avatar_url) == ("New", "http://example.com/b.png")
+    assert (group.description, group.avatar_url) == ("New", "/media/b.png")
     assert system_texts(team) == texts
 
 
 def test_update_with_an_empty_avatar_removes_it(alice):
-    conversation = services.group_create(user=alice.user, name="T", avatar_url="https://example.com/a.png")
+    conversation = services.group_create(user=alice.user, name="T", avatar_url="/media/a.png")
     services.group_update(user=alice.user, group_id=conversation.public_id, avatar_url="")
     assert Group.objects.get(conversation=conversation).avatar_url == ""
 
