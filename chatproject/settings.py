@@ -394,7 +394,9 @@ CHAT = {
     "UPLOAD_MAX_BYTES": env_int("CHAT_UPLOAD_MAX_BYTES", 25 * 1024 * 1024),
     "UPLOAD_ALLOWED_TYPES": env_list("CHAT_UPLOAD_ALLOWED_TYPES"),
     # Decoded size limit of an image (width x height): a small file can claim a huge canvas.
-    "UPLOAD_IMAGE_MAX_PIXELS": env_int("CHAT_UPLOAD_IMAGE_MAX_PIXELS", 50_000_000),
+    # 24 MP: every viewer decodes the whole picture (about 4 bytes a pixel; no thumbnails yet),
+    # so a tiny file with a huge canvas costs each of them ~100 MB. Phones save 12 MP by default.
+    "UPLOAD_IMAGE_MAX_PIXELS": env_int("CHAT_UPLOAD_IMAGE_MAX_PIXELS", 24_000_000),
     # Bytes one user may upload per rolling 24 hours, and unused uploads one user may hold.
     "UPLOAD_DAILY_BYTES": env_int("CHAT_UPLOAD_DAILY_BYTES", 1024 * 1024 * 1024),
     "UPLOAD_MAX_UNUSED": env_int("CHAT_UPLOAD_MAX_UNUSED", 50),

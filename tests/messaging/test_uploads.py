@@ -230,6 +230,14 @@ def test_an_image_canvas_over_the_pixel_limit_is_refused(settings, alice):
     upload(alice, image_bytes("PNG", (100, 100)), "ok.png")
 
 
+def test_a_small_file_with_a_49_megapixel_canvas_is_refused_by_default(alice):
+    buffer = io.BytesIO()
+    Image.new("1", (7000, 7000)).save(buffer, "PNG")  # a few KB that decode to ~196 MB
+    assert len(buffer.getvalue()) < 200 * 1024
+    error = refused(ErrorCode.PAYLOAD_TOO_LARGE, lambda: upload(alice, buffer.getvalue(), "bomb.png"))
+    assert error.extra["max_pixels"] == 24_000_000
+
+
 # --- names ----------------------------------------------------------------------------------
 
 
