@@ -25,6 +25,7 @@ from chatproject.core.errors import ErrorCode
 from chatproject.ops import metrics
 
 from . import drain as graceful
+from .auth import query_dict
 from .bridge import bridge
 from .hub import DRAINING, Hub
 from .presence import tracker
@@ -150,6 +151,7 @@ class Gateway:
         self.hubs: list[Hub] = []
         self.eio3_servers: list[Eio3Server] = []
         self.engineio4_apps: set[ASGIApp] = set()
+        self.engineio4_servers: dict[int, Any] = {}  # id(app) -> its python-socketio server
         self.draining = False
         self.labels: dict[int, tuple[str, str]] = {}  # id(app) -> (protocol, transport) of its first mount
         sites: dict[tuple, list[Mount]] = defaultdict(list)
@@ -161,6 +163,7 @@ class Gateway:
                 app, hubs = _socketio_site(site_mounts)
                 self.hubs += hubs
                 self.engineio4_apps.add(app)
+                self.engineio4_servers[id(app)] = app.engineio_server
                 self.routes.append((first, app))
             elif first.transport == "eio3":
                 server, hubs = _eio3_site(site_mounts)
@@ -200,7 +203,43 @@ class Gateway:
             return
         if scope["type"] == "websocket" and app in self.engineio4_apps:
             receive = _engineio_frames_only(receive)
+        elif (
+            scope["type"] == "http"
+            and app in self.engineio4_apps
+            and await self._poll_too_large(scope, send, app)
+        ):
+            return
         await app(scope, receive, send)
+
+    async def _poll_too_large(self, scope: dict[str, Any], send, app: ASGIApp) -> bool:
+        """A long-polling POST over the Engine.IO ceiling: answered 413 at once, and its session
+        closed without waiting. (python-engineio refuses it too, but closes the session by
+        queueing a CLOSE packet and waiting for a poll to take it: the POST got no answer until
+        the ping timeout, and such requests held up a graceful shutdown.)"""
+        if scope.get("method") != "POST":
+            return False
+        length = dict(scope.get("headers") or ()).get(b"content-length", b"0")
+        try:
+            too_large = int(length) > settings.CHAT["SOCKET_TRANSPORT_MAX_BYTES"]
+        except ValueError:
+            too_large = True
+        if not too_large:
+            return False
+        sid = query_dict(scope.get("query_string", b"").decode("latin-1")).get("sid", "")
+        socket = self.engineio4_servers[id(app)].eio.sockets.get(sid)
+        if socket is not None and not socket.closed:
+            await socket.close(wait=False, abort=True)
+        body = json.dumps(
+            {"code": str(ErrorCode.PAYLOAD_TOO_LARGE), "message": "Request body too large."}
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True
 
     async def _refuse_draining(self, scope: dict[str, Any], receive, send, app: ASGIApp) -> None:
         """A new connection while draining: refused before any protocol sees it, in the way each

@@ -78,3 +78,21 @@ async def test_a_flood_of_non_event_packets_is_rate_limited_and_closed(live_serv
     assert closed
     assert (await bystander.call("fetch-user-details"))["ok"]
     await bystander.close()
+
+
+async def test_a_long_polling_post_over_the_ceiling_gets_413_at_once_and_ends_its_session(live_server_proc):
+    import time
+
+    import aiohttp
+
+    base = live_server_proc.url + "/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as opened:
+            sid = json.loads((await opened.text())[1:])["sid"]
+        started = time.monotonic()
+        async with http.post(f"{base}&sid={sid}", data="4" + "x" * (1024 * 1024 + 10)) as refused:
+            assert refused.status == 413
+            assert (await refused.json())["code"] == "payload_too_large"
+        assert time.monotonic() - started < 5  # not after a ping timeout
+        async with http.get(f"{base}&sid={sid}") as after:
+            assert after.status == 400  # the session is gone
