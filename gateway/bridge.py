@@ -55,7 +55,7 @@ class _OutageLog(logging.Filter):
 
 
 outage_log = _OutageLog()
-for _name in ("channels_redis.pubsub", "gateway.presence", "chatproject.bus.transport"):
+for _name in ("channels_redis.pubsub", "gateway.presence", "gateway.hub", "chatproject.bus.transport"):
     logging.getLogger(_name).addFilter(outage_log)
 
 PROBE_SECONDS = 2.0  # how often the bus (Redis) is probed when it is Redis

@@ -3,12 +3,15 @@ it is back; a documented client that syncs then misses nothing (issue: hardening
 
 The test runs its own Redis server, so that stopping it touches nothing else."""
 
+import asyncio
+import json
 import shutil
 import socket
 import subprocess
 import time
 
 import pytest
+import websockets
 
 from tests.conftest import REQUIRE_SERVICES, _free_port, _start_servers
 from tests.realtime.clients import connect_greeted, ok
@@ -67,7 +70,23 @@ def outage_pair(django_db_setup, django_db_blocker, tmp_path_factory):
     redis.stop()
 
 
-async def test_clients_are_told_to_resync_and_miss_nothing_after_a_redis_restart(outage_pair, alice, bob):
+async def _raw_connect(server, token: str) -> list[str]:
+    url = server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    got = []
+    async with websockets.connect(url) as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        await ws.send("40" + json.dumps({"token": token}))
+        try:
+            while True:
+                got.append(await asyncio.wait_for(ws.recv(), 10))
+        except websockets.ConnectionClosed:
+            got.append("closed")
+    return got
+
+
+async def test_clients_are_told_to_resync_and_miss_nothing_after_a_redis_restart(
+    outage_pair, alice, bob, carol
+):
     (one, two), redis = outage_pair
     a = await connect_greeted(one, alice, extensions=True)
     b = await connect_greeted(two, bob, extensions=True)
@@ -83,6 +102,10 @@ async def test_clients_are_told_to_resync_and_miss_nothing_after_a_redis_restart
     ]
     assert (await b.next("resync", timeout=10)) == {"Reason": "bus"}  # the outage, noticed
     await b.none("receive-personal-message", wait=0.5)  # lost on the bus, stored in the database
+    # A client connecting during the outage is sent away to retry: no auth-failure, which the
+    # original ExpressChat page would take for a logout.
+    got = await _raw_connect(two, carol.access)
+    assert not any("auth-failure" in frame for frame in got) and got[-1] == "closed", got
 
     redis.start()
     assert (await b.next("resync", timeout=15)) == {"Reason": "bus"}  # and its end
