@@ -23,6 +23,9 @@ const { performance } = require("perf_hooks");
 const { io } = require("socket.io-client");
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+// config.client "v2": socket.io-client 2.3.1 (Engine.IO 3), which sends no auth payload: the
+// product token goes in the Authorization header.
+const io2 = config.client === "v2" ? require("socket.io-client-v2") : null;
 const now = () => performance.now();
 const emitLine = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const T0 = performance.now();
@@ -54,13 +57,21 @@ function nextStdinLine() {
 
 function connect(url, auth, timeoutMs, setup) {
   return new Promise((resolve) => {
-    const socket = io(url, {
-      transports: ["websocket"],
-      forceNew: true,
-      reconnection: false,
-      timeout: timeoutMs,
-      auth,
-    });
+    const socket = io2
+      ? io2(url, {
+          transports: ["websocket"],
+          forceNew: true,
+          reconnection: false,
+          timeout: timeoutMs,
+          extraHeaders: auth && auth.token ? { Authorization: `Bearer ${auth.token}` } : {},
+        })
+      : io(url, {
+          transports: ["websocket"],
+          forceNew: true,
+          reconnection: false,
+          timeout: timeoutMs,
+          auth,
+        });
     if (setup) setup(socket); // listeners in place before the first event can arrive
     let done = false;
     const finish = (ok, why) => {

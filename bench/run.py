@@ -496,10 +496,12 @@ def direct_load(
     server_pids: list[int],
     workdir: Path,
     profile: Path | None = None,
+    client: str = "v4",
 ) -> dict:
     config = {
         "mode": "direct",
         "protocol": protocol,
+        "client": client,
         "label": label,
         "runId": f"{label}-{secrets.token_hex(4)}",
         "pairs": pairs,
@@ -1503,12 +1505,61 @@ def git_info() -> dict:
     }
 
 
+def scenario_eio3(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
+    """ExpressChat direct messages from socket.io-client 4 and then 2.3.1 clients, against one
+    product server that mounts ExpressChat on both Engine.IO 4 and Engine.IO 3."""
+    mounts = [
+        {"protocol": "gateway.protocols.expresschat", "transport": transport, "path": "/socket.io/"}
+        for transport in ("eio4", "eio3")
+    ]
+    PRODUCT_ENV["CHAT_PROTOCOLS"] = json.dumps(mounts)
+    out = {"pairs": params["pairs"], "window": params["window"], "fixed_rate": params["fixed_rate"]}
+    server, url = start_product(workdir)
+    try:
+        for client in ("v4", "v2"):
+            pairs = pair_configs(seed, "product", [url], [url], params["pairs"])
+            runs = {}
+            for kind, rate, phases in (
+                ("saturation", None, params["saturation"]),
+                ("fixed", params["fixed_rate"], params["fixed"]),
+            ):
+                runs[kind] = direct_load(
+                    f"product {client} {kind}",
+                    "product",
+                    pairs,
+                    window=params["window"],
+                    rate=rate,
+                    phases=phases,
+                    server_pids=[server.pid],
+                    workdir=workdir,
+                    client=client,
+                )
+            out[client] = runs
+    finally:
+        server.stop()
+        PRODUCT_ENV.pop("CHAT_PROTOCOLS", None)
+    out["cpu_ratio_saturation"] = _ratio(
+        out["v2"]["saturation"].get("server_cpu_us_per_message"),
+        out["v4"]["saturation"].get("server_cpu_us_per_message"),
+    )
+    out["cpu_ratio_fixed"] = _ratio(
+        out["v2"]["fixed"].get("server_cpu_us_per_message"),
+        out["v4"]["fixed"].get("server_cpu_us_per_message"),
+    )
+    say(
+        f"  Socket.IO 2 / Socket.IO 4 server CPU per message: saturation {out['cpu_ratio_saturation']}, "
+        f"{params['fixed_rate']}/s {out['cpu_ratio_fixed']}"
+    )
+    return out
+
+
 RUNNERS = {
     "direct": scenario_direct,
     "group": scenario_group,
     "twoproc": scenario_twoproc,
     "idle": scenario_idle,
     "history": scenario_history,
+    "eio3": scenario_eio3,
 }
 
 
@@ -1591,7 +1642,7 @@ def main() -> int:
         setup_database(workdir)
         say(f"database {DB_NAME} created and migrated")
         seeds = {}
-        if {"direct", "twoproc"} & set(chosen):
+        if {"direct", "twoproc", "eio3"} & set(chosen):
             seeds["direct"] = seed("direct", 100, workdir)
             say(f"seeded 100 direct pairs in {seeds['direct']['seconds']}s")
         for name in chosen:
@@ -1600,9 +1651,9 @@ def main() -> int:
             params = definition["quick" if args.quick else "full"]
             if remaining() < 30:
                 results["scenarios"][name] = {"error": "time budget exhausted before this scenario"}
-                say(f"[{number}/5 {name}] skipped: time budget exhausted")
+                say(f"[{number}/{len(scenario_defs.RUN_ORDER)} {name}] skipped: time budget exhausted")
                 continue
-            say(f"[{number}/5 {name}] {definition['title']}")
+            say(f"[{number}/{len(scenario_defs.RUN_ORDER)} {name}] {definition['title']}")
             started = time.monotonic()
             # A bus and presence namespace per scenario: a server of an earlier scenario that did
             # not stop in time (SIGKILL) leaves its connections in the presence store, and the
@@ -1638,7 +1689,7 @@ def main() -> int:
             finally:
                 stop_all()
             results["scenarios"][name]["seconds"] = round(time.monotonic() - started, 1)
-            say(f"[{number}/5 {name}] done in {time.monotonic() - started:.0f}s")
+            say(f"[{number}/{len(scenario_defs.RUN_ORDER)} {name}] done in {time.monotonic() - started:.0f}s")
     finally:
         stop_all()
     results["seconds"] = round(time.monotonic() - STARTED, 1)

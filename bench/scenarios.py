@@ -105,11 +105,34 @@ SCENARIOS = [
         "quick": {"pairs": 100, "window": 10, "saturation": {"warmup": 2, "duration": 6, "drain": 10}},
         "targets": {},
     },
+    {
+        "name": "eio3",
+        "number": 6,
+        "title": "Direct messages over Socket.IO 2 clients (Engine.IO 3) against Socket.IO 4 clients, one server",
+        # The product serves ExpressChat on both transports at /socket.io/ (routed by EIO). The
+        # same pairs send at saturation and at a fixed rate, first with socket.io-client 4, then
+        # with socket.io-client 2.3.1: server CPU per message of each path, in one run.
+        "full": {
+            "pairs": 100,
+            "window": 10,
+            "saturation": {"warmup": 3, "duration": 10, "drain": 10},
+            "fixed_rate": 1000,
+            "fixed": {"warmup": 2, "duration": 10, "drain": 10},
+        },
+        "quick": {
+            "pairs": 100,
+            "window": 10,
+            "saturation": {"warmup": 2, "duration": 6, "drain": 10},
+            "fixed_rate": 1000,
+            "fixed": {"warmup": 2, "duration": 6, "drain": 10},
+        },
+        "targets": {"cpu_ratio_max": 1.2},
+    },
 ]
 
 # The order `make bench` runs them in: the 1,000,000-row insert comes last so it cannot slow the
 # message inserts of the other scenarios.
-RUN_ORDER = ["direct", "twoproc", "idle", "group", "history"]
+RUN_ORDER = ["direct", "twoproc", "idle", "group", "eio3", "history"]
 
 
 def by_name(name: str) -> dict:
