@@ -128,7 +128,9 @@ def _eio3_site(site_mounts: list[Mount]) -> tuple[Eio3Server, list[Hub]]:
         first.path,
         ping_interval=first.ping_interval or chat["SOCKET_PING_INTERVAL"],
         ping_timeout=first.ping_timeout or chat["SOCKET_PING_TIMEOUT"],
-        max_payload=chat["SOCKET_MAX_PAYLOAD_BYTES"],
+        max_payload=chat["SOCKET_TRANSPORT_MAX_BYTES"],
+        event_limit=chat["SOCKET_MAX_PAYLOAD_BYTES"],
+        packet_rate=(2 * chat["SOCKET_RATE_BURST"], 2 * chat["SOCKET_RATE_PER_SECOND"]),
         connect_timeout=chat["SOCKET_CONNECT_TIMEOUT_SECONDS"],
         cors_allowed_origins=chat["SOCKET_CORS_ALLOWED_ORIGINS"] or None,
     )

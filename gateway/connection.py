@@ -1,32 +1,14 @@
 """What the gateway knows about one live connection, and the per-connection rate limit."""
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from accounts.models import User
 
+from .ratelimit import TokenBucket
 
-@dataclass
-class TokenBucket:
-    """Allows `burst` events at once and `rate` per second after that."""
-
-    burst: float
-    rate: float
-    tokens: float = -1.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        if self.tokens < 0:
-            self.tokens = self.burst
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+__all__ = ["Connection", "TokenBucket", "TypingState"]
 
 
 @dataclass

@@ -17,7 +17,7 @@ from engineio import packet as eio_packet
 from socketio import exceptions, packet
 
 from gateway.auth import query_dict
-from gateway.connection import TokenBucket
+from gateway.ratelimit import TokenBucket
 
 from .handshake import Handshake
 

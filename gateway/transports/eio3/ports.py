@@ -12,7 +12,7 @@ class HubPort(Protocol):
     async def greet(self, conn_id: str) -> None:
         """Called right after an accepted socket's CONNECT is queued, before its next packet."""
 
-    async def handle(self, conn_id: str, event: str, args: list) -> list | None:
+    async def handle(self, conn_id: str, event: str, args: list, *, oversize: bool = False) -> list | None:
         """Called for every EVENT, in order per client; a list answers the client's ack."""
 
     async def forget(self, conn_id: str) -> None:

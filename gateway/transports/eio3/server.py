@@ -52,6 +52,8 @@ class Eio3Server:
         connect_timeout: float = 45,
         cors_allowed_origins: list[str] | None = None,
         allow_upgrades: bool = True,
+        event_limit: int = 0,
+        packet_rate: tuple[float, float] = (120, 40),
     ):
         self.path = "/" + path.strip("/")
         self.ping_interval = ping_interval
@@ -63,6 +65,11 @@ class Eio3Server:
         self.connect_timeout = connect_timeout
         self.cors_allowed_origins = None if cors_allowed_origins is None else set(cors_allowed_origins)
         self.allow_upgrades = allow_upgrades
+        # A packet over `event_limit` (0: none) but under `max_payload` reaches the hub flagged
+        # oversize (answered with the protocol's payload_too_large, nothing run), as on Engine.IO
+        # 4; `packet_rate` (burst, per second) budgets every client packet of a session.
+        self.event_limit = event_limit
+        self.packet_rate = packet_rate
         self.namespaces: dict[str, Eio3Namespace] = {}
         self.sessions: dict[str, Session] = {}
 

@@ -14,6 +14,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+from gateway.ratelimit import TokenBucket
 from gateway.transports.handshake import Admission, Handshake
 
 from . import codec
@@ -100,6 +101,9 @@ class Session:
         client = scope.get("client")
         self.remote = client[0] if client else None
         self.inbox = Inbox(server.max_inbound)
+        self.bucket = TokenBucket(*server.packet_rate)  # every client packet, not only events
+        self.dropped = 0
+        self.oversize: set[int] = set()  # packets (by id) over the protocol's event limit
         loop = asyncio.get_running_loop()
         self._loop = loop
         self.last_seen = loop.time()
@@ -146,6 +150,11 @@ class Session:
         if kind == codec.PING:
             self._push(codec.PONG + packet[1:])
         elif kind == codec.MESSAGE:
+            if not self.bucket.take():  # every packet counts, as on Engine.IO 4
+                self.dropped += 1
+                if self.dropped >= self.bucket.burst:  # a whole burst more: it will not stop
+                    self.fail("packets over the rate limit")
+                return
             limit = self.server.max_payload
             if len(packet) > limit or (not packet.isascii() and len(packet.encode()) > limit):
                 self.fail("packet too large")
@@ -158,6 +167,11 @@ class Session:
             if sio.type in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
                 self.fail("binary packet")
                 return
+            event_limit = self.server.event_limit
+            if event_limit and (
+                len(packet) > event_limit or len(packet.encode("utf-8", "surrogatepass")) > event_limit
+            ):
+                self.oversize.add(id(sio))  # over the protocol's limit: refused, not run
             await self.inbox.put(sio)
         elif kind == codec.CLOSE:
             self.close("client close", flush=False)
@@ -209,7 +223,11 @@ class Session:
                 return  # not connected to that namespace (yet, or any more): dropped as socket.io does
             namespace = self.server.namespaces[nsp]
             try:
-                result = await namespace.hub.handle(conn_id, packet.data[0], packet.data[1:])
+                oversize = id(packet) in self.oversize
+                self.oversize.discard(id(packet))
+                result = await namespace.hub.handle(
+                    conn_id, packet.data[0], packet.data[1:], oversize=oversize
+                )
             except Exception:
                 logger.exception("eio3 hub.handle failed for %s", conn_id)
                 return

@@ -74,7 +74,13 @@ function call(client, socket, event, data) {
 }
 
 async function main() {
-  const alice = recorder("alice", io4(aliceUrl, { transports: ["websocket"], auth: { token: aliceToken }, reconnection: false }));
+  // ALICE_CLIENT=v2: Alice is a Socket.IO 2 client too (her token in the Authorization header).
+  const alice = recorder(
+    "alice",
+    process.env.ALICE_CLIENT === "v2"
+      ? io2(aliceUrl, { transports: ["websocket"], extraHeaders: { Authorization: `Bearer ${aliceToken}` }, reconnection: false })
+      : io4(aliceUrl, { transports: ["websocket"], auth: { token: aliceToken }, reconnection: false }),
+  );
   // The 2.x apps force websocket and put their credentials in the query.
   const bob = recorder("bob", io2(bobUrl, { transports: ["websocket"], query: { accessToken: bobToken, refreshToken: bobRefresh }, reconnection: false }));
   await next(alice, "group-chat-list");

@@ -58,7 +58,7 @@ class FakeHub:
             },
         )
 
-    async def handle(self, conn_id: str, event: str, args: list) -> list | None:
+    async def handle(self, conn_id: str, event: str, args: list, *, oversize: bool = False) -> list | None:
         EVENTS["handled"].append([conn_id, event])
         if event == "echo":
             return args

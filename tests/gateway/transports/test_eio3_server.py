@@ -38,7 +38,7 @@ class RecordingHub:
         self.log.append(("greet", conn_id))
         await self.transport.send(conn_id, "hello", {"id": conn_id})
 
-    async def handle(self, conn_id: str, event: str, args: list) -> list | None:
+    async def handle(self, conn_id: str, event: str, args: list, *, oversize: bool = False) -> list | None:
         self.log.append(("handle", conn_id, event))
         if event == "slow":
             await asyncio.sleep(args[0])
@@ -538,7 +538,7 @@ async def test_inbound_packets_wait_for_room_and_stay_in_order():
     server, hubs, log = make_server("/", max_inbound=2)
     release = asyncio.Event()
 
-    async def handle(conn_id, event, args):
+    async def handle(conn_id, event, args, *, oversize=False):
         log.append(("handle", conn_id, event, args[0]))
         await release.wait()
         return args
