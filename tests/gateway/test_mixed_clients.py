@@ -146,3 +146,20 @@ async def test_socketio_2_clients_get_the_same_event_limit_and_packet_budget(mix
     except websockets.ConnectionClosed:
         closed = True
     assert closed
+
+
+async def test_a_ping_storm_from_a_socketio_2_client_closes_its_session(mixed_server, alice, bob):
+    import websockets
+
+    ws = await _eio3_socket(mixed_server, alice)
+    closed = False
+    try:
+        for _ in range(3000):
+            await ws.send("2")
+        for _ in range(4000):
+            await asyncio.wait_for(ws.recv(), 5)
+    except websockets.ConnectionClosed:
+        closed = True
+    assert closed
+    other = await _eio3_socket(mixed_server, bob)  # others are unaffected
+    await other.close()

@@ -147,14 +147,15 @@ class Session:
             return
         self.last_seen = self._loop.time()
         kind = packet[:1]
+        if kind in (codec.PING, codec.MESSAGE) and not self.bucket.take():
+            # Every packet counts, pings too (each is answered: a ping storm is an amplifier).
+            self.dropped += 1
+            if self.dropped >= self.bucket.burst:  # a whole burst more: this client will not stop
+                self.fail("packets over the rate limit")
+            return
         if kind == codec.PING:
             self._push(codec.PONG + packet[1:])
         elif kind == codec.MESSAGE:
-            if not self.bucket.take():  # every packet counts, as on Engine.IO 4
-                self.dropped += 1
-                if self.dropped >= self.bucket.burst:  # a whole burst more: it will not stop
-                    self.fail("packets over the rate limit")
-                return
             limit = self.server.max_payload
             if len(packet) > limit or (not packet.isascii() and len(packet.encode()) > limit):
                 self.fail("packet too large")
