@@ -26,10 +26,8 @@ from .wire import (
     JOINED,
     LOAD_MORE,
     NO_MESSAGE,
-    ROOM_DATA,
     ROOM_INFO,
     message_of,
-    room_data,
     room_payload,
 )
 
@@ -73,15 +71,19 @@ async def join(conn: Connection, args: list[Any]) -> Outcome:
     members = await call(rooms.app_room_members, room=room)
     conversation_id = room.conversation.public_id
     _state(conn).join(conversation_id, room.name)
-    presence = await actions.presence_fetch(conn, [m.public_id for m in members])
-    online = [p.user_id for p in presence if p.online or p.user_id == conn.user_id]
-    return Outcome(
-        [
-            (INFO, JOINED),
-            (ROOM_INFO, room_payload(room, members)),
-            (ROOM_DATA, room_data(conversation_id=conversation_id, name=room.name, online_user_ids=online)),
-        ]
+    online = await _online(conn, [m.public_id for m in members])
+    # Everyone in the room, this socket included, gets `roomData` through the bus; the others
+    # also get `info "<id> has joined!"`.
+    await actions.room_presence(
+        conn, conversation_id=conversation_id, entered=True, online=online, name=room.name
     )
+    return Outcome([(INFO, JOINED), (ROOM_INFO, room_payload(room, members))])
+
+
+async def _online(conn: Connection, user_ids: list[str]) -> list[str]:
+    """The members connected now (presence, across processes); the caller always counts."""
+    presence = await actions.presence_fetch(conn, user_ids)
+    return [p.user_id for p in presence if p.online or p.user_id == conn.user_id]
 
 
 @handler("leave")
@@ -91,8 +93,17 @@ async def leave(conn: Connection, args: list[Any]) -> Outcome:
     state, name = _state(conn), _arg(args)
     target = next((c for c, n in state.rooms.items() if n == name), None) if isinstance(name, str) else None
     target = target or state.current
-    if target is not None:
-        state.leave(target)
+    if target is None:
+        return Outcome()
+    name = state.rooms[target]
+    state.leave(target)
+    try:  # the rest of the room hears it, as long as the user is still a member
+        room = await call(rooms.app_room_for_member, user=conn.user, name=name)
+        members = await call(rooms.app_room_members, room=room)
+        online = [u for u in await _online(conn, [m.public_id for m in members]) if u != conn.user_id]
+        await actions.room_presence(conn, conversation_id=target, entered=False, online=online, name=name)
+    except ApplicationError:
+        pass
     return Outcome()
 
 

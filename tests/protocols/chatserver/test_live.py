@@ -137,7 +137,13 @@ async def test_readme_integration_order_end_to_end(server):
         data = await a.next("roomData")
         assert data["room"] == "usr-1-2" and ann["id"] in {u["sender"] for u in data["users"]}
         await b.emit("join", "usr-1-2")
+        assert await b.next("info") == "You have joined the room"
         await b.next("room_info")
+        assert await a.next("info") == f"{bob['id']} has joined!"
+        for client in (a, b):
+            data = await client.next("roomData")
+            assert {u["sender"] for u in data["users"]} == {ann["id"], bob["id"]}
+        await b.nothing("info", 0.2)  # not told about itself
         await a.emit("send_message", "héllo bob")
         for client in (a, b):  # the sender too
             message = await client.next("message")
@@ -171,7 +177,8 @@ async def test_readme_integration_order_end_to_end(server):
         await b.emit("load_more", {})
         assert [base64.b64decode(m["message"]).decode() for m in await b.next("load_more")] == ["héllo bob"]
         await b.emit("leave")
-        await asyncio.sleep(0.2)
+        assert await a.next("info") == f"{bob['id']} has left"
+        assert {u["sender"] for u in (await a.next("roomData"))["users"]} == {ann["id"]}
         await a.emit("send_message", "after leave")
         await a.next("message")
         await b.nothing("message")

@@ -125,3 +125,17 @@ def test_errors_are_err_strings_and_unknown_events_are_ignored():
     assert answer.emits == [("err", "Input room name")] and answer.ack is None
     unknown = PROTOCOL.answer_error(conn, "x", ApplicationError(ErrorCode.INVALID, "Unknown event."))
     assert unknown.emits == []
+
+
+def test_room_entered_and_left_render_info_to_others_and_room_data_to_all():
+    base = {"actor": "u1", "conversation": {"id": "c1"}, "name": "lobby", "online": ["u1", "u2"]}
+    info, data = render({**base, "type": "room.entered"})
+    assert (info.name, info.payload, info.skip, info.scope) == ("info", "u1 has joined!", ("actor",), "c1")
+    assert data.name == "roomData" and data.skip == () and data.scope == "c1"
+    assert data.payload == {
+        "room": "lobby",
+        "users": [{"room": "lobby", "roomId": "c1", "sender": u} for u in ("u1", "u2")],
+    }
+    left, _data = render({**base, "type": "room.left", "online": ["u2"]})
+    assert left.payload == "u1 has left"
+    json.dumps(data.payload)
