@@ -9,6 +9,7 @@ within the app. Revocations publish `session.revoked` on commit, which closes li
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -185,9 +186,21 @@ def registered_token_set(*, app: App, external_id: object, token: object) -> Use
     with transaction.atomic():
         if RegisteredToken.objects.filter(app=app, token_hash=digest).exclude(user=user).exists():
             raise ApplicationError(ErrorCode.CONFLICT, "This token is registered for another user.")
+        old = RegisteredToken.objects.select_for_update().filter(user=user).first()
         RegisteredToken.objects.update_or_create(
             user=user, defaults={"app": app, "token_hash": digest, "created_at": timezone.now()}
         )
+        if old is not None and old.token_hash != digest:
+            # The replaced token stops working at once: its live connections (session id
+            # "r:<issued>", accounts.identity) are closed, not only its next handshake refused.
+            publish_on_commit(
+                events.session_revoked(
+                    user_id=user.public_id,
+                    sid=f"r:{math.ceil(old.created_at.timestamp())}",
+                    reason="token_replaced",
+                ),
+                user_ids=[user.public_id],
+            )
     return user
 
 

@@ -360,6 +360,23 @@ CHAT = {
                 "realm": "apps",
                 "credentials": ["tenant_jwt", "registered_token", "id_handle"],
             },
+            # Seed 003's CHAT SERVER for tenant apps (docs/protocols/chatserver.md): also "/" on
+            # /socket.io/, so only on its own host name, and only when one is configured.
+            *(
+                [
+                    {
+                        "protocol": "gateway.protocols.chatserver",
+                        "transport": "eio4",
+                        "path": "/socket.io/",
+                        "namespace": "/",
+                        "host": env_str("CHAT_CHATSERVER_HOST"),
+                        "realm": "apps",
+                        "credentials": ["registered_token"],
+                    }
+                ]
+                if env_str("CHAT_CHATSERVER_HOST")
+                else []
+            ),
         ],
     ),
     "SOCKET_CORS_ALLOWED_ORIGINS": env_list("CHAT_SOCKET_CORS_ALLOWED_ORIGINS"),

@@ -39,6 +39,7 @@ __all__ = [
     "send",
     "sync",
     "reauthenticate",
+    "room_presence",
     "self_conversation_id",
     "typing",
 ]
@@ -187,6 +188,22 @@ async def typing(conn: Connection, *, conversation_id: str, started: bool) -> bo
         state.clear()
     state[conversation_id] = [now, True]
     await _typing_publish(conn, target, started=True)
+    return True
+
+
+async def room_presence(
+    conn: Connection, *, conversation_id: str, entered: bool, online: list[str], name: str
+) -> bool:
+    """The user opened (or closed) a group conversation on this connection: its members hear it
+    (protocols whose clients join rooms). Never stored; the membership check is typing's.
+    Returns whether it was published (not for other kinds of conversation)."""
+    target = await _typing_target(conn, conversation_id)
+    if target.kind != Conversation.Kind.GROUP:
+        return False
+    event = msg_events.room_presence(
+        conversation_id=target.conversation_id, user=conn.user, entered=entered, online=online, name=name
+    )
+    await publish_now(event, conversation_ids=[target.conversation_id])
     return True
 
 

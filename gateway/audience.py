@@ -37,6 +37,9 @@ class Emit:
     skip_origin: bool = False
     # Only to connections that opted in to this capability (Connection.capabilities).
     requires: str | None = None
+    # Only to connections the protocol says are in this scope (`Protocol.in_scope`): e.g. the
+    # rooms a socket joined, for protocols whose clients join some of their conversations only.
+    scope: str | None = None
 
 
 @dataclass(frozen=True)

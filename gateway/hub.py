@@ -417,9 +417,10 @@ class Hub:
         if recipient is not None and room and recipient in event.get("joins", ()):
             await self._route(recipient, room, join=True)
         for emit, delivery in deliveries(target, event, self.protocol.render(event), self.local):
-            sent = await self.transport.fanout(
-                target, emit.name, emit.payload, only=delivery.only, skip=delivery.skip
-            )
+            skip = delivery.skip
+            if emit.scope is not None:
+                skip = skip | self._out_of_scope(target, emit.scope)
+            sent = await self.transport.fanout(target, emit.name, emit.payload, only=delivery.only, skip=skip)
             if sent:
                 metrics.delivery(self.protocol.name, self.transport.name, sent)
         if recipient is not None:
@@ -431,6 +432,15 @@ class Hub:
         if event.get("leaves_all"):
             for user_id in list(self.by_user):
                 await self._route(user_id, target, join=False)
+
+    def _out_of_scope(self, target: str, scope: str) -> frozenset[str]:
+        """Local connections routed for `target` that the protocol keeps out of `scope`. Walks
+        this hub's connections: only protocols that scope their emits pay for it."""
+        return frozenset(
+            conn_id
+            for conn_id, conn in self.connections.items()
+            if target in conn.groups and not self.protocol.in_scope(conn, scope)
+        )
 
     async def resync(self) -> None:
         """Called by the bridge when the bus failed or came back: each local connection gets the

@@ -140,3 +140,8 @@ class Protocol:
     def render(self, event: dict[str, Any]) -> list[Emit]:
         """The events a domain event becomes on this wire, each with its audience. Pure."""
         return []
+
+    def in_scope(self, conn: Connection, scope: str) -> bool:
+        """Whether a connection takes emits of this `Emit.scope` (its per-connection state
+        decides: a room it joined...). Everything by default; called only for scoped emits."""
+        return True

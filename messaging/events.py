@@ -154,6 +154,23 @@ def typing(*, conversation_id: str, kind: str, user: User, started: bool, expire
     }
 
 
+def room_presence(
+    *, conversation_id: str, user: User, entered: bool, online: list[str], name: str
+) -> dict[str, Any]:
+    """A member opened (`entered`) or closed a group conversation on one connection, for
+    protocols whose clients join rooms (seed 003's `join`/`leave`). Never stored. `online`: the
+    members connected when it happened, as the member's connection saw them; `name`: what the
+    protocol calls the room."""
+    return {
+        "type": "room.entered" if entered else "room.left",
+        "actor": user.public_id,
+        "actor_name": user.display_name,
+        "conversation": {"id": conversation_id, "kind": Conversation.Kind.GROUP},
+        "name": name,
+        "online": online,
+    }
+
+
 # --- edits, deletes, replies and reactions --------------------------------------------------
 
 # A reply carries this much of the quoted text, enough for the quote line a client shows.

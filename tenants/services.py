@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from accounts.models import App
-from accounts.tenancy import external_user_get
+from accounts.models import App, User
+from accounts.tenancy import external_user_get, external_user_upsert, registered_token_set
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 from chatproject.core.text import is_storable
@@ -77,3 +77,20 @@ def tenant_system_message_post(*, app: App, conversation_id: object, text: objec
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         return system_message_post(conversation=conversation, actor=None, text=text.strip())
+
+
+def tenant_user_register(
+    *, app: App, external_id: object, first_name: object, last_name: object = "", token: object = None
+) -> tuple[User, bool]:
+    """Seed 003's `POST /user`: create or update one of the app's users (display name "first
+    last") and, when a token is given, register it as the user's token, replacing the previous
+    one (whose live connections close). Returns (user, created). Atomic: a bad token stores
+    nothing."""
+    parts = [p.strip() for p in (first_name, last_name) if isinstance(p, str) and p.strip()]
+    if not isinstance(first_name, str) or not first_name.strip():
+        raise _invalid("firstName", "firstName is required.")
+    with transaction.atomic():
+        user, created = external_user_upsert(app=app, external_id=external_id, name=" ".join(parts))
+        if token is not None and token != "":
+            user = registered_token_set(app=app, external_id=user.external_id, token=token)
+    return user, created

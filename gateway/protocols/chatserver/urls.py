@@ -1,0 +1,19 @@
+"""CHAT SERVER's routes, included at the site root (spec §3.2: no prefix). Room names are any
+path segment."""
+
+from django.urls import path
+
+from . import rest
+
+app_name = "chatserver"
+
+urlpatterns = [
+    path("user", rest.UserApi.as_view(), name="user"),
+    path("user/<str:app_id>", rest.UserListApi.as_view(), name="user-list"),
+    path("room", rest.RoomApi.as_view(), name="room"),
+    path("room/my_room", rest.MyRoomApi.as_view(), name="my-room"),
+    path("room/check_room", rest.CheckRoomApi.as_view(), name="check-room"),
+    path("room/add", rest.RoomMembersApi.as_view(), name="room-add"),
+    path("room/remove", rest.RoomRemoveApi.as_view(), name="room-remove"),
+    path("room/<str:name>", rest.RoomDetailApi.as_view(), name="room-detail"),
+]
