@@ -90,6 +90,8 @@ INSTALLED_APPS = [
     "messaging",
     "groups",
     "tenants",
+    # CZ Messenger's room metadata (a protocol-owned app: gateway/protocols/czmessenger/store).
+    "gateway.protocols.czmessenger.store",
 ]
 
 MIDDLEWARE = [

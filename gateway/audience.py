@@ -37,6 +37,8 @@ class Emit:
     skip_origin: bool = False
     # Only to connections that opted in to this capability (Connection.capabilities).
     requires: str | None = None
+    # Only to this user's connections (a public id): for payloads that differ per recipient.
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ def deliveries(
                 continue
             if emit.to != ALL and emit.to not in held:
                 continue
+            if emit.user is not None and emit.user != recipient:
+                continue
             if held.intersection(emit.skip):
                 continue
             skip = {origin} if emit.skip_origin and origin else set()
@@ -91,6 +95,9 @@ def deliveries(
     # A conversation's group: many users, each connection filtered by its user's role.
     for emit in emits:
         only = None if emit.to == ALL else frozenset(_conns(local, roles.get(emit.to)))
+        if emit.user is not None:
+            mine = frozenset(_conns(local, emit.user))
+            only = mine if only is None else only & mine
         if only is not None and not only:
             continue
         skip: set[str] = set()

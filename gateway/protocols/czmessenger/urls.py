@@ -1,0 +1,5 @@
+"""CZ Messenger's REST routes under /v1/conversations (spec §5)."""
+
+app_name = "czmessenger"
+
+urlpatterns: list = []
