@@ -356,8 +356,27 @@ CHAT = {
                 "realm": "apps",
                 "credentials": ["tenant_jwt", "registered_token", "id_handle"],
             },
+            # CZ Messenger (Socket.IO 2 buyer/seller apps, docs/protocols/czmessenger.md): tenant
+            # tokens of a marketplace app; the newer path and namespace, and the older pair.
+            {
+                "protocol": "gateway.protocols.czmessenger",
+                "transport": "eio3",
+                "path": "/v1/conversations/sockets/",
+                "namespace": "/v1/conversations/events",
+                "realm": "apps",
+            },
+            {
+                "protocol": "gateway.protocols.czmessenger",
+                "transport": "eio3",
+                "path": "/socket.io/",
+                "namespace": "/messenger",
+                "realm": "apps",
+            },
         ],
     ),
+    # CZ Messenger REST (/v1/conversations): the request header holding the socket's token
+    # ("Authorization" takes "Bearer <token>"; any other header the bare token).
+    "CZMESSENGER_TOKEN_HEADER": env_str("CHAT_CZMESSENGER_TOKEN_HEADER", "Authorization"),
     "SOCKET_CORS_ALLOWED_ORIGINS": env_list("CHAT_SOCKET_CORS_ALLOWED_ORIGINS"),
     "SOCKET_PING_INTERVAL": env_int("CHAT_SOCKET_PING_INTERVAL", 25),
     "SOCKET_PING_TIMEOUT": env_int("CHAT_SOCKET_PING_TIMEOUT", 20),

@@ -237,3 +237,10 @@ def message_at_seq(*, conversation_id: str, seq: int) -> tuple[str, datetime] | 
         .values_list("public_id", "created_at")
         .first()
     )
+
+
+def read_pointers(*, room: Room) -> dict[int, int]:
+    """user pk -> last read seq, for both parties."""
+    return dict(
+        Membership.objects.filter(conversation=room.conversation).values_list("user_id", "last_read_seq")
+    )
