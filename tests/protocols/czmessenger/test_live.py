@@ -125,3 +125,20 @@ def test_the_older_socketio_path_and_messenger_namespace_are_served(cz_server, m
     app, _buyer, _seller = market
     records = run("legacy", cz_server.url, cz_server.url, app)
     assert events(records, "buyer", "active_user_list")[0]["user_id"] == "b9"
+
+
+@pytest.fixture(scope="module")
+def cz_pair(django_db_setup, django_db_blocker, tmp_path_factory):
+    if not REDIS_URL:
+        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    node_required()
+    servers = _start_servers(2, tmp_path_factory.mktemp("czpair"), REDIS_URL, ENV)
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_buyer_and_seller_on_two_processes_sharing_redis(cz_pair, market):
+    app, _buyer, _seller = market
+    one, two = cz_pair
+    check_chat(run("chat", one.url, two.url, app))
