@@ -98,6 +98,10 @@ def check_chat(records):
     seen = events(records, "seller", "seen_messages")[0]
     assert (seen["room_id"], seen["from"], seen["to"]) == ("b9.u1", "b9", "u1")
     assert seen["last_message_id"] == seller_message and seen["message_ids"] == [seller_message]
+    deleted = step(records, "deleted")
+    assert deleted["status"] == 200 and deleted["body"]["role"] == "SELLER"
+    deletion = {"room_id": "b9.u1", "seller": "u1", "buyer": "b9", "deletion_role": "SELLER"}
+    assert events(records, "buyer", "room_deletion") == [deletion]
     offline = [d for d in events(records, "buyer", "user_status_change") if d["status"] is False]
     assert offline == [{"user_id": "u1", "user_role": "SELLER", "room_id": "b9.u1", "status": False}]
 

@@ -124,6 +124,14 @@ async function chat() {
   buyer.emit("seen_messages", { room_id: room, from: b, to: s, message_ids: [got._id] });
   await next(seller, "seen_messages");
 
+  // REST DELETE of the room by the seller: both parties' sockets hear `room_deletion`.
+  const deleted = await fetch(`${config.sellerUrl}/v1/conversations/rooms/${room}`, {
+    method: "DELETE", headers: { Authorization: `Bearer ${config.seller.token}` },
+  });
+  out({ kind: "step", step: "deleted", status: deleted.status, body: await deleted.json() });
+  await next(buyer, "room_deletion");
+  await next(seller2, "room_deletion");
+
   seller2.close();
   seller.close();
   await next(buyer, "user_status_change", (d) => d.status === false);
