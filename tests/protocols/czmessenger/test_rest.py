@@ -4,7 +4,9 @@ statuses, snake_case keys, and the holes of spec §8 closed."""
 import json
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts import tenancy
 from gateway.protocols.czmessenger.store import services
@@ -237,3 +239,20 @@ def test_the_token_header_is_configurable(world, settings):
     settings.CHAT = settings.CHAT | {"CZMESSENGER_TOKEN_HEADER": "X-Access-Token"}
     c = Client(HTTP_X_ACCESS_TOKEN=sign(app, "b9"))
     assert len(c.get(f"{BASE}/rooms?role=BUYER").json()["rooms"]) == 1
+
+
+def test_the_rooms_list_costs_the_same_queries_for_one_room_or_many(world):
+    app, buyer, seller, room = world
+    send(buyer, room, "hi")
+    c = client_for(app, "u1")
+    with CaptureQueriesContext(connection) as one:
+        assert len(c.get(f"{BASE}/rooms?role=SELLER").json()["rooms"]) == 1
+    for i in range(4):
+        tenancy.external_user_upsert(app=app, external_id=f"b{i}", name=f"Buyer {i}")
+        opened = services.room_open(user=seller, buyer_id=f"b{i}", seller_id="u1")
+        send(seller, opened.room, "hello")
+    with CaptureQueriesContext(connection) as five:
+        listed = c.get(f"{BASE}/rooms?role=SELLER").json()["rooms"]
+    assert len(listed) == 5 and len(five) == len(one)
+    assert [r["seller_unseen_messages"] for r in listed] == [0, 0, 0, 0, 1]
+    assert listed[0]["seller_last_message"]["is_seen"] is False  # the buyer has not read it

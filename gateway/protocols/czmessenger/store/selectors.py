@@ -4,9 +4,10 @@ a caller only ever sees the rooms it is a party of."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, DateTimeField, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from accounts.identity import external_id_valid
 from accounts.models import User
@@ -20,6 +21,7 @@ from .models import Room, Side
 ROOMS_MAX = 500  # rooms one list answer holds at most
 MESSAGES_DEFAULT = 15  # the original's default page
 MESSAGES_MAX = 100  # the original had no maximum (spec §8.5)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def wire_id(user: User) -> str:
@@ -126,7 +128,41 @@ def rooms_visible(*, user: User, side: str, name: object = None, pinned: object 
     if pinned is not None:
         rooms = rooms.filter(**{f"pinned_by_{prefix}__isnull": pinned != "1"})
     order = [F(f"pinned_by_{prefix}").desc(nulls_last=True), F("conversation__last_message_at").desc()]
-    return list(rooms.order_by(*order)[:ROOMS_MAX])
+    return list(_with_counts(rooms, user, prefix).order_by(*order)[:ROOMS_MAX])
+
+
+def _with_counts(rooms: QuerySet[Room], user: User, prefix: str) -> QuerySet[Room]:
+    """Each room with what a list shows of it, in the same query (no query per room):
+    `unseen_count` (the other side's messages after the user's read pointer and after the
+    side's deletion), `last_message_pk`, and the other party's read pointer `other_read_seq`."""
+    conversation = OuterRef("conversation")
+    pointer = Membership.objects.filter(conversation=conversation, user=user).values("last_read_seq")[:1]
+    other = (
+        Membership.objects.filter(conversation=conversation).exclude(user=user).values("last_read_seq")[:1]
+    )
+    cutoff = Coalesce(OuterRef(f"{prefix}_deleted_at"), Value(EPOCH, output_field=DateTimeField()))
+    visible = Message.objects.filter(
+        conversation=conversation, deleted_at__isnull=True, hidden_at__isnull=True, created_at__gt=cutoff
+    )
+    unseen = (
+        visible.filter(seq__gt=Coalesce(Subquery(pointer), 0))
+        .exclude(sender=user)
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return rooms.annotate(
+        unseen_count=Coalesce(Subquery(unseen), 0),
+        last_message_pk=Subquery(visible.order_by("-seq").values("pk")[:1]),
+        other_read_seq=Coalesce(Subquery(other), 0),
+    )
+
+
+def last_messages(rooms: list[Room]) -> dict[int, Message]:
+    """The annotated last messages of listed rooms, in one query."""
+    pks = [r.last_message_pk for r in rooms if getattr(r, "last_message_pk", None)]
+    return Message.objects.select_related("sender").in_bulk(pks)
 
 
 def _cutoff(room: Room, user: User) -> datetime | None:
@@ -161,11 +197,7 @@ def room_last_message(*, room: Room, user: User) -> Message | None:
 
 
 def rooms_unseen_count(*, user: User, side: str) -> int:
-    return sum(
-        1
-        for room in rooms_visible(user=user, side=side)
-        if room_unseen_messages(room=room, user=user).exists()
-    )
+    return sum(1 for room in rooms_visible(user=user, side=side) if room.unseen_count > 0)
 
 
 def _time(value: object) -> datetime | None:
