@@ -90,6 +90,8 @@ INSTALLED_APPS = [
     "messaging",
     "groups",
     "tenants",
+    # CZ Messenger's room metadata (a protocol-owned app: gateway/protocols/czmessenger/store).
+    "gateway.protocols.czmessenger.store",
 ]
 
 MIDDLEWARE = [
@@ -377,8 +379,27 @@ CHAT = {
                 if env_str("CHAT_CHATSERVER_HOST")
                 else []
             ),
+            # CZ Messenger (Socket.IO 2 buyer/seller apps, docs/protocols/czmessenger.md): tenant
+            # tokens of a marketplace app; the newer path and namespace, and the older pair.
+            {
+                "protocol": "gateway.protocols.czmessenger",
+                "transport": "eio3",
+                "path": "/v1/conversations/sockets/",
+                "namespace": "/v1/conversations/events",
+                "realm": "apps",
+            },
+            {
+                "protocol": "gateway.protocols.czmessenger",
+                "transport": "eio3",
+                "path": "/socket.io/",
+                "namespace": "/messenger",
+                "realm": "apps",
+            },
         ],
     ),
+    # CZ Messenger REST (/v1/conversations): the request header holding the socket's token
+    # ("Authorization" takes "Bearer <token>"; any other header the bare token).
+    "CZMESSENGER_TOKEN_HEADER": env_str("CHAT_CZMESSENGER_TOKEN_HEADER", "Authorization"),
     "SOCKET_CORS_ALLOWED_ORIGINS": env_list("CHAT_SOCKET_CORS_ALLOWED_ORIGINS"),
     "SOCKET_PING_INTERVAL": env_int("CHAT_SOCKET_PING_INTERVAL", 25),
     "SOCKET_PING_TIMEOUT": env_int("CHAT_SOCKET_PING_TIMEOUT", 20),

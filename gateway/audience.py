@@ -40,6 +40,8 @@ class Emit:
     # Only to connections the protocol says are in this scope (`Protocol.in_scope`): e.g. the
     # rooms a socket joined, for protocols whose clients join some of their conversations only.
     scope: str | None = None
+    # Only to this user's connections (a public id): for payloads that differ per recipient.
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ def deliveries(
                 continue
             if emit.to != ALL and emit.to not in held:
                 continue
+            if emit.user is not None and emit.user != recipient:
+                continue
             if held.intersection(emit.skip):
                 continue
             skip = {origin} if emit.skip_origin and origin else set()
@@ -94,6 +98,9 @@ def deliveries(
     # A conversation's group: many users, each connection filtered by its user's role.
     for emit in emits:
         only = None if emit.to == ALL else frozenset(_conns(local, roles.get(emit.to)))
+        if emit.user is not None:
+            mine = frozenset(_conns(local, emit.user))
+            only = mine if only is None else only & mine
         if only is not None and not only:
             continue
         skip: set[str] = set()

@@ -206,6 +206,12 @@ class Hub:
         if new_access:
             await self._send_all(conn_id, self.protocol.token_renewed(conn, new_access))
         await self._send_all(conn_id, self.protocol.greeting(conn, snapshot))
+        try:
+            welcome = await self.protocol.welcome(conn)
+        except Exception:  # best effort, like presence: the connection is good without it
+            logger.exception("welcome failed: protocol=%s conn=%s", self.protocol.name, conn_id)
+            welcome = []
+        await self._send_all(conn_id, welcome)
         self._schedule_expiry(conn)
         if not self.transport.is_open(conn_id):  # the client left while we were greeting it
             await self.forget(conn_id)
@@ -416,7 +422,12 @@ class Hub:
         recipient = target[len(USER_PREFIX) :] if target.startswith(USER_PREFIX) else None
         if recipient is not None and room and recipient in event.get("joins", ()):
             await self._route(recipient, room, join=True)
-        for emit, delivery in deliveries(target, event, self.protocol.render(event), self.local):
+        try:
+            prepared = await self.protocol.prepare(event)
+        except Exception:
+            logger.exception("prepare failed: protocol=%s type=%s", self.protocol.name, kind)
+            prepared = event
+        for emit, delivery in deliveries(target, event, self.protocol.render(prepared), self.local):
             skip = delivery.skip
             if emit.scope is not None:
                 skip = skip | self._out_of_scope(target, emit.scope)

@@ -109,6 +109,11 @@ class Protocol:
         """The events a freshly authenticated connection receives."""
         return []
 
+    async def welcome(self, conn: Connection) -> list[tuple[str, Any]]:
+        """Events a freshly greeted connection receives that need a read of their own (a
+        protocol's own data, presence): awaited right after `greeting`. Nothing by default."""
+        return []
+
     def resync(self, conn: Connection) -> list[tuple[str, Any]]:
         """Events telling a client that live events may have been lost (the bus failed) and it
         should catch up from the database. Nothing by default."""
@@ -136,6 +141,12 @@ class Protocol:
         return Answer()
 
     # --- bus events -------------------------------------------------------------------------
+
+    async def prepare(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event `render` gets: a protocol whose wire names things the core's events do not
+        carry (its own ids of a conversation, say) adds them here, from a cache or a read, so
+        `render` stays a pure function of what it is given. The event itself by default."""
+        return event
 
     def render(self, event: dict[str, Any]) -> list[Emit]:
         """The events a domain event becomes on this wire, each with its audience. Pure."""

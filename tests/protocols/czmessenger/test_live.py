@@ -1,0 +1,148 @@
+"""CZ Messenger against a live server with the real npm socket.io-client 2.3.1: a buyer and a
+seller (two tabs) exchange messages, typing and seen receipts; refused handshakes; reconnect and
+`verify_user`; the older /socket.io + /messenger mount."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REDIS_URL, _start_servers
+from tests.tenants.helpers import sign
+
+from .conftest import MOUNTS, NODE, ROOT, node_required
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCRIPT = Path(__file__).resolve().parent / "js" / "cz_clients.mjs"
+ENV = {"CHAT_PROTOCOLS": json.dumps(MOUNTS), "CHAT_PRESENCE_DEBOUNCE_SECONDS": "0.2"}
+
+
+@pytest.fixture(scope="module")
+def cz_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    node_required()
+    servers = _start_servers(1, tmp_path_factory.mktemp("cz"), REDIS_URL, ENV)
+    yield servers[0]
+    servers[0].stop()
+
+
+def run(scenario: str, buyer_url: str, seller_url: str, app, buyer="b9", seller="u1") -> list[dict]:
+    config = {
+        "scenario": scenario,
+        "buyerUrl": buyer_url,
+        "sellerUrl": seller_url,
+        "buyer": {"id": buyer, "token": sign(app, buyer)},
+        "seller": {"id": seller, "token": sign(app, seller)},
+        "path": "/v1/conversations/sockets",
+        "nsp": "/v1/conversations/events",
+        "legacy": {"path": "/socket.io", "nsp": "/messenger"},
+    }
+    done = subprocess.run(
+        [NODE, str(SCRIPT), json.dumps(config)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert done.returncode == 0, (done.returncode, records[-8:], done.stderr[-2000:])
+    assert records[-1] == {"kind": "done"}
+    return records
+
+
+def events(records, client, name):
+    return [r["data"] for r in records if r.get("client") == client and r.get("event") == name]
+
+
+def step(records, name):
+    return next(r for r in records if r.get("step") == name)
+
+
+def check_chat(records):
+    assert events(records, "buyer", "active_user_list")[0] == {
+        "user_id": "b9",
+        "user_role": "BUYER",
+        "rooms": [],
+    }
+    listed = events(records, "seller", "active_user_list")[0]
+    assert listed == {"user_id": "u1", "user_role": "SELLER", "rooms": [{"room_id": "b9.u1", "status": True}]}
+    echo = events(records, "buyer", "create_room")[0]
+    assert echo["_id"] == echo["room_id"] == "b9.u1"
+    assert echo["buyer_info"] == {"name": "Le Vuong"}  # unknown keys are not echoed
+    online = events(records, "buyer", "user_status_change")[0]
+    assert online == {"user_id": "u1", "user_role": "SELLER", "room_id": "b9.u1", "status": True}
+
+    first, retry = events(records, "buyer", "new_message")[:2]
+    assert set(first) == {
+        "room_id",
+        "from",
+        "to",
+        "type",
+        "content",
+        "client_message_id",
+        "_id",
+        "created_at",
+    }
+    assert (first["from"], first["to"], first["type"], first["content"]) == ("b9", "u1", "TEXT", "hello")
+    assert first["created_at"].endswith("Z") and len(first["created_at"]) == 24
+    assert retry == first  # client_message_id is idempotent: the original message again
+    got = events(records, "seller", "new_message")
+    assert got[0] == first and events(records, "seller2", "new_message")[0] == first
+    assert step(records, "extra-seller-messages")["count"] == 0  # spoof, foreign room: dropped
+    assert all(
+        m["content"] != "spoof" for r in ("seller", "seller2") for m in events(records, r, "new_message")
+    )
+
+    assert events(records, "seller", "typing")[0] == {"room_id": "b9.u1", "from": "b9", "to": "u1"}
+    assert events(records, "seller", "stop_typing")[0] == {"room_id": "b9.u1", "from": "b9", "to": "u1"}
+    assert step(records, "buyer-own-typing")["count"] == 0  # not to the emitting socket
+
+    seller_message = step(records, "seen")["sellerMessage"]
+    seen = events(records, "seller", "seen_messages")[0]
+    assert (seen["room_id"], seen["from"], seen["to"]) == ("b9.u1", "b9", "u1")
+    assert seen["last_message_id"] == seller_message and seen["message_ids"] == [seller_message]
+    deleted = step(records, "deleted")
+    assert deleted["status"] == 200 and deleted["body"]["role"] == "SELLER"
+    deletion = {"room_id": "b9.u1", "seller": "u1", "buyer": "b9", "deletion_role": "SELLER"}
+    assert events(records, "buyer", "room_deletion") == [deletion]
+    offline = [d for d in events(records, "buyer", "user_status_change") if d["status"] is False]
+    assert offline == [{"user_id": "u1", "user_role": "SELLER", "room_id": "b9.u1", "status": False}]
+
+
+def test_buyer_and_seller_chat_type_and_see_over_socketio_2(cz_server, market):
+    app, _buyer, _seller = market
+    check_chat(run("chat", cz_server.url, cz_server.url, app))
+
+
+def test_bad_token_or_foreign_user_id_is_refused_with_authentication_error(cz_server, market):
+    app, _buyer, _seller = market
+    records = run("refused", cz_server.url, cz_server.url, app)
+    for client in ("bad", "other", "none"):
+        assert events(records, client, "error") == ["Authentication Error"]
+
+
+def test_a_reconnected_client_verifies_its_user(cz_server, market):
+    app, _buyer, _seller = market
+    records = run("reconnect", cz_server.url, cz_server.url, app)
+    assert step(records, "verified")["status"] is True
+    assert len(events(records, "buyer", "active_user_list")) == 2  # once per connection
+
+
+def test_the_older_socketio_path_and_messenger_namespace_are_served(cz_server, market):
+    app, _buyer, _seller = market
+    records = run("legacy", cz_server.url, cz_server.url, app)
+    assert events(records, "buyer", "active_user_list")[0]["user_id"] == "b9"
+
+
+@pytest.fixture(scope="module")
+def cz_pair(django_db_setup, django_db_blocker, tmp_path_factory):
+    if not REDIS_URL:
+        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    node_required()
+    servers = _start_servers(2, tmp_path_factory.mktemp("czpair"), REDIS_URL, ENV)
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_buyer_and_seller_on_two_processes_sharing_redis(cz_pair, market):
+    app, _buyer, _seller = market
+    one, two = cz_pair
+    check_chat(run("chat", one.url, two.url, app))
