@@ -278,6 +278,11 @@ class Hub:
         except Exception:
             logger.exception("unsubscribe failed while forgetting: conn=%s", conn_id)
         await self._presence(presence.tracker.disconnected, conn)  # presence hook
+        if conn.counted:  # greeted: the protocol may tell others it has gone
+            try:
+                await self.protocol.goodbye(conn)
+            except Exception:
+                logger.exception("goodbye failed: protocol=%s conn=%s", self.protocol.name, conn_id)
         if conn.counted:
             reason = "draining" if self.draining else "ended"
             metrics.connection_closed(self.protocol.name, self.transport.name, reason)
@@ -352,7 +357,13 @@ class Hub:
             return await self._answer(conn_id, self.protocol.answer_error(conn, name[:64], error))
         if outcome.error is not None:  # refused, with the protocol's own failure event
             self.stats["errors"] += 1
-        return await self._answer(conn_id, self.protocol.answer(conn, name, outcome))
+        ack = await self._answer(conn_id, self.protocol.answer(conn, name, outcome))
+        if outcome.after is not None:
+            try:
+                await outcome.after()
+            except Exception:  # answered already: nothing more to tell the client
+                logger.exception("after-answer work failed: event=%s user=%s", name[:64], conn.user_id)
+        return ack
 
     async def refuse_event(self, conn_id: str, event: str, error: ApplicationError) -> list | None:
         """Called for a client frame the transport could not decode: answered like any refused

@@ -38,6 +38,10 @@ class Outcome:
     emits: list[tuple[str, Any]] = field(default_factory=list)
     data: Any = None
     error: ApplicationError | None = None
+    # Awaited by the hub once the answer's events went out: work whose bus events must reach
+    # the caller after its answer (a room announcement after the join's own replies). Failures
+    # are logged, never answered: the event has been answered already.
+    after: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,13 @@ class Protocol:
     def token_renewed(self, conn: Connection, access: str) -> list[tuple[str, Any]]:
         """Events telling a client its access token was renewed on the live connection."""
         return []
+
+    async def goodbye(self, conn: Connection) -> None:
+        """Called once when a greeted connection ended, for any reason (the client left, a
+        revocation, a drain), after it stopped receiving: the protocol tells others what its wire
+        says about it (a room's "has left"). Nothing by default; failures are logged and
+        swallowed, so forgetting a connection always completes."""
+        return None
 
     def draining(self, conn: Connection) -> list[tuple[str, Any]]:
         """The events a connection receives before the server drains it (graceful shutdown):

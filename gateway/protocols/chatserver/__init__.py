@@ -21,7 +21,7 @@ from gateway.connection import Connection
 from gateway.protocol import Answer, Outcome, Protocol, Refusal
 from gateway.transports.handshake import Handshake
 
-from .handlers import HANDLERS
+from .handlers import HANDLERS, announce_leave
 from .render import render
 from .state import ChatServerState
 from .wire import ERR, NO_TOKEN, TOKEN_MISMATCH
@@ -60,6 +60,16 @@ class ChatServer(Protocol):
         if conn is None or error.code in SILENT or error.message == UNKNOWN_EVENT:
             return Answer()
         return Answer([(ERR, error.message)], None)
+
+    async def goodbye(self, conn: Connection) -> None:
+        """A socket that ended without `leave` is announced to each room it had joined, like a
+        leave (the original never told the room)."""
+        state = conn.state
+        if not isinstance(state, ChatServerState):
+            return
+        joined, state.rooms, state.current = dict(state.rooms), {}, None
+        for conversation_id, name in joined.items():
+            await announce_leave(conn, conversation_id=conversation_id, name=name)
 
     def render(self, event: dict[str, Any]) -> list[Emit]:
         return render(event)

@@ -71,13 +71,18 @@ async def join(conn: Connection, args: list[Any]) -> Outcome:
     members = await call(rooms.app_room_members, room=room)
     conversation_id = room.conversation.public_id
     _state(conn).join(conversation_id, room.name)
-    online = await _online(conn, [m.public_id for m in members])
-    # Everyone in the room, this socket included, gets `roomData` through the bus; the others
-    # also get `info "<id> has joined!"`.
-    await actions.room_presence(
-        conn, conversation_id=conversation_id, entered=True, online=online, name=room.name
-    )
-    return Outcome([(INFO, JOINED), (ROOM_INFO, room_payload(room, members))])
+    member_ids = [m.public_id for m in members]
+
+    async def announce() -> None:
+        # Everyone in the room, this socket included, gets `roomData` through the bus, after
+        # this socket's own `info` and `room_info` (the original's order); the others also get
+        # `info "<id> has joined!"`.
+        online = await _online(conn, member_ids)
+        await actions.room_presence(
+            conn, conversation_id=conversation_id, entered=True, online=online, name=room.name
+        )
+
+    return Outcome([(INFO, JOINED), (ROOM_INFO, room_payload(room, members))], after=announce)
 
 
 async def _online(conn: Connection, user_ids: list[str]) -> list[str]:
@@ -97,14 +102,22 @@ async def leave(conn: Connection, args: list[Any]) -> Outcome:
         return Outcome()
     name = state.rooms[target]
     state.leave(target)
-    try:  # the rest of the room hears it, as long as the user is still a member
+    await announce_leave(conn, conversation_id=target, name=name)
+    return Outcome()
+
+
+async def announce_leave(conn: Connection, *, conversation_id: str, name: str) -> None:
+    """The rest of the room hears `info "<id> has left"` and `roomData`, as long as the user is
+    still a member (a removed member's room has been told already)."""
+    try:
         room = await call(rooms.app_room_for_member, user=conn.user, name=name)
         members = await call(rooms.app_room_members, room=room)
         online = [u for u in await _online(conn, [m.public_id for m in members]) if u != conn.user_id]
-        await actions.room_presence(conn, conversation_id=target, entered=False, online=online, name=name)
+        await actions.room_presence(
+            conn, conversation_id=conversation_id, entered=False, online=online, name=name
+        )
     except ApplicationError:
         pass
-    return Outcome()
 
 
 @handler("typing")

@@ -15,39 +15,8 @@ import pytest
 import socketio
 
 from accounts import tenancy
-from tests.conftest import REDIS_URL, _start_servers
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-MOUNTS = [
-    {
-        "protocol": "gateway.protocols.chatserver",
-        "transport": "eio4",
-        "path": "/socket.io/",
-        "namespace": "/",
-        "host": "127.0.0.1",
-        "realm": "apps",
-        "credentials": ["registered_token"],
-    },
-    {
-        "protocol": "gateway.protocols.expresschat",
-        "transport": "eio4",
-        "path": "/socket.io/",
-        "namespace": "/",
-    },
-]
-
-
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker, tmp_path_factory):
-    servers = _start_servers(
-        1,
-        tmp_path_factory.mktemp("chatserver"),
-        REDIS_URL,
-        {"CHAT_PROTOCOLS": json.dumps(MOUNTS), "CHAT_TYPING_MIN_INTERVAL_SECONDS": "0"},
-    )
-    yield servers[0]
-    servers[0].stop()
 
 
 def rest(server, app, method: str, path: str, body: dict | None = None, **headers) -> tuple[int, object]:
