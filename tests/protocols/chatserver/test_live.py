@@ -8,6 +8,7 @@ same path (which keeps every other host name)."""
 import asyncio
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -15,6 +16,7 @@ import pytest
 import socketio
 
 from accounts import tenancy
+from tests.tenants.helpers import VerifyServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -278,3 +280,48 @@ async def test_malformed_events_are_ignored_or_err_never_a_crash(server):
         assert base64.b64decode((await client.next("message"))["message"]).decode() == "still alive"
     finally:
         await client.close()
+
+
+async def refused_with(server, token: str) -> object:
+    client = Client()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(server, token)
+    return client.connect_error
+
+
+@pytest.mark.parametrize("status", [200, 204, 401, 403, 404, 500])
+async def test_the_verification_url_admits_only_2xx(server, status):
+    verify = VerifyServer(status)
+    try:
+        app = await asyncio.to_thread(tenancy.app_create, name="Verify", verify_url=verify.url)
+        await asyncio.to_thread(register, server, app, 1, f"verified-token-{status}")
+        if status < 300:
+            client = await Client().connect(server, f"verified-token-{status}")
+            await client.close()
+        else:
+            assert await refused_with(server, f"verified-token-{status}") == {"message": "token key mismatch"}
+        assert verify.tokens == [f"verified-token-{status}"]  # asked once, with the token itself
+    finally:
+        verify.close()
+
+
+async def test_a_slow_or_unreachable_verification_url_refuses_promptly(server):
+    slow = VerifyServer(200, delay=4)
+    try:
+        app = await asyncio.to_thread(tenancy.app_create, name="Slow verify", verify_url=slow.url)
+        await asyncio.to_thread(register, server, app, 1, "slow-token-1")
+        started = time.monotonic()
+        assert await refused_with(server, "slow-token-1") == {"message": "token key mismatch"}
+        assert time.monotonic() - started < 3.5  # the timeout is 2 s; the original hung for 45 s
+        # Meanwhile other apps' users connect at once.
+        plain = await asyncio.to_thread(tenancy.app_create, name="No verify")
+        await asyncio.to_thread(register, server, plain, 1, "plain-token-1")
+        client = await Client().connect(server, "plain-token-1")
+        await client.close()
+    finally:
+        slow.close()
+    gone = await asyncio.to_thread(tenancy.app_create, name="Gone verify", verify_url=slow.url)
+    await asyncio.to_thread(register, server, gone, 1, "gone-token-1")
+    started = time.monotonic()
+    assert await refused_with(server, "gone-token-1") == {"message": "token key mismatch"}
+    assert time.monotonic() - started < 3.5
