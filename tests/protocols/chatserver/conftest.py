@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import REDIS_URL, _start_servers
+from tests.conftest import PAIR_ENV, REDIS_URL, REQUIRE_SERVICES, _start_servers
 
 MOUNTS = [
     {
@@ -26,13 +26,31 @@ MOUNTS = [
 ]
 
 
+LIVE_ENV = {"CHAT_PROTOCOLS": json.dumps(MOUNTS), "CHAT_TYPING_MIN_INTERVAL_SECONDS": "0"}
+
+
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker, tmp_path_factory):
     servers = _start_servers(
         1,
         tmp_path_factory.mktemp("chatserver"),
         REDIS_URL,
-        {"CHAT_PROTOCOLS": json.dumps(MOUNTS), "CHAT_TYPING_MIN_INTERVAL_SECONDS": "0"},
+        LIVE_ENV,
     )
     yield servers[0]
     servers[0].stop()
+
+
+@pytest.fixture(scope="module")
+def server_pair(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Two server processes with the mount, sharing Redis (the bus) and the database."""
+    if not REDIS_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("REDIS_URL is required for multi-process tests in CI")
+        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    servers = _start_servers(
+        2, tmp_path_factory.mktemp("chatserver-pair"), REDIS_URL, {**PAIR_ENV, **LIVE_ENV}
+    )
+    yield servers
+    for one in servers:
+        one.stop()
