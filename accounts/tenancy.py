@@ -173,6 +173,28 @@ def user_tokens_revoke(*, app: App, external_id: object) -> User:
     return user
 
 
+def external_user_deactivate(*, app: App, user_id: object) -> User:
+    """Soft-delete one of the app's users, named by this server's public user id: the user can no
+    longer connect (inactive), every credential issued so far is refused (revocation time now),
+    the registered token is dropped, and live connections close. History and memberships stay
+    (the original's soft delete kept the row too). Not found for any other app's user."""
+    if not isinstance(user_id, str):
+        raise _user_not_found()
+    user = User.objects.select_related("app").filter(app=app, public_id=user_id, is_active=True).first()
+    if user is None:
+        raise _user_not_found()
+    with transaction.atomic():
+        now = timezone.now()
+        User.objects.filter(pk=user.pk).update(is_active=False, tokens_revoked_before=now, updated_at=now)
+        RegisteredToken.objects.filter(user=user).delete()
+        publish_on_commit(
+            events.session_revoked(user_id=user.public_id, sid=None, reason="user_deleted"),
+            user_ids=[user.public_id],
+        )
+    logger.info("app %s: user %s deactivated", app.public_id, user.public_id)
+    return User.objects.select_related("app").get(pk=user.pk)
+
+
 # --- registered tokens (seed 003) and id handles -----------------------------------------------
 
 

@@ -91,6 +91,8 @@ def tenant_user_register(
         raise _invalid("firstName", "firstName is required.")
     with transaction.atomic():
         user, created = external_user_upsert(app=app, external_id=external_id, name=" ".join(parts))
+        if not user.is_active:  # deleted (DELETE /user/{id}) or deactivated: not brought back
+            raise ApplicationError(ErrorCode.NOT_FOUND, "ChatUser Not Found")
         if token is not None and token != "":
             user = registered_token_set(app=app, external_id=user.external_id, token=token)
     return user, created

@@ -19,9 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import tenancy
 from accounts.http import BoundedJSONParser
 from accounts.identity import APPS, REGISTERED_TOKEN, Policy, Presented, identity_resolve
 from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.core.timefmt import iso_ms
 from tenants import rooms
 from tenants.apis import AppThrottle
 from tenants.authentication import AppKeyAuthentication, IsApp
@@ -31,6 +33,7 @@ from .wire import room_payload, room_row, user_of
 
 TAGS = ["chatserver"]
 APP_NOT_FOUND = {"status": 404, "message": "App Not Found"}
+USER_NOT_FOUND = "ChatUser Not Found"
 # Errors the original returned in a 200 body, by code: (status in the body, HTTP status).
 RETURNED = {ErrorCode.NOT_FOUND: (404, 200), ErrorCode.CONFLICT: (400, 200)}
 
@@ -86,12 +89,31 @@ class UserApi(ChatServerApi):
         return _returned(run)
 
 
-class UserListApi(ChatServerApi):
+class UserPathApi(ChatServerApi):
+    """`/user/{key}`: GET lists the app's users (key = the app id), DELETE deletes one user
+    (key = the user's id, header `appId`), as the original's two routes on one path."""
+
     @extend_schema(tags=TAGS, request=None, responses=None, summary="The app's users (no tokens)")
-    def get(self, request: Request, app_id: str) -> Response:
-        if _other_app(request, app_id):
+    def get(self, request: Request, key: str) -> Response:
+        if _other_app(request, key):
             return Response(APP_NOT_FOUND, status=404)
         return Response([user_of(u) for u in rooms.app_user_list(app=request.auth)])
+
+    @extend_schema(tags=TAGS, request=None, responses=None, summary="Delete a user (soft; tokens revoked)")
+    def delete(self, request: Request, key: str) -> Response:
+        if _other_app(request, request.headers.get("appId")):
+            return Response(APP_NOT_FOUND)
+
+        def run() -> Response:
+            try:
+                user = tenancy.external_user_deactivate(app=request.auth, user_id=key)
+            except ApplicationError as error:
+                if error.code == ErrorCode.NOT_FOUND:  # the original's text
+                    raise ApplicationError(ErrorCode.NOT_FOUND, USER_NOT_FOUND) from None
+                raise
+            return Response({**user_of(user), "deletedAt": iso_ms(user.updated_at)})
+
+        return _returned(run)
 
 
 class RoomApi(ChatServerApi):

@@ -9,7 +9,7 @@ app_name = "chatserver"
 
 urlpatterns = [
     path("user", rest.UserApi.as_view(), name="user"),
-    path("user/<str:app_id>", rest.UserListApi.as_view(), name="user-list"),
+    path("user/<str:key>", rest.UserPathApi.as_view(), name="user-path"),
     path("room", rest.RoomApi.as_view(), name="room"),
     path("room/my_room", rest.MyRoomApi.as_view(), name="my-room"),
     path("room/check_room", rest.CheckRoomApi.as_view(), name="check-room"),

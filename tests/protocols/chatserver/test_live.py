@@ -325,3 +325,38 @@ async def test_a_slow_or_unreachable_verification_url_refuses_promptly(server):
     started = time.monotonic()
     assert await refused_with(server, "gone-token-1") == {"message": "token key mismatch"}
     assert time.monotonic() - started < 3.5
+
+
+async def test_a_deleted_user_is_disconnected_and_can_no_longer_connect(server):
+    app = await asyncio.to_thread(tenancy.app_create, name="Deletion")
+    other = await asyncio.to_thread(tenancy.app_create, name="Deletion other")
+    user = await asyncio.to_thread(register, server, app, 1, "doomed-token-1")
+    client = await Client().connect(server, "doomed-token-1")
+    try:
+        path = f"/user/{user['id']}"
+        assert await asyncio.to_thread(rest, server, other, "DELETE", path) == (
+            200,
+            {"status": 404, "message": "ChatUser Not Found"},
+        )
+        assert client.sio.connected  # another app cannot delete it
+        status, body = await asyncio.to_thread(rest, server, app, "DELETE", path, appId=app.public_id)
+        assert status == 200 and body["id"] == user["id"] and body["deletedAt"]
+        assert "token" not in json.dumps(body)
+        await asyncio.wait_for(client.disconnected.wait(), 3)
+        assert await refused_with(server, "doomed-token-1") == {"message": "token key mismatch"}
+        assert await asyncio.to_thread(rest, server, app, "DELETE", path) == (
+            200,
+            {"status": 404, "message": "ChatUser Not Found"},
+        )
+        status, body = await asyncio.to_thread(
+            rest,
+            server,
+            app,
+            "POST",
+            "/user",
+            {"appId": app.public_id, "appUserId": 1, "firstName": "Back", "token": "doomed-token-2"},
+        )
+        assert (status, body) == (200, {"status": 404, "message": "ChatUser Not Found"})
+        assert await refused_with(server, "doomed-token-2") == {"message": "token key mismatch"}
+    finally:
+        await client.close()

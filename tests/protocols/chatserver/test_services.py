@@ -83,3 +83,28 @@ def test_page_bounds(app):
         result = rooms.app_room_page(user=owner, room=room, page=page, limit=limit)
         assert result.limit == expected and result.messages == []  # only the system message exists
     assert rooms.app_room_page(user=owner, room=room, page=10**6, limit=100).messages == []
+
+
+def test_deactivating_a_user_revokes_everything_and_keeps_them_out(
+    app, bus_sent, django_capture_on_commit_callbacks
+):
+    user, _ = tenant_user_register(app=app, external_id="1", first_name="Ann", token="ann-token-1")
+    other_app = tenancy.app_create(name="Other")
+    with pytest.raises(ApplicationError) as other:
+        tenancy.external_user_deactivate(app=other_app, user_id=user.public_id)
+    assert other.value.code == "not_found"
+    with django_capture_on_commit_callbacks(execute=True):
+        gone = tenancy.external_user_deactivate(app=app, user_id=user.public_id)
+    assert not gone.is_active and gone.tokens_revoked_before is not None
+    assert not RegisteredToken.objects.filter(user=user).exists()
+    assert [(e["user_id"], e["sid"]) for _g, e in bus_sent if e["type"] == "session.revoked"] == [
+        (user.public_id, None)
+    ]
+    for again in (
+        lambda: tenancy.external_user_deactivate(app=app, user_id=user.public_id),
+        lambda: tenant_user_register(app=app, external_id="1", first_name="Ann", token="ann-token-2"),
+    ):
+        with pytest.raises(ApplicationError) as error:
+            again()
+        assert error.value.code == "not_found"
+    assert not RegisteredToken.objects.filter(user=user).exists()  # the re-registration stored nothing
