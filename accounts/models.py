@@ -80,6 +80,11 @@ class App(models.Model):
     allowed_protocols = models.JSONField(default=list, blank=True)
     # Tokens (and registered tokens, and handles) issued before this instant are refused.
     tokens_revoked_before = models.DateTimeField(null=True, blank=True)
+    # The first-party account that manages the app (seed 003's dashboard user; NULL for apps made
+    # in the admin or by `app_create` without an owner; deleting the owner leaves the app ownerless).
+    owner = models.ForeignKey(
+        "User", on_delete=models.SET_NULL, null=True, blank=True, related_name="owned_apps"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

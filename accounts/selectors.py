@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
-from .models import User
+from .models import App, User
 
 
 def user_get_by_public_id(*, public_id: object) -> User | None:
@@ -81,3 +81,12 @@ def users_presence_fields(*, public_ids: list[str]) -> dict[str, tuple[bool, dat
         "public_id", "presence_hidden", "last_seen_at"
     )
     return {public_id: (hidden, seen) for public_id, hidden, seen in rows}
+
+
+def apps_owned_by(*, owner: User) -> QuerySet[App]:
+    """The active apps a dashboard user owns, newest first (at most 1000: a dashboard list)."""
+    return (
+        App.objects.filter(owner=owner, is_active=True)
+        .select_related("owner")
+        .order_by("-created_at", "-pk")[:1000]
+    )

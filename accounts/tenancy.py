@@ -13,6 +13,10 @@ import math
 import secrets
 from dataclasses import dataclass
 
+from django.contrib.auth import password_validation
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -20,14 +24,16 @@ from chatproject.bus import publish_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.text import is_storable
 
-from . import events, moderation
+from . import events, moderation, selectors, services
 from .identity import OPAQUE_MAX_LENGTH, external_id_valid, secret_digest
 from .models import App, IdHandle, RegisteredToken, User, new_app_secret
+from .signals import user_verified
 
 logger = logging.getLogger(__name__)
 
 DISPLAY_NAME_MAX_LENGTH = 100
 AVATAR_URL_MAX_LENGTH = 500
+NAME_PART_MAX_LENGTH = 50
 
 
 def _invalid(field: str, message: str) -> ApplicationError:
@@ -41,13 +47,51 @@ def _user_not_found() -> ApplicationError:
 # --- apps --------------------------------------------------------------------------------------
 
 
-def app_create(*, name: object, verify_url: str = "", allowed_protocols: list[str] | None = None) -> App:
-    """A new tenant app with two fresh secrets."""
+def app_create(
+    *,
+    name: object,
+    verify_url: str = "",
+    allowed_protocols: list[str] | None = None,
+    owner: User | None = None,
+) -> App:
+    """A new tenant app with two fresh secrets, managed by `owner` (a first-party account that
+    may use apps: see app_owner_check) when given."""
     if not isinstance(name, str) or not name.strip() or len(name) > 100 or not is_storable(name):
         raise _invalid("name", "name must be 1 to 100 characters.")
-    return App.objects.create(
-        name=name.strip(), verify_url=verify_url or "", allowed_protocols=list(allowed_protocols or [])
+    if owner is not None:
+        app_owner_check(owner)
+    app = App.objects.create(
+        name=name.strip(),
+        verify_url=verify_url or "",
+        allowed_protocols=list(allowed_protocols or []),
+        owner=owner,
     )
+    logger.info("app %s created (owner %s)", app.public_id, owner.public_id if owner else None)
+    return app
+
+
+def app_deactivate(*, by: User, app_id: object) -> App:
+    """Soft-delete an app for its owner (or a staff member): it is deactivated, so its secrets,
+    tokens, registered tokens and handles are refused from now on, every credential issued so far
+    is revoked and its users' live connections close. Nothing is deleted; an admin can
+    reactivate it. An unknown, inactive or foreign app is not found (nothing tells them apart)."""
+    app_owner_check(by)
+    found = App.objects.filter(public_id=app_id, is_active=True) if isinstance(app_id, str) else None
+    if found is not None and not by.is_staff:
+        found = found.filter(owner=by)
+    app = found.first() if found is not None else None
+    if app is None:
+        raise ApplicationError(ErrorCode.NOT_FOUND, "No such app.", {"field": "app_id"})
+    now = timezone.now()
+    with transaction.atomic():
+        App.objects.filter(pk=app.pk).update(is_active=False, tokens_revoked_before=now, updated_at=now)
+        publish_on_commit(
+            events.app_sessions_revoked(app_id=app.public_id, reason="app_deactivated"),
+            app_ids=[app.public_id],
+        )
+    app.is_active, app.tokens_revoked_before, app.updated_at = False, now, now
+    logger.info("app %s deactivated by %s", app.public_id, by.public_id)
+    return app
 
 
 def app_key_rotate(*, app: App) -> tuple[int, str]:
@@ -81,6 +125,97 @@ def app_tokens_revoke(*, app: App) -> None:
             app_ids=[app.public_id],
         )
     logger.info("app %s: tokens revoked", app.public_id)
+
+
+# --- app owners (seed 003's dashboard users) --------------------------------------------------
+# First-party accounts (email, password, verified) that own apps; `is_staff` is the dashboard's
+# "admin" scope: only staff register new owners.
+
+
+def app_owner_check(user: User) -> None:
+    """Only a usable first-party account may own and manage apps."""
+    if user.is_external or not user.can_chat:
+        raise ApplicationError(ErrorCode.PERMISSION_DENIED, "This account cannot manage apps.")
+
+
+def app_owner_authenticate(*, email: object, password: object) -> User:
+    """Check a dashboard login: the product's password hashing and its per-address backoff
+    (accounts.services). Every failure is authentication_failed, an unknown address, a wrong
+    password and an unusable or unverified account alike, except the backoff (throttled). No
+    login session is started: the dashboard's token is the caller's (stateless, short-lived)."""
+    if not isinstance(email, str) or not isinstance(password, str):
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Incorrect email or password.")
+    email = User.objects.normalize_email(email)
+    services.login_backoff_check(email)
+    user = selectors.user_get_by_email(email=email) if len(email) <= services.EMAIL_MAX_LENGTH else None
+    too_long = len(password) > services.password_max_length()
+    if user is None or too_long or user.is_external:
+        make_password(password[: services.password_max_length()])  # the same work as a check
+        services.login_failed(email)
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Incorrect email or password.")
+    if not user.check_password(password):
+        services.login_failed(email)
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Incorrect email or password.")
+    services.login_failures_forget(email)
+    if not user.can_chat:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Incorrect email or password.")
+    return user
+
+
+def _name_part(value: object, field: str, *, required: bool) -> str:
+    if not isinstance(value, str) or len(value) > NAME_PART_MAX_LENGTH or not is_storable(value):
+        raise _invalid(field, f"{field} must be a string of at most {NAME_PART_MAX_LENGTH} characters.")
+    value = " ".join(value.split())
+    if required and not value:
+        raise _invalid(field, f"{field} is required.")
+    return value
+
+
+def app_owner_register(
+    *, by: User, email: object, password: object, first_name: object, middle_name: object, last_name: object
+) -> User:
+    """A staff member creates a dashboard account: a verified first-party user (the staff member
+    vouches for the address, as in the original, which had no verification), with the product's
+    password policy and hashing. Everything is checked before anything is stored; an address
+    already in use is a conflict."""
+    if not by.is_staff:
+        raise ApplicationError(ErrorCode.PERMISSION_DENIED, "Only staff can register dashboard users.")
+    app_owner_check(by)
+    parts = [
+        _name_part(first_name, "firstName", required=True),
+        _name_part(middle_name, "middleName", required=False),
+        _name_part(last_name, "lastName", required=True),
+    ]
+    display_name = " ".join(part for part in parts if part)
+    if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
+        raise _invalid("lastName", f"The whole name must be at most {DISPLAY_NAME_MAX_LENGTH} characters.")
+    if not isinstance(email, str):
+        raise _invalid("email", "Enter a valid email address.")
+    email = User.objects.normalize_email(email)
+    try:
+        if len(email) > services.EMAIL_MAX_LENGTH:
+            raise ValidationError("too long")
+        validate_email(email)
+    except ValidationError:
+        raise _invalid("email", "Enter a valid email address.") from None
+    if not isinstance(password, str) or len(password) > services.password_max_length():
+        raise _invalid(
+            "password",
+            f"The password must be a string of at most {services.password_max_length()} characters.",
+        )
+    candidate = User(email=email, display_name=display_name)
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except ValidationError as error:
+        raise ApplicationError(ErrorCode.INVALID, " ".join(error.messages), {"field": "password"}) from None
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email, password, display_name=display_name, email_verified=True)
+            user_verified.send(sender=User, user=user)
+    except IntegrityError:
+        raise ApplicationError(ErrorCode.CONFLICT, "This email is already registered.") from None
+    logger.info("dashboard user %s registered by %s", user.public_id, by.public_id)
+    return user
 
 
 # --- external users ----------------------------------------------------------------------------

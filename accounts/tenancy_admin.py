@@ -17,12 +17,22 @@ from .moderation_admin import action_with_reason
 
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "name", "is_active", "secret_1_masked", "secret_2_masked", "created_at")
-    search_fields = ("public_id", "name")
+    list_display = (
+        "public_id",
+        "name",
+        "owner",
+        "is_active",
+        "secret_1_masked",
+        "secret_2_masked",
+        "created_at",
+    )
+    search_fields = ("public_id", "name", "owner__email")
+    raw_id_fields = ("owner",)  # the dashboard user who manages it (CHAT SERVER's /app)
     ordering = ("-created_at",)
     fields = (
         "public_id",
         "name",
+        "owner",
         "is_active",
         "verify_url",
         "allowed_protocols",
