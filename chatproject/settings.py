@@ -326,6 +326,11 @@ CHAT = {
     "SOCKET_CONNECT_TIMEOUT_SECONDS": float(env_str("CHAT_SOCKET_CONNECT_TIMEOUT_SECONDS", "10")),
     # Tenants (docs/tenants.md). A tenant-signed token may expire at most this far ahead
     # (seconds), and may be at most this many bytes long; `iat` may be this far in the future.
+    # CHAT SERVER's dashboard (docs/protocols/chatserver.md): its HS256 tokens are signed with a
+    # secret of their own. No default: unset with DEBUG off, the dashboard routes answer 503
+    # (with DEBUG on, one is derived from SECRET_KEY).
+    "DASHBOARD_JWT_SECRET": env_str("CHAT_DASHBOARD_JWT_SECRET"),
+    "DASHBOARD_JWT_SECONDS": env_int("CHAT_DASHBOARD_JWT_SECONDS", 3600),
     "TENANT_TOKEN_MAX_TTL_SECONDS": env_int("CHAT_TENANT_TOKEN_MAX_TTL_SECONDS", 24 * 3600),
     "TENANT_TOKEN_MAX_BYTES": env_int("CHAT_TENANT_TOKEN_MAX_BYTES", 2048),
     "TENANT_CLOCK_SKEW_SECONDS": env_int("CHAT_TENANT_CLOCK_SKEW_SECONDS", 60),

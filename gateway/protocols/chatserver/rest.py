@@ -1,4 +1,5 @@
-"""CHAT SERVER's REST endpoints (spec §3.2: /user and /room), for a tenant's backend.
+"""CHAT SERVER's REST endpoints (spec §3.2): /user and /room for a tenant's backend, and the
+dashboard's /auth and /app (at the end of this module, with their own credential: dashboard.py).
 
 Every route requires the app's secret, `Authorization: AppKey <app id>:<secret>` (the tenant
 API's credential, tenants.authentication): in the original they were open and the app's UUID was
@@ -15,11 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import tenancy
+from accounts import selectors, tenancy
 from accounts.http import BoundedJSONParser
 from accounts.identity import APPS, REGISTERED_TOKEN, Policy, Presented, identity_resolve
 from chatproject.core.errors import ApplicationError, ErrorCode
@@ -29,7 +31,8 @@ from tenants.apis import AppThrottle
 from tenants.authentication import AppKeyAuthentication, IsApp
 from tenants.services import tenant_user_register
 
-from .wire import room_payload, room_row, user_of
+from . import dashboard
+from .wire import app_row, room_payload, room_row, split_name, user_of
 
 TAGS = ["chatserver"]
 APP_NOT_FOUND = {"status": 404, "message": "App Not Found"}
@@ -210,3 +213,110 @@ class RoomMembersApi(ChatServerApi):
 
 class RoomRemoveApi(RoomMembersApi):
     change = staticmethod(rooms.app_room_members_remove)
+
+
+# --- the dashboard (spec §3.2 auth and app) ------------------------------------------------------
+
+INVALID_LOGIN = {"name": "InvalidLogin", "message": "Login failed"}
+
+
+def _fields(request: Request, allowed: set[str]) -> dict[str, Any]:
+    """The JSON object body, refusing keys outside `allowed` (the original's tsoa refused extras
+    with an HTML 404; here a 400 naming them). `token` may always be there (the credential)."""
+    data = _body(request)
+    extra = sorted(set(data) - allowed - {"token"})
+    if extra:
+        raise ApplicationError(ErrorCode.INVALID, f"Unknown fields: {', '.join(extra)}.", {"fields": extra})
+    return data
+
+
+def _session(user: Any, token: str) -> dict[str, Any]:
+    first, last = split_name(user.display_name)
+    return {"token": token, "firstName": first, "lastName": last, "email": user.email}
+
+
+class DashboardOpenApi(APIView):
+    """No credential; served only when the dashboard's secret is configured."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    parser_classes = (BoundedJSONParser,)
+
+
+class DashboardApi(APIView):
+    authentication_classes = (dashboard.DashboardAuthentication,)
+    permission_classes = (dashboard.HasScope,)
+    parser_classes = (BoundedJSONParser,)
+    scopes: tuple[str, ...] = (dashboard.ADMIN, dashboard.USER)
+
+
+class LoginApi(DashboardOpenApi):
+    @extend_schema(tags=TAGS, request=None, responses=None, summary="Dashboard login")
+    def post(self, request: Request) -> Response:
+        key = dashboard.secret_or_unavailable()
+        data = _fields(request, {"email", "password"})
+        try:
+            user = tenancy.app_owner_authenticate(email=data.get("email"), password=data.get("password"))
+        except ApplicationError as error:
+            if error.code == ErrorCode.AUTHENTICATION_FAILED:
+                return Response(INVALID_LOGIN, status=401)
+            raise
+        return Response(_session(user, dashboard.token_issue(user=user, key=key)))
+
+
+class RegisterApi(DashboardApi):
+    scopes = (dashboard.ADMIN,)
+
+    @extend_schema(tags=TAGS, request=None, responses=None, summary="Register a dashboard user (admin)")
+    def post(self, request: Request) -> Response:
+        data = _fields(request, {"firstName", "middleName", "lastName", "email", "password"})
+        try:
+            user = tenancy.app_owner_register(
+                by=request.user,
+                email=data.get("email"),
+                password=data.get("password"),
+                first_name=data.get("firstName"),
+                middle_name=data.get("middleName", ""),
+                last_name=data.get("lastName"),
+            )
+        except ApplicationError as error:
+            if error.code == ErrorCode.CONFLICT:
+                return Response({"status": 400, "message": "ChatUser Already Exists"})
+            raise
+        token = dashboard.token_issue(user=user, key=dashboard.secret_or_unavailable())
+        return Response(
+            {**_session(user, token), "firstName": data["firstName"], "lastName": data["lastName"]}
+        )
+
+
+class VerifyApi(DashboardOpenApi):
+    @extend_schema(tags=TAGS, request=None, responses=None, summary="Is header `token` a dashboard token")
+    def get(self, request: Request) -> Response:
+        key = dashboard.secret_or_unavailable()
+        return Response(dashboard.token_user(request.headers.get("token"), key=key) is not None)
+
+
+class AppApi(DashboardApi):
+    @extend_schema(tags=TAGS, request=None, responses=None, summary="Create an app (its secret shown once)")
+    def post(self, request: Request) -> Response:
+        data = _fields(request, {"name"})
+        app = tenancy.app_create(name=data.get("name"), owner=request.user)
+        return Response(app_row(app, secret=app.secret_1))
+
+    @extend_schema(tags=TAGS, request=None, responses=None, summary="The caller's own apps")
+    def get(self, request: Request) -> Response:
+        return Response([app_row(a) for a in selectors.apps_owned_by(owner=request.user)])
+
+
+class AppDetailApi(DashboardApi):
+    @extend_schema(
+        tags=TAGS, request=None, responses=None, summary="Delete an app (soft; its users disconnected)"
+    )
+    def delete(self, request: Request, app_id: str) -> Response:
+        try:
+            app = tenancy.app_deactivate(by=request.user, app_id=app_id)
+        except ApplicationError as error:
+            if error.code == ErrorCode.NOT_FOUND:
+                return Response(APP_NOT_FOUND)
+            raise
+        return Response(app_row(app))

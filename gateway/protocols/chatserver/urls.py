@@ -8,6 +8,11 @@ from . import rest
 app_name = "chatserver"
 
 urlpatterns = [
+    path("auth/login", rest.LoginApi.as_view(), name="auth-login"),
+    path("auth/register", rest.RegisterApi.as_view(), name="auth-register"),
+    path("auth/verify", rest.VerifyApi.as_view(), name="auth-verify"),
+    path("app", rest.AppApi.as_view(), name="app"),
+    path("app/<str:app_id>", rest.AppDetailApi.as_view(), name="app-detail"),
     path("user", rest.UserApi.as_view(), name="user"),
     path("user/<str:key>", rest.UserPathApi.as_view(), name="user-path"),
     path("room", rest.RoomApi.as_view(), name="room"),

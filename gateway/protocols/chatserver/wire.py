@@ -114,3 +114,22 @@ def message_from_event(conversation_id: str, actor: str | None, message: dict[st
         "deletedAt": None,
         "user": user_payload(user_id=actor, name=message.get("sender_name")),
     }
+
+
+def app_row(app: Any, *, secret: str | None = None) -> dict[str, Any]:
+    """The original's App row. `id` and `applicationId` are both this server's app id (the
+    original's integer key and its UUID); `authUserId` is the owner's public id. The secret is
+    only in the answer to `POST /app` (`secret`), never in a list."""
+    row = {
+        "id": app.public_id,
+        "applicationId": app.public_id,
+        "name": app.name,
+        "verifyUrl": app.verify_url or None,
+        "authUserId": app.owner.public_id if app.owner_id else None,
+        "createdAt": iso_ms(app.created_at),
+        "updatedAt": iso_ms(app.updated_at),
+        "deletedAt": None if app.is_active else iso_ms(app.updated_at),
+    }
+    if secret is not None:
+        row["secret"] = secret
+    return row

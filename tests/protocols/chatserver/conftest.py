@@ -26,7 +26,12 @@ MOUNTS = [
 ]
 
 
-LIVE_ENV = {"CHAT_PROTOCOLS": json.dumps(MOUNTS), "CHAT_TYPING_MIN_INTERVAL_SECONDS": "0"}
+LIVE_ENV = {
+    "CHAT_PROTOCOLS": json.dumps(MOUNTS),
+    "CHAT_TYPING_MIN_INTERVAL_SECONDS": "0",
+    # The dashboard has no default secret with DEBUG off (test_dashboard.py logs in live).
+    "CHAT_DASHBOARD_JWT_SECRET": "live-dashboard-secret-0123456789abcdef",
+}
 
 
 @pytest.fixture(scope="module")

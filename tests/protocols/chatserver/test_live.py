@@ -27,7 +27,7 @@ def rest(server, app, method: str, path: str, body: dict | None = None, **header
         data=json.dumps(body).encode() if body is not None else None,
         method=method,
         headers={
-            "Authorization": f"AppKey {app.public_id}:{app.secret_1}",
+            **({"Authorization": f"AppKey {app.public_id}:{app.secret_1}"} if app else {}),
             "Content-Type": "application/json",
             **headers,
         },
