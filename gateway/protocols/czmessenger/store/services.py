@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from chatproject.bus import publish_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
-from messaging.services import conversation_mark_read, direct_conversation_get_or_create
+from messaging.services import conversation_block, conversation_mark_read, direct_conversation_get_or_create
 
 from . import events
 from .models import Room, Side
@@ -170,8 +170,9 @@ class Blocked:
 
 
 def room_block(*, user: User, room_id: object, block: object) -> Blocked:
-    """Block (or unblock) the room. Only the side that blocked may unblock; a blocked room
-    refuses new messages from both sides (`room_send_check`)."""
+    """Block (or unblock) the room. Only the side that blocked may unblock. The block itself
+    is the conversation's (`messaging.services.conversation_block`): messaging's send path
+    refuses new messages from both sides, over every protocol."""
     room = room_get_for_party(user=user, room_id=room_id)
     side = room.side_of(user.pk)
     if not isinstance(block, bool):
@@ -187,7 +188,12 @@ def room_block(*, user: User, room_id: object, block: object) -> Blocked:
             raise ApplicationError(ErrorCode.PERMISSION_DENIED, "You do not have the authorization")
         room.blocked_by = ""
     room.updated_at = timezone.now()
-    room.save(update_fields=["blocked_by", "updated_at"])
+    with transaction.atomic():
+        room.save(update_fields=["blocked_by", "updated_at"])
+        # The core enforces it for every protocol; `blocked_by` only says which side may unblock.
+        room.conversation = conversation_block(
+            user=user, conversation_id=room.conversation.public_id, blocked=bool(room.blocked_by)
+        )
     return Blocked(room, None)
 
 
@@ -198,6 +204,6 @@ def room_send_check(*, user: User, room_id: object, to: object) -> Room:
     other = room.seller if room.side_of(user.pk) == Side.BUYER else room.buyer
     if to is not None and to != wire_id(other):
         raise ApplicationError(ErrorCode.INVALID, "to is not the other party of the room.", {"field": "to"})
-    if room.blocked_by:
+    if room.conversation.blocked_at is not None:  # checked early: CZ clients expect a silent drop
         raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The room is blocked.")
     return room
