@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.core.ids import new_public_id
 from chatproject.core.timefmt import iso_ms
 from gateway import actions
 from gateway.actions import call
@@ -108,11 +109,22 @@ async def new_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     )
     info = rooms.room_info(room)
     directory.remember(info)
+    client_message_id = data.get("client_message_id")
+    image = data.get("type") == "IMAGE" and rooms.looks_like_image_link(
+        content=data.get("content"), client_message_id=client_message_id or ""
+    )
+    if image:
+        # An IMAGE whose content is a URL: stored as text (the core's images are uploads), its
+        # wire type kept by the protocol, keyed by the client id, before the send.
+        client_message_id = client_message_id or f"czimg-{new_public_id()}"
+        await call(
+            room_services.image_link_mark, user=conn.user, room=room, client_message_id=client_message_id
+        )
     sent = await actions.send(
         conn,
         conversation_id=info.conversation_id,
         content=data.get("content"),
-        client_message_id=data.get("client_message_id"),
+        client_message_id=client_message_id,
         kind=DIRECT,
         message_kind="emoji" if data.get("type") == "EMOJI" else None,
     )
@@ -121,7 +133,7 @@ async def new_message(conn: Connection, data: dict[str, Any]) -> Outcome:
         room_id=info.room_id,
         sender=me(conn),
         recipient=info.seller if me(conn) == info.buyer else info.buyer,
-        kind=message.kind,
+        kind="image" if image and message.kind == "text" else message.kind,
         content=message.content,
         client_message_id=message.client_message_id,
         message_id=message.public_id,

@@ -98,6 +98,10 @@ def check_chat(records):
     seen = events(records, "seller", "seen_messages")[0]
     assert (seen["room_id"], seen["from"], seen["to"]) == ("b9.u1", "b9", "u1")
     assert seen["last_message_id"] == seller_message and seen["message_ids"] == [seller_message]
+    image = step(records, "image")
+    assert image["echo"]["type"] == "IMAGE" and image["echo"]["content"] == "https://cdn.example/a.jpg"
+    assert [c["type"] for c in image["copies"]] == ["IMAGE", "IMAGE"]
+    assert image["copies"][0]["_id"] == image["echo"]["_id"]
     deleted = step(records, "deleted")
     assert deleted["status"] == 200 and deleted["body"]["role"] == "SELLER"
     deletion = {"room_id": "b9.u1", "seller": "u1", "buyer": "b9", "deletion_role": "SELLER"}

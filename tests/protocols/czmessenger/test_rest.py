@@ -256,3 +256,14 @@ def test_the_rooms_list_costs_the_same_queries_for_one_room_or_many(world):
     assert len(listed) == 5 and len(five) == len(one)
     assert [r["seller_unseen_messages"] for r in listed] == [0, 0, 0, 0, 1]
     assert listed[0]["seller_last_message"]["is_seen"] is False  # the buyer has not read it
+
+
+def test_an_image_link_comes_back_as_image_and_the_same_url_as_text_stays_text(world):
+    app, buyer, seller, room = world
+    services.image_link_mark(user=buyer, room=room, client_message_id="img-1")
+    send(buyer, room, "https://cdn.example/a.jpg", "img-1")
+    send(seller, room, "https://cdn.example/a.jpg", "img-1")  # same id, other sender: text
+    send(buyer, room, "https://cdn.example/b.jpg", "txt-1")
+    data = client_for(app, "b9").get(f"{BASE}/messages?room_id=b9.u1&created_at=1").json()["data"]
+    assert [m["type"] for m in data] == ["IMAGE", "TEXT", "TEXT"]
+    assert data[0]["content"] == "https://cdn.example/a.jpg"

@@ -14,7 +14,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from messaging.services import conversation_block, conversation_mark_read, direct_conversation_get_or_create
 
 from . import events
-from .models import Room, Side
+from .models import ImageLink, Room, Side
 from .selectors import realm_user_get, room_get_for_party, wire_id, wire_id_valid
 
 BUYER_INFO_KEYS = ("name", "avatar", "phone_number", "email")
@@ -207,3 +207,11 @@ def room_send_check(*, user: User, room_id: object, to: object) -> Room:
     if room.conversation.blocked_at is not None:  # checked early: CZ clients expect a silent drop
         raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The room is blocked.")
     return room
+
+
+def image_link_mark(*, user: User, room: Room, client_message_id: str) -> None:
+    """Before an IMAGE-with-URL send by a party of `room`: remember its wire type (idempotent,
+    so a retry marks nothing new). A send that then fails leaves a mark no message matches."""
+    ImageLink.objects.get_or_create(
+        conversation_id=room.conversation_id, sender=user, client_message_id=client_message_id
+    )
