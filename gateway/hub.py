@@ -352,7 +352,11 @@ class Hub:
             return await self._answer(conn_id, self.protocol.answer_error(conn, name[:64], error))
         if outcome.error is not None:  # refused, with the protocol's own failure event
             self.stats["errors"] += 1
-        return await self._answer(conn_id, self.protocol.answer(conn, name, outcome))
+        ack = await self._answer(conn_id, self.protocol.answer(conn, name, outcome))
+        if outcome.close:  # what was answered first, then a server-side disconnect
+            await self.transport.close(conn_id)
+            await self.forget(conn_id)
+        return ack
 
     async def refuse_event(self, conn_id: str, event: str, error: ApplicationError) -> list | None:
         """Called for a client frame the transport could not decode: answered like any refused

@@ -38,6 +38,9 @@ class Outcome:
     emits: list[tuple[str, Any]] = field(default_factory=list)
     data: Any = None
     error: ApplicationError | None = None
+    # End the connection after the answer (a server-side disconnect, no reconnect), as some
+    # legacy protocols do when a client fails an in-band check.
+    close: bool = False
 
 
 @dataclass(frozen=True)

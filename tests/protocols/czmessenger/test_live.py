@@ -126,6 +126,7 @@ def test_a_reconnected_client_verifies_its_user(cz_server, market):
     app, _buyer, _seller = market
     records = run("reconnect", cz_server.url, cz_server.url, app)
     assert step(records, "verified")["status"] is True
+    assert step(records, "verified")["afterFalse"] == "io server disconnect"  # no reconnect
     assert len(events(records, "buyer", "active_user_list")) == 2  # once per connection
 
 

@@ -164,9 +164,11 @@ async function reconnect() {
   buyer.io.engine.close(); // the network went away: the client reconnects by itself
   await next(buyer, "reconnect");
   const verified = await next(buyer, "verify_user");
+  const gone = new Promise((resolve) => buyer.once("disconnect", resolve));
   buyer.emit("verify_user", { token: config.buyer.token, user_id: config.seller.id, user_role: "BUYER" });
   await next(buyer, "verify_user", (d) => d.status === false);
-  out({ kind: "step", step: "verified", status: verified.status });
+  const reason = await gone; // the server disconnects the socket, as the original did
+  out({ kind: "step", step: "verified", status: verified.status, afterFalse: reason });
   buyer.close();
   out({ kind: "done" });
 }
