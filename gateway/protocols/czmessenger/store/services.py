@@ -197,21 +197,10 @@ def room_block(*, user: User, room_id: object, block: object) -> Blocked:
     return Blocked(room, None)
 
 
-def room_send_check(*, user: User, room_id: object, to: object) -> Room:
-    """Before a CZ Messenger send: the caller is a party, `to` is the other party, and the room
-    is not blocked. (The message itself goes through messaging's one send path.)"""
-    room = room_get_for_party(user=user, room_id=room_id)
-    other = room.seller if room.side_of(user.pk) == Side.BUYER else room.buyer
-    if to is not None and to != wire_id(other):
-        raise ApplicationError(ErrorCode.INVALID, "to is not the other party of the room.", {"field": "to"})
-    if room.conversation.blocked_at is not None:  # checked early: CZ clients expect a silent drop
-        raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The room is blocked.")
-    return room
-
-
-def image_link_mark(*, user: User, room: Room, client_message_id: str) -> None:
-    """Before an IMAGE-with-URL send by a party of `room`: remember its wire type (idempotent,
+def image_link_mark(*, user: User, room_id: object, client_message_id: str) -> None:
+    """Before an IMAGE-with-URL send by a party of the room: remember its wire type (idempotent,
     so a retry marks nothing new). A send that then fails leaves a mark no message matches."""
+    room = room_get_for_party(user=user, room_id=room_id)
     ImageLink.objects.get_or_create(
         conversation_id=room.conversation_id, sender=user, client_message_id=client_message_id
     )
