@@ -26,6 +26,11 @@ const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 // config.client "v2": socket.io-client 2.3.1 (Engine.IO 3), which sends no auth payload: the
 // product token goes in the Authorization header.
 const io2 = config.client === "v2" ? require("socket.io-client-v2") : null;
+// config.wire "czmessenger" (with client "v2"): the CZ Messenger protocol on a first-party mount
+// (namespace `config.czNamespace`, Engine.IO path `config.czPath`); the handshake query carries
+// token, user_id, user_role; a pair's room is opened with create_room; a send is `new_message`
+// and its ack is the echo to the sending socket; the receiver gets `new_message` too.
+const CZ = config.wire === "czmessenger";
 const now = () => performance.now();
 const emitLine = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const T0 = performance.now();
@@ -34,7 +39,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The event after which a connection is fully set up (subscribed to its bus groups): the
 // product's greeting ends with group-chat-list; the floor is ready at connect.
-const READY_EVENT = config.protocol === "product" ? "group-chat-list" : "connect";
+const READY_EVENT = CZ ? "active_user_list" : config.protocol === "product" ? "group-chat-list" : "connect";
 
 let stdinLines = null;
 function nextStdinLine() {
@@ -57,7 +62,16 @@ function nextStdinLine() {
 
 function connect(url, auth, timeoutMs, setup) {
   return new Promise((resolve) => {
-    const socket = io2
+    const socket = CZ
+      ? io2(url + config.czNamespace, {
+          path: config.czPath,
+          transports: ["websocket"],
+          forceNew: true,
+          reconnection: false,
+          timeout: timeoutMs,
+          query: { token: auth.token, user_id: auth.userId, user_role: auth.role },
+        })
+      : io2
       ? io2(url, {
           transports: ["websocket"],
           forceNew: true,
@@ -175,9 +189,9 @@ async function runDirect() {
   for (const pair of pairs) {
     pair.receiver = receivers[pair.index].socket;
     pair.sender = senders[pair.index].socket;
-    pair.receiver.on("receive-personal-message", (m) => {
+    const onDelivery = (m) => {
       const at = now();
-      const content = m.Content;
+      const content = CZ ? m.content : m.Content;
       const space = content.indexOf(" ");
       const k = parseInt(content.slice(0, space), 10);
       const sentAt = parseFloat(content.slice(space + 1, content.indexOf(" ", space + 1)));
@@ -189,7 +203,7 @@ async function runDirect() {
       pair.seen.add(k);
       if (k < pair.maxK) stats.outOfOrder++;
       else pair.maxK = k;
-      if (config.protocol === "product") {
+      if (config.protocol === "product" && !CZ) {  // the CZ wire carries no seq
         if (pair.lastSeq !== null && m.Seq !== pair.lastSeq + 1) stats.seqGaps++;
         pair.lastSeq = m.Seq;
       }
@@ -197,7 +211,22 @@ async function runDirect() {
         windowReceived++;
         latency.push(at - sentAt);
       }
-    });
+    };
+    if (CZ) {
+      pair.room = `${config.pairs[pair.index].sender}.${config.pairs[pair.index].receiver}`;
+      pair.receiver.on("new_message", onDelivery);
+      // The echo to the sending socket is the ack: matched by client_message_id.
+      pair.pendingAcks = new Map();
+      pair.sender.on("new_message", (m) => {
+        const done = pair.pendingAcks.get(m.client_message_id);
+        if (done) {
+          pair.pendingAcks.delete(m.client_message_id);
+          done({ ok: true });
+        }
+      });
+    } else {
+      pair.receiver.on("receive-personal-message", onDelivery);
+    }
     for (const s of [pair.sender, pair.receiver]) {
       s.on("error", () => stats.unexpectedErrors++);
       s.on("disconnect", (reason) => {
@@ -207,6 +236,25 @@ async function runDirect() {
         }
       });
     }
+  }
+
+  if (CZ) {
+    // Open each pair's room (the seeded direct conversation) before anything is timed.
+    await Promise.all(
+      pairs.map(
+        (pair) =>
+          new Promise((resolve, reject) => {
+            const { sender, receiver } = config.pairs[pair.index];
+            const timer = setTimeout(() => reject(new Error(`no create_room echo for ${pair.room}`)), 30000);
+            pair.sender.once("create_room", () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            pair.sender.emit("create_room", { type: "BS", buyer: sender, seller: receiver, creator: sender });
+          }),
+      ),
+    );
+    log(`opened ${pairs.length} rooms`);
   }
 
   function send(pair, intendedAt) {
@@ -219,7 +267,7 @@ async function runDirect() {
     };
     pair.inflight++;
     stats.sent++;
-    pair.sender.emit("send-personal-message", payload, (ack) => {
+    const onAck = (ack) => {
       const at = now();
       pair.inflight--;
       if (ack && ack.ok) {
@@ -235,7 +283,21 @@ async function runDirect() {
         stats.ackErrorCodes[code] = (stats.ackErrorCodes[code] || 0) + 1;
       }
       if (!config.rate && phase !== "stop" && phase !== "closing") pump(pair);
-    });
+    };
+    if (CZ) {
+      const { sender, receiver } = config.pairs[pair.index];
+      pair.pendingAcks.set(payload.ClientMessageId, onAck);
+      pair.sender.emit("new_message", {
+        room_id: pair.room,
+        from: sender,
+        to: receiver,
+        type: "TEXT",
+        content: payload.Content,
+        client_message_id: payload.ClientMessageId,
+      });
+    } else {
+      pair.sender.emit("send-personal-message", payload, onAck);
+    }
   }
 
   function pump(pair) {

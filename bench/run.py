@@ -497,11 +497,15 @@ def direct_load(
     workdir: Path,
     profile: Path | None = None,
     client: str = "v4",
+    wire: str | None = None,
 ) -> dict:
     config = {
         "mode": "direct",
         "protocol": protocol,
         "client": client,
+        "wire": wire,
+        "czPath": CZ_MOUNT["path"].rstrip("/"),
+        "czNamespace": CZ_MOUNT["namespace"],
         "label": label,
         "runId": f"{label}-{secrets.token_hex(4)}",
         "pairs": pairs,
@@ -1505,6 +1509,87 @@ def git_info() -> dict:
     }
 
 
+CZ_MOUNT = {
+    "protocol": "gateway.protocols.czmessenger",
+    "transport": "eio3",
+    "path": "/v1/conversations/sockets/",
+    "namespace": "/v1/conversations/events",
+    "realm": "first_party",
+}
+
+
+def cz_pair_configs(seed: dict, url: str, count: int) -> list:
+    """Scenario 1's pairs as CZ Messenger buyer (sender) and seller (receiver) on a first-party
+    mount: the product's access tokens, the users' public ids as wire ids."""
+    pairs = []
+    for pair in seed["pairs"][:count]:
+        pairs.append(
+            {
+                "chat": pair["chat"],
+                "sender": pair["sender"],
+                "receiver": pair["receiver"],
+                "senderUrl": url,
+                "receiverUrl": url,
+                "senderAuth": {"token": pair["sender_token"], "userId": pair["sender"], "role": "BUYER"},
+                "receiverAuth": {
+                    "token": pair["receiver_token"],
+                    "userId": pair["receiver"],
+                    "role": "SELLER",
+                },
+            }
+        )
+    return pairs
+
+
+def scenario_czmessenger(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
+    """The same pairs as ExpressChat clients (socket.io-client 4, scenario 1's path) and then as
+    CZ Messenger clients (socket.io-client 2.3.1), against one product server mounting both."""
+    mounts = [
+        {"protocol": "gateway.protocols.expresschat", "transport": "eio4", "path": "/socket.io/"},
+        CZ_MOUNT,
+    ]
+    PRODUCT_ENV["CHAT_PROTOCOLS"] = json.dumps(mounts)
+    out = {"pairs": params["pairs"], "window": params["window"], "fixed_rate": params["fixed_rate"]}
+    server, url = start_product(workdir)
+    try:
+        for name, client, wire in (("expresschat", "v4", None), ("czmessenger", "v2", "czmessenger")):
+            if wire:
+                pairs = cz_pair_configs(seed, url, params["pairs"])
+            else:
+                pairs = pair_configs(seed, "product", [url], [url], params["pairs"])
+            runs = {}
+            for kind, rate, phases in (
+                ("saturation", None, params["saturation"]),
+                ("fixed", params["fixed_rate"], params["fixed"]),
+            ):
+                runs[kind] = direct_load(
+                    f"{name} {kind}",
+                    "product",
+                    pairs,
+                    window=params["window"],
+                    rate=rate,
+                    phases=phases,
+                    server_pids=[server.pid],
+                    workdir=workdir,
+                    client=client,
+                    wire=wire,
+                )
+            out[name] = runs
+    finally:
+        server.stop()
+        PRODUCT_ENV.pop("CHAT_PROTOCOLS", None)
+    for kind in ("saturation", "fixed"):
+        out[f"cpu_ratio_{kind}"] = _ratio(
+            out["czmessenger"][kind].get("server_cpu_us_per_message"),
+            out["expresschat"][kind].get("server_cpu_us_per_message"),
+        )
+    say(
+        f"  CZ Messenger / ExpressChat server CPU per message: saturation {out['cpu_ratio_saturation']}, "
+        f"{params['fixed_rate']}/s {out['cpu_ratio_fixed']}"
+    )
+    return out
+
+
 def scenario_eio3(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
     """ExpressChat direct messages from socket.io-client 4 and then 2.3.1 clients, against one
     product server that mounts ExpressChat on both Engine.IO 4 and Engine.IO 3."""
@@ -1560,6 +1645,7 @@ RUNNERS = {
     "idle": scenario_idle,
     "history": scenario_history,
     "eio3": scenario_eio3,
+    "czmessenger": scenario_czmessenger,
 }
 
 
@@ -1642,7 +1728,7 @@ def main() -> int:
         setup_database(workdir)
         say(f"database {DB_NAME} created and migrated")
         seeds = {}
-        if {"direct", "twoproc", "eio3"} & set(chosen):
+        if {"direct", "twoproc", "eio3", "czmessenger"} & set(chosen):
             seeds["direct"] = seed("direct", 100, workdir)
             say(f"seeded 100 direct pairs in {seeds['direct']['seconds']}s")
         for name in chosen:

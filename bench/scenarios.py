@@ -128,11 +128,36 @@ SCENARIOS = [
         },
         "targets": {"cpu_ratio_max": 1.2},
     },
+    {
+        "name": "czmessenger",
+        "number": 7,
+        "title": "Direct messages over CZ Messenger (socket.io-client 2.3.1) against ExpressChat direct, one server",
+        # One product server mounts ExpressChat (Engine.IO 4, /socket.io/) and CZ Messenger
+        # (Engine.IO 3, /v1/conversations/sockets/, first-party realm: the product's tokens). The
+        # same seeded pairs send first as ExpressChat clients (scenario 1's path), then as CZ
+        # Messenger buyer -> seller (`new_message`, its echo as the ack): server CPU per message
+        # of each, in one run.
+        "full": {
+            "pairs": 100,
+            "window": 10,
+            "saturation": {"warmup": 3, "duration": 10, "drain": 10},
+            "fixed_rate": 1000,
+            "fixed": {"warmup": 2, "duration": 10, "drain": 10},
+        },
+        "quick": {
+            "pairs": 100,
+            "window": 10,
+            "saturation": {"warmup": 2, "duration": 6, "drain": 10},
+            "fixed_rate": 1000,
+            "fixed": {"warmup": 2, "duration": 6, "drain": 10},
+        },
+        "targets": {"cpu_ratio_max": 1.3},
+    },
 ]
 
 # The order `make bench` runs them in: the 1,000,000-row insert comes last so it cannot slow the
 # message inserts of the other scenarios.
-RUN_ORDER = ["direct", "twoproc", "idle", "group", "eio3", "history"]
+RUN_ORDER = ["direct", "twoproc", "idle", "group", "eio3", "czmessenger", "history"]
 
 
 def by_name(name: str) -> dict:

@@ -363,6 +363,9 @@ class Hub:
                 await outcome.after()
             except Exception:  # answered already: nothing more to tell the client
                 logger.exception("after-answer work failed: event=%s user=%s", name[:64], conn.user_id)
+        if outcome.close:  # what was answered first, then a server-side disconnect
+            await self.transport.close(conn_id)
+            await self.forget(conn_id)
         return ack
 
     async def refuse_event(self, conn_id: str, event: str, error: ApplicationError) -> list | None:

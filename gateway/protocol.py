@@ -42,6 +42,9 @@ class Outcome:
     # the caller after its answer (a room announcement after the join's own replies). Failures
     # are logged, never answered: the event has been answered already.
     after: Callable[[], Awaitable[None]] | None = None
+    # End the connection after the answer (a server-side disconnect, no reconnect), as some
+    # legacy protocols do when a client fails an in-band check.
+    close: bool = False
 
 
 @dataclass(frozen=True)

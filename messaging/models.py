@@ -37,6 +37,10 @@ class Conversation(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Set while a direct conversation is blocked (`conversation_block`): the send path refuses
+    # new messages from both members, whatever protocol they use. A column of the row every
+    # send already loads with the sender's membership, so the check costs no query.
+    blocked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -1,7 +1,7 @@
 """Writes of the messaging domain. Every transport ends here; events leave only on commit.
 
 Split by concern; callers import from this package and need not know the modules:
-- `conversations`: notes-to-self and direct conversations, the chat partner check;
+- `conversations`: notes-to-self and direct conversations, the chat partner check, blocking;
 - `sending`: `message_send` / `message_send_many` (the one write path for messages), the
   batch's steps (memberships, replies, retries, uploads, storage), system messages;
 - `validation`: what a message may contain (shared by sending and edits);
@@ -13,7 +13,12 @@ Split by concern; callers import from this package and need not know the modules
 """
 
 from .changes import REACTION_EMOJI_MAX, message_delete, message_edit, reaction_add, reaction_remove
-from .conversations import chat_partner_get, direct_conversation_get_or_create, self_conversation_ensure
+from .conversations import (
+    chat_partner_get,
+    conversation_block,
+    direct_conversation_get_or_create,
+    self_conversation_ensure,
+)
 from .moderation import MODERATE_DELETE, MODERATE_HIDE, MODERATE_PERMISSION, message_moderate
 from .receipts import conversation_mark_delivered, conversation_mark_read
 from .sending import (
@@ -36,6 +41,7 @@ __all__ = [
     "SendRequest",
     "SendResult",
     "chat_partner_get",
+    "conversation_block",
     "conversation_mark_delivered",
     "conversation_mark_read",
     "direct_conversation_get_or_create",

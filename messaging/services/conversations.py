@@ -4,6 +4,7 @@ conversation per pair of users, and the check of the partner someone wants to ch
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import users_in_realm
@@ -16,6 +17,7 @@ from ..models import Conversation, Membership
 from ..selectors import (
     direct_conversation_find,
     direct_key,
+    membership_get,
     self_conversation_get,
     self_key,
 )
@@ -84,3 +86,19 @@ def direct_conversation_get_or_create(
     except IntegrityError:
         return Conversation.objects.get(unique_key=direct_key(user, other)), other, False
     return conversation, other, True
+
+
+def conversation_block(*, user: User, conversation_id: object, blocked: bool) -> Conversation:
+    """Block (or unblock) a direct conversation the user is a member of. While blocked,
+    `message_send_many` refuses new messages from both members, whatever protocol sends them.
+
+    Idempotent. Who may lift a block is the caller's rule (CZ Messenger: only the side that
+    blocked); the core holds only the fact. Messages already sent stay readable.
+    """
+    membership = membership_get(user=user, conversation_id=conversation_id, kind=Conversation.Kind.DIRECT)
+    conversation = membership.conversation
+    if blocked == (conversation.blocked_at is not None):
+        return conversation
+    conversation.blocked_at = timezone.now() if blocked else None
+    conversation.save(update_fields=["blocked_at"])
+    return conversation

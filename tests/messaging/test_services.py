@@ -3,6 +3,8 @@ checked to leave nothing behind."""
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import new_public_id
@@ -327,6 +329,62 @@ def test_member_who_left_cannot_retry_an_earlier_send(alice, bob):
     with pytest.raises(ApplicationError) as excinfo:
         send(alice, conversation, client_message_id="c-1")
     assert_error(excinfo, ErrorCode.NOT_FOUND)
+
+
+def test_a_blocked_conversation_refuses_sends_from_both_members(alice, bob):
+    conversation = direct(alice, bob)
+    send(alice, conversation)
+    services.conversation_block(user=bob.user, conversation_id=conversation.public_id, blocked=True)
+    for member in (alice, bob):
+        with pytest.raises(ApplicationError) as excinfo:
+            send(member, conversation)
+        assert_error(excinfo, ErrorCode.PERMISSION_DENIED)
+        assert excinfo.value.message == "This conversation is blocked."
+    conversation.refresh_from_db()
+    assert conversation.last_seq == 1
+
+
+def test_unblocking_lets_both_members_send_again(alice, bob):
+    conversation = direct(alice, bob)
+    services.conversation_block(user=alice.user, conversation_id=conversation.public_id, blocked=True)
+    services.conversation_block(user=alice.user, conversation_id=conversation.public_id, blocked=False)
+    assert [send(member, conversation).seq for member in (alice, bob)] == [1, 2]
+
+
+def test_a_retry_of_a_message_sent_before_the_block_returns_the_original(alice, bob):
+    conversation = direct(alice, bob)
+    original = send(alice, conversation, client_message_id="c-1")
+    services.conversation_block(user=bob.user, conversation_id=conversation.public_id, blocked=True)
+    assert send(alice, conversation, client_message_id="c-1").pk == original.pk
+
+
+def test_a_blocked_send_and_its_copy_in_the_same_batch_are_both_refused(alice, bob):
+    conversation = direct(alice, bob)
+    services.conversation_block(user=bob.user, conversation_id=conversation.public_id, blocked=True)
+    request = services.SendRequest(alice.user, conversation.public_id, "hi", "c-1")
+    results = services.message_send_many(requests=[request, request])
+    assert [r.error.code for r in results] == [ErrorCode.PERMISSION_DENIED] * 2
+
+
+def test_only_members_block_and_only_direct_conversations(alice, bob, carol):
+    conversation = direct(alice, bob)
+    with pytest.raises(ApplicationError) as excinfo:
+        services.conversation_block(user=carol.user, conversation_id=conversation.public_id, blocked=True)
+    assert_error(excinfo, ErrorCode.NOT_FOUND)
+    room = group(alice, bob)
+    with pytest.raises(ApplicationError) as excinfo:
+        services.conversation_block(user=alice.user, conversation_id=room.public_id, blocked=True)
+    assert_error(excinfo, ErrorCode.NOT_FOUND)
+    conversation.refresh_from_db()
+    assert conversation.blocked_at is None
+
+
+def test_the_block_is_read_with_the_membership_and_costs_no_query_of_its_own(alice, bob):
+    conversation = direct(alice, bob)
+    services.conversation_block(user=bob.user, conversation_id=conversation.public_id, blocked=True)
+    with CaptureQueriesContext(connection) as blocked, pytest.raises(ApplicationError):
+        send(alice, conversation)
+    assert len(blocked.captured_queries) == 1  # the batch's memberships read, which carries the flag
 
 
 def test_self_message_send_creates_the_self_conversation_when_missing(db):

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.core.ids import new_public_id
 from chatproject.core.timefmt import iso_ms
 from gateway import actions
 from gateway.actions import call
@@ -19,6 +20,7 @@ from . import directory, wire
 from .state import BUYER, CzState, role_of
 from .store import selectors as rooms
 from .store import services as room_services
+from .store.selectors import RoomInfo
 
 HANDLERS: dict[str, Handler] = {}
 PayloadHandler = Callable[[Connection, dict[str, Any]], Awaitable[Outcome]]
@@ -56,6 +58,22 @@ def _sender_check(conn: Connection, data: dict[str, Any]) -> None:
         raise _dropped("from")
 
 
+async def _room_info(conn: Connection, room_id: object) -> RoomInfo:
+    """The room `room_id` of which the caller is a party: read and authorised once per
+    connection, then kept (a room's ids and parties never change)."""
+    state: CzState = conn.state
+    known = state.rooms.get(room_id) if isinstance(room_id, str) else None
+    if known is not None:
+        return known
+    room = await call(rooms.room_get_for_party, user=conn.user, room_id=room_id)
+    info = rooms.room_info(room)
+    directory.remember(info)
+    if len(state.rooms) >= 256:
+        state.rooms.clear()
+    state.rooms[info.room_id] = info
+    return info
+
+
 async def _room(conn: Connection, data: dict[str, Any]) -> tuple[str, str]:
     """(room id, conversation id) of the room an event names: `room_id`, or else the room of
     the caller and `to` by the caller's role. The caller must be a party."""
@@ -66,16 +84,8 @@ async def _room(conn: Connection, data: dict[str, Any]) -> tuple[str, str]:
             raise _dropped("room_id")
         state: CzState = conn.state
         room_id = f"{me(conn)}.{to}" if state.role == BUYER else f"{to}.{me(conn)}"
-    state = conn.state
-    known = state.conversations.get(room_id)
-    if known is not None:
-        return room_id, known
-    room = await call(rooms.room_get_for_party, user=conn.user, room_id=room_id)
-    directory.remember(rooms.room_info(room))
-    if len(state.conversations) >= 256:
-        state.conversations.clear()
-    state.conversations[room_id] = room.conversation.public_id
-    return room_id, room.conversation.public_id
+    info = await _room_info(conn, room_id)
+    return info.room_id, info.conversation_id
 
 
 @handler("create_room")
@@ -101,18 +111,35 @@ async def new_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called when a party sends into a room. Stored through messaging's one send path (a
     retried `client_message_id` returns the original message); the calling socket gets its
     echo at once (its ack), every other socket of both parties through the bus. A blocked room
-    refuses."""
+    refuses (the core's send does: a silent drop here). No read of its own once the connection
+    knows the room."""
     _sender_check(conn, data)
-    room = await call(
-        room_services.room_send_check, user=conn.user, room_id=data.get("room_id"), to=data.get("to")
+    room_id = data.get("room_id")
+    if not isinstance(room_id, str):
+        raise _dropped("room_id")
+    info = await _room_info(conn, room_id)
+    other = info.seller if me(conn) == info.buyer else info.buyer
+    if data.get("to") is not None and data.get("to") != other:
+        raise _dropped("to")
+    client_message_id = data.get("client_message_id")
+    image = data.get("type") == "IMAGE" and rooms.looks_like_image_link(
+        content=data.get("content"), client_message_id=client_message_id or ""
     )
-    info = rooms.room_info(room)
-    directory.remember(info)
+    if image:
+        # An IMAGE whose content is a URL: stored as text (the core's images are uploads), its
+        # wire type kept by the protocol, keyed by the client id, before the send.
+        client_message_id = client_message_id or f"czimg-{new_public_id()}"
+        await call(
+            room_services.image_link_mark,
+            user=conn.user,
+            room_id=room_id,
+            client_message_id=client_message_id,
+        )
     sent = await actions.send(
         conn,
         conversation_id=info.conversation_id,
         content=data.get("content"),
-        client_message_id=data.get("client_message_id"),
+        client_message_id=client_message_id,
         kind=DIRECT,
         message_kind="emoji" if data.get("type") == "EMOJI" else None,
     )
@@ -120,8 +147,8 @@ async def new_message(conn: Connection, data: dict[str, Any]) -> Outcome:
     echo = wire.new_message(
         room_id=info.room_id,
         sender=me(conn),
-        recipient=info.seller if me(conn) == info.buyer else info.buyer,
-        kind=message.kind,
+        recipient=other,
+        kind="image" if image and message.kind == "text" else message.kind,
         content=message.content,
         client_message_id=message.client_message_id,
         message_id=message.public_id,
@@ -176,9 +203,10 @@ async def seen_messages(conn: Connection, data: dict[str, Any]) -> Outcome:
 async def verify_user(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called by clients after a Socket.IO reconnect. The connection was authenticated at its
     handshake, so this only confirms that the ids match it: `{"status": true}`, or false for a
-    `user_id` that is not the connection's or an empty token."""
+    `user_id` that is not the connection's or an empty token, and then the server disconnects
+    the socket (as the original did)."""
     token, user_id = data.get("token"), data.get("user_id")
     ok = isinstance(token, str) and bool(token) and user_id in (None, me(conn))
     if ok and "user_role" in data:
         conn.state.role = role_of(data["user_role"])
-    return Outcome([("verify_user", {"status": ok})])
+    return Outcome([("verify_user", {"status": ok})], close=not ok)

@@ -75,6 +75,21 @@ class CzMessenger(Protocol):
         if info is None:
             return event
         prepared = event | {"czm_room": asdict(info)}
+        message = event.get("message") or {}
+        if (
+            kind == "message.created"
+            and message.get("kind") == "text"
+            and rooms.looks_like_image_link(
+                content=message.get("content"), client_message_id=message.get("client_message_id")
+            )
+        ):
+            # Only text messages that are a bare URL with a client id pay this read.
+            prepared["czm_image"] = await actions.call(
+                rooms.image_link_is,
+                conversation_id=info.conversation_id,
+                sender_id=message.get("sender_id"),
+                client_message_id=message["client_message_id"],
+            )
         if kind == "conversation.read" and event.get("seq"):
             found = await actions.call(
                 rooms.message_at_seq, conversation_id=info.conversation_id, seq=event["seq"]

@@ -1,7 +1,7 @@
 """CZ Messenger's outbound half: a prepared domain event -> CZ Messenger events with their
 audience. Pure functions of the event; `CzMessenger.prepare` adds what the core's events do not
 carry: `czm_room` (the room of the event's conversation: `room_id`, `buyer_id`/`seller_id`
-public ids, `buyer`/`seller` wire ids), `czm_seen` (`id`, `created_at` of the message a read
+public ids, `buyer`/`seller` wire ids), `czm_image` (a text message sent as an IMAGE link), `czm_seen` (`id`, `created_at` of the message a read
 pointer stops at) and `czm_rooms` (the rooms of a user whose presence changed)."""
 
 from collections.abc import Callable
@@ -33,7 +33,7 @@ def _render_message(event: dict[str, Any]) -> list[Emit]:
         room_id=room["room_id"],
         sender=parties[0],
         recipient=parties[1],
-        kind=message.get("kind", "text"),
+        kind="image" if event.get("czm_image") else message.get("kind", "text"),
         content=(message.get("attachment") or {}).get("url") or message["content"],
         client_message_id=message.get("client_message_id"),
         message_id=message["id"],

@@ -24,6 +24,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.timefmt import iso_ms
 from gateway import registry
 
+from . import wire
 from .state import BUYER, SELLER
 from .store import selectors as rooms
 from .store import services
@@ -120,10 +121,13 @@ def _iso(value: Any) -> str | None:
     return iso_ms(value) if value else None
 
 
-def message_json(message: Any, room: Room, pointers: dict[int, int]) -> dict[str, Any]:
+def message_json(
+    message: Any, room: Room, pointers: dict[int, int], images: set[int] | frozenset[int] = frozenset()
+) -> dict[str, Any]:
+    """`images`: the pks of the text messages sent as IMAGE links (`rooms.image_links_of`)."""
     sender_is_buyer = message.sender_id == room.buyer_id
     recipient = room.seller if sender_is_buyer else room.buyer
-    kind = {"emoji": "EMOJI", "image": "IMAGE"}.get(message.kind, "TEXT")
+    kind = "IMAGE" if message.pk in images else wire.message_type(message.kind)
     return {
         "_id": message.public_id,
         "room_id": room.room_id,
@@ -162,7 +166,11 @@ def room_json(room: Room, user: User, last_messages: dict[int, Any] | None = Non
         f"{mine}_unseen_messages": unseen,
         f"{mine}_deleted_at": _iso(getattr(room, f"{mine}_deleted_at")),
         f"deleted_by_{mine}": getattr(room, f"deleted_by_{mine}"),
-        f"{mine}_last_message": message_json(last, room, pointers) if last else None,
+        f"{mine}_last_message": (
+            message_json(last, room, pointers, rooms.image_links_of(room=room, messages=[last]))
+            if last
+            else None
+        ),
         "created_at": iso_ms(room.created_at),
         "updated_at": iso_ms(room.updated_at),
     }
@@ -305,7 +313,8 @@ def room_block(request: HttpRequest, user: User, room_id: str) -> JsonResponse:
 
 def _page(room_id: object, moment: object, room: Room | None, messages: list, now: str) -> JsonResponse:
     pointers = rooms.read_pointers(room=room) if room is not None else {}
-    data = [message_json(m, room, pointers) for m in messages] if room is not None else []
+    images = rooms.image_links_of(room=room, messages=messages) if room is not None else set()
+    data = [message_json(m, room, pointers, images) for m in messages] if room is not None else []
     filters = {"message_count": len(data), "from": moment or now}
     return JsonResponse({"room_id": room_id, "filters": filters, "data": data})
 

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from .store.selectors import RoomInfo
+
 BUYER = "BUYER"
 SELLER = "SELLER"
 
@@ -14,5 +16,7 @@ def role_of(value: object) -> str:
 @dataclass
 class CzState:
     role: str = SELLER  # the handshake's user_role
-    # room id -> conversation public id, for the rooms this connection used (typing is frequent)
-    conversations: dict[str, str] = field(default_factory=dict)
+    # room id -> the room's ids and parties, for the rooms this connection used (sends and
+    # typing are frequent; a room's parties and ids never change; a block is the core's, checked
+    # by the send itself)
+    rooms: dict[str, RoomInfo] = field(default_factory=dict)

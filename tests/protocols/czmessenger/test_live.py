@@ -98,6 +98,10 @@ def check_chat(records):
     seen = events(records, "seller", "seen_messages")[0]
     assert (seen["room_id"], seen["from"], seen["to"]) == ("b9.u1", "b9", "u1")
     assert seen["last_message_id"] == seller_message and seen["message_ids"] == [seller_message]
+    image = step(records, "image")
+    assert image["echo"]["type"] == "IMAGE" and image["echo"]["content"] == "https://cdn.example/a.jpg"
+    assert [c["type"] for c in image["copies"]] == ["IMAGE", "IMAGE"]
+    assert image["copies"][0]["_id"] == image["echo"]["_id"]
     deleted = step(records, "deleted")
     assert deleted["status"] == 200 and deleted["body"]["role"] == "SELLER"
     deletion = {"room_id": "b9.u1", "seller": "u1", "buyer": "b9", "deletion_role": "SELLER"}
@@ -122,6 +126,7 @@ def test_a_reconnected_client_verifies_its_user(cz_server, market):
     app, _buyer, _seller = market
     records = run("reconnect", cz_server.url, cz_server.url, app)
     assert step(records, "verified")["status"] is True
+    assert step(records, "verified")["afterFalse"] == "io server disconnect"  # no reconnect
     assert len(events(records, "buyer", "active_user_list")) == 2  # once per connection
 
 

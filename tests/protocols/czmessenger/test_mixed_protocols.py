@@ -1,6 +1,7 @@
 """A CZ Messenger client and an ExpressChat client of the same two first-party users share one
 conversation live: messages, typing and read state, both ways (CZ Messenger mounted for the
-first-party realm, so its token is the product's access token)."""
+first-party realm, so its token is the product's access token), and a block set over CZ
+Messenger REST stops the ExpressChat client's sends too."""
 
 import json
 import subprocess
@@ -52,7 +53,7 @@ def _check(records: list[dict], alice, bob) -> None:
 
     room = f"{alice.id}.{bob.id}"
     assert got("bob", "receive-personal-message")[0]["Content"] == "from cz"
-    echo, incoming = got("alice", "new_message")
+    echo, incoming, *_later = got("alice", "new_message")
     assert (echo["from"], echo["to"], echo["content"]) == (alice.id, bob.id, "from cz")
     assert (incoming["room_id"], incoming["from"], incoming["to"]) == (room, bob.id, alice.id)
     assert incoming["content"] == "from expresschat"
@@ -61,6 +62,14 @@ def _check(records: list[dict], alice, bob) -> None:
     seen = got("alice", "seen_messages")[0]
     assert (seen["from"], seen["to"], seen["last_message_id"]) == (bob.id, alice.id, incoming["_id"])
     assert got("bob", "read-personal-msg-ack")[0]["Reader"] == alice.id
+    # Blocked over CZ Messenger REST: the ExpressChat send is refused, then accepted again.
+    step = {r["step"]: r for r in records if r.get("kind") in ("rest", "ack")}
+    assert step["block"]["status"] == 200 and step["block"]["data"]["room"]["blocked_by"] == "BUYER"
+    assert "This conversation is blocked." in json.dumps(step["blocked-send"]["data"]), step
+    assert step["unblock"]["data"]["status"] is True
+    assert "blocked" not in json.dumps(step["unblocked-send"]["data"]), step
+    contents = [d["content"] for d in got("alice", "new_message")]
+    assert "while blocked" not in contents and contents[-1] == "after unblock"
     assert records[-1] == {"kind": "done"}
 
 

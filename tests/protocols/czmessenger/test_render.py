@@ -174,3 +174,9 @@ def test_active_user_list_is_a_list_even_when_empty():
         "user_role": "BUYER",
         "rooms": [],
     }
+
+
+def test_a_text_message_prepared_as_an_image_link_is_rendered_as_image():
+    event = _message(content="https://cdn.example/a.jpg") | {"czm_image": True}
+    assert _one(event).payload["type"] == "IMAGE"
+    assert _one(_message(content="https://cdn.example/a.jpg")).payload["type"] == "TEXT"

@@ -9,6 +9,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts import tenancy
+from chatproject.core.errors import ApplicationError
 from gateway.protocols.czmessenger.store import services
 from gateway.protocols.czmessenger.store.models import Room
 from messaging.services import message_send
@@ -204,11 +205,11 @@ def test_block_only_the_blocking_side_unblocks_and_a_blocked_room_refuses_sends(
         == "Room closed already!"
     )
     for user in (buyer, seller):
-        with pytest.raises(Exception, match="blocked"):
-            services.room_send_check(user=user, room_id="b9.u1", to=None)
+        with pytest.raises(ApplicationError, match="blocked"):
+            send(user, room, "refused")
     assert s.post(url, {"block": False}, content_type="application/json").status_code == 403
     assert b.post(url, {"block": False}, content_type="application/json").json()["status"] is True
-    services.room_send_check(user=seller, room_id="b9.u1", to="b9")
+    assert send(seller, room, "open again").content == "open again"
 
 
 def test_create_room_answers_and_refuses_like_the_original(world, market):
@@ -256,3 +257,14 @@ def test_the_rooms_list_costs_the_same_queries_for_one_room_or_many(world):
     assert len(listed) == 5 and len(five) == len(one)
     assert [r["seller_unseen_messages"] for r in listed] == [0, 0, 0, 0, 1]
     assert listed[0]["seller_last_message"]["is_seen"] is False  # the buyer has not read it
+
+
+def test_an_image_link_comes_back_as_image_and_the_same_url_as_text_stays_text(world):
+    app, buyer, seller, room = world
+    services.image_link_mark(user=buyer, room_id="b9.u1", client_message_id="img-1")
+    send(buyer, room, "https://cdn.example/a.jpg", "img-1")
+    send(seller, room, "https://cdn.example/a.jpg", "img-1")  # same id, other sender: text
+    send(buyer, room, "https://cdn.example/b.jpg", "txt-1")
+    data = client_for(app, "b9").get(f"{BASE}/messages?room_id=b9.u1&created_at=1").json()["data"]
+    assert [m["type"] for m in data] == ["IMAGE", "TEXT", "TEXT"]
+    assert data[0]["content"] == "https://cdn.example/a.jpg"

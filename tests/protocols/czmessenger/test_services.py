@@ -7,7 +7,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from gateway.protocols.czmessenger.store import selectors, services
 from gateway.protocols.czmessenger.store.models import Room
 from messaging.models import Conversation
-from messaging.services import direct_conversation_get_or_create
+from messaging.services import direct_conversation_get_or_create, message_send
 
 
 def test_opening_a_room_makes_the_direct_conversation_of_the_two_users(market):
@@ -58,21 +58,16 @@ def test_a_user_of_another_app_with_the_same_id_is_not_found(market):
     assert refused.value.code == ErrorCode.NOT_FOUND
 
 
-def test_send_check_requires_a_party_the_other_party_as_to_and_no_block(market):
+def test_a_blocked_room_is_a_blocked_conversation_for_the_core_send(market):
     app, buyer, seller = market
-    services.room_open(user=buyer, buyer_id="b9", seller_id="u1")
-    outsider = tenancy.external_user_upsert(app=app, external_id="eve")[0]
-    with pytest.raises(ApplicationError) as refused:
-        services.room_send_check(user=outsider, room_id="b9.u1", to="u1")
-    assert refused.value.code == ErrorCode.NOT_FOUND
-    with pytest.raises(ApplicationError) as refused:
-        services.room_send_check(user=buyer, room_id="b9.u1", to="b9")
-    assert refused.value.code == ErrorCode.INVALID
-    assert services.room_send_check(user=buyer, room_id="b9.u1", to="u1").room_id == "b9.u1"
+    room = services.room_open(user=buyer, buyer_id="b9", seller_id="u1").room
     services.room_block(user=seller, room_id="b9.u1", block=True)
-    with pytest.raises(ApplicationError) as refused:
-        services.room_send_check(user=buyer, room_id="b9.u1", to="u1")
-    assert refused.value.code == ErrorCode.PERMISSION_DENIED
+    for user in (buyer, seller):
+        with pytest.raises(ApplicationError) as refused:
+            message_send(user=user, conversation_id=room.conversation.public_id, content="hi")
+        assert refused.value.code == ErrorCode.PERMISSION_DENIED
+    services.room_block(user=seller, room_id="b9.u1", block=False)
+    assert message_send(user=buyer, conversation_id=room.conversation.public_id, content="hi")[1]
 
 
 def test_room_infos_name_both_parties_by_public_and_wire_ids(market):

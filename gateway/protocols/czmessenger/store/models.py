@@ -53,3 +53,28 @@ class Room(models.Model):
         if user_pk == self.seller_id:
             return Side.SELLER
         return None
+
+
+class ImageLink(models.Model):
+    """A message sent as `type: IMAGE` with a URL as its content: the core stores it as a text
+    message (its images are uploads), this row keeps the wire type so it comes back as IMAGE.
+
+    Keyed by what a send carries before it is stored (conversation, sender, client message id)
+    and written before the send, so the other party's live copy, rendered in another process
+    as soon as the message commits, already finds it. The handler gives an IMAGE send without a
+    client message id one of its own."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    client_message_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "sender", "client_message_id"], name="czm_image_link_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.client_message_id} in {self.conversation_id}"

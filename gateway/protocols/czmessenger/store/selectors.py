@@ -16,7 +16,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 from messaging.models import Membership, Message
 
-from .models import Room, Side
+from .models import ImageLink, Room, Side
 
 ROOMS_MAX = 500  # rooms one list answer holds at most
 MESSAGES_DEFAULT = 15  # the original's default page
@@ -276,3 +276,41 @@ def read_pointers(*, room: Room) -> dict[int, int]:
     return dict(
         Membership.objects.filter(conversation=room.conversation).values_list("user_id", "last_read_seq")
     )
+
+
+def looks_like_image_link(*, content: object, client_message_id: object) -> bool:
+    """Whether a text message could be an IMAGE-with-URL send (the only ones worth a lookup)."""
+    return (
+        isinstance(content, str)
+        and content.startswith(("http://", "https://"))
+        and isinstance(client_message_id, str)
+    )
+
+
+def image_link_is(*, conversation_id: str, sender_id: str, client_message_id: str) -> bool:
+    """Whether the message a sender (public id) sent with this client id was an IMAGE link."""
+    return ImageLink.objects.filter(
+        conversation__public_id=conversation_id,
+        sender__public_id=sender_id,
+        client_message_id=client_message_id,
+    ).exists()
+
+
+def image_links_of(*, room: Room, messages: list[Message]) -> set[int]:
+    """The pks of those of `messages` (of `room`) sent as IMAGE links, in one query (none when
+    no message looks like one)."""
+    candidates = [
+        m
+        for m in messages
+        if m.kind == Message.Kind.TEXT
+        and looks_like_image_link(content=m.content, client_message_id=m.client_message_id)
+    ]
+    if not candidates:
+        return set()
+    marked = set(
+        ImageLink.objects.filter(
+            conversation_id=room.conversation_id,
+            client_message_id__in={m.client_message_id for m in candidates},
+        ).values_list("sender_id", "client_message_id")
+    )
+    return {m.pk for m in candidates if (m.sender_id, m.client_message_id) in marked}

@@ -11,10 +11,10 @@ from django.utils import timezone
 from accounts.models import User
 from chatproject.bus import publish_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
-from messaging.services import conversation_mark_read, direct_conversation_get_or_create
+from messaging.services import conversation_block, conversation_mark_read, direct_conversation_get_or_create
 
 from . import events
-from .models import Room, Side
+from .models import ImageLink, Room, Side
 from .selectors import realm_user_get, room_get_for_party, wire_id, wire_id_valid
 
 BUYER_INFO_KEYS = ("name", "avatar", "phone_number", "email")
@@ -170,8 +170,9 @@ class Blocked:
 
 
 def room_block(*, user: User, room_id: object, block: object) -> Blocked:
-    """Block (or unblock) the room. Only the side that blocked may unblock; a blocked room
-    refuses new messages from both sides (`room_send_check`)."""
+    """Block (or unblock) the room. Only the side that blocked may unblock. The block itself
+    is the conversation's (`messaging.services.conversation_block`): messaging's send path
+    refuses new messages from both sides, over every protocol."""
     room = room_get_for_party(user=user, room_id=room_id)
     side = room.side_of(user.pk)
     if not isinstance(block, bool):
@@ -187,17 +188,19 @@ def room_block(*, user: User, room_id: object, block: object) -> Blocked:
             raise ApplicationError(ErrorCode.PERMISSION_DENIED, "You do not have the authorization")
         room.blocked_by = ""
     room.updated_at = timezone.now()
-    room.save(update_fields=["blocked_by", "updated_at"])
+    with transaction.atomic():
+        room.save(update_fields=["blocked_by", "updated_at"])
+        # The core enforces it for every protocol; `blocked_by` only says which side may unblock.
+        room.conversation = conversation_block(
+            user=user, conversation_id=room.conversation.public_id, blocked=bool(room.blocked_by)
+        )
     return Blocked(room, None)
 
 
-def room_send_check(*, user: User, room_id: object, to: object) -> Room:
-    """Before a CZ Messenger send: the caller is a party, `to` is the other party, and the room
-    is not blocked. (The message itself goes through messaging's one send path.)"""
+def image_link_mark(*, user: User, room_id: object, client_message_id: str) -> None:
+    """Before an IMAGE-with-URL send by a party of the room: remember its wire type (idempotent,
+    so a retry marks nothing new). A send that then fails leaves a mark no message matches."""
     room = room_get_for_party(user=user, room_id=room_id)
-    other = room.seller if room.side_of(user.pk) == Side.BUYER else room.buyer
-    if to is not None and to != wire_id(other):
-        raise ApplicationError(ErrorCode.INVALID, "to is not the other party of the room.", {"field": "to"})
-    if room.blocked_by:
-        raise ApplicationError(ErrorCode.PERMISSION_DENIED, "The room is blocked.")
-    return room
+    ImageLink.objects.get_or_create(
+        conversation_id=room.conversation_id, sender=user, client_message_id=client_message_id
+    )

@@ -87,6 +87,21 @@ async function main() {
   await next(alice, "seen_messages");
   alice.emit("seen_messages", { room_id: room, from: aliceId, to: bobId, last_message_created_at: new Date().toISOString() });
   await next(bob, "read-personal-msg-ack");
+  // Alice blocks the room over CZ Messenger REST: the block is the conversation's, so Bob's
+  // ExpressChat send is refused; once she unblocks, it goes through again.
+  const block = async (flag) => {
+    const answer = await fetch(`${czUrl}/v1/conversations/rooms/${room}/block`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${aliceToken}` },
+      body: JSON.stringify({ block: flag }),
+    });
+    out({ kind: "rest", step: flag ? "block" : "unblock", status: answer.status, data: await answer.json() });
+  };
+  await block(true);
+  out({ kind: "ack", step: "blocked-send", data: await call(bob, "send-personal-message", { ChatId: chatId, Content: "while blocked" }) });
+  await block(false);
+  out({ kind: "ack", step: "unblocked-send", data: await call(bob, "send-personal-message", { ChatId: chatId, Content: "after unblock" }) });
+  await next(alice, "new_message");
   alice.close();
   bob.close();
   out({ kind: "done" });

@@ -124,6 +124,13 @@ async function chat() {
   buyer.emit("seen_messages", { room_id: room, from: b, to: s, message_ids: [got._id] });
   await next(seller, "seen_messages");
 
+  // An IMAGE whose content is a URL (no client_message_id, as the apps send it): IMAGE for
+  // the sender's echo and the seller's two tabs.
+  buyer.emit("new_message", { room_id: room, from: b, to: s, type: "IMAGE", content: "https://cdn.example/a.jpg" });
+  const imageEcho = await next(buyer, "new_message");
+  const imageCopies = [await next(seller, "new_message"), await next(seller2, "new_message")];
+  out({ kind: "step", step: "image", echo: imageEcho, copies: imageCopies });
+
   // REST DELETE of the room by the seller: both parties' sockets hear `room_deletion`.
   const deleted = await fetch(`${config.sellerUrl}/v1/conversations/rooms/${room}`, {
     method: "DELETE", headers: { Authorization: `Bearer ${config.seller.token}` },
@@ -157,9 +164,11 @@ async function reconnect() {
   buyer.io.engine.close(); // the network went away: the client reconnects by itself
   await next(buyer, "reconnect");
   const verified = await next(buyer, "verify_user");
+  const gone = new Promise((resolve) => buyer.once("disconnect", resolve));
   buyer.emit("verify_user", { token: config.buyer.token, user_id: config.seller.id, user_role: "BUYER" });
   await next(buyer, "verify_user", (d) => d.status === false);
-  out({ kind: "step", step: "verified", status: verified.status });
+  const reason = await gone; // the server disconnects the socket, as the original did
+  out({ kind: "step", step: "verified", status: verified.status, afterFalse: reason });
   buyer.close();
   out({ kind: "done" });
 }
