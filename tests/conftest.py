@@ -7,6 +7,7 @@ that talk to them use `transactional_db` so what they write is committed and vis
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,20 @@ REQUIRE_SERVICES = os.environ.get("CHAT_REQUIRE_SERVICES") == "1"
 # thread; nothing else runs there, so Django's guard against sharing a connection across
 # concurrent tasks is lifted for the test process only (never for the servers it starts).
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+
+NODE = shutil.which("node")
+
+
+def require_node_package(package: str, version: str) -> None:
+    """Skip a test that drives an npm client when node or the package is missing (fail in CI,
+    where `make test` installs them), and check the version the test is written for."""
+    manifest = ROOT / "node_modules" / package / "package.json"
+    if NODE is None or not manifest.exists():
+        if REQUIRE_SERVICES:
+            pytest.fail(f"node and node_modules/{package} (make node-deps) are required in CI")
+        pytest.skip(f"node or node_modules/{package} missing (make node-deps)")
+    assert json.loads(manifest.read_text())["version"] == version
 
 
 @dataclass

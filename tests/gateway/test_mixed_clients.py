@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL, REQUIRE_SERVICES, _start_servers
+from tests.conftest import REDIS_URL, REQUIRE_SERVICES, _start_servers, require_node_package
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,12 +37,7 @@ ENV = {"CHAT_PROTOCOLS": json.dumps(MOUNTS)}
 
 @pytest.fixture(autouse=True)
 def _node_clients():
-    v2 = ROOT / "node_modules" / "socket.io-client-v2" / "package.json"
-    if NODE is None or not v2.exists():
-        if REQUIRE_SERVICES:
-            pytest.fail("node and node_modules/socket.io-client-v2 (make node-deps) are required in CI")
-        pytest.skip("node or socket.io-client-v2 missing (make node-deps)")
-    assert json.loads(v2.read_text())["version"] == "2.3.1"
+    require_node_package("socket.io-client-v2", "2.3.1")
 
 
 def _run(alice_url: str, bob_url: str, alice, bob, *, alice_client: str = "v4") -> list[dict]:

@@ -22,6 +22,7 @@ import socketio
 
 from messaging.models import Conversation, Message
 from tests import conftest as root
+from tests.conftest import require_node_package
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,7 +30,6 @@ DRAIN_SECONDS = 5
 ROOT = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node")
 NODE_SCRIPT = Path(__file__).resolve().parent / "js" / "drain_reconnect.mjs"
-CLIENT_PACKAGE = ROOT / "node_modules" / "socket.io-client" / "package.json"
 
 
 # ExpressChat on Engine.IO 4, on Engine.IO 3 (Socket.IO 2 clients: same path, its own namespace,
@@ -204,10 +204,8 @@ def test_socketio_js_client_reconnects_after_a_drain(make_user, tmp_path, transp
     """socket.io-client 4.0.1 (the ExpressChat page's client) and 2.3.1 (Engine.IO 3) see the
     drain as a lost transport and reconnect; a namespace disconnect would have been final for
     4.x ("io server disconnect")."""
-    if NODE is None or not CLIENT_PACKAGE.exists():
-        if os.environ.get("CHAT_REQUIRE_SERVICES") == "1":
-            pytest.fail("node and node_modules/socket.io-client are required in CI")
-        pytest.skip("node or node_modules/socket.io-client missing (make node-deps)")
+    require_node_package("socket.io-client", "4.0.1")
+    require_node_package("socket.io-client-v2", "2.3.1")
     alice = make_user("Alice")
     server = start(tmp_path)
     client = subprocess.Popen(

@@ -26,11 +26,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 from gateway.transports.eio3 import codec
+from tests.conftest import require_node_package
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = Path(__file__).resolve().parent / "js" / "eio3_client.mjs"
 NODE = shutil.which("node")
-CLIENT_PACKAGE = ROOT / "node_modules" / "socket.io-client-v2" / "package.json"
 SCRIPT_LIMIT = 25  # seconds; the script stops itself after 15
 ENGINE = "/v1/conversations/sockets/"
 EMOJI = 'héllo 😀👍🏽 — 漢字 \u2028 "quoted" \\ end'
@@ -135,11 +135,7 @@ class Run:
 
 @pytest.fixture
 def node_client():
-    if NODE is None or not CLIENT_PACKAGE.exists():
-        if os.environ.get("CHAT_REQUIRE_SERVICES") == "1":
-            pytest.fail("node and node_modules/socket.io-client-v2 (make node-deps) are required in CI")
-        pytest.skip("node or node_modules/socket.io-client-v2 missing (make node-deps)")
-    assert json.loads(CLIENT_PACKAGE.read_text())["version"] == "2.3.1"
+    require_node_package("socket.io-client-v2", "2.3.1")
     return True
 
 

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from accounts import tenancy
+from tests.conftest import require_node_package
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = Path(__file__).resolve().parent / "js" / "chatserver_flow.mjs"
 NODE = shutil.which("node")
-CLIENT_PACKAGE = ROOT / "node_modules" / "socket.io-client" / "package.json"
 SCRIPT_LIMIT = 30  # seconds; the script stops itself after 20
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,11 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def _node_client():
-    if NODE is None or not CLIENT_PACKAGE.exists():
-        if os.environ.get("CHAT_REQUIRE_SERVICES") == "1":
-            pytest.fail("node and node_modules/socket.io-client (make node-deps) are required in CI")
-        pytest.skip("node or node_modules/socket.io-client missing (make node-deps)")
-    assert json.loads(CLIENT_PACKAGE.read_text())["version"] == "4.0.1"
+    require_node_package("socket.io-client", "4.0.1")
 
 
 @dataclass

@@ -1,4 +1,3 @@
-import json
 import shutil
 from pathlib import Path
 
@@ -6,6 +5,7 @@ import pytest
 
 from accounts import tenancy
 from gateway.protocols.czmessenger import directory
+from tests.conftest import require_node_package
 
 ROOT = Path(__file__).resolve().parents[3]
 NODE = shutil.which("node")
@@ -46,7 +46,4 @@ def market(db):
 
 
 def node_required():
-    v2 = ROOT / "node_modules" / "socket.io-client-v2" / "package.json"
-    if NODE is None or not v2.exists():
-        pytest.skip("node or socket.io-client-v2 missing (make node-deps)")
-    assert json.loads(v2.read_text())["version"] == "2.3.1"
+    require_node_package("socket.io-client-v2", "2.3.1")
