@@ -1541,28 +1541,17 @@ def cz_pair_configs(seed: dict, url: str, count: int) -> list:
     return pairs
 
 
-def scenario_czmessenger(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
-    """The same pairs as ExpressChat clients (socket.io-client 4, scenario 1's path) and then as
-    CZ Messenger clients (socket.io-client 2.3.1), against one product server mounting both."""
-    mounts = [
-        {"protocol": "gateway.protocols.expresschat", "transport": "eio4", "path": "/socket.io/"},
-        CZ_MOUNT,
-    ]
+def _direct_variants(params: dict, workdir: Path, mounts: list[dict], variants: list[tuple]) -> dict:
+    """Scenario 1's saturation and fixed-rate loads for each variant, one after the other,
+    against one product server mounting `mounts`. A variant is (name, pairs(url), client, wire)."""
     PRODUCT_ENV["CHAT_PROTOCOLS"] = json.dumps(mounts)
     out = {"pairs": params["pairs"], "window": params["window"], "fixed_rate": params["fixed_rate"]}
     server, url = start_product(workdir)
     try:
-        for name, client, wire in (("expresschat", "v4", None), ("czmessenger", "v2", "czmessenger")):
-            if wire:
-                pairs = cz_pair_configs(seed, url, params["pairs"])
-            else:
-                pairs = pair_configs(seed, "product", [url], [url], params["pairs"])
-            runs = {}
-            for kind, rate, phases in (
-                ("saturation", None, params["saturation"]),
-                ("fixed", params["fixed_rate"], params["fixed"]),
-            ):
-                runs[kind] = direct_load(
+        for name, make_pairs, client, wire in variants:
+            pairs = make_pairs(url)
+            out[name] = {
+                kind: direct_load(
                     f"{name} {kind}",
                     "product",
                     pairs,
@@ -1574,20 +1563,43 @@ def scenario_czmessenger(params: dict, seed: dict, workdir: Path, profile_dir: P
                     client=client,
                     wire=wire,
                 )
-            out[name] = runs
+                for kind, rate, phases in (
+                    ("saturation", None, params["saturation"]),
+                    ("fixed", params["fixed_rate"], params["fixed"]),
+                )
+            }
     finally:
         server.stop()
         PRODUCT_ENV.pop("CHAT_PROTOCOLS", None)
+    return out
+
+
+def _cpu_ratios(out: dict, params: dict, name: str, base: str, what: str) -> dict:
+    """Server CPU per message of variant `name` over variant `base`, at saturation and fixed rate."""
     for kind in ("saturation", "fixed"):
         out[f"cpu_ratio_{kind}"] = _ratio(
-            out["czmessenger"][kind].get("server_cpu_us_per_message"),
-            out["expresschat"][kind].get("server_cpu_us_per_message"),
+            out[name][kind].get("server_cpu_us_per_message"), out[base][kind].get("server_cpu_us_per_message")
         )
     say(
-        f"  CZ Messenger / ExpressChat server CPU per message: saturation {out['cpu_ratio_saturation']}, "
+        f"  {what} server CPU per message: saturation {out['cpu_ratio_saturation']}, "
         f"{params['fixed_rate']}/s {out['cpu_ratio_fixed']}"
     )
     return out
+
+
+def scenario_czmessenger(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
+    """The same pairs as ExpressChat clients (socket.io-client 4, scenario 1's path) and then as
+    CZ Messenger clients (socket.io-client 2.3.1), against one product server mounting both."""
+    mounts = [
+        {"protocol": "gateway.protocols.expresschat", "transport": "eio4", "path": "/socket.io/"},
+        CZ_MOUNT,
+    ]
+    variants = [
+        ("expresschat", lambda url: pair_configs(seed, "product", [url], [url], params["pairs"]), "v4", None),
+        ("czmessenger", lambda url: cz_pair_configs(seed, url, params["pairs"]), "v2", "czmessenger"),
+    ]
+    out = _direct_variants(params, workdir, mounts, variants)
+    return _cpu_ratios(out, params, "czmessenger", "expresschat", "CZ Messenger / ExpressChat")
 
 
 def scenario_eio3(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
@@ -1597,45 +1609,12 @@ def scenario_eio3(params: dict, seed: dict, workdir: Path, profile_dir: Path | N
         {"protocol": "gateway.protocols.expresschat", "transport": transport, "path": "/socket.io/"}
         for transport in ("eio4", "eio3")
     ]
-    PRODUCT_ENV["CHAT_PROTOCOLS"] = json.dumps(mounts)
-    out = {"pairs": params["pairs"], "window": params["window"], "fixed_rate": params["fixed_rate"]}
-    server, url = start_product(workdir)
-    try:
-        for client in ("v4", "v2"):
-            pairs = pair_configs(seed, "product", [url], [url], params["pairs"])
-            runs = {}
-            for kind, rate, phases in (
-                ("saturation", None, params["saturation"]),
-                ("fixed", params["fixed_rate"], params["fixed"]),
-            ):
-                runs[kind] = direct_load(
-                    f"product {client} {kind}",
-                    "product",
-                    pairs,
-                    window=params["window"],
-                    rate=rate,
-                    phases=phases,
-                    server_pids=[server.pid],
-                    workdir=workdir,
-                    client=client,
-                )
-            out[client] = runs
-    finally:
-        server.stop()
-        PRODUCT_ENV.pop("CHAT_PROTOCOLS", None)
-    out["cpu_ratio_saturation"] = _ratio(
-        out["v2"]["saturation"].get("server_cpu_us_per_message"),
-        out["v4"]["saturation"].get("server_cpu_us_per_message"),
-    )
-    out["cpu_ratio_fixed"] = _ratio(
-        out["v2"]["fixed"].get("server_cpu_us_per_message"),
-        out["v4"]["fixed"].get("server_cpu_us_per_message"),
-    )
-    say(
-        f"  Socket.IO 2 / Socket.IO 4 server CPU per message: saturation {out['cpu_ratio_saturation']}, "
-        f"{params['fixed_rate']}/s {out['cpu_ratio_fixed']}"
-    )
-    return out
+    variants = [
+        (client, lambda url: pair_configs(seed, "product", [url], [url], params["pairs"]), client, None)
+        for client in ("v4", "v2")
+    ]
+    out = _direct_variants(params, workdir, mounts, variants)
+    return _cpu_ratios(out, params, "v2", "v4", "Socket.IO 2 / Socket.IO 4")
 
 
 RUNNERS = {
