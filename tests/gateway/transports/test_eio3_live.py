@@ -383,17 +383,39 @@ def _heartbeat(server, pinging, silent, sid) -> None:
     assert pinging.recv(timeout=2) == "3probe"
 
 
+PLACEHOLDER = '{"_placeholder":true,"num":%d}'
+
+
 @pytest.mark.parametrize(
-    "frame",
-    ['451-["upload",{"_placeholder":true,"num":0}]', b"\x04\x01\x02", "4" + "2" * 70_000],
-    ids=["binary-event", "binary-frame", "oversize"],
+    "frames",
+    [
+        ['451-/customer,["upload"]'],  # announces an attachment it has no placeholder for
+        [b"\x04\x01\x02"],  # an attachment nobody announced
+        ["b4AQI="],  # the same as base64 text
+        ["4" + "2" * 70_000],  # one packet over max_payload (64 KiB)
+        # Three attachments of 30 KB, each under max_payload, together over it: the packet and its
+        # attachments are one payload, so the session ends at the third and nothing more is held
+        # (no 100 MB buffers, however many attachments a header announces).
+        [f'453-/customer,["upload",{PLACEHOLDER % 0},{PLACEHOLDER % 1},{PLACEHOLDER % 2}]']
+        + [b"\x04" + b"x" * 30_000] * 3,
+    ],
+    ids=["binary-without-placeholder", "binary-frame", "base64-frame", "oversize", "oversize-binary"],
 )
-def test_binary_and_oversize_packets_close_the_session(server, frame):
+def test_malformed_binary_and_oversize_packets_close_the_session(server, frames):
     with ws_open(server, "/customer") as (ws, sid):
-        ws.send(frame)
+        for frame in frames:
+            ws.send(frame)
         wait_closed(ws, timeout=2)
     assert forgotten(server, f"/customer#{sid}") == 1
     assert forgotten(server, sid) == 1
+
+
+def test_binary_event_and_ack_over_a_raw_websocket(server):
+    with ws_open(server, "/customer") as (ws, _):
+        ws.send(f'451-/customer,5["echo","😀",{{"b":{PLACEHOLDER % 0}}}]')
+        ws.send(b"\x04\x00\xff")
+        assert ws.recv(timeout=2) == f'461-/customer,5["😀",{{"b":{PLACEHOLDER % 0}}}]'
+        assert ws.recv(timeout=2) == b"\x04\x00\xff"
 
 
 def test_outbound_queue_is_bounded_per_session(server):
