@@ -4,6 +4,7 @@ clients 2.3.1 (Engine.IO 3: websocket, polling, forceBase64) and 4.0.1 and pytho
 AsyncClient (Engine.IO 4); ExpressChat, which takes no binary, answers bytes with its usual
 `invalid`; malformed binary packets close only their own session, never with a traceback."""
 
+import ast
 import asyncio
 import json
 import os
@@ -44,9 +45,13 @@ PLACEHOLDER = '{"_placeholder":true,"num":%d}'
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker, tmp_path_factory):
-    servers = _start_servers(
-        1, tmp_path_factory.mktemp("binary"), REDIS_URL, {"CHAT_PROTOCOLS": json.dumps(MOUNTS)}
-    )
+    env = {
+        "CHAT_PROTOCOLS": json.dumps(MOUNTS),
+        # The sweep below sends hundreds of events from one connection.
+        "CHAT_SOCKET_RATE_BURST": "5000",
+        "CHAT_USER_RATE_BURST": "5000",
+    }
+    servers = _start_servers(1, tmp_path_factory.mktemp("binary"), REDIS_URL, env)
     yield servers[0]
     servers[0].stop()
     assert "Traceback" not in servers[0].log.read_text()
@@ -154,6 +159,103 @@ async def test_expresschat_answers_bytes_with_its_invalid_error_and_keeps_the_co
         while not (frame := await asyncio.wait_for(ws.recv(), 5)).startswith("438"):
             pass
         assert json.loads(frame[3:])[0]["data"]["Seq"] == 2
+
+
+def _fields_read() -> dict[str, set[str]]:
+    """For each ExpressChat event, the payload keys its handler (and the module's helpers it
+    calls, transitively) names: string constants in their code, read with `ast`."""
+    from gateway.protocols.expresschat import handlers
+
+    tree = ast.parse(Path(handlers.__file__).read_text())
+    functions = {
+        node.name: node for node in tree.body if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef)
+    }
+
+    def names(node) -> tuple[set[str], set[str]]:
+        constants = {
+            n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        }
+        called = {
+            n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }
+        return constants, called & set(functions)
+
+    fields: dict[str, set[str]] = {}
+    for node in functions.values():
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "handler":
+                seen, todo, constants = set(), [node.name], set()
+                while todo:
+                    name = todo.pop()
+                    if name not in seen:
+                        seen.add(name)
+                        more, called = names(functions[name])
+                        constants |= more
+                        todo += called
+                fields[decorator.args[0].value] = constants
+    return fields
+
+
+async def test_bytes_in_any_field_of_any_expresschat_event_get_a_clear_error_never_internal(
+    server, alice, bob
+):
+    """A sweep: every ExpressChat event, with a payload that is otherwise valid (a real chat, a
+    real message, a real group) and each field it reads, or the whole payload, replaced by bytes.
+    Each is answered with an ack; none is an internal error (the log is checked for tracebacks
+    when the server stops); the connection stays."""
+    from gateway.protocols.expresschat.handlers import HANDLERS
+
+    fields_read = _fields_read()
+    assert set(fields_read) == set(HANDLERS)
+    client = await connect_greeted(server, alice)
+    chat_id = ok(await client.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
+    message_id = ok(await client.call("send-personal-message", {"ChatId": chat_id, "Content": "hi"}))["Id"]
+    group_id = ok(await client.call("create-group-chat", {"Name": "g", "Participants": [bob.id]}))["GroupId"]
+    base = {
+        "ChatId": chat_id,
+        "GroupId": group_id,
+        "Id": message_id,
+        "MessageId": message_id,
+        "LastMessageId": message_id,
+        "MessageIds": [message_id],
+        "Content": "text",
+        "Receiver": bob.id,
+        "Member": bob.id,
+        "UserIds": [bob.id],
+        "Participants": [bob.id],
+        "Name": "name",
+        "Description": "about",
+        "Emoji": "👍",
+        "Seq": 1,
+        "Before": 10,
+        "Limit": 5,
+        "Positions": {},
+        "All": True,
+        "Kind": "text",
+        "Type": "text",
+        "State": "online",
+        "ClientMessageId": "c-1",
+        "ReplyTo": message_id,
+        "AttachmentId": None,
+        "token": alice.access,
+    }
+    codes, sent = set(), 0
+    for event in sorted(HANDLERS):
+        variants = [b"\x00payload"]
+        for field in sorted(fields_read[event] & set(base)):
+            variants.append({**base, field: b"\xff"})
+            if isinstance(base[field], list):
+                variants.append({**base, field: [b"\xff"]})
+        for payload in variants:
+            ack = await client.call(event, payload)
+            sent += 1
+            assert isinstance(ack, dict) and "ok" in ack, (event, ack)
+            if not ack["ok"]:
+                codes.add(ack["error"]["code"])
+    assert "internal_error" not in codes and "invalid" in codes
+    assert sent > 100  # the field lists were found
+    assert ok(await client.call("fetch-user-details"))["Id"] == alice.id
+    await client.close()
 
 
 # --- raw sockets: what no client library sends -------------------------------------------------
