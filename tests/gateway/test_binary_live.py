@@ -4,7 +4,6 @@ clients 2.3.1 (Engine.IO 3: websocket, polling, forceBase64) and 4.0.1 and pytho
 AsyncClient (Engine.IO 4); ExpressChat, which takes no binary, answers bytes with its usual
 `invalid`; malformed binary packets close only their own session, never with a traceback."""
 
-import ast
 import asyncio
 import json
 import os
@@ -16,6 +15,7 @@ import pytest
 import websockets
 
 from tests.conftest import REDIS_URL, _start_servers, require_node_package
+from tests.gateway.payload_fields import payload_fields
 from tests.realtime.clients import SioClient, connect_greeted, ok
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -161,41 +161,6 @@ async def test_expresschat_answers_bytes_with_its_invalid_error_and_keeps_the_co
         assert json.loads(frame[3:])[0]["data"]["Seq"] == 2
 
 
-def _fields_read() -> dict[str, set[str]]:
-    """For each ExpressChat event, the payload keys its handler (and the module's helpers it
-    calls, transitively) names: string constants in their code, read with `ast`."""
-    from gateway.protocols.expresschat import handlers
-
-    tree = ast.parse(Path(handlers.__file__).read_text())
-    functions = {
-        node.name: node for node in tree.body if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef)
-    }
-
-    def names(node) -> tuple[set[str], set[str]]:
-        constants = {
-            n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-        }
-        called = {
-            n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-        }
-        return constants, called & set(functions)
-
-    fields: dict[str, set[str]] = {}
-    for node in functions.values():
-        for decorator in node.decorator_list:
-            if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "handler":
-                seen, todo, constants = set(), [node.name], set()
-                while todo:
-                    name = todo.pop()
-                    if name not in seen:
-                        seen.add(name)
-                        more, called = names(functions[name])
-                        constants |= more
-                        todo += called
-                fields[decorator.args[0].value] = constants
-    return fields
-
-
 async def test_bytes_in_any_field_of_any_expresschat_event_get_a_clear_error_never_internal(
     server, alice, bob
 ):
@@ -203,10 +168,10 @@ async def test_bytes_in_any_field_of_any_expresschat_event_get_a_clear_error_nev
     real message, a real group) and each field it reads, or the whole payload, replaced by bytes.
     Each is answered with an ack; none is an internal error (the log is checked for tracebacks
     when the server stops); the connection stays."""
-    from gateway.protocols.expresschat.handlers import HANDLERS
+    from gateway.protocols.expresschat import handlers
 
-    fields_read = _fields_read()
-    assert set(fields_read) == set(HANDLERS)
+    fields_read = payload_fields(handlers)
+    assert set(fields_read) == set(handlers.HANDLERS)
     client = await connect_greeted(server, alice)
     chat_id = ok(await client.call("create-personal-chat", {"Receiver": bob.id}))["ChatId"]
     message_id = ok(await client.call("send-personal-message", {"ChatId": chat_id, "Content": "hi"}))["Id"]
@@ -240,7 +205,7 @@ async def test_bytes_in_any_field_of_any_expresschat_event_get_a_clear_error_nev
         "token": alice.access,
     }
     codes, sent = set(), 0
-    for event in sorted(HANDLERS):
+    for event in sorted(handlers.HANDLERS):
         variants = [b"\x00payload"]
         for field in sorted(fields_read[event] & set(base)):
             variants.append({**base, field: b"\xff"})
