@@ -243,26 +243,30 @@ def _dumps_binary(data: object) -> tuple[str, list[bytes]]:
     return text, attachments
 
 
-def _encode(kind: PacketType, nsp: str, ack_id: str, data: list) -> Outbound:
-    try:  # text first: the common case pays nothing for binary support
-        return f"{MESSAGE}{int(kind)}{_nsp_prefix(nsp)}{ack_id}{_dumps(data)}"
-    except TypeError:
-        text, attachments = _dumps_binary(data)
+def _encode_binary(kind: PacketType, nsp: str, ack_id: str, data: list) -> Outbound:
+    text, attachments = _dumps_binary(data)
     if not attachments:  # another type json cannot write: a bug in the caller
         raise TypeError("payload is not JSON serializable")
-    binary = PacketType.BINARY_EVENT if kind == PacketType.EVENT else PacketType.BINARY_ACK
-    header = f"{MESSAGE}{int(binary)}{len(attachments)}-{_nsp_prefix(nsp)}{ack_id}{text}"
-    return (header, *attachments)
+    return (f"{MESSAGE}{kind.value}{len(attachments)}-{_nsp_prefix(nsp)}{ack_id}{text}", *attachments)
 
 
 def encode_event(nsp: str, name: str, args: list) -> Outbound:
-    """`42/nsp,[name, ...args]`; with bytes in the arguments, a BINARY_EVENT and its attachments."""
-    return _encode(PacketType.EVENT, nsp, "", [name, *args])
+    """`42/nsp,[name, ...args]`; with bytes in the arguments, a BINARY_EVENT and its attachments.
+    JSON is tried first: text, the common case, pays nothing for binary support."""
+    data = [name, *args]
+    try:
+        return f"{MESSAGE}2{_nsp_prefix(nsp)}{_dumps(data)}"
+    except TypeError:
+        return _encode_binary(PacketType.BINARY_EVENT, nsp, "", data)
 
 
 def encode_ack(nsp: str, ack_id: int, args: list) -> Outbound:
     """`43/nsp,<id>[...args]`; with bytes in the arguments, a BINARY_ACK and its attachments."""
-    return _encode(PacketType.ACK, nsp, str(ack_id), list(args))
+    data = list(args)
+    try:
+        return f"{MESSAGE}3{_nsp_prefix(nsp)}{ack_id}{_dumps(data)}"
+    except TypeError:
+        return _encode_binary(PacketType.BINARY_ACK, nsp, str(ack_id), data)
 
 
 def _reject_constant(name: str) -> object:
