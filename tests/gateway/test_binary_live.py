@@ -97,10 +97,19 @@ def test_npm_clients_echo_bytes_and_emoji_and_get_payload_too_large_past_the_cap
         [{"bytes": "000102ff"}, EMOJI, {"nested": [{"bytes": "é😀".encode().hex()}, 7]}],
         ["still connected", {"bytes": b"ok".hex()}],
     ]
+    # The same arguments as a server-sent event (BINARY_EVENT) before each ack.
+    assert [r["data"] for r in records if r["kind"] == "event" and r["event"] == "echoed"] == acks
     refusals = [r["data"] for r in records if r["kind"] == "event" and r["event"] == "oops"]
     # Eleven attachments (the cap is ten), then 70 KB of bytes (the event limit is 64 KiB).
     assert refusals == [{"event": "echo", "code": "payload_too_large"}] * 2
-    assert [r["event"] for r in records if r["kind"] == "event"] == ["hello", "oops", "oops", "disconnect"]
+    assert [r["event"] for r in records if r["kind"] == "event"] == [
+        "hello",
+        "echoed",
+        "oops",
+        "oops",
+        "echoed",
+        "disconnect",
+    ]
 
 
 # --- python-socketio (Engine.IO 4) -------------------------------------------------------------
@@ -120,12 +129,9 @@ async def test_python_socketio_client_echoes_bytes_and_is_refused_past_the_caps(
     # polling client takes a ping interval to hang up, which would only slow the test down).
     client = await TinyClient().open(server, alice.access, ["websocket"])
     args = (b"\x00\xff", EMOJI, {"nested": [b"\x01" * 1000, None]}, bytearray(b"ba"))
-    assert await client.sio.call("echo", args, timeout=5) == (
-        b"\x00\xff",
-        EMOJI,
-        {"nested": [b"\x01" * 1000, None]},
-        b"ba",
-    )
+    back = [b"\x00\xff", EMOJI, {"nested": [b"\x01" * 1000, None]}, b"ba"]
+    assert await client.sio.call("echo", args, timeout=5) == tuple(back)
+    assert await client.next("echoed") == back  # a BINARY_EVENT from the server
     await client.sio.emit("echo", tuple(bytes([n]) for n in range(11)))
     assert await client.next("oops") == {"event": "echo", "code": "payload_too_large"}
     await client.sio.emit("echo", (b"x" * 70_000,))
@@ -288,13 +294,12 @@ async def test_a_raw_binary_event_in_the_same_framing_is_answered(server, alice,
     await ws.send(f'452-{nsp}1["echo",{{"b":{PLACEHOLDER % 1}}},"😀",{PLACEHOLDER % 0}]')
     await ws.send(prefix.encode("latin-1") + b"\x00zero")
     await ws.send(prefix.encode("latin-1") + b"\x01one")
-    header = await ws.recv()  # python-socketio writes JSON ASCII-only, ours as socket.io does
-    assert header.startswith(f"462-{nsp}1")
-    assert json.loads(header[len(f"462-{nsp}1") :]) == [
-        {"b": {"_placeholder": True, "num": 0}},
-        "😀",
-        {"_placeholder": True, "num": 1},
-    ]
-    assert await ws.recv() == prefix.encode("latin-1") + b"\x01one"
-    assert await ws.recv() == prefix.encode("latin-1") + b"\x00zero"
+    args = [{"b": {"_placeholder": True, "num": 0}}, "😀", {"_placeholder": True, "num": 1}]
+    one, zero = prefix.encode("latin-1") + b"\x01one", prefix.encode("latin-1") + b"\x00zero"
+    # `echoed` (a BINARY_EVENT), then the BINARY_ACK, each followed by its attachments in order.
+    # python-socketio writes JSON ASCII-only, ours as socket.io does: compared decoded.
+    for start, data in ((f"452-{nsp}", ["echoed", args]), (f"462-{nsp}1", args)):
+        header = await ws.recv()
+        assert header.startswith(start) and json.loads(header[len(start) :]) == data
+        assert [await ws.recv(), await ws.recv()] == [one, zero]
     await ws.close()

@@ -8,7 +8,7 @@
  *     CLIENT=v2|v4 [TRANSPORTS=websocket|polling] [FORCE_BASE64=1] node tests/gateway/js/binary_clients.mjs <url> <token>
  *
  * Steps: connect and wait for `hello`; `echo` with bytes (top level and nested) and emoji text,
- * acked with the same arguments; `echo` with 11 attachments, then with one attachment over the
+ * answered with an `echoed` event and an ack, both carrying the same arguments; `echo` with 11 attachments, then with one attachment over the
  * 64 KiB event limit (each refused with `oops`, no ack); `echo` again on the same connection.
  *
  * Output: one JSON object per line ({"kind":"ack"|"event"|"engine", ...}), bytes written as
@@ -58,7 +58,7 @@ function open() {
       ? require("socket.io-client-v2")(base + "/tiny", { ...options, path: "/socket.io" })
       : require("socket.io-client")(base + "/", { ...options, path: "/tiny.io" });
   socket.waiters = [];
-  for (const name of ["hello", "oops", "connect_error", "error", "disconnect"]) {
+  for (const name of ["hello", "echoed", "oops", "connect_error", "error", "disconnect"]) {
     socket.on(name, (data) => {
       out({ kind: "event", event: name, data: data === undefined ? null : data });
       socket.waiters = socket.waiters.filter((w) => !(w.event === name && (w.resolve(data), true)));

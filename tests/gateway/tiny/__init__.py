@@ -6,8 +6,8 @@ events with several arguments, answers as acks (plain data) or as a same-name `o
 
 - `say(chat_id, text)` -> ack `[message id, seq]`; members get `said {chat, from, text}`;
 - `peek()` -> ack `[user id, protocol name]`;
-- `echo(...)` -> ack with its arguments as they reached the handler (bytes included: the
-  transports' binary events, end to end).
+- `echo(...)` -> `echoed [...args]` to the caller, then the ack with the same arguments, as they
+  reached the handler (bytes included: binary events and acks, both ways, end to end).
 """
 
 from typing import Any
@@ -35,8 +35,8 @@ async def peek(conn: Connection, args: list[Any]) -> Outcome:
 
 
 async def echo(conn: Connection, args: list[Any]) -> Outcome:
-    """Called to have the arguments sent back as the ack, unchanged."""
-    return Outcome(data=list(args))
+    """Called to have the arguments sent back, unchanged: as an event, then as the ack."""
+    return Outcome([("echoed", list(args))], list(args))
 
 
 class Tiny(Protocol):

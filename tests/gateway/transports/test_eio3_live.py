@@ -293,6 +293,42 @@ def test_raw_polling_frames_lengths_in_utf16_units(server):
     assert http(base, "POST", b"1:1")[0] == 200  # engine close
 
 
+@pytest.mark.parametrize("b64", [False, True], ids=["binary-payload", "b64"])
+def test_raw_polling_carries_binary_events_both_ways(server, b64):
+    """What a browser's XHR2 client does (binary polling payloads, `application/octet-stream`),
+    and what a client without binary does (`b64=1`: `b4<base64>` packets in the text framing)."""
+    base = f"{server}{ENGINE}?EIO=3&transport=polling" + ("&b64=1" if b64 else "")
+    sid = json.loads(codec.decode_payload(http(base)[2].decode(), max_packet=10_000)[0][1:])["sid"]
+    session = f"{server}{ENGINE}?EIO=3&transport=polling&sid={sid}"  # b64 is the handshake's
+    placeholder = {"_placeholder": True, "num": 0}
+    header = "451-/customer,1" + json.dumps(["echo", EMOJI, {"file": placeholder}], ensure_ascii=False)
+    if b64:
+        body, content_type = (
+            codec.encode_payload(["40/customer?token=t,", header, "b4AP8A"]).encode(),
+            "text/plain",
+        )
+    else:
+        body = codec.encode_binary_payload(["40/customer?token=t,", header, b"\x00\xff\x00"])
+        content_type = "application/octet-stream"
+    posted = http(session, "POST", body, {"content-type": content_type})
+    assert posted[0] == 200, posted
+    received: list = []
+    while not any(isinstance(p, str) and p.startswith("461-/customer,1") for p in received):
+        status, headers, body = http(session)
+        assert status == 200
+        if headers["content-type"] == "application/octet-stream":
+            received += codec.decode_binary_payload(body, max_packet=100_000)
+        else:
+            received += codec.decode_payload(body.decode(), max_packet=100_000)
+    ack = next(i for i, p in enumerate(received) if isinstance(p, str) and p.startswith("461-/customer,1"))
+    assert json.loads(received[ack][len("461-/customer,1") :]) == [
+        EMOJI,
+        {"file": {"_placeholder": True, "num": 0}},
+    ]
+    assert received[ack + 1] == ("b4AP8A" if b64 else b"\x00\xff\x00")
+    assert http(session, "POST", b"1:1")[0] == 200  # engine close
+
+
 def test_polling_limits_and_refusals(server):
     base = f"{server}{ENGINE}?EIO=3&transport=polling"
     status, _, body = http(base)
