@@ -76,8 +76,10 @@ class GatewayServer(socketio.AsyncServer):
     rate budget (twice the event budget): packets over it are dropped, and a session that goes
     on past a further burst is closed.
 
-    Overrides python-socketio's `_handle_eio_message` and `_handle_eio_disconnect` (5.18,
-    pinned; tests/gateway/test_limits_live.py and test_malformed_live.py cover them).
+    Overrides python-socketio's `_handle_eio_message` and `_handle_eio_disconnect`, and calls
+    its `_handle_event`, `_handle_ack` and `Packet.attachment_count` for binary packets (5.18,
+    pinned; tests/gateway/test_limits_live.py, test_malformed_live.py, test_binary_live.py and
+    transports/test_socketio_binary.py cover them).
     """
 
     def __init__(
