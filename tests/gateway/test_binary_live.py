@@ -81,10 +81,11 @@ def _run(server, token: str, **env: str) -> list[dict]:
         ({"CLIENT": "v2", "TRANSPORTS": "websocket"}, "websocket", False),
         ({"CLIENT": "v2", "TRANSPORTS": "websocket", "FORCE_BASE64": "1"}, "websocket", True),
         ({"CLIENT": "v2", "TRANSPORTS": "polling"}, "polling", True),  # node's XHR: always b64=1
+        ({"CLIENT": "v2"}, "polling", True),  # the default: polling, then the websocket upgrade
         ({"CLIENT": "v4", "TRANSPORTS": "websocket"}, "websocket", False),
         ({"CLIENT": "v4", "TRANSPORTS": "polling"}, "polling", True),
     ],
-    ids=["v2-websocket", "v2-websocket-base64", "v2-polling", "v4-websocket", "v4-polling"],
+    ids=["v2-websocket", "v2-websocket-base64", "v2-polling", "v2-upgrade", "v4-websocket", "v4-polling"],
 )
 def test_npm_clients_echo_bytes_and_emoji_and_get_payload_too_large_past_the_caps(
     server, alice, env, transport, b64
@@ -92,6 +93,11 @@ def test_npm_clients_echo_bytes_and_emoji_and_get_payload_too_large_past_the_cap
     require_node_package("socket.io-client-v2", "2.3.1")
     records = _run(server, alice.access, **env)
     assert records[0] == {"kind": "engine", "transport": transport, "b64": b64}
+    upgrades = [r for r in records if r["kind"] == "upgrade"]
+    if "TRANSPORTS" not in env:  # upgraded to a websocket that takes binary frames
+        assert upgrades == [{"kind": "upgrade", "transport": "websocket", "b64": False}]
+    else:
+        assert upgrades == []
     acks = [r["data"] for r in records if r["kind"] == "ack"]
     assert acks == [
         [{"bytes": "000102ff"}, EMOJI, {"nested": [{"bytes": "é😀".encode().hex()}, 7]}],

@@ -64,9 +64,10 @@ function open() {
       socket.waiters = socket.waiters.filter((w) => !(w.event === name && (w.resolve(data), true)));
     });
   }
-  socket.on("connect", () => {
-    const transport = socket.io.engine.transport;
-    out({ kind: "engine", transport: transport.name, b64: !transport.supportsBinary });
+  socket.io.on("open", () => {
+    const engine = socket.io.engine;
+    out({ kind: "engine", transport: engine.transport.name, b64: !engine.transport.supportsBinary });
+    engine.on("upgrade", (t) => out({ kind: "upgrade", transport: t.name, b64: !t.supportsBinary }));
   });
   return socket;
 }
