@@ -312,6 +312,9 @@ CHAT = {
     # past the ceiling (Socket.IO's own default, 1 MiB) the transport drops the connection.
     "SOCKET_MAX_PAYLOAD_BYTES": env_int("CHAT_SOCKET_MAX_PAYLOAD_BYTES", 64 * 1024),
     "SOCKET_TRANSPORT_MAX_BYTES": env_int("CHAT_SOCKET_TRANSPORT_MAX_BYTES", 1024 * 1024),
+    # Socket.IO binary events: attachments one event may carry (a binary event with more is
+    # answered payload_too_large); the event and its attachments count as one payload above.
+    "SOCKET_MAX_ATTACHMENTS": env_int("CHAT_SOCKET_MAX_ATTACHMENTS", 10),
     # Live connections one process accepts per user and per client address (every protocol and
     # transport together); past them a handshake is sent away to retry (too_many_connections).
     "SOCKET_MAX_PER_USER": env_int("CHAT_SOCKET_MAX_PER_USER", 50),

@@ -54,6 +54,7 @@ def _socketio_site(site_mounts: list[Mount]) -> tuple[ASGIApp, list[Hub]]:
     first = site_mounts[0]
     sio = GatewayServer(
         event_limit=chat["SOCKET_MAX_PAYLOAD_BYTES"],
+        max_attachments=chat["SOCKET_MAX_ATTACHMENTS"],
         connect_timeout=chat["SOCKET_CONNECT_TIMEOUT_SECONDS"],
         packet_rate=(2 * chat["SOCKET_RATE_BURST"], 2 * chat["SOCKET_RATE_PER_SECOND"]),
         async_mode="asgi",
@@ -130,6 +131,7 @@ def _eio3_site(site_mounts: list[Mount]) -> tuple[Eio3Server, list[Hub]]:
         ping_timeout=first.ping_timeout or chat["SOCKET_PING_TIMEOUT"],
         max_payload=chat["SOCKET_TRANSPORT_MAX_BYTES"],
         event_limit=chat["SOCKET_MAX_PAYLOAD_BYTES"],
+        max_attachments=chat["SOCKET_MAX_ATTACHMENTS"],
         packet_rate=(2 * chat["SOCKET_RATE_BURST"], 2 * chat["SOCKET_RATE_PER_SECOND"]),
         connect_timeout=chat["SOCKET_CONNECT_TIMEOUT_SECONDS"],
         cors_allowed_origins=chat["SOCKET_CORS_ALLOWED_ORIGINS"] or None,

@@ -19,6 +19,7 @@ from socketio import exceptions, packet
 from gateway.auth import query_dict
 from gateway.ratelimit import TokenBucket
 
+from .binary import BinaryError, Reassembly, TooLarge
 from .handshake import Handshake
 
 if TYPE_CHECKING:
@@ -61,25 +62,39 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
 
 class GatewayServer(socketio.AsyncServer):
     """python-socketio's server, with two checks on every Engine.IO message before it is
-    decoded: no binary packets (no protocol here has binary events; their attachments would be
-    buffered without bound), and the size of each packet against the protocols' limit, so an
-    event over it is answered with the protocol's error instead of dropping the connection
-    (Engine.IO's own ceiling, `max_http_buffer_size`, still drops what is larger).
+    decoded: the size of each packet against the protocols' limit, so an event over it is
+    answered with the protocol's error instead of dropping the connection (Engine.IO's own
+    ceiling, `max_http_buffer_size`, still drops what is larger); and binary packets are read
+    here, not by python-socketio (which waits for as many attachments as the header claims, of
+    any size, and trusts its placeholders): strictly and within the same limits, the packet and
+    its attachments counted as one payload (gateway/transports/binary.py). A malformed binary
+    packet, an attachment nobody announced, or a text packet while attachments are due close
+    the session: the framing is lost (socket.io's own server closes on any parser error).
 
     Malformed packets are dropped with one warning per connection, and a client that keeps
     sending them is closed. Every Socket.IO packet of a session, not only events, takes from a
     rate budget (twice the event budget): packets over it are dropped, and a session that goes
     on past a further burst is closed.
 
-    Overrides python-socketio's `_handle_eio_message` and `_handle_eio_disconnect` (5.18,
-    pinned; tests/gateway/test_limits_live.py and test_malformed_live.py cover them).
+    Overrides python-socketio's `_handle_eio_message` and `_handle_eio_disconnect`, and calls
+    its `_handle_event`, `_handle_ack` and `Packet.attachment_count` for binary packets (5.18,
+    pinned; tests/gateway/test_limits_live.py, test_malformed_live.py, test_binary_live.py and
+    transports/test_socketio_binary.py cover them).
     """
 
     def __init__(
-        self, *, event_limit: int, connect_timeout: float, packet_rate: tuple[float, float], **kwargs: Any
+        self,
+        *,
+        event_limit: int,
+        connect_timeout: float,
+        packet_rate: tuple[float, float],
+        max_attachments: int = 10,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.event_limit = event_limit
+        self.max_attachments = max_attachments
+        self.binary: dict[str, tuple[Any, Reassembly]] = {}  # Engine.IO sid -> packet being read
         self.connect_timeout = connect_timeout
         self.packet_rate = packet_rate  # (burst, per second) of Socket.IO packets per session
         self.buckets: dict[str, TokenBucket] = {}
@@ -103,6 +118,7 @@ class GatewayServer(socketio.AsyncServer):
         await self.eio.disconnect(eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self.binary.pop(eio_sid, None)  # attachments still due: dropped with the session
         self.malformed.pop(eio_sid, None)
         self.buckets.pop(eio_sid, None)
         self.dropped.pop(eio_sid, None)
@@ -120,9 +136,14 @@ class GatewayServer(socketio.AsyncServer):
             if dropped >= self.packet_rate[0]:  # a whole burst more: this client will not stop
                 await self.eio.disconnect(eio_sid)
             return
-        if not isinstance(data, str) or data[:1] in BINARY_TYPES:
-            logger.warning("binary socket.io packet refused: eio=%s", eio_sid)
-            await self.eio.disconnect(eio_sid)
+        if not isinstance(data, str):
+            await self._attachment(eio_sid, data)
+            return
+        if eio_sid in self.binary:
+            await self._binary_refused(eio_sid, "text packet while attachments are pending")
+            return
+        if data[:1] in BINARY_TYPES:
+            await self._binary_header(eio_sid, data)
             return
         limit = self.event_limit
         if len(data) > limit or (
@@ -138,6 +159,66 @@ class GatewayServer(socketio.AsyncServer):
             await self._malformed(eio_sid)
         finally:
             self.oversize.discard(eio_sid)
+
+    async def _binary_header(self, eio_sid: str, data: str) -> None:
+        """A BINARY_EVENT or BINARY_ACK header: held until its attachments have arrived."""
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+            if pkt.packet_type == packet.BINARY_EVENT:
+                valid = isinstance(pkt.data, list) and pkt.data and isinstance(pkt.data[0], str)
+            else:
+                valid = pkt.id is not None and isinstance(pkt.data, list)
+            if not valid:
+                raise BinaryError("bad binary packet")
+            header_bytes = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+            reassembly = Reassembly(
+                pkt.data,
+                pkt.attachment_count,
+                header_bytes=header_bytes,
+                max_attachments=self.max_attachments,
+                event_limit=self.event_limit,
+                hard_limit=self.eio.max_http_buffer_size,
+            )
+        except TooLarge:
+            await self._binary_refused(eio_sid, "binary packet too large")
+            return
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:  # BinaryError too
+            await self._binary_refused(
+                eio_sid, str(exc) if isinstance(exc, BinaryError) else "bad binary packet"
+            )
+            return
+        self.binary[eio_sid] = (pkt, reassembly)
+
+    async def _attachment(self, eio_sid: str, data: bytes) -> None:
+        """A binary Engine.IO message: the next attachment of the packet being read."""
+        pending = self.binary.get(eio_sid)
+        if pending is None:
+            await self._binary_refused(eio_sid, "attachment without a binary packet")
+            return
+        pkt, reassembly = pending
+        try:
+            if not reassembly.add(data):
+                return
+        except TooLarge:
+            await self._binary_refused(eio_sid, "binary packet too large")
+            return
+        del self.binary[eio_sid]
+        if reassembly.oversize:
+            self.oversize.add(eio_sid)
+        try:
+            if pkt.packet_type == packet.BINARY_EVENT:
+                await self._handle_event(eio_sid, pkt.namespace, pkt.id, reassembly.result())
+            else:  # the server asks for no acks: python-socketio finds no callback and ignores it
+                await self._handle_ack(eio_sid, pkt.namespace, pkt.id, reassembly.result())
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+            await self._malformed(eio_sid)
+        finally:
+            self.oversize.discard(eio_sid)
+
+    async def _binary_refused(self, eio_sid: str, reason: str) -> None:
+        self.binary.pop(eio_sid, None)
+        logger.warning("socket.io session closed: %s: eio=%s", reason, eio_sid)
+        await self.eio.disconnect(eio_sid)
 
     async def _malformed(self, eio_sid: str) -> None:
         if eio_sid not in self.environ:  # the session already ended (a packet read before)

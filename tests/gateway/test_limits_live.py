@@ -46,13 +46,34 @@ async def _raw_socket(server, token: str):
     return ws
 
 
-async def test_binary_socketio_packets_close_the_session_and_are_never_buffered(live_server_proc, alice):
+async def test_a_binary_event_over_the_protocol_limit_gets_payload_too_large_and_the_connection_stays(
+    live_server_proc, alice
+):
+    client = await connect_greeted(live_server_proc, alice)
+    ack = await client.call("send-self-message", {"Content": b"x" * 100_000})  # one attachment
+    assert ack["ok"] is False and ack["error"]["code"] == "payload_too_large"
+    ack = await client.call("send-self-message", {"Content": b"x"})  # under it: ExpressChat's own check
+    assert ack["ok"] is False and ack["error"]["code"] == "invalid"
+    assert (
+        ok(await client.call("send-self-message", {"Content": "text"}))["Seq"] == 1
+    )  # nothing stored before
+    await client.close()
+
+
+async def test_binary_attachments_past_the_transport_ceiling_close_the_session_and_are_never_buffered(
+    live_server_proc, alice
+):
+    """A header may announce attachments, each under the 1 MiB frame limit, that together pass
+    it: the session is closed when the total does, and what was held until then is bounded by
+    the 64 KiB event limit (attachments past it are dropped as they arrive): no 100 MB buffers."""
     ws = await _raw_socket(live_server_proc, alice.access)
-    await ws.send('451-["send-self-message",{"_placeholder":true,"num":0}]')
-    # Greeting events may come first; then Engine.IO's CLOSE packet (or the socket closes).
+    placeholders = ",".join(f'{{"_placeholder":true,"num":{n}}}' for n in range(10))
+    await ws.send(f'4510-["send-self-message",{placeholders}]')
     closed = False
     try:
-        for _ in range(50):
+        for _ in range(10):
+            await ws.send(b"x" * 200_000)
+        for _ in range(50):  # greeting events may come first; then Engine.IO's CLOSE packet
             if await asyncio.wait_for(ws.recv(), 5) == "1":
                 closed = True
                 break

@@ -1,4 +1,4 @@
-"""Pure codecs for Engine.IO protocol 3 and Socket.IO protocol 4 (text only).
+"""Pure codecs for Engine.IO protocol 3 and Socket.IO protocol 4.
 
 Engine.IO packet: one type digit then data (`4` message, `2` ping, `3` pong, `1` close, `5` upgrade,
 `6` noop, `0` open). A polling payload frames each packet as `<length>:<packet>`, the length counted
@@ -7,10 +7,17 @@ in UTF-16 code units as JavaScript counts `String.length` (an emoji outside the 
 Socket.IO packet (inside an Engine.IO message): `<type>[<attachments>-][<nsp>,][<ack id>][<json>]`.
 The encoder writes `<nsp>,` for every namespace other than `/`, as socket.io-parser 3.x does.
 
+Binary (engine.io-parser 2.x): an Engine.IO message whose data is bytes travels as a websocket
+binary frame `\x04<bytes>`, as `b4<base64>` in text (websocket or polling, for clients that asked
+for `b64=1`), or inside a binary polling payload (`encode_binary_payload`). Socket.IO binary
+packets are a header with placeholders followed by one such message per attachment.
+
 Every decoder raises `ProtocolError` on anything malformed; the message names the fault, never the
 data, so it can be logged.
 """
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass
 from enum import IntEnum
@@ -22,6 +29,7 @@ ENGINE_TYPES = frozenset((OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP))
 DIGITS = frozenset("0123456789")
 MAX_LENGTH_DIGITS = 10  # a frame length prefix longer than this is garbage, not a big packet
 MAX_ACK_ID_DIGITS = 15  # socket.io clients count acks from 0; stays an exact JavaScript number
+MAX_ATTACHMENT_DIGITS = 10  # socket.io-parser's own bound on the attachment count field
 
 
 class ProtocolError(ValueError):
@@ -45,6 +53,7 @@ class SioPacket:
     query: str = ""  # CONNECT only: the raw query after `?` in the namespace field
     id: int | None = None
     data: object = None
+    attachments: int = 0  # BINARY_EVENT / BINARY_ACK: how many binary messages follow
 
 
 # --- Engine.IO polling payloads ---------------------------------------------------------------
@@ -117,6 +126,79 @@ def _unit_at(units, pos: int, width: int) -> str:
     return chr(low) if high == 0 else "\uffff"
 
 
+def encode_base64_message(data: bytes) -> str:
+    """A binary Engine.IO message as text (`b4<base64>`), for clients that asked for `b64=1`."""
+    return "b" + MESSAGE + base64.b64encode(data).decode("ascii")
+
+
+def decode_base64_message(packet: str) -> bytes:
+    """The bytes of a `b4<base64>` packet. Only messages carry binary."""
+    if packet[1:2] != MESSAGE:
+        raise ProtocolError("binary packet that is not a message")
+    try:
+        return base64.b64decode(packet[2:], validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError("bad base64") from None
+
+
+def encode_binary_payload(packets: list[str | bytes]) -> bytes:
+    """Frame Engine.IO packets for a polling response to a client that takes binary
+    (engine.io-parser 2.x `encodePayloadAsBinary`): per packet a kind byte (0 text, 1 binary),
+    the length's decimal digits as bytes 0-9, 255, then the packet: text as UTF-8 (its length in
+    bytes), binary as the message type byte 4 and the data (its length counts the type byte)."""
+    out = bytearray()
+    for packet in packets:
+        if isinstance(packet, str):
+            body = packet.encode("utf-8", "surrogatepass")
+            out.append(0)
+        else:
+            body = b"\x04" + packet
+            out.append(1)
+        out += bytes(int(digit) for digit in str(len(body)))
+        out.append(255)
+        out += body
+    return bytes(out)
+
+
+def decode_binary_payload(body: bytes, *, max_packet: int) -> list[str | bytes]:
+    """Split a binary polling request body (`application/octet-stream`) into Engine.IO packets:
+    text packets as strings, binary messages as their bytes (the message type byte removed)."""
+    if not body:
+        raise ProtocolError("empty payload")
+    packets: list[str | bytes] = []
+    pos, total = 0, len(body)
+    while pos < total:
+        kind = body[pos]
+        if kind not in (0, 1):
+            raise ProtocolError("bad binary frame kind")
+        pos += 1
+        start = pos
+        while pos < total and body[pos] != 255:
+            if body[pos] > 9 or pos - start >= MAX_LENGTH_DIGITS:
+                raise ProtocolError("bad frame length")
+            pos += 1
+        if pos == start or pos >= total:
+            raise ProtocolError("bad frame length")
+        length = int("".join(str(digit) for digit in body[start:pos]))
+        pos += 1  # the 255
+        if length == 0 or length > max_packet + kind:
+            raise ProtocolError("frame length out of range")
+        if pos + length > total:
+            raise ProtocolError("frame longer than payload")
+        chunk = body[pos : pos + length]
+        pos += length
+        if kind == 0:
+            try:
+                packets.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ProtocolError("frame is not UTF-8") from None
+        elif chunk[0] != 4:
+            raise ProtocolError("binary packet that is not a message")
+        else:
+            packets.append(bytes(chunk[1:]))
+    return packets
+
+
 # --- Socket.IO packets ------------------------------------------------------------------------
 
 
@@ -142,12 +224,49 @@ def encode_error(nsp: str, error: object) -> str:
     return f"{MESSAGE}4{_nsp_prefix(nsp)}{_dumps(error)}"
 
 
-def encode_event(nsp: str, name: str, args: list) -> str:
-    return f"{MESSAGE}2{_nsp_prefix(nsp)}{_dumps([name, *args])}"
+# An encoded outbound packet: one Engine.IO text packet, or a binary Socket.IO packet's header
+# followed by its attachments (bytes: one binary Engine.IO message each).
+Outbound = str | tuple[str | bytes, ...]
 
 
-def encode_ack(nsp: str, ack_id: int, args: list) -> str:
-    return f"{MESSAGE}3{_nsp_prefix(nsp)}{ack_id}{_dumps(list(args))}"
+def _dumps_binary(data: object) -> tuple[str, list[bytes]]:
+    """JSON with every bytes value replaced by a placeholder, and the bytes in order."""
+    attachments: list[bytes] = []
+
+    def placeholder(value: object) -> object:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            attachments.append(bytes(value))
+            return {"_placeholder": True, "num": len(attachments) - 1}
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=placeholder)
+    return text, attachments
+
+
+def _encode_binary(kind: PacketType, nsp: str, ack_id: str, data: list) -> Outbound:
+    text, attachments = _dumps_binary(data)
+    if not attachments:  # another type json cannot write: a bug in the caller
+        raise TypeError("payload is not JSON serializable")
+    return (f"{MESSAGE}{kind.value}{len(attachments)}-{_nsp_prefix(nsp)}{ack_id}{text}", *attachments)
+
+
+def encode_event(nsp: str, name: str, args: list) -> Outbound:
+    """`42/nsp,[name, ...args]`; with bytes in the arguments, a BINARY_EVENT and its attachments.
+    JSON is tried first: text, the common case, pays nothing for binary support."""
+    data = [name, *args]
+    try:
+        return f"{MESSAGE}2{_nsp_prefix(nsp)}{_dumps(data)}"
+    except TypeError:
+        return _encode_binary(PacketType.BINARY_EVENT, nsp, "", data)
+
+
+def encode_ack(nsp: str, ack_id: int, args: list) -> Outbound:
+    """`43/nsp,<id>[...args]`; with bytes in the arguments, a BINARY_ACK and its attachments."""
+    data = list(args)
+    try:
+        return f"{MESSAGE}3{_nsp_prefix(nsp)}{ack_id}{_dumps(data)}"
+    except TypeError:
+        return _encode_binary(PacketType.BINARY_ACK, nsp, str(ack_id), data)
 
 
 def _reject_constant(name: str) -> object:
@@ -157,15 +276,23 @@ def _reject_constant(name: str) -> object:
 def decode_packet(text: str) -> SioPacket:
     """Decode the Socket.IO packet inside an Engine.IO message (without the leading `4`).
 
-    Binary packets (`5`, `6`) are returned with their type only: attachments are never parsed or
-    waited for, the caller refuses them.
+    Binary packets (`5`, `6`) are returned with their attachment count and their data as sent
+    (placeholders in place); the caller waits for the attachments.
     """
     if not text or text[0] not in "0123456":
         raise ProtocolError("unknown packet type")
     kind = PacketType(int(text[0]))
-    if kind in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
-        return SioPacket(kind)
     i = 1
+    attachments = 0
+    if kind in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
+        while i < len(text) and text[i] in DIGITS:
+            i += 1
+        if i == 1 or i - 1 > MAX_ATTACHMENT_DIGITS or text[i : i + 1] != "-":
+            raise ProtocolError("bad attachment count")
+        attachments = int(text[1:i])
+        if attachments == 0:
+            raise ProtocolError("binary packet without attachments")
+        i += 1
     nsp, query = "/", ""
     if i < len(text) and text[i] == "/":
         end = text.find(",", i)
@@ -192,15 +319,15 @@ def decode_packet(text: str) -> SioPacket:
             raise
         except (ValueError, RecursionError):
             raise ProtocolError("bad json") from None
-    return _checked(SioPacket(kind, nsp, query, ack_id, data))
+    return _checked(SioPacket(kind, nsp, query, ack_id, data, attachments))
 
 
 def _checked(packet: SioPacket) -> SioPacket:
     kind, data = packet.type, packet.data
-    if kind == PacketType.EVENT:
+    if kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
         if not isinstance(data, list) or not data or not isinstance(data[0], str):
             raise ProtocolError("bad event")
-    elif kind == PacketType.ACK:
+    elif kind in (PacketType.ACK, PacketType.BINARY_ACK):
         if packet.id is None or not isinstance(data, list):
             raise ProtocolError("bad ack")
     elif kind == PacketType.ERROR:

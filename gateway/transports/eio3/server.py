@@ -37,6 +37,9 @@ class Eio3Server:
     client (a session over it is dropped); `max_inbound` the client packets waiting for the hub
     (reading stops until there is room). `cors_allowed_origins`: None allows only the request's own
     host, a list allows exactly those origins; requests without Origin are always allowed.
+    `max_attachments`: a binary packet that declares more is answered as oversize, and a binary
+    packet with its attachments counts against `max_payload` and `event_limit` as a whole
+    (gateway/transports/binary.py).
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class Eio3Server:
         allow_upgrades: bool = True,
         event_limit: int = 0,
         packet_rate: tuple[float, float] = (120, 40),
+        max_attachments: int = 10,
     ):
         self.path = "/" + path.strip("/")
         self.ping_interval = ping_interval
@@ -70,6 +74,7 @@ class Eio3Server:
         # 4; `packet_rate` (burst, per second) budgets every client packet of a session.
         self.event_limit = event_limit
         self.packet_rate = packet_rate
+        self.max_attachments = max_attachments
         self.namespaces: dict[str, Eio3Namespace] = {}
         self.sessions: dict[str, Session] = {}
 
@@ -218,8 +223,17 @@ class Eio3Server:
         packets = session.drain() if session.transport == "polling" else []
         if not packets:
             packets = [codec.CLOSE] if session.state == CLOSED else [codec.NOOP]
-        body = codec.encode_payload(packets).encode()
-        await _respond(send, 200, body, content_type=b"text/plain; charset=UTF-8", headers=cors)
+        if all(isinstance(packet, str) for packet in packets):
+            body = codec.encode_payload(packets).encode()
+            content_type = b"text/plain; charset=UTF-8"
+        elif session.b64:  # the client cannot take binary: attachments as `b4<base64>` text
+            text = [p if isinstance(p, str) else codec.encode_base64_message(p) for p in packets]
+            body = codec.encode_payload(text).encode()
+            content_type = b"text/plain; charset=UTF-8"
+        else:
+            body = codec.encode_binary_payload(packets)
+            content_type = b"application/octet-stream"
+        await _respond(send, 200, body, content_type=content_type, headers=cors)
         session.delivered()
 
     async def _post(self, session: Session, scope, receive, send, cors) -> None:
@@ -229,18 +243,24 @@ class Eio3Server:
             session.fail("polling body too large")
             await _json_error(send, 413, BAD_REQUEST, "Payload too large", cors)
             return
+        binary = (_header(scope, b"content-type") or "").startswith("application/octet-stream")
         async with session.post_lock:
             try:
-                packets = codec.decode_payload(body.decode("utf-8"), max_packet=self.max_payload)
+                if binary:
+                    packets = codec.decode_binary_payload(body, max_packet=self.max_payload)
+                else:  # `b4<base64>` frames are a third longer than the bytes they carry
+                    packets = codec.decode_payload(
+                        body.decode("utf-8"), max_packet=self.max_payload * 4 // 3 + 8
+                    )
             except (UnicodeDecodeError, codec.ProtocolError) as exc:
                 session.fail(f"bad polling payload ({type(exc).__name__})")
                 await _json_error(send, 400, BAD_REQUEST, "Bad request", cors)
                 return
             for packet in packets:
-                if packet.startswith("b"):
-                    session.fail("binary packet")
-                    break
-                await session.receive(packet)
+                if isinstance(packet, bytes):
+                    await session.receive_binary(packet)
+                else:
+                    await session.receive(packet)
                 if session.state != OPEN:
                     break
         await _respond(send, 200, b"ok", content_type=b"text/html", headers=cors)
@@ -272,6 +292,8 @@ class Eio3Server:
             session = self._new_session("websocket", scope, query)
         elif not await self._upgrade(session, receive, send):
             return
+        else:
+            session.b64 = "b64" in query  # binary support is per transport (engine.io 3)
         await self._serve_websocket(session, receive, send)
 
     async def _upgrade(self, session: Session, receive, send) -> bool:
@@ -307,10 +329,16 @@ class Eio3Server:
                 if message["type"] == "websocket.disconnect":
                     break
                 text = message.get("text")
-                if text is None:
-                    session.fail("binary frame")
+                if text is not None:
+                    await session.receive(text)
                     continue
-                await session.receive(text)
+                data = message.get("bytes") or b""
+                if data[:1] != b"\x04":  # only messages carry binary: `\x04<attachment>`
+                    session.fail("binary frame that is not a message")
+                elif len(data) - 1 > self.max_payload:
+                    session.fail("packet too large")
+                else:
+                    await session.receive_binary(data[1:])
         finally:
             writer.cancel()
             session.close("transport close", flush=False)
@@ -320,7 +348,14 @@ class Eio3Server:
             while True:
                 if session.outbox:
                     for packet in session.drain():
-                        await send({"type": "websocket.send", "text": packet})
+                        if isinstance(packet, str):
+                            await send({"type": "websocket.send", "text": packet})
+                        elif session.b64:
+                            await send(
+                                {"type": "websocket.send", "text": codec.encode_base64_message(packet)}
+                            )
+                        else:
+                            await send({"type": "websocket.send", "bytes": b"\x04" + packet})
                     session.delivered()
                     continue
                 if session.state == CLOSED:

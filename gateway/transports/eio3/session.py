@@ -4,17 +4,22 @@ Transports (polling requests, a websocket) only move strings in and out; the ses
 state. One worker task per session takes the client's Socket.IO packets one at a time, so a
 client's events reach the hub strictly in order while other clients run concurrently. Pings are
 answered by whoever reads them, never queued behind a slow handler.
+
+The outbox holds Engine.IO packets as the transports write them: text packets as strings, binary
+messages (Socket.IO attachments) as bytes; each transport frames the bytes its own way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from gateway.ratelimit import TokenBucket
+from gateway.transports.binary import BinaryError, Reassembly, TooLarge
 from gateway.transports.handshake import Admission, Handshake
 
 from . import codec
@@ -89,7 +94,8 @@ class Session:
         self.sid = sid
         self.transport = transport  # "polling" or "websocket"; the one that carries the outbox
         self.state = OPEN
-        self.outbox: deque[str] = deque()
+        self.outbox: deque[str | bytes] = deque()
+        self.b64 = "b64" in query  # the client cannot take binary: attachments go as `b4<base64>`
         self.signal = asyncio.Event()  # outbox, noop or state changed
         self.upgrading = False
         self.noop = False  # answer a waiting poll now (an upgrade is under way)
@@ -104,6 +110,7 @@ class Session:
         self.bucket = TokenBucket(*server.packet_rate)  # every client packet, not only events
         self.dropped = 0
         self.oversize: set[int] = set()  # packets (by id) over the protocol's event limit
+        self.pending: tuple[SioPacket, Reassembly] | None = None  # a binary packet being read
         loop = asyncio.get_running_loop()
         self._loop = loop
         self.last_seen = loop.time()
@@ -115,21 +122,27 @@ class Session:
 
     # --- outbound ------------------------------------------------------------------------------
 
-    def enqueue(self, packet: str) -> None:
-        """Queue an encoded Engine.IO packet; a session that lets too many pile up is dropped."""
+    def enqueue(self, packet: codec.Outbound) -> None:
+        """Queue an encoded packet (a binary one with its attachments, together); a session that
+        lets too many pile up is dropped."""
         if self.state != OPEN:
             return
-        if len(self.outbox) >= self.server.max_pending:
+        parts = 1 if isinstance(packet, str) else len(packet)
+        if len(self.outbox) + parts > self.server.max_pending:
             logger.warning("eio3 session %s dropped: %d packets pending", self.sid, len(self.outbox))
             self.close("slow consumer", flush=False)
             return
-        self._push(packet)
+        if parts == 1 and isinstance(packet, str):
+            self._push(packet)
+        else:
+            self.outbox.extend(packet)
+            self.signal.set()
 
-    def _push(self, packet: str) -> None:
+    def _push(self, packet: str | bytes) -> None:
         self.outbox.append(packet)
         self.signal.set()
 
-    def drain(self) -> list[str]:
+    def drain(self) -> list[str | bytes]:
         packets = list(self.outbox)
         self.outbox.clear()
         return packets
@@ -142,8 +155,19 @@ class Session:
     # --- inbound -------------------------------------------------------------------------------
 
     async def receive(self, packet: str) -> None:
-        """Called with each Engine.IO packet the active transport read."""
+        """Called with each Engine.IO text packet the active transport read."""
         if self.state != OPEN:
+            return
+        if packet[:1] == "b":  # a binary message as `b4<base64>`
+            if len(packet) > self.server.max_payload * 4 // 3 + 8:
+                self.fail("packet too large")
+                return
+            try:
+                data = codec.decode_base64_message(packet)
+            except ProtocolError as exc:
+                self.fail(str(exc))
+                return
+            await self.receive_binary(data)
             return
         self.last_seen = self._loop.time()
         kind = packet[:1]
@@ -160,13 +184,16 @@ class Session:
             if len(packet) > limit or (not packet.isascii() and len(packet.encode()) > limit):
                 self.fail("packet too large")
                 return
+            if self.pending is not None:
+                self.fail("text packet while attachments are pending")
+                return
             try:
                 sio = codec.decode_packet(packet[1:])
             except ProtocolError as exc:
                 self.fail(str(exc))
                 return
             if sio.type in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
-                self.fail("binary packet")
+                self._binary_header(sio, packet)
                 return
             event_limit = self.server.event_limit
             if event_limit and (
@@ -180,6 +207,52 @@ class Session:
             pass
         else:
             self.fail("unexpected engine packet")
+
+    def _binary_header(self, sio: SioPacket, packet: str) -> None:
+        """A BINARY_EVENT or BINARY_ACK: held until its attachments have arrived."""
+        server = self.server
+        try:
+            reassembly = Reassembly(
+                sio.data,
+                sio.attachments,
+                header_bytes=len(packet.encode("utf-8", "surrogatepass")),
+                max_attachments=server.max_attachments,
+                event_limit=server.event_limit or server.max_payload,
+                hard_limit=server.max_payload,
+            )
+        except BinaryError as exc:
+            self.fail(str(exc))
+            return
+        except TooLarge:
+            self.fail("binary packet too large")
+            return
+        self.pending = (sio, reassembly)
+
+    async def receive_binary(self, data: bytes) -> None:
+        """Called with each binary Engine.IO message (a Socket.IO attachment) the transport read."""
+        if self.state != OPEN:
+            return
+        self.last_seen = self._loop.time()
+        if not self.bucket.take():  # attachments count like any other message
+            self.dropped += 1
+            if self.dropped >= self.bucket.burst:
+                self.fail("packets over the rate limit")
+            return
+        if self.pending is None:
+            self.fail("attachment without a binary packet")
+            return
+        sio, reassembly = self.pending
+        try:
+            if not reassembly.add(data):
+                return
+        except TooLarge:
+            self.fail("binary packet too large")
+            return
+        self.pending = None
+        complete = dataclasses.replace(sio, data=reassembly.result())
+        if reassembly.oversize:
+            self.oversize.add(id(complete))  # over the protocol's limit: refused, not run
+        await self.inbox.put(complete)
 
     def fail(self, reason: str) -> None:
         """Protocol error: drop the session. `reason` names the fault, never the data."""
@@ -218,7 +291,7 @@ class Session:
             await self._connect(nsp, packet.query, implicit=False)
         elif kind == PacketType.DISCONNECT:
             self.end_socket(nsp, notify=False)
-        elif kind == PacketType.EVENT:
+        elif kind in (PacketType.EVENT, PacketType.BINARY_EVENT):
             conn_id = self.sockets.get(nsp)
             if conn_id is None:
                 return  # not connected to that namespace (yet, or any more): dropped as socket.io does
@@ -234,7 +307,7 @@ class Session:
                 return
             if packet.id is not None and result is not None and self.sockets.get(nsp) == conn_id:
                 self.enqueue(codec.encode_ack(nsp, packet.id, list(result)))
-        # ACK: the server never asks for acks, so there is nothing to match; ignored.
+        # ACK, BINARY_ACK: the server never asks for acks, so there is nothing to match; ignored.
 
     async def _connect(self, nsp: str, query: str, *, implicit: bool) -> None:
         namespace = self.server.namespaces.get(nsp)
@@ -320,6 +393,7 @@ class Session:
         for nsp in list(self.sockets):
             self.end_socket(nsp, notify=False)
         self.outbox.clear()
+        self.pending = None  # a binary packet still waiting for attachments is dropped
         self.inbox.put_control(_STOP)
         self.inbox.close()
         self.signal.set()

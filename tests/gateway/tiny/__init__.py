@@ -5,7 +5,9 @@ Socket.IO, refusal by CONNECT_ERROR ("No token"), the product's access token in 
 events with several arguments, answers as acks (plain data) or as a same-name `oops` emit:
 
 - `say(chat_id, text)` -> ack `[message id, seq]`; members get `said {chat, from, text}`;
-- `peek()` -> ack `[user id, protocol name]`.
+- `peek()` -> ack `[user id, protocol name]`;
+- `echo(...)` -> `echoed [...args]` to the caller, then the ack with the same arguments, as they
+  reached the handler (bytes included: binary events and acks, both ways, end to end).
 """
 
 from typing import Any
@@ -32,9 +34,14 @@ async def peek(conn: Connection, args: list[Any]) -> Outcome:
     return Outcome(data=[conn.user_id, conn.protocol])
 
 
+async def echo(conn: Connection, args: list[Any]) -> Outcome:
+    """Called to have the arguments sent back, unchanged: as an event, then as the ack."""
+    return Outcome([("echoed", list(args))], list(args))
+
+
 class Tiny(Protocol):
     name = "tiny"
-    handlers = {"say": say, "peek": peek}
+    handlers = {"say": say, "peek": peek, "echo": echo}
 
     def credentials(self, handshake: Handshake) -> Credentials:
         return Credentials(handshake.query.get("token") or None, None, renewable=False)

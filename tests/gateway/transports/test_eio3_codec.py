@@ -94,8 +94,20 @@ def test_encoders_write_what_socket_io_parser_3_writes():
         ('2["hi"]', SioPacket(PacketType.EVENT, data=["hi"])),
         ('2/c,12["hi",1,{"a":null}]', SioPacket(PacketType.EVENT, "/c", id=12, data=["hi", 1, {"a": None}])),
         ('3/c,0["x"]', SioPacket(PacketType.ACK, "/c", id=0, data=["x"])),
-        ("51-/c,[]", SioPacket(PacketType.BINARY_EVENT)),
-        ("6", SioPacket(PacketType.BINARY_ACK)),
+        (
+            '52-/c,9["up",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]',
+            SioPacket(
+                PacketType.BINARY_EVENT,
+                "/c",
+                id=9,
+                data=["up", {"_placeholder": True, "num": 1}, {"_placeholder": True, "num": 0}],
+                attachments=2,
+            ),
+        ),
+        (
+            '61-3[{"_placeholder":true,"num":0}]',
+            SioPacket(PacketType.BINARY_ACK, id=3, data=[{"_placeholder": True, "num": 0}], attachments=1),
+        ),
     ],
 )
 def test_packets_decode(text, packet):
@@ -119,8 +131,69 @@ def test_packets_decode(text, packet):
         "0/c,1",  # id on CONNECT
         "2" + "[" * 100_000,  # nesting deep enough to exhaust recursion
         '2/c,1234567890123456["x"]',  # id too long
+        '5["x",{"_placeholder":true,"num":0}]',  # binary without an attachment count
+        '50-["x"]',  # binary with no attachments
+        '5x-["x"]',  # count not a number
+        '512345678901-["x"]',  # count longer than socket.io-parser allows
+        "51-[]",  # binary event without a name
+        '61-["x"]',  # binary ack without id
+        "6",
     ],
 )
 def test_malformed_packets_are_refused(text):
     with pytest.raises(ProtocolError):
         codec.decode_packet(text)
+
+
+# --- binary ------------------------------------------------------------------------------------
+
+
+def test_events_and_acks_with_bytes_become_binary_packets_with_attachments():
+    placeholder = '{"_placeholder":true,"num":%d}'
+    assert codec.encode_event("/c", "up", [{"a": b"\x00\xff", "b": [b"2"]}, EMOJI]) == (
+        f'452-/c,["up",{{"a":{placeholder % 0},"b":[{placeholder % 1}]}},"{EMOJI}"]',
+        b"\x00\xff",
+        b"2",
+    )
+    assert codec.encode_ack("/", 4, [bytearray(b"x")]) == ('461-4[{"_placeholder":true,"num":0}]', b"x")
+    assert codec.encode_event("/", "t", ["text"]) == '42["t","text"]'  # text stays one string
+    with pytest.raises(TypeError):
+        codec.encode_event("/", "t", [object()])
+
+
+def test_binary_polling_payload_is_what_engine_io_parser_2_writes():
+    # engine.io-parser 2.2.1 encodePayloadAsBinary([message '2["é😀"]', message <00 ff 01>, ping])
+    # (checked against the npm package): kind byte, length digits as bytes, 255, packet.
+    written = bytes.fromhex("000102ff34325b22c3a9f09f9880225d0104ff0400ff010001ff32")
+    packets = ['42["é😀"]', b"\x00\xff\x01", "2"]
+    assert codec.encode_binary_payload(packets) == written
+    assert codec.decode_binary_payload(written, max_packet=100) == packets
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\x02\x01\xff2",  # kind neither text nor binary
+        b"\x00\xff2",  # no length
+        b"\x00\x01",  # no 255
+        b"\x00\x0a\xff2",  # a length digit over 9
+        b"\x00\x02\xff2",  # shorter than declared
+        b"\x00\x00\xff",  # empty packet
+        b"\x00" + b"\x09" * 11 + b"\xff2",  # absurd length
+        b"\x01\x02\xff\x02\x00",  # binary that is not a message
+        b"\x00\x02\xff\xc3\x28",  # not UTF-8
+        b"\x01\x09\x09\x09\xff\x04" + b"x" * 998,  # longer than max_packet
+    ],
+)
+def test_malformed_binary_payloads_are_refused(body):
+    with pytest.raises(ProtocolError):
+        codec.decode_binary_payload(body, max_packet=100)
+
+
+def test_base64_messages_round_trip_and_are_strict():
+    assert codec.encode_base64_message(b"\x01\x02") == "b4AQI="  # what engine.io-parser 2.x writes
+    assert codec.decode_base64_message("b4AQI=") == b"\x01\x02"
+    for bad in ("b2AQI=", "b4AQ*I=", "b4AQI"):
+        with pytest.raises(ProtocolError):
+            codec.decode_base64_message(bad)

@@ -293,6 +293,42 @@ def test_raw_polling_frames_lengths_in_utf16_units(server):
     assert http(base, "POST", b"1:1")[0] == 200  # engine close
 
 
+@pytest.mark.parametrize("b64", [False, True], ids=["binary-payload", "b64"])
+def test_raw_polling_carries_binary_events_both_ways(server, b64):
+    """What a browser's XHR2 client does (binary polling payloads, `application/octet-stream`),
+    and what a client without binary does (`b64=1`: `b4<base64>` packets in the text framing)."""
+    base = f"{server}{ENGINE}?EIO=3&transport=polling" + ("&b64=1" if b64 else "")
+    sid = json.loads(codec.decode_payload(http(base)[2].decode(), max_packet=10_000)[0][1:])["sid"]
+    session = f"{server}{ENGINE}?EIO=3&transport=polling&sid={sid}"  # b64 is the handshake's
+    placeholder = {"_placeholder": True, "num": 0}
+    header = "451-/customer,1" + json.dumps(["echo", EMOJI, {"file": placeholder}], ensure_ascii=False)
+    if b64:
+        body, content_type = (
+            codec.encode_payload(["40/customer?token=t,", header, "b4AP8A"]).encode(),
+            "text/plain",
+        )
+    else:
+        body = codec.encode_binary_payload(["40/customer?token=t,", header, b"\x00\xff\x00"])
+        content_type = "application/octet-stream"
+    posted = http(session, "POST", body, {"content-type": content_type})
+    assert posted[0] == 200, posted
+    received: list = []
+    while not any(isinstance(p, str) and p.startswith("461-/customer,1") for p in received):
+        status, headers, body = http(session)
+        assert status == 200
+        if headers["content-type"] == "application/octet-stream":
+            received += codec.decode_binary_payload(body, max_packet=100_000)
+        else:
+            received += codec.decode_payload(body.decode(), max_packet=100_000)
+    ack = next(i for i, p in enumerate(received) if isinstance(p, str) and p.startswith("461-/customer,1"))
+    assert json.loads(received[ack][len("461-/customer,1") :]) == [
+        EMOJI,
+        {"file": {"_placeholder": True, "num": 0}},
+    ]
+    assert received[ack + 1] == ("b4AP8A" if b64 else b"\x00\xff\x00")
+    assert http(session, "POST", b"1:1")[0] == 200  # engine close
+
+
 def test_polling_limits_and_refusals(server):
     base = f"{server}{ENGINE}?EIO=3&transport=polling"
     status, _, body = http(base)
@@ -383,17 +419,39 @@ def _heartbeat(server, pinging, silent, sid) -> None:
     assert pinging.recv(timeout=2) == "3probe"
 
 
+PLACEHOLDER = '{"_placeholder":true,"num":%d}'
+
+
 @pytest.mark.parametrize(
-    "frame",
-    ['451-["upload",{"_placeholder":true,"num":0}]', b"\x04\x01\x02", "4" + "2" * 70_000],
-    ids=["binary-event", "binary-frame", "oversize"],
+    "frames",
+    [
+        ['451-/customer,["upload"]'],  # announces an attachment it has no placeholder for
+        [b"\x04\x01\x02"],  # an attachment nobody announced
+        ["b4AQI="],  # the same as base64 text
+        ["4" + "2" * 70_000],  # one packet over max_payload (64 KiB)
+        # Three attachments of 30 KB, each under max_payload, together over it: the packet and its
+        # attachments are one payload, so the session ends at the third and nothing more is held
+        # (no 100 MB buffers, however many attachments a header announces).
+        [f'453-/customer,["upload",{PLACEHOLDER % 0},{PLACEHOLDER % 1},{PLACEHOLDER % 2}]']
+        + [b"\x04" + b"x" * 30_000] * 3,
+    ],
+    ids=["binary-without-placeholder", "binary-frame", "base64-frame", "oversize", "oversize-binary"],
 )
-def test_binary_and_oversize_packets_close_the_session(server, frame):
+def test_malformed_binary_and_oversize_packets_close_the_session(server, frames):
     with ws_open(server, "/customer") as (ws, sid):
-        ws.send(frame)
+        for frame in frames:
+            ws.send(frame)
         wait_closed(ws, timeout=2)
     assert forgotten(server, f"/customer#{sid}") == 1
     assert forgotten(server, sid) == 1
+
+
+def test_binary_event_and_ack_over_a_raw_websocket(server):
+    with ws_open(server, "/customer") as (ws, _):
+        ws.send(f'451-/customer,5["echo","😀",{{"b":{PLACEHOLDER % 0}}}]')
+        ws.send(b"\x04\x00\xff")
+        assert ws.recv(timeout=2) == f'461-/customer,5["😀",{{"b":{PLACEHOLDER % 0}}}]'
+        assert ws.recv(timeout=2) == b"\x04\x00\xff"
 
 
 def test_outbound_queue_is_bounded_per_session(server):

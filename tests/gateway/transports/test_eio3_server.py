@@ -10,14 +10,15 @@ import json
 
 import pytest
 
-from gateway.transports.eio3 import Eio3Server
+from gateway.transports.eio3 import Eio3Server, codec
 from gateway.transports.handshake import Admission, Handshake
 
 PATH = "/v1/conversations/sockets"
 
 
 class RecordingHub:
-    """Admits sockets whose query has `token`; `echo` acks its arguments; `slow` sleeps."""
+    """Admits sockets whose query has `token`; `echo` acks its arguments; `slow` sleeps. Events
+    flagged oversize are recorded in `oversized` (the real hub answers them payload_too_large)."""
 
     def __init__(self, name: str, log: list):
         self.name = name
@@ -25,6 +26,7 @@ class RecordingHub:
         self.transport = None
         self.handshakes: dict[str, Handshake] = {}
         self.greet_delay = 0.0
+        self.oversized: list[str] = []
 
     async def connect(self, conn_id: str, handshake: Handshake) -> Admission:
         self.log.append(("connect", conn_id))
@@ -40,6 +42,9 @@ class RecordingHub:
 
     async def handle(self, conn_id: str, event: str, args: list, *, oversize: bool = False) -> list | None:
         self.log.append(("handle", conn_id, event))
+        if oversize:
+            self.oversized.append(event)
+            return ["too large"]
         if event == "slow":
             await asyncio.sleep(args[0])
         if event in ("echo", "slow"):
@@ -77,6 +82,15 @@ class WsClient:
 
     def send(self, text: str) -> None:
         self.to_server.put_nowait({"type": "websocket.receive", "text": text})
+
+    def send_bytes(self, data: bytes) -> None:
+        self.to_server.put_nowait({"type": "websocket.receive", "bytes": data})
+
+    async def frame(self, timeout: float = 2) -> str | bytes:
+        """The next websocket message, text or bytes."""
+        message = await self.recv(timeout)
+        assert message["type"] == "websocket.send", message
+        return message["text"] if message.get("text") is not None else message["bytes"]
 
     async def recv(self, timeout: float = 2) -> dict:
         return await asyncio.wait_for(self.from_server.get(), timeout)
@@ -371,9 +385,21 @@ async def test_a_client_that_stops_reading_is_dropped_past_max_pending():
 @pytest.mark.parametrize(
     "message",
     [
-        {"type": "websocket.receive", "text": '451-["x",{"_placeholder":true,"num":0}]'},
+        {"type": "websocket.receive", "text": '451-["x"]'},
         {"type": "websocket.receive", "text": "461-/customer,1[]"},
+        {"type": "websocket.receive", "text": '451-["x",{"_placeholder":true,"num":1}]'},
+        {
+            "type": "websocket.receive",
+            "text": '452-["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]',
+        },
+        {"type": "websocket.receive", "text": '451-["x",{"_placeholder":true,"num":0,"n":1}]'},
+        {"type": "websocket.receive", "text": '451-["x",{"_placeholder":1,"num":0}]'},
+        {"type": "websocket.receive", "text": '451-["x",{"_placeholder":true,"num":true}]'},
+        {"type": "websocket.receive", "text": '450-["x"]'},
         {"type": "websocket.receive", "bytes": b"\x04\x00\x01"},
+        {"type": "websocket.receive", "bytes": b"\x02\x00\x01"},
+        {"type": "websocket.receive", "text": "b4AQI="},
+        {"type": "websocket.receive", "text": "b4!!"},
         {"type": "websocket.receive", "text": '42["echo","' + "x" * 2000 + '"]'},
         {"type": "websocket.receive", "text": '42["echo","' + "😀" * 400 + '"]'},  # 1.6 KB in UTF-8
         {"type": "websocket.receive", "text": "4zzz"},
@@ -382,9 +408,18 @@ async def test_a_client_that_stops_reading_is_dropped_past_max_pending():
         {"type": "websocket.receive", "text": "9"},
     ],
     ids=[
-        "binary-event",
-        "binary-ack",
-        "binary-frame",
+        "binary-count-mismatch",
+        "binary-ack-without-placeholder",
+        "placeholder-out-of-range",
+        "placeholder-repeated",
+        "placeholder-extra-key",
+        "placeholder-not-true",
+        "placeholder-num-bool",
+        "binary-no-attachments",
+        "attachment-without-packet",
+        "binary-frame-not-a-message",
+        "base64-attachment-without-packet",
+        "bad-base64",
         "oversize",
         "oversize-utf8",
         "bad-json",
@@ -393,7 +428,7 @@ async def test_a_client_that_stops_reading_is_dropped_past_max_pending():
         "unknown",
     ],
 )
-async def test_binary_oversize_and_malformed_input_close_the_session(message, caplog):
+async def test_malformed_binary_oversize_and_malformed_input_close_the_session(message, caplog):
     server, _, log = make_server("/", max_payload=1024)
     client = WsClient(server)
     sid = (await client.open())["sid"]
@@ -449,7 +484,7 @@ async def test_wants_routes_by_path_and_protocol_version():
 
 
 async def http_request(
-    server: Eio3Server, method: str, query: str, body: bytes = b""
+    server: Eio3Server, method: str, query: str, body: bytes = b"", content_type: bytes = b"text/plain"
 ) -> tuple[int, dict, bytes]:
     """One HTTP request through the ASGI app; the client never hangs up."""
     pending = [{"type": "http.request", "body": body, "more_body": False}]
@@ -468,7 +503,7 @@ async def http_request(
         "method": method,
         "path": PATH + "/",
         "query_string": query.encode(),
-        "headers": [(b"host", b"chat.example.com")],
+        "headers": [(b"host", b"chat.example.com"), (b"content-type", content_type)],
         "client": ("10.1.2.3", 5555),
     }
     await server(scope, receive, send)
@@ -587,3 +622,141 @@ async def test_lifespan_shutdown_drops_every_session():
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     await client.closed()
     assert server.sessions == {}
+
+
+# --- binary ------------------------------------------------------------------------------------
+
+PLACEHOLDER = '{"_placeholder":true,"num":%d}'
+
+
+async def connected(server, query: str = "EIO=3&transport=websocket") -> tuple[WsClient, str]:
+    client = WsClient(server, query)
+    sid = (await client.open())["sid"]
+    assert await client.text() == "40"
+    assert (await client.text()).startswith('42["hello"')
+    return client, sid
+
+
+async def test_binary_event_round_trips_over_websocket_binary_frames():
+    server, hubs, log = make_server("/")
+    client, sid = await connected(server)
+    client.send(f'452-7["echo",{PLACEHOLDER % 1},{{"nested":[{PLACEHOLDER % 0},"😀"]}}]')
+    client.send_bytes(b"\x04" + b"\x00first")
+    client.send_bytes(b"\x04" + b"\xffsecond")
+    # The hub got bytes in place of the placeholders; its ack (the same arguments) goes back as
+    # a BINARY_ACK header and one `\x04` binary frame per attachment, in order.
+    assert await client.frame() == f'462-7[{PLACEHOLDER % 0},{{"nested":[{PLACEHOLDER % 1},"😀"]}}]'
+    assert await client.frame() == b"\x04\xffsecond"
+    assert await client.frame() == b"\x04\x00first"
+    assert log[-1] == ("handle", sid, "echo")
+    await hubs["/"].transport.send(sid, "pic", {"png": b"\x89PNG"})
+    assert await client.frame() == f'451-["pic",{{"png":{PLACEHOLDER % 0}}}]'
+    assert await client.frame() == b"\x04\x89PNG"
+    assert server.sessions[sid].pending is None
+
+
+async def test_binary_event_round_trips_as_base64_text_for_b64_clients():
+    server, _, _ = make_server("/")
+    client, _ = await connected(server, "EIO=3&transport=websocket&b64=1")
+    client.send(f'451-1["echo",{PLACEHOLDER % 0}]')
+    client.send("b4" + "AAH/")  # b"\x00\x01\xff"
+    assert await client.frame() == f"461-1[{PLACEHOLDER % 0}]"
+    assert await client.frame() == "b4AAH/"
+
+
+async def test_binary_over_polling_binary_payload_and_base64_text():
+    server, _, _ = make_server("/")
+    for b64, content_type in (("", b"application/octet-stream"), ("&b64=1", b"text/plain; charset=UTF-8")):
+        _, _, body = await http_request(server, "GET", "EIO=3&transport=polling" + b64)
+        sid = json.loads(body.decode().split(":", 1)[1][1:])["sid"]
+        polling = f"EIO=3&transport=polling&sid={sid}"
+        while b"hello" not in (await http_request(server, "GET", polling))[2]:
+            pass
+        header = f'451-3["echo","é",{PLACEHOLDER % 0}]'
+        post = codec.encode_binary_payload([header, b"\x00\xfe"])
+        assert (await http_request(server, "POST", polling, post, b"application/octet-stream"))[0] == 200
+        status, headers, body = await http_request(server, "GET", polling)
+        assert status == 200 and headers[b"content-type"] == content_type
+        ack = f'461-3["é",{PLACEHOLDER % 0}]'
+        if b64:
+            assert codec.decode_payload(body.decode(), max_packet=1000) == [ack, "b4AP4="]
+        else:
+            assert codec.decode_binary_payload(body, max_packet=1000) == [ack, b"\x00\xfe"]
+        # A b64 client posts text with `b4<base64>` frames; answered the same way.
+        post = codec.encode_payload([f'451-4["echo",{PLACEHOLDER % 0}]', "b4AQ=="]).encode()
+        assert (await http_request(server, "POST", polling, post))[0] == 200
+        body = (await http_request(server, "GET", polling))[2]
+        packets = (
+            codec.decode_payload(body.decode(), max_packet=1000)
+            if b64
+            else codec.decode_binary_payload(body, max_packet=1000)
+        )
+        assert packets == [f"461-4[{PLACEHOLDER % 0}]", "b4AQ==" if b64 else b"\x01"]
+
+
+async def test_too_many_attachments_are_read_but_answered_oversize_and_the_session_stays():
+    server, hubs, _ = make_server("/", max_attachments=2)
+    client, sid = await connected(server)
+    placeholders = ",".join(PLACEHOLDER % n for n in range(3))
+    client.send(f'453-1["echo",{placeholders}]')
+    for n in range(3):
+        client.send_bytes(b"\x04" + bytes([n]))
+        assert server.sessions[sid].pending is None or server.sessions[sid].pending[1].held == 0
+    assert await client.frame() == '431["too large"]'
+    assert hubs["/"].oversized == ["echo"]
+    client.send('422["echo","still here"]')
+    assert await client.frame() == '432["still here"]'
+
+
+async def test_attachments_over_the_event_limit_are_dropped_as_they_come_then_answered_oversize():
+    server, hubs, _ = make_server("/", max_payload=4096, event_limit=1000)
+    client, sid = await connected(server)
+    client.send(f'453-1["echo",{PLACEHOLDER % 0},{PLACEHOLDER % 1},{PLACEHOLDER % 2}]')
+    held = []
+    for _ in range(3):
+        client.send_bytes(b"\x04" + b"x" * 600)
+        await settle()
+        pending = server.sessions[sid].pending
+        held.append(pending[1].held if pending else None)
+    assert held == [600, 0, None]  # the second one passed the limit: nothing is held after it
+    assert await client.frame() == '431["too large"]'
+    assert hubs["/"].oversized == ["echo"]
+
+
+async def test_a_binary_packet_over_the_transport_ceiling_closes_the_session_without_buffering_it():
+    # The guarantee behind "no 100 MB buffers": a header may announce attachments, but what is
+    # held is bounded by the event limit, and the whole packet by max_payload, however many
+    # attachments it claims (and each frame by max_payload).
+    server, hubs, log = make_server("/", max_payload=4096, event_limit=1000, max_attachments=100)
+    client, sid = await connected(server)
+    placeholders = ",".join(PLACEHOLDER % n for n in range(100))
+    client.send(f'45100-1["echo",{placeholders}]')
+    for _ in range(5):
+        client.send_bytes(b"\x04" + b"x" * 1000)  # the fifth passes 4096 with the header
+    await client.closed()
+    assert server.sessions == {} and hubs["/"].oversized == []
+    await settle()
+    assert ("forget", sid) in log
+    client2, _ = await connected(server)
+    client2.send_bytes(b"\x04" + b"x" * 4097)  # one frame over max_payload
+    await client2.closed()
+
+
+@pytest.mark.parametrize("then", ["text", "hang-up"])
+async def test_a_binary_packet_whose_attachments_never_come_is_dropped_with_the_session(then):
+    server, hubs, log = make_server("/")
+    client, sid = await connected(server)
+    client.send(f'452-1["echo",{PLACEHOLDER % 0},{PLACEHOLDER % 1}]')
+    client.send_bytes(b"\x04first")
+    await settle()
+    session = server.sessions[sid]
+    assert session.pending is not None and session.pending[1].held == len("first")
+    if then == "text":  # the client went on as if the packet were complete: framing lost
+        client.send('42["echo"]')
+        await client.closed()
+    else:
+        await client.hang_up()
+    await settle()
+    assert session.pending is None and server.sessions == {}
+    assert [entry for entry in log if entry[0] == "handle"] == []
+    assert ("forget", sid) in log

@@ -151,3 +151,82 @@ def test_buyer_and_seller_on_two_processes_sharing_redis(cz_pair, market):
     app, _buyer, _seller = market
     one, two = cz_pair
     check_chat(run("chat", one.url, two.url, app))
+
+
+async def test_bytes_in_any_field_of_any_event_are_dropped_silently_and_the_connection_stays(
+    cz_server, market
+):
+    """Socket.IO 2 clients may send binary arguments (BINARY_EVENT); no CZ Messenger event takes
+    bytes. A sweep: every event, with the whole payload or each field its handler reads replaced
+    by bytes, is dropped without an answer (the original's clients expect none) and without a
+    traceback, and the same connection then opens a room."""
+    import asyncio
+    from urllib.parse import urlencode
+
+    import websockets
+
+    from gateway.protocols.czmessenger import handlers
+    from tests.gateway.payload_fields import payload_fields
+
+    app = market[0]
+    query = urlencode({"token": sign(app, "b9"), "user_id": "b9", "user_role": "BUYER"})
+    url = (
+        cz_server.url.replace("http", "ws") + f"/v1/conversations/sockets/?EIO=3&transport=websocket&{query}"
+    )
+    nsp = "/v1/conversations/events"
+    base = {
+        "type": "BS",
+        "buyer": "b9",
+        "seller": "u1",
+        "creator": "b9",
+        "shop_id": "123",
+        "buyer_info": {"name": "Le Vuong"},
+        "room_id": "b9.u1",
+        "to": "u1",
+        "from": "b9",
+        "content": "hello",
+        "client_message_id": "c-1",
+        "message_ids": ["x"],
+        "last_message_id": "x",
+        "token": sign(app, "b9"),
+        "user_id": "b9",
+    }
+    fields = payload_fields(handlers)
+    assert set(fields) == set(handlers.HANDLERS)
+    cz_server._log_file.flush()
+    start = cz_server.log.stat().st_size
+    async with websockets.connect(url) as ws:
+        assert (await ws.recv()).startswith("0{")
+        await ws.send(f"40{nsp},")
+        assert await ws.recv() == f"40{nsp},"
+        sent = 0
+        for event in sorted(handlers.HANDLERS):
+            variants = [b"\x00"] + [{**base, field: b"\xff"} for field in sorted(fields[event] & set(base))]
+            for payload in variants:
+                # BINARY_EVENT with one attachment: the payload (or the field) as a placeholder.
+                if isinstance(payload, bytes):
+                    header, attachment = [event, {"_placeholder": True, "num": 0}], payload
+                else:
+                    field = next(k for k, v in payload.items() if isinstance(v, bytes))
+                    header = [event, {**payload, field: {"_placeholder": True, "num": 0}}]
+                    attachment = payload[field]
+                await ws.send(f"451-{nsp}," + json.dumps(header))
+                await ws.send(b"\x04" + attachment)
+                sent += 1
+        await ws.send(
+            f"42{nsp},"
+            + json.dumps(
+                ["create_room", {k: base[k] for k in ("type", "buyer", "seller", "creator", "shop_id")}]
+            )
+        )
+        frames = []
+        while not (frame := await asyncio.wait_for(ws.recv(), 5)).startswith(f'42{nsp},["create_room"'):
+            frames.append(frame)
+    assert sent > 15
+    # Nothing answered the binary events; only the protocol's own pushes may have come meanwhile.
+    assert all(f.startswith(f'42{nsp},["active_user_list"') for f in frames), frames
+    cz_server._log_file.flush()
+    with open(cz_server.log, "rb") as log:
+        log.seek(start)
+        text = log.read().decode("utf-8", "replace")
+    assert "Traceback" not in text and "handler failed" not in text
