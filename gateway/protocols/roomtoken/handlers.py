@@ -29,6 +29,8 @@ from .store.selectors import RoomInfo
 HANDLERS: dict[str, Handler] = {}
 PayloadHandler = Callable[[Connection, dict[str, Any]], Awaitable[Outcome]]
 DIRECT = Conversation.Kind.DIRECT
+ROOMS_KEPT = 64  # rooms one connection keeps looked up (sends and typing are frequent)
+LEFT_MAX = 500  # rooms one connection may have left at once (`leave-room`); more are dropped
 
 
 def handler(name: str) -> Callable[[PayloadHandler], PayloadHandler]:
@@ -78,11 +80,15 @@ async def _room(conn: Connection, data: dict[str, Any]) -> RoomInfo:
     info = state.rooms.get(token)
     if info is None:
         room = await call(rooms.room_get_for_party, user=conn.user, namespace=state.namespace, token=token)
-        info = rooms.room_info(room)
-        directory.remember(info)
-        if len(state.rooms) >= 64:
-            state.rooms.clear()
-        state.rooms[token] = info
+        info = _keep(state, rooms.room_info(room))
+    return info
+
+
+def _keep(state: RoomTokenState, info: RoomInfo) -> RoomInfo:
+    directory.remember(info)
+    if len(state.rooms) >= ROOMS_KEPT:
+        state.rooms.clear()
+    state.rooms[info.token] = info
     return info
 
 
@@ -114,9 +120,7 @@ async def _join(conn: Connection, data: dict[str, Any]) -> Outcome:
         )
     except ApplicationError as refused:
         return Outcome([("joined", wire.failure(refused.message))])
-    info = rooms.room_info(joined.room)
-    directory.remember(info)
-    state.rooms[info.token] = info
+    info = _keep(state, rooms.room_info(joined.room))
     state.left.discard(info.conversation_id)  # a socket that left the room is back in it
     doc = wire.room_doc(
         asdict(info), lambda user_id: state.self_id if user_id == conn.user_id else _party(info, user_id)
@@ -179,6 +183,8 @@ async def leave_room(conn: Connection, data: dict[str, Any]) -> Outcome:
     brings the socket back (the original's update never took effect either)."""
     state: RoomTokenState = conn.state
     info = await _room(conn, data)
+    if len(state.left) >= LEFT_MAX and info.conversation_id not in state.left:
+        raise _dropped("roomToken")
     state.left.add(info.conversation_id)
     event = room_events.room_left(conversation_id=info.conversation_id, actor_id=conn.user_id, origin=conn.id)
     await publish_now(event, user_ids=[info.customer_id, info.vendor_id])
