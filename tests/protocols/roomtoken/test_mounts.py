@@ -3,6 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from chatproject.ops.logs import redact
 from gateway.asgi import _eio3_site
 from gateway.protocols.roomtoken.protocol import PROTOCOL
 from gateway.registry import mounts
@@ -61,3 +62,17 @@ def test_credentials_come_from_the_query(query, handle, token):
     assert (credentials.handle, credentials.access) == (handle, token)
     state = PROTOCOL.new_state(handshake)
     assert state.namespace == "artisans" and state.self_id == (handle or "")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '"GET /v1/chat/?roomToken=t&namespace=customer&userId=HANDLE-SECRET-0123456789 HTTP/1.1" 200',
+        "GET /socket.io/?customerID=HANDLE-SECRET-0123456789&EIO=3&transport=websocket",
+        "query {'vendorID': 'HANDLE-SECRET-0123456789'}",
+    ],
+)
+def test_handles_in_query_strings_are_redacted_from_logs(line):
+    """These clients send their handle as `userId` (or the README's keys): a credential here."""
+    out = redact(line)
+    assert "HANDLE-SECRET" not in out and "[REDACTED]" in out
