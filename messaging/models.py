@@ -26,7 +26,9 @@ class Conversation(models.Model):
 
     public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    # "self:<user pk>" or "direct:<low pk>:<high pk>": one self chat per user, one chat per pair.
+    # "self:<user pk>" or "direct:<low pk>:<high pk>": one self chat per user, one chat per pair;
+    # "direct:<low pk>:<high pk>:<public id>": a pair's further chats, each started as a
+    # non-distinct chat request (`chat_request_create(distinct=False)`: seed 002's rooms).
     unique_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
     # Display name of a group conversation (set by the groups app); empty for self and direct.
     title = models.CharField(max_length=100, blank=True)
