@@ -275,3 +275,16 @@ def test_expresschat_renders_chat_request_events(alice, bob, bus_sent, django_ca
     assert payload["RequestId"] == request.public_id and payload["ChatId"] == request.conversation.public_id
     assert payload["Requester"] == {"Id": alice.id, "Name": "Alice"} and payload["State"] == "pending"
     assert rendered[1][0].payload["State"] == "accepted" and rendered[1][0].payload["DecidedAt"]
+
+
+def test_admin_lists_requests_read_only(admin_client, alice, bob):
+    request = ask(alice, bob)
+    listed = admin_client.get("/admin/messaging/chatrequest/")
+    assert listed.status_code == 200 and request.public_id in listed.content.decode()
+    detail = admin_client.get(f"/admin/messaging/chatrequest/{request.pk}/change/")
+    assert detail.status_code == 200
+    assert (
+        admin_client.post(f"/admin/messaging/chatrequest/{request.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert ChatRequest.objects.filter(pk=request.pk).exists()
