@@ -142,6 +142,7 @@ def test_readme_flow_across_two_processes(servers, market):
 
     presence = step(records, "presence")
     assert presence["offline"] == {"userId": "a1", "event": "offline"}
+    assert presence["afterOffline"]["online"]["data"] == {"users": [{"userId": c.handle}]}
     assert presence["online"] == {"userId": "a1", "event": "online"}
     listed = presence["againBoot"]["rooms"]["data"]["rooms"]
     # Requests waiting for the artisan are listed too (the stranger's own room).

@@ -175,11 +175,14 @@ async function flow() {
   art.close();
   art2.close();
   const offline = await next(cust, "private", isEvent("offline"));
+  // A new socket of the customer no longer lists the artisan (the original kept it 300 s).
+  const cust2 = client("customer2", config.urlB, "/customer", { userId: C.handle });
+  const afterOffline = await bootstrap(cust2);
   const art3 = client("artisan3", config.urlB, "/customer", { userId: A.handle });
   const againBoot = await bootstrap(art3);
   const online = await next(cust, "private", isEvent("online"));
-  step("presence", { offline, online, againBoot });
-  for (const s of [cust, custArt, art3]) s.close();
+  step("presence", { offline, online, againBoot, afterOffline });
+  for (const s of [cust, cust2, custArt, art3]) s.close();
 }
 
 async function refused() {
