@@ -92,6 +92,8 @@ INSTALLED_APPS = [
     "tenants",
     # CZ Messenger's room metadata (a protocol-owned app: gateway/protocols/czmessenger/store).
     "gateway.protocols.czmessenger.store",
+    # Seed 002's rooms (a protocol-owned app: gateway/protocols/roomtoken/store).
+    "gateway.protocols.roomtoken.store",
 ]
 
 MIDDLEWARE = [
@@ -403,6 +405,23 @@ CHAT = {
                 "namespace": "/messenger",
                 "realm": "apps",
             },
+            # Seed 002's customer and artisan apps (Socket.IO 2, docs/protocols/roomtoken.md):
+            # id handles as `userId`, or tenant tokens. Their heartbeat is the whole /socket.io/
+            # Engine.IO 3 server's: 25 s pings and 60 s of patience, so a phone or a background
+            # tab whose timers run once a minute is not dropped.
+            *(
+                {
+                    "protocol": "gateway.protocols.roomtoken",
+                    "transport": "eio3",
+                    "path": "/socket.io/",
+                    "namespace": namespace,
+                    "realm": "apps",
+                    "credentials": ["id_handle", "tenant_jwt"],
+                    "ping_interval": 25,
+                    "ping_timeout": 60,
+                }
+                for namespace in ("/customer", "/artisans")
+            ),
         ],
     ),
     # CZ Messenger REST (/v1/conversations): the request header holding the socket's token

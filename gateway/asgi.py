@@ -121,14 +121,24 @@ class _Labelled:
         return getattr(self._inner, attr)
 
 
+def _site_ping(site_mounts: list[Mount], key: str, default: float) -> float:
+    """A heartbeat setting of the mounts that share one Engine.IO server: the one any of them
+    sets (they must agree: one server has one heartbeat), else the default."""
+    values = {getattr(m, key) for m in site_mounts if getattr(m, key) is not None}
+    if len(values) > 1:
+        names = ", ".join(f"{m.protocol} {m.namespace}" for m in site_mounts)
+        raise ImproperlyConfigured(f"{names} share {site_mounts[0].path} but set different {key} values.")
+    return values.pop() if values else default
+
+
 def _eio3_site(site_mounts: list[Mount]) -> tuple[Eio3Server, list[Hub]]:
     """One Socket.IO 2 (Engine.IO 3) server for the mounts that share a path, host and port."""
     chat = settings.CHAT
     first = site_mounts[0]
     server = Eio3Server(
         first.path,
-        ping_interval=first.ping_interval or chat["SOCKET_PING_INTERVAL"],
-        ping_timeout=first.ping_timeout or chat["SOCKET_PING_TIMEOUT"],
+        ping_interval=_site_ping(site_mounts, "ping_interval", chat["SOCKET_PING_INTERVAL"]),
+        ping_timeout=_site_ping(site_mounts, "ping_timeout", chat["SOCKET_PING_TIMEOUT"]),
         max_payload=chat["SOCKET_TRANSPORT_MAX_BYTES"],
         event_limit=chat["SOCKET_MAX_PAYLOAD_BYTES"],
         max_attachments=chat["SOCKET_MAX_ATTACHMENTS"],

@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts.moderation_admin import action_with_reason
 
 from . import services
-from .models import Conversation, Membership, Message
+from .models import ChatRequest, Conversation, Membership, Message
 
 
 class MembershipInline(admin.TabularInline):
@@ -52,6 +52,28 @@ class ConversationAdmin(admin.ModelAdmin):
     fields = ("public_id", "kind", "unique_key", "last_seq", "last_message_at", "created_at", "created_by")
     readonly_fields = fields
     inlines = (MembershipInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(ChatRequest)
+class ChatRequestAdmin(admin.ModelAdmin):
+    """Read-only, like conversations: a decision belongs to the recipient (the services)."""
+
+    list_display = ("public_id", "state", "requester", "recipient", "created_at", "decided_at")
+    list_filter = ("state",)
+    list_select_related = ("requester", "recipient")
+    search_fields = ("=public_id", "=conversation__public_id")
+    ordering = ("-created_at",)
+    fields = ("public_id", "state", "conversation", "requester", "recipient", "created_at", "decided_at")
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

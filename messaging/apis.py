@@ -29,6 +29,10 @@ from . import selectors, services, uploads
 from .events import attachment_payload
 from .models import Attachment
 from .serializers import (
+    ChatRequestInput,
+    ChatRequestListOutput,
+    ChatRequestOutput,
+    ChatRequestQuery,
     ConversationListOutput,
     ConversationOutput,
     DeliveredInput,
@@ -434,3 +438,82 @@ def media_file(request: HttpRequest, name: str) -> HttpResponse:
         inline=attachment.kind != Attachment.Kind.FILE,
         etag=attachment.public_id,
     )
+
+
+REQUEST_TAGS = ["chat requests"]
+REQUEST_ID = OpenApiParameter(
+    "request_id", str, OpenApiParameter.PATH, description="Public id of the chat request"
+)
+
+
+class ChatRequestListApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+
+    @extend_schema(
+        tags=REQUEST_TAGS,
+        operation_id="chat_requests_list",
+        parameters=[ChatRequestQuery],
+        responses={200: ChatRequestListOutput, **_errors(400, 401, 403)},
+        summary="Chat requests made to you (box=received) or by you (box=sent), newest first",
+    )
+    def get(self, request: Request) -> Response:
+        """Called to show the requests waiting for an answer (or those already decided)."""
+        query = _validated(ChatRequestQuery, request.query_params)
+        views = selectors.chat_requests_for_user(user=request.user, box=query["box"], state=query["state"])
+        return Response(ChatRequestListOutput({"results": views}).data)
+
+    @extend_schema(
+        tags=REQUEST_TAGS,
+        operation_id="chat_requests_create",
+        request=ChatRequestInput,
+        responses={
+            200: ChatRequestOutput,
+            201: ChatRequestOutput,
+            **_errors(400, 401, 403, 404, 409, 413, 415),
+        },
+        summary="Ask a user for a chat (201; 200 for your pending request again, or theirs accepted)",
+    )
+    def post(self, request: Request) -> Response:
+        """Called to start a conversation as a request: you may write at once; the other user
+        sees it only as a request until they accept. 409 when you already chat."""
+        data = _validated(ChatRequestInput, request.data)
+        made, created = services.chat_request_create(user=request.user, other_user_id=data["user_id"])
+        view = selectors.chat_request_get(user=request.user, request_id=made.public_id)
+        return Response(ChatRequestOutput(view).data, status=201 if created else 200)
+
+
+class ChatRequestDetailApi(APIView):
+    @extend_schema(
+        tags=REQUEST_TAGS,
+        operation_id="chat_requests_retrieve",
+        parameters=[REQUEST_ID],
+        responses={200: ChatRequestOutput, **_errors(401, 403, 404)},
+        summary="One chat request you made or received",
+    )
+    def get(self, request: Request, request_id: str) -> Response:
+        """Called to show one request."""
+        return Response(
+            ChatRequestOutput(selectors.chat_request_get(user=request.user, request_id=request_id)).data
+        )
+
+
+class ChatRequestDecisionApi(APIView):
+    """POST .../accept/ and .../decline/ (the decision is the view's `decision`)."""
+
+    decision = "accept"
+
+    @extend_schema(
+        tags=REQUEST_TAGS,
+        parameters=[REQUEST_ID],
+        request=None,
+        responses={200: ChatRequestOutput, **_errors(401, 403, 404, 409)},
+        summary="Accept (or decline) a chat request made to you",
+    )
+    def post(self, request: Request, request_id: str) -> Response:
+        """Called when the recipient answers a request. Accepting makes them a member (the
+        conversation, its unread messages and its live events reach them from then on);
+        declining ends the requester's membership. Both are idempotent."""
+        decide = services.chat_request_accept if self.decision == "accept" else services.chat_request_decline
+        decided = decide(user=request.user, request_id=request_id)
+        view = selectors.chat_request_get(user=request.user, request_id=decided.public_id)
+        return Response(ChatRequestOutput(view).data)

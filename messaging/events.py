@@ -12,7 +12,7 @@ from accounts.models import User
 from chatproject.core.timefmt import iso_ms
 
 from .media import attachment_url
-from .models import Attachment, Conversation, Message
+from .models import Attachment, ChatRequest, Conversation, Message
 
 
 def attachment_payload(attachment: Attachment | None) -> dict[str, Any] | None:
@@ -229,4 +229,30 @@ def reaction_changed(
         "message": {"id": message.public_id, "seq": message.seq, "rev": message.rev},
         "emoji": emoji,
         "count": count,
+    }
+
+
+def chat_request_payload(request: ChatRequest) -> dict[str, Any]:
+    """What both users learn of a chat request (`requester` and `recipient` loaded)."""
+    return {
+        "id": request.public_id,
+        "state": request.state,
+        "requester": {"id": request.requester.public_id, "name": request.requester.display_name},
+        "recipient": {"id": request.recipient.public_id, "name": request.recipient.display_name},
+        "created_at": iso_ms(request.created_at),
+        "decided_at": iso_ms(request.decided_at) if request.decided_at else None,
+    }
+
+
+def chat_request_changed(*, request: ChatRequest, actor: User) -> dict[str, Any]:
+    """A chat request was made (`chat_request.created`), accepted or declined, for both users:
+    `subject` is the other one (the recipient of a new request, the requester of a decision)."""
+    subject = request.recipient if actor.pk == request.requester_id else request.requester
+    state = "created" if request.state == ChatRequest.State.PENDING else request.state
+    return {
+        "type": f"chat_request.{state}",
+        "actor": actor.public_id,
+        "subject": subject.public_id,
+        "conversation": _conversation(request.conversation),
+        "request": chat_request_payload(request),
     }

@@ -26,7 +26,9 @@ class Conversation(models.Model):
 
     public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    # "self:<user pk>" or "direct:<low pk>:<high pk>": one self chat per user, one chat per pair.
+    # "self:<user pk>" or "direct:<low pk>:<high pk>": one self chat per user, one chat per pair;
+    # "direct:<low pk>:<high pk>:<public id>": a pair's further chats, each started as a
+    # non-distinct chat request (`chat_request_create(distinct=False)`: seed 002's rooms).
     unique_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
     # Display name of a group conversation (set by the groups app); empty for self and direct.
     title = models.CharField(max_length=100, blank=True)
@@ -260,3 +262,47 @@ class Reaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+class ChatRequest(models.Model):
+    """A conversation that started as a request ("message requests"): the requester is its only
+    member and may write; the recipient is not a member until they accept, so nothing of it
+    reaches their conversation list, unread counts, presence or live events before that. They
+    see the request itself (`chat_requests_for_user`, `chat_request.created`). Accepting adds
+    their membership (the messages written so far then count as unread); declining ends the
+    requester's membership, so the conversation takes no more messages.
+
+    One request per conversation; `decided_at` is set exactly when the state left `pending`."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+
+    public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
+    conversation = models.OneToOneField(Conversation, on_delete=models.CASCADE, related_name="chat_request")
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(requester=models.F("recipient")), name="chat_request_two_users"
+            ),
+            models.CheckConstraint(
+                condition=Q(state="pending", decided_at__isnull=True)
+                | (~Q(state="pending") & Q(decided_at__isnull=False)),
+                name="chat_request_decided_at_with_state",
+            ),
+        ]
+        # The recipient's inbox and the requester's outbox: by user and state, newest first.
+        indexes = [
+            models.Index(fields=["recipient", "state", "created_at"], name="chat_request_recipient"),
+            models.Index(fields=["requester", "state", "created_at"], name="chat_request_requester"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chat request {self.public_id} ({self.state})"

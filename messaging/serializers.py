@@ -14,7 +14,7 @@ from accounts.serializers import StrictBooleanField, StrictCharField, StrictSeri
 from chatproject.core.timefmt import iso_ms
 
 from .events import attachment_payload, reply_payload
-from .models import Attachment, Conversation, Message
+from .models import Attachment, ChatRequest, Conversation, Message
 from .services import CLIENT_MESSAGE_ID_MAX, REACTION_EMOJI_MAX
 
 # Sequence numbers are bigints; anything larger cannot name a message.
@@ -439,3 +439,42 @@ class SyncOutput(serializers.Serializer):
     @extend_schema_field(serializers.DictField(child=ConversationChangesOutput()))
     def get_conversations(self, changes) -> dict[str, Any]:
         return {c.conversation_id: ConversationChangesOutput(c).data for c in changes}
+
+
+class ChatRequestInput(StrictSerializer):
+    user_id = StrictCharField(max_length=64, help_text="Public id of the user asked for a chat.")
+
+
+class ChatRequestQuery(serializers.Serializer):
+    box = serializers.ChoiceField(
+        choices=["received", "sent"], required=False, default="received", help_text="Made to you, or by you."
+    )
+    state = serializers.ChoiceField(choices=ChatRequest.State.choices, required=False, default="pending")
+
+
+class ChatRequestOutput(serializers.Serializer):
+    """A chat request as its requester or recipient sees it (a selectors.ChatRequestView)."""
+
+    id = serializers.CharField(source="request.public_id", read_only=True)
+    state = serializers.ChoiceField(source="request.state", choices=ChatRequest.State.choices, read_only=True)
+    conversation_id = serializers.CharField(source="request.conversation.public_id", read_only=True)
+    requester = serializers.SerializerMethodField()
+    recipient = serializers.SerializerMethodField()
+    created_at = IsoTimeField(source="request.created_at")
+    decided_at = IsoTimeField(source="request.decided_at", allow_null=True)
+    message_count = serializers.IntegerField(read_only=True, help_text="Messages written so far.")
+    last_message = serializers.CharField(
+        read_only=True, allow_null=True, help_text="The latest message's text (its first 200 characters)."
+    )
+
+    @extend_schema_field(UserRefOutput)
+    def get_requester(self, view) -> dict[str, str]:
+        return {"id": view.request.requester.public_id, "display_name": view.request.requester.display_name}
+
+    @extend_schema_field(UserRefOutput)
+    def get_recipient(self, view) -> dict[str, str]:
+        return {"id": view.request.recipient.public_id, "display_name": view.request.recipient.display_name}
+
+
+class ChatRequestListOutput(serializers.Serializer):
+    results = ChatRequestOutput(many=True, read_only=True)

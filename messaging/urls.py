@@ -11,6 +11,18 @@ from . import apis
 app_name = "messaging"
 
 urlpatterns = [
+    path("chat-requests/", apis.ChatRequestListApi.as_view(), name="chat-request-list"),
+    path("chat-requests/<str:request_id>/", apis.ChatRequestDetailApi.as_view(), name="chat-request-detail"),
+    path(
+        "chat-requests/<str:request_id>/accept/",
+        apis.ChatRequestDecisionApi.as_view(decision="accept"),
+        name="chat-request-accept",
+    ),
+    path(
+        "chat-requests/<str:request_id>/decline/",
+        apis.ChatRequestDecisionApi.as_view(decision="decline"),
+        name="chat-request-decline",
+    ),
     path("sync/", apis.SyncApi.as_view(), name="sync"),
     path("uploads/", apis.UploadApi.as_view(), name="uploads"),
     path("uploads/limits/", apis.UploadLimitsApi.as_view(), name="upload-limits"),

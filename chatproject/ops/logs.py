@@ -7,7 +7,8 @@ record's shape (the format string and each argument are redacted separately) bec
 formatters, uvicorn's access formatter among them, read `record.args` positionally.
 
 What is redacted: values of `token`, `access_token`/`accessToken`, `refresh_token`/
-`refreshToken`, `password` and `Authorization` in query strings, headers, JSON and reprs;
+`refreshToken`, `password`, `Authorization` and seed 002's `userId`/`customerID`/`vendorID`
+(id handles there, docs/protocols/roomtoken.md) in query strings, headers, JSON and reprs;
 `Bearer <credential>`; and anything shaped like a JWT (`eyJ...`). Message bodies cannot be
 recognised by shape: keeping them out of logs is the callers' rule (log ids and codes).
 """
@@ -24,7 +25,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # key=value, key: value, "key": "value", 'key': 'value' (query strings, headers, JSON, reprs)
     (
         re.compile(
-            r"""((?:access_?token|refresh_?token|token|password|authorization)["']?\s*[=:]\s*(?:b?["'])?)"""
+            r"""((?:access_?token|refresh_?token|token|password|authorization|userid|customerid|vendorid)["']?\s*[=:]\s*(?:b?["'])?)"""
             r"""(?!\[REDACTED\])(?:bearer\s+)?[^\s&"',;)}\]]+""",
             re.IGNORECASE,
         ),

@@ -13,6 +13,9 @@ class Handshake:
     query: dict[str, str] = field(default_factory=dict)
     transport: str = ""  # "eio4" | "eio3" | "ws"
     remote: str | None = None
+    # The Socket.IO namespace asked for ("" on /ws/): one protocol mounted on several namespaces
+    # (seed 002's /customer and /artisans) tells them apart by it.
+    namespace: str = ""
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,7 @@ class SocketIOTransport:
                 query=query_dict(environ.get("QUERY_STRING", "")),
                 transport=NAME,
                 remote=environ.get("REMOTE_ADDR"),
+                namespace=namespace,
             )
             admission = await hub.connect(sid, handshake)
             if not admission.accepted:

@@ -6,7 +6,8 @@ Split by concern; callers import from this package and need not know the modules
   typing targets and co-members (presence audiences);
 - `lists`: conversation summaries, the handshake snapshot, conversation lists, unread counts;
 - `history`: history pages, read pointers and seen-by, reactions, edits, served attachments;
-- `sync`: `conversation_changes`, what a returning client missed.
+- `sync`: `conversation_changes`, what a returning client missed;
+- `requests`: chat requests as their requester and recipient see them.
 """
 
 from .access import (
@@ -55,9 +56,19 @@ from .lists import (
     conversation_summary_get,
     unread_total,
 )
+from .requests import (
+    ChatRequestView,
+    chat_request_get,
+    chat_request_of_conversation,
+    chat_requests_for_user,
+)
 from .sync import ConversationChanges, conversation_changes
 
 __all__ = [
+    "ChatRequestView",
+    "chat_request_get",
+    "chat_request_of_conversation",
+    "chat_requests_for_user",
     "REACTIONS_SHOWN",
     "SEEN_BY_LIST_LIMIT",
     "ConversationChanges",

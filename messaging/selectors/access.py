@@ -13,7 +13,7 @@ from accounts.selectors import users_in_realm
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
-from ..models import Conversation, Membership, Message
+from ..models import ChatRequest, Conversation, Membership, Message
 
 
 def _not_found() -> ApplicationError:
@@ -79,10 +79,15 @@ def conversation_member_ids(*, conversation: Conversation) -> list[str]:
 
 
 def direct_partner(*, conversation: Conversation, user: User) -> User | None:
+    """The other user of a direct conversation: its other member, or, while a chat request waits
+    for them, its recipient."""
     membership = (
         Membership.objects.filter(conversation=conversation).exclude(user=user).select_related("user").first()
     )
-    return membership.user if membership else None
+    if membership is not None:
+        return membership.user
+    request = ChatRequest.objects.filter(conversation=conversation).select_related("recipient").first()
+    return request.recipient if request is not None and request.recipient_id != user.pk else None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from django.db.models import F
 
 from accounts.models import User
 
-from ..models import Conversation, Membership
+from ..models import ChatRequest, Conversation, Membership
 from .access import direct_partner, membership_get
 
 
@@ -90,6 +90,13 @@ def _summaries(user: User, rows: list[tuple]) -> list[ConversationSummary]:
             .values_list("conversation_id", "user__public_id", "user__display_name")
         ):
             partners[conv_id] = (public_id, name)
+        # A request not accepted yet: its recipient is no member, but is the requester's partner.
+        waiting = [pk for pk in direct_ids if pk not in partners]
+        if waiting:
+            for conv_id, public_id, name in ChatRequest.objects.filter(
+                conversation_id__in=waiting, requester=user
+            ).values_list("conversation_id", "recipient__public_id", "recipient__display_name"):
+                partners[conv_id] = (public_id, name)
     result = []
     for pk, public_id, kind, last_message_at, last_seq, last_rev, title, last_read_seq in rows:
         partner = partners.get(pk)

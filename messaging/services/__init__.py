@@ -1,7 +1,8 @@
 """Writes of the messaging domain. Every transport ends here; events leave only on commit.
 
 Split by concern; callers import from this package and need not know the modules:
-- `conversations`: notes-to-self and direct conversations, the chat partner check, blocking;
+- `conversations`: notes-to-self and direct conversations, the chat partner check, blocking,
+  chat requests;
 - `sending`: `message_send` / `message_send_many` (the one write path for messages), the
   batch's steps (memberships, replies, retries, uploads, storage), system messages;
 - `validation`: what a message may contain (shared by sending and edits);
@@ -15,6 +16,9 @@ Split by concern; callers import from this package and need not know the modules
 from .changes import REACTION_EMOJI_MAX, message_delete, message_edit, reaction_add, reaction_remove
 from .conversations import (
     chat_partner_get,
+    chat_request_accept,
+    chat_request_create,
+    chat_request_decline,
     conversation_block,
     direct_conversation_get_or_create,
     self_conversation_ensure,
@@ -41,6 +45,9 @@ __all__ = [
     "SendRequest",
     "SendResult",
     "chat_partner_get",
+    "chat_request_accept",
+    "chat_request_create",
+    "chat_request_decline",
     "conversation_block",
     "conversation_mark_delivered",
     "conversation_mark_read",

@@ -1,5 +1,6 @@
 """Conversations that are not groups: the notes-to-self conversation, the one direct
-conversation per pair of users, and the check of the partner someone wants to chat with."""
+conversation per pair of users, the check of the partner someone wants to chat with, and chat
+requests (a direct conversation that starts as a request, models.ChatRequest)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from accounts.models import User
 from accounts.selectors import users_in_realm
 from chatproject.bus import publish_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
-from chatproject.core.ids import is_public_id
+from chatproject.core.ids import is_public_id, new_public_id
 
 from .. import events
-from ..models import Conversation, Membership
+from ..models import ChatRequest, Conversation, Membership
 from ..selectors import (
     direct_conversation_find,
     direct_key,
@@ -67,6 +68,10 @@ def direct_conversation_get_or_create(
     other = chat_partner_get(user=user, other_user_id=other_user_id)
     existing = direct_conversation_find(user=user, other=other)
     if existing is not None:
+        # Opening the chat with someone whose request is waiting for you accepts it.
+        request = ChatRequest.objects.filter(conversation=existing, recipient=user).first()
+        if request is not None and request.state != ChatRequest.State.ACCEPTED:
+            _accept(request, actor=user)
         return existing, other, False
     try:
         with transaction.atomic():
@@ -102,3 +107,150 @@ def conversation_block(*, user: User, conversation_id: object, blocked: bool) ->
     conversation.blocked_at = timezone.now() if blocked else None
     conversation.save(update_fields=["blocked_at"])
     return conversation
+
+
+# --- chat requests ---------------------------------------------------------------------------
+
+
+def _request_not_found() -> ApplicationError:
+    return ApplicationError(ErrorCode.NOT_FOUND, "No such chat request.", {"field": "request_id"})
+
+
+def chat_request_create(
+    *, user: User, other_user_id: object, distinct: bool = True
+) -> tuple[ChatRequest, bool]:
+    """Ask another user of the caller's realm for a chat. Returns (request, created).
+
+    The conversation is a direct one whose only member is the requester until the recipient
+    accepts (models.ChatRequest). `distinct` (the default): the pair's one direct conversation,
+    so a pair that already chats is a conflict (`extra.conversation_id` names the chat), asking
+    again while pending returns the same request, and asking someone whose request is waiting
+    for you accepts theirs. `distinct=False`: a new conversation of its own every time (a
+    protocol whose rooms are many per pair, each with its own history).
+    """
+    other = chat_partner_get(user=user, other_user_id=other_user_id)
+    key = direct_key(user, other)
+    if distinct:
+        existing = direct_conversation_find(user=user, other=other)
+        if existing is not None:
+            return _request_again(user, existing), False
+    else:
+        key = f"{key}:{new_public_id()}"
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                kind=Conversation.Kind.DIRECT, unique_key=key, created_by=user
+            )
+            Membership.objects.create(conversation=conversation, user=user, role=Membership.Role.MEMBER)
+            request = ChatRequest.objects.create(conversation=conversation, requester=user, recipient=other)
+            publish_on_commit(
+                events.chat_request_changed(request=request, actor=user),
+                user_ids=[user.public_id, other.public_id],
+            )
+    except IntegrityError:
+        # The pair's conversation was made concurrently (distinct keys only can collide).
+        return _request_again(user, Conversation.objects.get(unique_key=key)), False
+    return request, True
+
+
+def _request_again(user: User, conversation: Conversation) -> ChatRequest:
+    request = (
+        ChatRequest.objects.select_related("conversation", "requester", "recipient")
+        .filter(conversation=conversation)
+        .first()
+    )
+    if request is None or request.state == ChatRequest.State.ACCEPTED:
+        raise ApplicationError(
+            ErrorCode.CONFLICT,
+            "You already have a chat with this user.",
+            {"conversation_id": conversation.public_id},
+        )
+    if request.requester_id != user.pk:
+        return _accept(request, actor=user)  # they asked you first: asking back accepts
+    if request.state == ChatRequest.State.DECLINED:
+        raise ApplicationError(ErrorCode.PERMISSION_DENIED, "This chat request was declined.")
+    return request
+
+
+def _request_for_recipient(user: User, request_id: object) -> ChatRequest:
+    """A request made to the caller. The requester, anyone else and malformed ids: not found
+    (the requester cannot accept on the recipient's behalf)."""
+    if not is_public_id(request_id):
+        raise _request_not_found()
+    request = (
+        ChatRequest.objects.select_related("conversation", "requester", "recipient")
+        .filter(public_id=request_id, recipient=user)
+        .first()
+    )
+    if request is None:
+        raise _request_not_found()
+    return request
+
+
+def chat_request_accept(*, user: User, request_id: object) -> ChatRequest:
+    """Accept a chat request made to the caller (also one they declined before): they become a
+    member, so the conversation, its unread messages and its live events reach them from now
+    on. Idempotent."""
+    return _accept(_request_for_recipient(user, request_id), actor=user)
+
+
+def chat_request_decline(*, user: User, request_id: object) -> ChatRequest:
+    """Decline a pending chat request made to the caller: the requester's membership ends (they
+    keep the history up to here and can send no more). An accepted request cannot be declined
+    (conflict); declining twice changes nothing."""
+    request = _request_for_recipient(user, request_id)
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=request.conversation_id)
+        request = (
+            ChatRequest.objects.select_for_update()
+            .select_related("requester", "recipient")
+            .get(pk=request.pk)
+        )
+        request.conversation = conversation
+        if request.state == ChatRequest.State.DECLINED:
+            return request
+        if request.state == ChatRequest.State.ACCEPTED:
+            raise ApplicationError(ErrorCode.CONFLICT, "This chat request was accepted already.")
+        now = timezone.now()
+        Membership.objects.filter(
+            conversation=conversation, user=request.requester, left_at__isnull=True
+        ).update(left_at=now, left_seq=conversation.last_seq)
+        request.state, request.decided_at = ChatRequest.State.DECLINED, now
+        request.save(update_fields=["state", "decided_at"])
+        publish_on_commit(
+            events.chat_request_changed(request=request, actor=user),
+            user_ids=[request.requester.public_id, request.recipient.public_id],
+        )
+    return request
+
+
+def _accept(request: ChatRequest, *, actor: User) -> ChatRequest:
+    with transaction.atomic():
+        # The conversation row first, as a send does: no message slips between the two
+        # memberships, and a concurrent decline waits.
+        conversation = Conversation.objects.select_for_update().get(pk=request.conversation_id)
+        request = (
+            ChatRequest.objects.select_for_update()
+            .select_related("requester", "recipient")
+            .get(pk=request.pk)
+        )
+        request.conversation = conversation
+        if request.state == ChatRequest.State.ACCEPTED:
+            return request
+        Membership.objects.update_or_create(
+            conversation=conversation,
+            user=request.recipient,
+            defaults={"left_at": None, "left_seq": None},
+            create_defaults={"role": Membership.Role.MEMBER},
+        )
+        # A declined request had ended the requester's membership: it comes back.
+        Membership.objects.filter(conversation=conversation, user=request.requester).update(
+            left_at=None, left_seq=None
+        )
+        request.state, request.decided_at = ChatRequest.State.ACCEPTED, timezone.now()
+        request.save(update_fields=["state", "decided_at"])
+        publish_on_commit(
+            events.chat_request_changed(request=request, actor=actor),
+            user_ids=[request.requester.public_id, request.recipient.public_id],
+        )
+    return request

@@ -520,3 +520,58 @@ async def auth(conn: Connection, data: dict[str, Any]) -> Outcome:
     """Called by a client that renewed its access token (`{"token": <access>}`): a token of the
     same user extends the connection past the old token's expiry."""
     return Outcome([], {"expires_at": await actions.reauthenticate(conn, data.get("token"))})
+
+
+def _chat_request(view: msg_selectors.ChatRequestView) -> dict[str, Any]:
+    request = view.request
+    return {
+        "RequestId": request.public_id,
+        "ChatId": request.conversation.public_id,
+        "State": request.state,
+        "Requester": {"Id": request.requester.public_id, "Name": request.requester.display_name},
+        "Recipient": {"Id": request.recipient.public_id, "Name": request.recipient.display_name},
+        "CreatedAt": iso_ms(request.created_at),
+        "DecidedAt": iso_ms(request.decided_at) if request.decided_at else None,
+        "MessageCount": view.message_count,
+        "LastMessage": view.last_message,
+    }
+
+
+@handler("send-chat-request")
+async def send_chat_request(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Extension (§17). Called to ask a user for a chat: the caller may write into `ChatId` at
+    once; the other user gets `chat-request` and nothing else until they accept."""
+    receiver = _str(data, "Receiver")
+    made, created = await call(msg_services.chat_request_create, user=conn.user, other_user_id=receiver)
+    view = await call(msg_selectors.chat_request_get, user=conn.user, request_id=made.public_id)
+    return Outcome(data=_chat_request(view) | {"Created": created})
+
+
+async def _decide(conn: Connection, data: dict[str, Any], service: Callable[..., Any]) -> Outcome:
+    decided = await call(service, user=conn.user, request_id=_str(data, "RequestId"))
+    view = await call(msg_selectors.chat_request_get, user=conn.user, request_id=decided.public_id)
+    return Outcome(data=_chat_request(view))
+
+
+@handler("accept-chat-request")
+async def accept_chat_request(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Extension (§17). Called when the recipient accepts a request: the chat joins their list."""
+    return await _decide(conn, data, msg_services.chat_request_accept)
+
+
+@handler("decline-chat-request")
+async def decline_chat_request(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Extension (§17). Called when the recipient declines a request."""
+    return await _decide(conn, data, msg_services.chat_request_decline)
+
+
+@handler("fetch-chat-requests")
+async def fetch_chat_requests(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Extension (§17). Called to list requests made to the caller (`Box` "received", the
+    default) or by the caller ("sent"), in one `State` (default "pending"); answered with
+    `chat-requests` and the ack."""
+    box = _str(data, "Box", required=False) or "received"
+    state = _str(data, "State", required=False) or "pending"
+    views = await call(msg_selectors.chat_requests_for_user, user=conn.user, box=box, state=state)
+    result = {"Requests": [_chat_request(v) for v in views]}
+    return Outcome([("chat-requests", result)], result)

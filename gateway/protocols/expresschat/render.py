@@ -10,9 +10,11 @@ from messaging.models import Message
 from .state import EXTENSIONS
 from .wire import (
     AUTH_FAILURE,
+    CHAT_REQUEST_EVENTS,
     GROUP,
     PERSONAL,
     auth_failure_payload,
+    chat_request_payload,
     legacy_text,
     media_keys,
     presence_payload,
@@ -232,7 +234,17 @@ def _render_reaction(event: dict[str, Any]) -> list[Emit]:
     return [Emit("reaction", payload)]
 
 
+def _render_chat_request(event: dict[str, Any]) -> list[Emit]:
+    """Extension (§17): both users, every connection (the actor's other devices too; the one
+    that asked has its ack as well)."""
+    name = CHAT_REQUEST_EVENTS[event["type"].rpartition(".")[2]]
+    return [Emit(name, chat_request_payload(event["request"], event["conversation"]["id"]))]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Emit]]] = {
+    "chat_request.created": _render_chat_request,
+    "chat_request.accepted": _render_chat_request,
+    "chat_request.declined": _render_chat_request,
     "message.created": _render_message,
     "conversation.read": _render_read,
     "conversation.created": _render_conversation_created,

@@ -278,3 +278,23 @@ def sync_payload(changes: list[msg_selectors.ConversationChanges]) -> dict[str, 
             for c in changes
         }
     }
+
+
+CHAT_REQUEST_EVENTS = {
+    "created": "chat-request",
+    "accepted": "chat-request-accepted",
+    "declined": "chat-request-declined",
+}
+
+
+def chat_request_payload(request: dict[str, Any], conversation_id: str) -> dict[str, Any]:
+    """A chat request (`messaging.events.chat_request_payload`) on this wire (docs/protocol.md §17)."""
+    return {
+        "RequestId": request["id"],
+        "ChatId": conversation_id,
+        "State": request["state"],
+        "Requester": {"Id": request["requester"]["id"], "Name": request["requester"]["name"]},
+        "Recipient": {"Id": request["recipient"]["id"], "Name": request["recipient"]["name"]},
+        "CreatedAt": request["created_at"],
+        "DecidedAt": request["decided_at"],
+    }

@@ -321,7 +321,12 @@ class Session:
         merged = dict(self.query)
         merged.update(parse_qsl(query, keep_blank_values=True))
         handshake = Handshake(
-            auth=None, headers=dict(self.headers), query=merged, transport="eio3", remote=self.remote
+            auth=None,
+            headers=dict(self.headers),
+            query=merged,
+            transport="eio3",
+            remote=self.remote,
+            namespace=nsp,
         )
         try:
             admission = await namespace.hub.connect(conn_id, handshake)
