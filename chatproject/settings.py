@@ -296,6 +296,8 @@ CHAT = {
     "HISTORY_PAGE_SIZE": env_int("CHAT_HISTORY_PAGE_SIZE", 50),
     "HISTORY_MAX_PAGE_SIZE": env_int("CHAT_HISTORY_MAX_PAGE_SIZE", 200),
     "SEARCH_MAX_RESULTS": 20,
+    # Friends (accounts.friends): at most this many per user.
+    "FRIENDS_MAX": env_int("CHAT_FRIENDS_MAX", 1000),
     "SEARCH_MIN_LENGTH": 1,
     "SEARCH_EXPOSE_EMAILS": env_bool("CHAT_SEARCH_EXPOSE_EMAILS", default=False),
     "VERIFICATION_CODE_TTL_SECONDS": 600,
