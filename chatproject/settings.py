@@ -298,6 +298,8 @@ CHAT = {
     "SEARCH_MAX_RESULTS": 20,
     # Friends (accounts.friends): at most this many per user.
     "FRIENDS_MAX": env_int("CHAT_FRIENDS_MAX", 1000),
+    # Live id handles one user of an app keeps from username/password logins (accounts.app_logins).
+    "APP_LOGIN_HANDLES_MAX": env_int("CHAT_APP_LOGIN_HANDLES_MAX", 10),
     "SEARCH_MIN_LENGTH": 1,
     "SEARCH_EXPOSE_EMAILS": env_bool("CHAT_SEARCH_EXPOSE_EMAILS", default=False),
     "VERIFICATION_CODE_TTL_SECONDS": 600,
@@ -402,6 +404,25 @@ CHAT = {
                 "namespace": "/messenger",
                 "realm": "apps",
             },
+            # Seed 001's private chat app (docs/protocols/privatechat.md): the users of one app,
+            # bound by id handles; also "/" on /socket.io/, so on its own port or host name.
+            *(
+                [
+                    {
+                        "protocol": "gateway.protocols.privatechat",
+                        "transport": "eio4",
+                        "path": "/socket.io/",
+                        "namespace": "/",
+                        "port": env_int("CHAT_PRIVATECHAT_PORT", 0) or None,
+                        "host": env_str("CHAT_PRIVATECHAT_HOST") or None,
+                        "realm": "apps",
+                        "credentials": ["id_handle"],
+                        "apps": [env_str("CHAT_PRIVATECHAT_APP")],
+                    }
+                ]
+                if env_str("CHAT_PRIVATECHAT_APP")
+                else []
+            ),
         ],
     ),
     # CZ Messenger REST (/v1/conversations): the request header holding the socket's token
