@@ -180,6 +180,8 @@ def test_flow_two_users_two_devices(server, app):
     assert len(handles) == 4
     events = json.dumps([r for r in result.records if r["kind"] == "event"])
     assert not any(h in events for h in handles)
+    log = server.log.read_text()
+    assert not any(h in log for h in handles)
 
 
 def test_holes_closed_and_process_up(server, app):
