@@ -45,9 +45,12 @@ class PrivateChat(Protocol):
     urls = "gateway.protocols.privatechat.urls"
 
     def __init__(self) -> None:
-        # One read per event and process, however many local recipients (both participants of a
-        # direct chat are usually here): (type, conversation, position) -> (until, prepared).
-        self._prepared: dict[tuple, tuple[float, dict[str, Any]]] = {}
+        # One read per event and process, however many local recipients (each participant's
+        # copy of the event arrives on its own): the last event of each kind and conversation,
+        # (type, conversation) -> (its message id or (reader, seq), until, prepared). Only the
+        # latest is kept, so a read receipt repeated after another one is read again, never
+        # answered from a room whose read state has changed since.
+        self._prepared: dict[tuple[str, str], tuple[Any, float, dict[str, Any]]] = {}
 
     def credentials(self, handshake: Handshake) -> Credentials:
         """Nothing: the app connects with `io(url)` and no options."""
@@ -76,11 +79,11 @@ class PrivateChat(Protocol):
         if kind not in ("message.created", "conversation.read") or conversation.get("kind") != "direct":
             return event
         position = (event.get("message") or {}).get("id") or (event.get("actor"), event.get("seq"))
-        key = (kind, conversation["id"], position)
+        key = (kind, conversation["id"])
         now = time.monotonic()
         kept = self._prepared.get(key)
-        if kept is not None and kept[0] > now:
-            return {**event, PREPARED: kept[1]}
+        if kept is not None and kept[0] == position and kept[1] > now:
+            return {**event, PREPARED: kept[2]}
         room = await call(selectors.room_by_id, conversation_id=conversation["id"])
         if room is None:
             return event
@@ -92,7 +95,7 @@ class PrivateChat(Protocol):
             prepared["messages"] = [wire.message(line) for line in lines]
         if len(self._prepared) >= PREPARED_KEPT:
             self._prepared.clear()
-        self._prepared[key] = (now + PREPARED_SECONDS, prepared)
+        self._prepared[key] = (position, now + PREPARED_SECONDS, prepared)
         return {**event, PREPARED: prepared}
 
     def render(self, event: dict[str, Any]) -> list[Emit]:

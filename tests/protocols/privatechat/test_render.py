@@ -91,3 +91,48 @@ def test_friend_added_tells_each_side_the_other():
     assert (to_actor.to, to_actor.payload["_id"], to_actor.payload["username"]) == (ACTOR, BOB.id, "bob")
     assert (to_subject.to, to_subject.payload["_id"]) == (SUBJECT, ALICE.id)
     survives(to_actor.payload)
+
+
+async def test_prepare_reads_once_per_event_and_again_after_another_read(monkeypatch):
+    from gateway.protocols.privatechat import PrivateChat, selectors
+
+    reads: list[str] = []
+    room = Room("c" * 24, [ALICE, BOB], None, [], T0, T0)
+
+    def room_by_id(*, conversation_id):
+        reads.append("room")
+        return room
+
+    def room_lines(*, conversation_id):
+        reads.append("lines")
+        return []
+
+    monkeypatch.setattr(selectors, "room_by_id", room_by_id)
+    monkeypatch.setattr(selectors, "room_lines", room_lines)
+    protocol = PrivateChat()
+    conversation = {"id": room.id, "kind": "direct"}
+    created = {
+        "type": "message.created",
+        "actor": ALICE.id,
+        "conversation": conversation,
+        "message": {
+            "id": "m" * 24,
+            "sender_id": ALICE.id,
+            "sender_name": "alice",
+            "content": "hi",
+            "created_at": "x",
+        },
+    }
+    first = await protocol.prepare(dict(created))  # each participant's copy of the event
+    second = await protocol.prepare(dict(created))
+    assert first[PREPARED] == second[PREPARED] and reads == ["room"]
+    assert survives(first[PREPARED])["message"]["recipient"] == BOB.id
+    read = {"type": "conversation.read", "actor": ALICE.id, "conversation": conversation, "seq": 7}
+    await protocol.prepare(dict(read))
+    await protocol.prepare(dict(read))
+    assert reads == ["room", "room", "lines"]
+    await protocol.prepare({**read, "actor": BOB.id})  # another reader: the state changed
+    await protocol.prepare(dict(read))  # so alice's repeat is read again
+    assert reads == ["room", "room", "lines", "room", "lines", "room", "lines"]
+    group = {**read, "conversation": {"id": "g", "kind": "group"}}
+    assert await protocol.prepare(group) is group
