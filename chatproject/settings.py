@@ -97,6 +97,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz, /readyz, /metrics answered before anything that checks hosts or redirects.
     "chatproject.ops.middleware.ops_endpoints",
+    # Legacy protocols' REST routes first on their own mount's host or port (/user of seed 001).
+    "gateway.mount_urls.mount_urlconf",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",

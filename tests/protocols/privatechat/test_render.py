@@ -3,6 +3,8 @@
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from gateway.audience import ACTOR, ALL, SUBJECT
 from gateway.protocols.privatechat import wire
 from gateway.protocols.privatechat.render import PREPARED, render
@@ -93,6 +95,7 @@ def test_friend_added_tells_each_side_the_other():
     survives(to_actor.payload)
 
 
+@pytest.mark.django_db  # the database thread's adapter checks its connection
 async def test_prepare_reads_once_per_event_and_again_after_another_read(monkeypatch):
     from gateway.protocols.privatechat import PrivateChat, selectors
 

@@ -161,3 +161,24 @@ def test_handles_of_another_app_name_nobody(client, app):
     handle = tenancy.id_handle_issue(app=other, external_id=stranger.external_id).secret
     assert client.get(f"/user/{handle}").status_code == 404
     assert client.get(f"/user/search?q=a&userId={handle}").json() == []
+
+
+def test_each_host_bound_mount_gets_its_own_user_routes_first(client, app, settings):
+    """CHAT SERVER (seed 003) also has POST /user at the root: requests for each protocol's own
+    host resolve its routes first."""
+    chatserver = {
+        "protocol": "gateway.protocols.chatserver",
+        "transport": "eio4",
+        "path": "/socket.io/",
+        "namespace": "/",
+        "host": "localhost",
+        "realm": "apps",
+        "credentials": ["registered_token"],
+    }
+    settings.CHAT = {**settings.CHAT, "PROTOCOLS": [chatserver, *MOUNTS]}
+    body = {"username": "alice", "password": PASSWORD}
+    ours = post(client, "/user", body, HTTP_HOST="127.0.0.1:3000")
+    assert ours.status_code == 201 and ours.json()["username"] == "alice"
+    theirs = post(client, "/user", {**body, "username": "bob"}, HTTP_HOST="localhost")
+    assert theirs.status_code == 401  # CHAT SERVER's route: the app's secret is required
+    assert not User.objects.filter(external_id="bob").exists()
