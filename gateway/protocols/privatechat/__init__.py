@@ -85,7 +85,7 @@ class PrivateChat(Protocol):
         if kept is not None and kept[0] == position and kept[1] > now:
             return {**event, PREPARED: kept[2]}
         room = await call(selectors.room_by_id, conversation_id=conversation["id"])
-        if room is None:
+        if room is None or len(room.participants) != 2:  # the app needs the other participant
             return event
         prepared: dict[str, Any] = {"room": wire.room(room)}
         if kind == "message.created":

@@ -198,6 +198,8 @@ async def init_chat(conn: Connection, args: list[Any]) -> Outcome:
         msg_services.direct_conversation_get_or_create, user=conn.user, other_user_id=friend_id
     )
     room = await call(selectors.room_of, conversation=conversation)
+    if len(room.participants) != 2:  # the partner is not in it (yet): the Chat screen needs them
+        raise IGNORED
     payload = {"room": wire.room(room), "isNewActive": created or not was_active, "friendId": friend_id}
     return Outcome([(wire.INIT_CHAT, payload)])
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from accounts import friends
 from accounts.models import IdHandle, User
@@ -75,7 +75,7 @@ def _rooms(conversations: list[Conversation]) -> list[Room]:
         return []
     members: dict[int, list[Membership]] = {c.pk: [] for c in conversations}
     for membership in (
-        Membership.objects.filter(conversation__in=conversations)
+        Membership.objects.filter(conversation__in=conversations, left_at__isnull=True)
         .select_related("user")
         .order_by("joined_at", "pk")
     ):
@@ -141,9 +141,13 @@ def _room(conversation: Conversation, members: list[Membership], messages: list[
 
 def active_rooms(*, user: User) -> list[Room]:
     """The user's active rooms, oldest first (the client sorts them itself)."""
+    # Only rooms with the other participant in them: the app's screens need exactly one other
+    # (a direct conversation can have one member, e.g. while it is a chat request).
+    partner = Membership.objects.filter(conversation=OuterRef("pk"), left_at__isnull=True).exclude(user=user)
     conversations = list(
         Conversation.objects.filter(kind=DIRECT, memberships__user=user, memberships__left_at__isnull=True)
         .filter(Q(last_seq__gt=0) | Q(created_by=user))
+        .filter(Exists(partner))
         .order_by("created_at", "pk")[: settings.CHAT["CONVERSATION_LIST_LIMIT"]]
     )
     return _rooms(conversations)

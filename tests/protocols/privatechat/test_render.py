@@ -139,3 +139,19 @@ async def test_prepare_reads_once_per_event_and_again_after_another_read(monkeyp
     assert reads == ["room", "room", "lines", "room", "lines", "room", "lines"]
     group = {**read, "conversation": {"id": "g", "kind": "group"}}
     assert await protocol.prepare(group) is group
+
+
+@pytest.mark.django_db
+async def test_events_of_a_room_without_the_partner_render_nothing(monkeypatch):
+    from gateway.protocols.privatechat import PrivateChat, selectors
+
+    lonely = Room("c" * 24, [ALICE], None, [], T0, T0)
+    monkeypatch.setattr(selectors, "room_by_id", lambda *, conversation_id: lonely)
+    event = {
+        "type": "message.created",
+        "actor": ALICE.id,
+        "conversation": {"id": lonely.id, "kind": "direct"},
+        "message": {"id": "m" * 24, "sender_id": ALICE.id, "content": "hi", "created_at": "x"},
+    }
+    prepared = await PrivateChat().prepare(event)
+    assert PREPARED not in prepared and render(prepared) == []

@@ -182,3 +182,20 @@ def test_each_host_bound_mount_gets_its_own_user_routes_first(client, app, setti
     theirs = post(client, "/user", {**body, "username": "bob"}, HTTP_HOST="localhost")
     assert theirs.status_code == 401  # CHAT SERVER's route: the app's secret is required
     assert not User.objects.filter(external_id="bob").exists()
+
+
+def test_a_direct_conversation_without_the_partner_is_not_listed(client, app):
+    """A direct conversation can have one member (a chat request not accepted yet): the app's
+    screens need the other participant, so it is left out."""
+    from messaging.models import Conversation, Membership
+
+    alice = signed_in(client, "alice")
+    signed_in(client, "bob")
+    a, b = User.objects.get(external_id="alice"), User.objects.get(external_id="bob")
+    lonely = Conversation.objects.create(
+        kind=Conversation.Kind.DIRECT, unique_key="direct:test:1", created_by=a
+    )
+    Membership.objects.create(conversation=lonely, user=a)
+    assert client.get(f"/user/{alice['_id']}").json()["activeChats"] == []
+    Membership.objects.create(conversation=lonely, user=b)
+    assert [r["_id"] for r in client.get(f"/user/{alice['_id']}").json()["activeChats"]] == [lonely.public_id]
