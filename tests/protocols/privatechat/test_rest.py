@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+import chatproject.urls  # noqa: F401 - built now, from the default registry (see urls.py)
 from accounts import app_logins, friends, tenancy
 from accounts.models import App, IdHandle, User
 from messaging import services as msg_services
