@@ -12,6 +12,7 @@ from accounts import tenancy
 from accounts.identity import APPS, ID_HANDLE, Policy
 from accounts.models import IdHandle
 from gateway import hub as hub_module
+from gateway import presence
 from gateway.auth import Credentials
 from gateway.bridge import bridge
 from gateway.connection import Connection
@@ -47,7 +48,16 @@ class Late(Protocol):
 
 
 @pytest.fixture
-def setup(make_user):
+def setup(make_user, monkeypatch):
+    # Greeting subscribes to the bus and reports presence: both would start process-wide loops
+    # on this test's event loop, which closes with the test. Neither is what is tested here.
+    async def nothing(*args, **kwargs) -> None:
+        return None
+
+    monkeypatch.setattr(bridge, "subscribe", nothing)
+    monkeypatch.setattr(bridge, "unsubscribe", nothing)
+    monkeypatch.setattr(presence.tracker, "connected", nothing)
+    monkeypatch.setattr(presence.tracker, "disconnected", nothing)
     app = tenancy.app_create(name="Late")
     user, _ = tenancy.external_user_upsert(app=app, external_id="ann")
     handle = tenancy.id_handle_issue(app=app, external_id="ann")
