@@ -70,6 +70,14 @@ class PrivateChatApi(APIView):
     parser_classes = (BoundedJSONParser, FormParser)  # the original took both
 
 
+class WelcomeApi(PrivateChatApi):
+    @extend_schema(tags=TAGS, responses=None, summary="The original's greeting")
+    def get(self, request: Request) -> Response:
+        """Called by nobody in the app; answered on the mount's own host or port, as the original
+        answered `GET /` (elsewhere `/` stays the web client)."""
+        return Response(wire.WELCOME)
+
+
 class SignupApi(PrivateChatApi):
     throttle_classes = (AuthRateThrottle,)
     throttle_scope = "auth_signup"

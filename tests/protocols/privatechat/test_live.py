@@ -85,6 +85,11 @@ def test_flow_two_users_two_devices(server, app):
     alice = User.objects.get(app=app, external_id=f"alice_{tag}")
     bob = User.objects.get(app=app, external_id=f"bob_{tag}")
 
+    # GET / on the mount's host: the original's greeting (elsewhere the web client).
+    assert result.http("welcome")["body"] == {"text": "welcome to real time chat service!!"}
+    with urllib.request.urlopen(f"http://localhost:{server.port}/", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/html")
+
     # REST: 201 sign-up (no password echoed), taken name refused, 401 with the original body.
     signup = result.http(f"signup alice_{tag}")
     assert signup["status"] == 201 and "password" not in signup["body"]

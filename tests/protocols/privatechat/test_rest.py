@@ -180,6 +180,9 @@ def test_each_host_bound_mount_gets_its_own_user_routes_first(client, app, setti
     body = {"username": "alice", "password": PASSWORD}
     ours = post(client, "/user", body, HTTP_HOST="127.0.0.1:3000")
     assert ours.status_code == 201 and ours.json()["username"] == "alice"
+    assert client.get("/", HTTP_HOST="127.0.0.1:3000").json() == {
+        "text": "welcome to real time chat service!!"
+    }
     theirs = post(client, "/user", {**body, "username": "bob"}, HTTP_HOST="localhost")
     assert theirs.status_code == 401  # CHAT SERVER's route: the app's secret is required
     assert not User.objects.filter(external_id="bob").exists()

@@ -214,6 +214,7 @@ async function users(base, names) {
 // --- scenarios ----------------------------------------------------------------------------------
 
 async function flow(base) {
+  await http(base, "GET", "/", undefined, "welcome");
   const u = await users(base, ["alice", "bob"]);
   // Refusals the app meets: a taken name, a wrong password.
   await http(base, "POST", "/user", { username: u.alice.username, password: "another password 1" }, "signup taken");
