@@ -247,6 +247,17 @@ def test_revoked_handle_is_refused(server, app):
     assert refused.value.code == 404
 
 
+def test_a_reconnected_socket_binds_again_and_a_killed_app_goes_offline(server, app):
+    result = run("reconnect", app_url(server))
+    # Only the fetch after `read messages` was answered: the new socket was unbound until then.
+    assert result.note("after reconnect")["events"] == 1
+    assert [m["message"]["message"] for m in result.events("b", "send message")] == ["after the drop"]
+    assert result.events("a", "get online info")[-1] == {
+        "isOnline": False,
+        "recipientId": result.note("ids")["bob"],
+    }
+
+
 def test_two_processes_on_redis(server_pair, app):
     one, two = server_pair
     result = run("pair", app_url(one), app_url(two))

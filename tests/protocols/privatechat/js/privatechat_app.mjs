@@ -21,6 +21,8 @@
  *            every event with malformed arguments; then everything still works.
  *   pair     two users on two server processes (one bus on Redis): friend, chat, typing, read,
  *            presence across processes.
+ *   reconnect the network drops under a phone: the new socket binds again at the Chat screen's
+ *            `read messages` and receives again; a killed app's user goes offline for the others.
  *   mixed    the app's user and an ExpressChat client (a tenant token of the same app, namespace
  *            /apps) share one conversation: messages and read receipts both ways.
  *
@@ -426,6 +428,43 @@ async function pair(base, other) {
   b.close();
 }
 
+async function reconnect(base) {
+  const u = await users(base, ["alice", "bob"]);
+  const ap = await signIn(base, u.alice.username, u.alice.password);
+  const bp = await signIn(base, u.bob.username, u.bob.password);
+  const a = new Device("a", base, ap._id);
+  const b = new Device("b", base, bp._id);
+  await a.wait("get active chats");
+  await b.wait("get active chats");
+  const bob = (await search(base, u.bob.username, ap._id, "find bob")).body[0];
+  a.emit("add friend", bob._id, a.handle);
+  const alice = await b.wait("add friend");
+  a.emit("init chat", { userId: a.handle, friendId: bob._id });
+  const roomId = (await a.wait("init chat")).room._id;
+  // The network drops under bob's app: socket.io-client reconnects by itself, and the app sends
+  // nothing on reconnect (spec §5.3 Q6). The new socket is unbound.
+  let mark = b.mark();
+  b.socket.io.engine.close();
+  await b.wait("disconnect", () => true, mark);
+  await b.wait("connect", () => true, mark);
+  mark = b.mark();
+  b.emit("fetch messages", roomId); // no self argument: dropped while unbound
+  // The Chat screen opens: `read messages` carries the handle and binds the socket again.
+  openChat(b, roomId, alice._id);
+  // Answered in order on one socket: once `get online info` (sent last) is answered, every
+  // `fetch messages` answer there will be is in.
+  await b.wait("get online info", () => true, mark);
+  out({ kind: "note", note: "after reconnect", events: b.since(mark, "fetch messages").length });
+  a.emit("send message", { senderId: a.handle, recipientId: bob._id, roomId, message: "after the drop" });
+  await b.wait("send message", (m) => m.message.message === "after the drop", mark);
+  // Bob's app is killed: his last socket ends, alice is told he is offline.
+  mark = a.mark();
+  b.socket.close();
+  await a.wait("get online info", (v) => v.isOnline === false && v.recipientId === bob._id, mark);
+  out({ kind: "note", note: "ids", room: roomId, alice: alice._id, bob: bob._id });
+  a.close();
+}
+
 async function mixed(base, expressUrl, carolToken) {
   const u = await users(base, ["alice"]);
   const ap = await signIn(base, u.alice.username, u.alice.password);
@@ -485,7 +524,7 @@ async function mixed(base, expressUrl, carolToken) {
 }
 
 const [scenario, url, ...rest] = process.argv.slice(2);
-const run = { flow, holes, pair, mixed }[scenario];
+const run = { flow, holes, pair, mixed, reconnect }[scenario];
 try {
   if (!run) fail(`unknown scenario ${scenario}`);
   await run(url, ...rest);
