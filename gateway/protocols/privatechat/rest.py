@@ -48,7 +48,7 @@ def mount_app_id() -> str:
 
 def _app() -> App:
     app = App.objects.filter(public_id=mount_app_id(), is_active=True).first()
-    if app is None:
+    if app is None or not app.allows_protocol(NAME):
         raise ApplicationError(ErrorCode.NOT_FOUND, "This service is not available.")
     return app
 

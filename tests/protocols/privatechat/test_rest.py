@@ -203,3 +203,14 @@ def test_a_direct_conversation_without_the_partner_is_not_listed(client, app):
     assert client.get(f"/user/{alice['_id']}").json()["activeChats"] == []
     Membership.objects.create(conversation=lonely, user=b)
     assert [r["_id"] for r in client.get(f"/user/{alice['_id']}").json()["activeChats"]] == [lonely.public_id]
+
+
+def test_an_inactive_app_or_one_not_allowed_this_protocol_serves_nothing(client, app):
+    app.allowed_protocols = ["expresschat"]
+    app.save(update_fields=["allowed_protocols"])
+    assert post(client, "/user", {"username": "alice", "password": PASSWORD}).status_code == 404
+    app.allowed_protocols, app.is_active = [], False
+    app.save(update_fields=["allowed_protocols", "is_active"])
+    assert post(client, "/user", {"username": "alice", "password": PASSWORD}).status_code == 404
+    assert post(client, "/user/signin", {"username": "alice", "password": PASSWORD}).status_code == 404
+    assert not User.objects.filter(app=app).exists()
