@@ -20,10 +20,11 @@ from chatproject.core.api import validated
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.timefmt import iso_ms
 
-from . import selectors, services
+from . import friends, selectors, services
 from .http import AuthRateThrottle, BoundedJSONParser
 from .models import User
 from .serializers import (
+    FriendInput,
     LoginInput,
     LoginOutput,
     RefreshInput,
@@ -248,3 +249,39 @@ class UserSettingsApi(APIView):
         data = _validated(UserSettingsInput, request)
         user = services.user_settings_update(user=request.user, **data)
         return Response(UserSettingsOutput(user).data)
+
+
+class FriendsApi(APIView):
+    parser_classes = (BoundedJSONParser,)
+
+    @extend_schema(
+        tags=["friends"], responses={200: UserListOutput, **_errors(401, 403)}, summary="Your friends"
+    )
+    def get(self, request: Request) -> Response:
+        """Called to list one's friends, in the order they were added."""
+        found = friends.friends_of(user=request.user)
+        return Response({"results": UserOutput(found, many=True, context={"viewer": request.user}).data})
+
+    @extend_schema(
+        tags=["friends"],
+        request=FriendInput,
+        responses={201: UserOutput, 200: UserOutput, **_errors(400, 401, 403, 404, 409, 413)},
+        summary="Befriend a user (both sides at once; 200 if already friends)",
+    )
+    def post(self, request: Request) -> Response:
+        """Called to add a friend: the friendship is mutual at once; both users hear
+        `friend.added`."""
+        data = _validated(FriendInput, request)
+        added = friends.friend_add(user=request.user, friend_id=data["user_id"])
+        body = UserOutput(added.friend, context={"viewer": request.user}).data
+        return Response(body, status=201 if added.created else 200)
+
+
+class FriendDetailApi(APIView):
+    @extend_schema(
+        tags=["friends"], responses={204: None, **_errors(401, 403, 404)}, summary="End a friendship"
+    )
+    def delete(self, request: Request, public_id: str) -> Response:
+        """Called to remove a friend (both sides); removing a non-friend is not an error."""
+        friends.friend_remove(user=request.user, friend_id=public_id)
+        return Response(status=204)

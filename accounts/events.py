@@ -38,3 +38,29 @@ def presence_changed(*, user_id: str, state: str, last_seen: str | None) -> dict
         "state": state,
         "last_seen": last_seen,
     }
+
+
+def _friend_ref(user) -> dict[str, Any]:
+    return {"id": user.public_id, "name": user.display_name}
+
+
+def friend_added(*, user, friend) -> dict[str, Any]:
+    """`user` and `friend` became friends (`user` asked). Published to both users."""
+    return {
+        "type": "friend.added",
+        "actor": user.public_id,
+        "subject": friend.public_id,
+        "user": _friend_ref(user),
+        "friend": _friend_ref(friend),
+    }
+
+
+def friend_removed(*, user, friend) -> dict[str, Any]:
+    """`user` ended the friendship with `friend`. Published to both users."""
+    return {
+        "type": "friend.removed",
+        "actor": user.public_id,
+        "subject": friend.public_id,
+        "user": _friend_ref(user),
+        "friend": _friend_ref(friend),
+    }

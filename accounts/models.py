@@ -304,3 +304,23 @@ class IdHandle(models.Model):
 
     def __str__(self) -> str:
         return f"handle {self.public_id} of {self.user_id}"
+
+
+class Friendship(models.Model):
+    """One side of a friendship: `user` counts `friend` among their contacts. Friendship is
+    symmetric, so it is always two rows, written together (accounts.friends): one query lists a
+    user's friends, and the unique pair makes a repeated add a no-op. Both users are of one realm
+    (the services check it)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="friendships")
+    friend = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "friend"], name="friendship_unique"),
+            models.CheckConstraint(condition=~Q(user=models.F("friend")), name="friendship_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} -> {self.friend_id}"

@@ -139,3 +139,7 @@ class UserSettingsInput(StrictSerializer):
 class UserSettingsOutput(serializers.Serializer):
     presence_hidden = serializers.BooleanField(read_only=True)
     read_receipts_enabled = serializers.BooleanField(read_only=True)
+
+
+class FriendInput(StrictSerializer):
+    user_id = StrictCharField(max_length=24)

@@ -20,4 +20,6 @@ urlpatterns = [
     # A regex, not a registered path converter: converter names are global and shared with
     # the other apps.
     re_path(r"^users/(?P<public_id>[0-9a-f]{24})\Z", apis.UserDetailApi.as_view(), name="user-detail"),
+    path("friends", apis.FriendsApi.as_view(), name="friends"),
+    re_path(r"^friends/(?P<public_id>[0-9a-f]{24})\Z", apis.FriendDetailApi.as_view(), name="friend-detail"),
 ]

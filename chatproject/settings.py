@@ -99,6 +99,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz, /readyz, /metrics answered before anything that checks hosts or redirects.
     "chatproject.ops.middleware.ops_endpoints",
+    # Legacy protocols' REST routes first on their own mount's host or port (/user of seed 001).
+    "gateway.mount_urls.mount_urlconf",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -298,6 +300,10 @@ CHAT = {
     "HISTORY_PAGE_SIZE": env_int("CHAT_HISTORY_PAGE_SIZE", 50),
     "HISTORY_MAX_PAGE_SIZE": env_int("CHAT_HISTORY_MAX_PAGE_SIZE", 200),
     "SEARCH_MAX_RESULTS": 20,
+    # Friends (accounts.friends): at most this many per user.
+    "FRIENDS_MAX": env_int("CHAT_FRIENDS_MAX", 1000),
+    # Live id handles one user of an app keeps from username/password logins (accounts.app_logins).
+    "APP_LOGIN_HANDLES_MAX": env_int("CHAT_APP_LOGIN_HANDLES_MAX", 10),
     "SEARCH_MIN_LENGTH": 1,
     "SEARCH_EXPOSE_EMAILS": env_bool("CHAT_SEARCH_EXPOSE_EMAILS", default=False),
     "VERIFICATION_CODE_TTL_SECONDS": 600,
@@ -421,6 +427,25 @@ CHAT = {
                     "ping_timeout": 60,
                 }
                 for namespace in ("/customer", "/artisans")
+            ),
+            # Seed 001's private chat app (docs/protocols/privatechat.md): the users of one app,
+            # bound by id handles; also "/" on /socket.io/, so on its own port or host name.
+            *(
+                [
+                    {
+                        "protocol": "gateway.protocols.privatechat",
+                        "transport": "eio4",
+                        "path": "/socket.io/",
+                        "namespace": "/",
+                        "port": env_int("CHAT_PRIVATECHAT_PORT", 0) or None,
+                        "host": env_str("CHAT_PRIVATECHAT_HOST") or None,
+                        "realm": "apps",
+                        "credentials": ["id_handle"],
+                        "apps": [env_str("CHAT_PRIVATECHAT_APP")],
+                    }
+                ]
+                if env_str("CHAT_PRIVATECHAT_APP")
+                else []
             ),
         ],
     ),

@@ -190,6 +190,9 @@ class Gateway:
                 app, hub = _ws_mount(first)
                 self.hubs.append(hub)
                 self.routes.append((first, app))
+        # A mount for one host name or port is tried before the mounts for every host (which
+        # would take its requests); Socket.IO 2 mounts stay first (they take only EIO=3).
+        self.routes.sort(key=lambda r: (r[0].transport != "eio3", r[0].host is None and r[0].port is None))
         for mount, app in self.routes:
             self.labels[id(app)] = (protocol(mount.protocol).name, mount.transport)
         self.django = BodyLimit(django_application)

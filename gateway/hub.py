@@ -30,7 +30,7 @@ from chatproject.ops import metrics
 
 from . import presence
 from .audience import Local, deliveries
-from .auth import authenticate, connection_renew, connection_snapshot
+from .auth import Authenticated, authenticate, connection_renew, connection_snapshot
 from .bridge import bridge
 from .connection import Connection, TokenBucket
 from .protocol import Answer, Protocol, Refusal
@@ -41,6 +41,7 @@ from .transports.handshake import Admission, Handshake
 logger = logging.getLogger(__name__)
 
 ENDED = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended; reconnect.")
+UNBOUND = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "Not bound to a user yet.")
 TOO_LARGE = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "The event is too large.")
 DRAINING = ApplicationError(ErrorCode.SERVER_DRAINING, "This server is shutting down; connect to another.")
 # A handshake that raced the drain is accepted, then its transport is closed the way its clients
@@ -71,6 +72,10 @@ class Hub:
         # Access tokens renewed at the handshake, told to the client in its greeting.
         self.renewed: dict[str, str] = {}
         self.started: dict[str, float] = {}  # handshakes in progress: when they began
+        # Connections of a `binds_late` protocol admitted without credentials, until an event
+        # binds them: their handshake and a budget of binding attempts (each may read the
+        # database).
+        self.unbound: dict[str, tuple[Handshake, TokenBucket]] = {}
         self.addresses: dict[str, str] = {}  # connection -> client address (for the caps)
         metrics.register_event_names(protocol.name, protocol.handlers)
         # Users with local connections who turned read receipts off: receipt emits skip them.
@@ -102,6 +107,8 @@ class Hub:
             )
         try:
             credentials = self.protocol.credentials(handshake)
+            if self.protocol.binds_late and credentials.access is None and credentials.handle is None:
+                return self._admit_unbound(conn_id, handshake, address)
             authed = await authenticate(credentials=credentials, policy=self.policy)
             if live_by_user[authed.user.public_id] >= chat["SOCKET_MAX_PER_USER"]:
                 raise ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections of this user.")
@@ -112,6 +119,24 @@ class Hub:
             return self._refused(conn_id, ApplicationError(ErrorCode.INTERNAL, "Internal error."))
         if self.draining:  # the drain began while this client was authenticated
             return self._sent_away(conn_id)
+        self._admit(conn_id, authed, handshake)
+        live_by_address[address] += 1
+        self.addresses[conn_id] = address
+        return Admission(True)
+
+    def _admit_unbound(self, conn_id: str, handshake: Handshake, address: str) -> Admission:
+        chat = settings.CHAT
+        self.unbound[conn_id] = (
+            handshake,
+            TokenBucket(chat["SOCKET_RATE_BURST"], chat["SOCKET_RATE_PER_SECOND"]),
+        )
+        live_by_address[address] += 1
+        self.addresses[conn_id] = address
+        return Admission(True)
+
+    def _admit(self, conn_id: str, authed: Authenticated, handshake: Handshake) -> Connection:
+        """Register an authenticated connection (not greeted yet)."""
+        chat = settings.CHAT
         conn = Connection(
             id=conn_id,
             user=authed.user,
@@ -130,11 +155,37 @@ class Hub:
             self.renewed[conn_id] = authed.new_access
         self.connections[conn_id] = conn
         self.by_user[conn.user_id].add(conn_id)
-        self.addresses[conn_id] = address
         live_by_user[conn.user_id] += 1
-        live_by_address[address] += 1
         self._note_settings(conn.user_id, conn.user.read_receipts_enabled)
-        return Admission(True)
+        return conn
+
+    async def _bind(self, conn_id: str, event: str, args: list[Any]) -> Connection | None:
+        """An event of an unbound connection: bind it to the user its credentials name (the
+        protocol's `claim`) and greet it, or None (nothing claimed, refused, over the budget:
+        the connection stays unbound)."""
+        handshake, bucket = self.unbound[conn_id]
+        if not bucket.take():
+            return None
+        try:
+            credentials = self.protocol.claim(event, args)
+            if credentials is None:
+                return None
+            authed = await authenticate(credentials=credentials, policy=self.policy)
+            if live_by_user[authed.user.public_id] >= settings.CHAT["SOCKET_MAX_PER_USER"]:
+                raise ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections of this user.")
+        except ApplicationError as error:
+            logger.info(
+                "binding refused: protocol=%s conn=%s code=%s", self.protocol.name, conn_id, error.code
+            )
+            metrics.connect_refused(self.protocol.name, self.transport.name, str(error.code))
+            return None
+        except Exception:
+            logger.exception("binding failed: protocol=%s conn=%s", self.protocol.name, conn_id)
+            return None
+        if self.unbound.pop(conn_id, None) is None or self.draining:  # gone meanwhile
+            return None
+        self._admit(conn_id, authed, handshake)
+        return await self.greet(conn_id)
 
     def _refused(self, conn_id: str, error: ApplicationError) -> Admission:
         self.started.pop(conn_id, None)
@@ -165,6 +216,9 @@ class Hub:
 
     async def greet(self, conn_id: str) -> Connection | None:
         """Called once the transport answered CONNECT: subscribe, check, greet."""
+        if conn_id in self.unbound:  # greeted when an event binds it
+            self.started.pop(conn_id, None)
+            return None
         refusal = self.refusing.pop(conn_id, None)
         if refusal is RECONNECT:
             await self.transport.close(conn_id, reconnect=True)
@@ -255,15 +309,20 @@ class Hub:
         timer = self.timers.pop(conn_id, None)
         if timer is not None:
             timer.cancel()
+        unbound = self.unbound.pop(conn_id, None)
+        if conn is None and unbound is None:
+            return
+        address = self.addresses.pop(conn_id, "")
+        live_by_address[address] -= 1
+        if live_by_address[address] <= 0:
+            del live_by_address[address]
         if conn is None:
             return
         for lacking in self.lacking.values():
             lacking.discard(conn_id)
-        address = self.addresses.pop(conn_id, "")
-        for counter, key in ((live_by_user, conn.user_id), (live_by_address, address)):
-            counter[key] -= 1
-            if counter[key] <= 0:
-                del counter[key]
+        live_by_user[conn.user_id] -= 1
+        if live_by_user[conn.user_id] <= 0:
+            del live_by_user[conn.user_id]
         sids = self.by_user.get(conn.user_id)
         if sids is not None:
             sids.discard(conn_id)
@@ -292,7 +351,7 @@ class Hub:
         connection what the protocol says before a drain, then close its transport the way its
         clients reconnect from (to another process, the load balancer no longer sends them here).
         The transports call `forget` as each connection ends."""
-        for conn_id in list(self.connections) + list(self.refusing):
+        for conn_id in list(self.connections) + list(self.refusing) + list(self.unbound):
             conn = self.connections.get(conn_id)
             try:
                 if conn is not None:
@@ -318,6 +377,10 @@ class Hub:
         and returns the ack arguments (None: no ack). `oversize`: the transport found the
         packet over the protocol limit (but under its own ceiling): refused, nothing is run."""
         conn = self.connections.get(conn_id)
+        if conn is None and conn_id in self.unbound:
+            conn = await self._bind(conn_id, event if isinstance(event, str) else "", args)
+            if conn is None:  # claims nothing that binds: dropped, as the protocol answers that
+                return await self._answer(conn_id, self.protocol.answer_error(None, event, UNBOUND))
         if conn is None:
             # Ended (logout, ban, expiry) while this event was in flight: say so, rather than
             # leave the client waiting for an ack until its timeout. Nothing was done.

@@ -92,6 +92,11 @@ class Protocol:
     optional_capabilities: ClassVar[tuple[str, ...]] = ()
     # Dotted path of the protocol's REST urls module, included at the site root, or None.
     urls: ClassVar[str | None] = None
+    # Clients that present nothing at the handshake and name themselves in their events (seed
+    # 001 sends an id handle as an event argument): the hub admits such a connection unbound,
+    # drops its events until one carries credentials (`claim`) that resolve, and binds the
+    # connection to that user for good (greeting it then, before handling that event).
+    binds_late: ClassVar[bool] = False
 
     # --- connection start -------------------------------------------------------------------
 
@@ -142,6 +147,11 @@ class Protocol:
         the transport under it is then closed the way its clients reconnect from
         (`Transport.close(reconnect=True)`), so most protocols need nothing here."""
         return []
+
+    def claim(self, event: str, args: list[Any]) -> Credentials | None:
+        """The credentials an event of a connection not bound yet carries (`binds_late`), or
+        None: the event is then dropped (answered like a refused event with no connection)."""
+        return None
 
     # --- client events ----------------------------------------------------------------------
 

@@ -70,12 +70,15 @@ class Mount:
 
     def serves(self, scope: dict[str, Any]) -> bool:
         """Whether a request (ASGI scope) is for this mount's host and port."""
-        if self.port is not None:
-            server = scope.get("server")
-            if not server or server[1] != self.port:
-                return False
+        server = scope.get("server")
+        host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
+        return self.serves_address(host, server[1] if server else None)
+
+    def serves_address(self, host: str, port: int | None) -> bool:
+        """Whether a request with this Host header and to this listening port is for this mount."""
+        if self.port is not None and port != self.port:
+            return False
         if self.host is not None:
-            host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
             name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # [v6]:port kept whole
             if name.lower() != self.host:
                 return False

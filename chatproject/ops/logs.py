@@ -9,7 +9,8 @@ formatters, uvicorn's access formatter among them, read `record.args` positional
 What is redacted: values of `token`, `access_token`/`accessToken`, `refresh_token`/
 `refreshToken`, `password`, `Authorization` and seed 002's `userId`/`customerID`/`vendorID`
 (id handles there, docs/protocols/roomtoken.md) in query strings, headers, JSON and reprs;
-`Bearer <credential>`; and anything shaped like a JWT (`eyJ...`). Message bodies cannot be
+`Bearer <credential>`; anything shaped like a JWT (`eyJ...`); and the id handles of seed 001's
+app in `/user/<handle>` paths (docs/protocols/privatechat.md). Message bodies cannot be
 recognised by shape: keeping them out of logs is the callers' rule (log ids and codes).
 """
 
@@ -33,6 +34,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (re.compile(r"\bbearer\s+(?!\[REDACTED\])[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE), "Bearer " + REDACTED),
     (re.compile(r"eyJ[A-Za-z0-9_\-]{4,}(?:\.[A-Za-z0-9_\-]*){0,2}"), REDACTED),
+    # Id handles of seed 001's app (gateway/protocols/privatechat): the path of GET /user/<id>
+    # and the query's userId are the app's only credential.
+    (re.compile(r"(/user/)(?!search\b|signin\b|\[REDACTED\])[A-Za-z0-9_\-]{20,64}"), r"\1" + REDACTED),
+    (re.compile(r"([?&]userId=)(?!\[REDACTED\])[^\s&\"',;)}\]]+"), r"\1" + REDACTED),
 )
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
