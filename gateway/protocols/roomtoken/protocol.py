@@ -22,7 +22,7 @@ ROOM_EVENTS = (
     "typing.started",
     "chat_request.created",
     "chat_request.accepted",
-    "roomtoken.left",
+    "conversation.member_left",
 )
 
 
@@ -115,14 +115,10 @@ class RoomToken(Protocol):
         return render(event)
 
     def in_scope(self, conn: Connection, scope: str) -> bool:
-        """`render.scope`: the namespace, the room (unless this socket left it), the view."""
+        """`render.scope`: the namespace, the view."""
         state: RoomTokenState = conn.state
-        namespace, conversation_id, tag = scope.split("|")
-        return (
-            state.namespace == namespace
-            and (not conversation_id or conversation_id not in state.left)
-            and (not tag or tag == state.tag)
-        )
+        namespace, tag = scope.split("|")
+        return state.namespace == namespace and (not tag or tag == state.tag)
 
 
 PROTOCOL = RoomToken()
