@@ -180,7 +180,9 @@ def test_leaving_ends_the_partys_membership_and_keeps_the_room(market):
     msg_services.message_send(user=customer.user, conversation_id=chat_id, content="while away")
     # The room is no longer listed for the artisan, and neither side's presence is the other's.
     assert rooms.rooms_of_user(user=artisan.user, namespace="customer") == []
-    assert [r.token for r in rooms.rooms_of_user(user=customer.user, namespace="customer")] == ["tok"]
+    assert [
+        (r.token, r.someone_left) for r in rooms.rooms_of_user(user=customer.user, namespace="customer")
+    ] == [("tok", True)]
     assert rooms.room_infos_of_user(user_id=customer.user.public_id) == []
     leave(artisan)  # leaving again changes nothing
     assert members(room) == {"c1"}
@@ -194,6 +196,8 @@ def test_the_party_who_left_gets_back_in_with_the_action_that_put_them_there(mar
     msg_services.message_send(user=customer.user, conversation_id=chat_id, content="while away")
     join(artisan, role=VENDOR, other="c1")  # accept-room
     assert members(room) == {"c1", "a1"}
+    assert [r.someone_left for r in rooms.rooms_of_user(user=customer.user, namespace="customer")] == [False]
+    assert len(rooms.room_infos_of_user(user_id=customer.user.public_id)) == 1
     # What was written meanwhile reaches them through history, and counts as unread.
     _conversation, messages = msg_selectors.message_history(user=artisan.user, conversation_id=chat_id)
     assert [m.content for m in messages] == ["while away"]

@@ -98,11 +98,13 @@ def _left(**who) -> Exists:
 
 def rooms_of_user(*, user: User, namespace: str) -> list[Room]:
     """The caller's rooms in a namespace (`list-room`), oldest first, at most CHAT
-    CONVERSATION_LIST_LIMIT: those they are in or are asked into, not those they left."""
+    CONVERSATION_LIST_LIMIT: those they are in or are asked into, not those they left. Each
+    has `someone_left` (the other party left it: their presence is not shared)."""
     return list(
         _rooms()
         .filter(Q(customer=user) | Q(vendor=user), namespace=namespace)
         .exclude(_left(user=user))
+        .annotate(someone_left=_left())
         .order_by("created_at", "pk")[: settings.CHAT["CONVERSATION_LIST_LIMIT"]]
     )
 
