@@ -98,6 +98,39 @@ class DirectConversationApi(APIView):
         return Response(ConversationOutput(summary).data, status=201 if created else 200)
 
 
+class ConversationLeaveApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        operation_id="conversations_leave",
+        parameters=[CONVERSATION_ID],
+        request=None,
+        responses={204: None, **_errors(401, 403, 404, 409)},
+        summary="Leave a chat that started as a request of its own (409 for the pair's one chat)",
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        """Called when a user leaves a two-party chat that began as a request with a chat of its
+        own (seed 002's rooms): nothing more of it reaches them, the history up to here stays
+        readable, the other user is told. Idempotent."""
+        services.conversation_leave(user=request.user, conversation_id=conversation_id)
+        return Response(status=204)
+
+
+class ConversationRejoinApi(APIView):
+    @extend_schema(
+        tags=TAGS,
+        operation_id="conversations_rejoin",
+        parameters=[CONVERSATION_ID],
+        request=None,
+        responses={200: ConversationOutput, **_errors(401, 403, 404, 409)},
+        summary="Come back to a chat you left (former members only; 403 after a declined request)",
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        """Called when a user who left a chat comes back: what was written meanwhile is unread."""
+        services.conversation_rejoin(user=request.user, conversation_id=conversation_id)
+        summary = selectors.conversation_summary_get(user=request.user, conversation_id=conversation_id)
+        return Response(ConversationOutput(summary).data)
+
+
 class MessageSendThrottle(UserRateThrottle):
     """The REST twin of the socket's per-user event budget: sends only, reads stay free."""
 

@@ -256,3 +256,16 @@ def chat_request_changed(*, request: ChatRequest, actor: User) -> dict[str, Any]
         "conversation": _conversation(request.conversation),
         "request": chat_request_payload(request),
     }
+
+
+def conversation_member_changed(*, conversation: Conversation, user: User, left: bool) -> dict[str, Any]:
+    """A user left (`conversation.member_left`) or came back to (`conversation.member_rejoined`)
+    a conversation that started as a chat request of its own, for both users. `seq`: the last
+    message the user may read while away (left), or the conversation's last one (rejoined)."""
+    return {
+        "type": "conversation.member_left" if left else "conversation.member_rejoined",
+        "actor": user.public_id,
+        "conversation": _conversation(conversation),
+        "user": {"id": user.public_id, "name": user.display_name},
+        "seq": conversation.last_seq,
+    }

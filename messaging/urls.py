@@ -35,6 +35,16 @@ urlpatterns = [
         name="conversation-messages",
     ),
     path(
+        "conversations/<str:conversation_id>/leave/",
+        apis.ConversationLeaveApi.as_view(),
+        name="conversation-leave",
+    ),
+    path(
+        "conversations/<str:conversation_id>/rejoin/",
+        apis.ConversationRejoinApi.as_view(),
+        name="conversation-rejoin",
+    ),
+    path(
         "conversations/<str:conversation_id>/read/",
         apis.ConversationReadApi.as_view(),
         name="conversation-read",

@@ -23,14 +23,18 @@ def message_history(
     after: int | None = None,
     limit: int | None = None,
     kind: str | None = None,
+    include_left: bool = True,
 ) -> tuple[Conversation, list[Message]]:
     """One page of a conversation, keyset-paginated on the sequence number.
 
     Without `after`: the newest messages older than `before` (or the newest), newest first.
     With `after`: the oldest messages newer than `after`, oldest first (catching up).
-    A member who left reads only up to the moment they left.
+    A member who left reads only up to the moment they left (`include_left=False`: not at all,
+    for protocols whose clients lose the room when they leave it).
     """
-    membership = membership_get(user=user, conversation_id=conversation_id, include_left=True, kind=kind)
+    membership = membership_get(
+        user=user, conversation_id=conversation_id, include_left=include_left, kind=kind
+    )
     page = _page_size(limit)
     qs: QuerySet[Message] = Message.objects.filter(conversation_id=membership.conversation_id)
     if membership.left_seq is not None:

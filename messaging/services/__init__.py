@@ -2,7 +2,7 @@
 
 Split by concern; callers import from this package and need not know the modules:
 - `conversations`: notes-to-self and direct conversations, the chat partner check, blocking,
-  chat requests;
+  chat requests, leaving and rejoining a request's own conversation;
 - `sending`: `message_send` / `message_send_many` (the one write path for messages), the
   batch's steps (memberships, replies, retries, uploads, storage), system messages;
 - `validation`: what a message may contain (shared by sending and edits);
@@ -20,6 +20,8 @@ from .conversations import (
     chat_request_create,
     chat_request_decline,
     conversation_block,
+    conversation_leave,
+    conversation_rejoin,
     direct_conversation_get_or_create,
     self_conversation_ensure,
 )
@@ -49,6 +51,8 @@ __all__ = [
     "chat_request_create",
     "chat_request_decline",
     "conversation_block",
+    "conversation_leave",
+    "conversation_rejoin",
     "conversation_mark_delivered",
     "conversation_mark_read",
     "direct_conversation_get_or_create",

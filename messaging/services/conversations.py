@@ -243,10 +243,12 @@ def _accept(request: ChatRequest, *, actor: User) -> ChatRequest:
             defaults={"left_at": None, "left_seq": None},
             create_defaults={"role": Membership.Role.MEMBER},
         )
-        # A declined request had ended the requester's membership: it comes back.
-        Membership.objects.filter(conversation=conversation, user=request.requester).update(
-            left_at=None, left_seq=None
-        )
+        if request.state == ChatRequest.State.DECLINED:
+            # The decline had ended the requester's membership (at its `decided_at`): it comes
+            # back. A requester who left by themselves (`conversation_leave`) stays out.
+            Membership.objects.filter(
+                conversation=conversation, user=request.requester, left_at=request.decided_at
+            ).update(left_at=None, left_seq=None)
         request.state, request.decided_at = ChatRequest.State.ACCEPTED, timezone.now()
         request.save(update_fields=["state", "decided_at"])
         publish_on_commit(
@@ -254,3 +256,81 @@ def _accept(request: ChatRequest, *, actor: User) -> ChatRequest:
             user_ids=[request.requester.public_id, request.recipient.public_id],
         )
     return request
+
+
+# --- leaving a request's own conversation ------------------------------------------------------
+
+
+def _own_request(conversation: Conversation) -> ChatRequest:
+    """The request a conversation of its own started as (`chat_request_create(distinct=False)`).
+
+    The pair's one direct conversation (distinct, whether it started as a request or not) cannot
+    be left: it is the pair's only chat and would come back with the next `create-personal-chat`
+    anyway; blocking it is the way to stop a partner (`conversation_block`)."""
+    request = (
+        ChatRequest.objects.select_related("requester", "recipient").filter(conversation=conversation).first()
+    )
+    if request is None or conversation.unique_key == direct_key(request.requester, request.recipient):
+        raise ApplicationError(
+            ErrorCode.CONFLICT,
+            "Only a chat that started as a request of its own can be left; block this chat instead.",
+            {"reason": "not_leavable"},
+        )
+    return request
+
+
+def _locked_membership(user: User, conversation_id: object) -> tuple[Membership, ChatRequest]:
+    """The caller's membership (current or former) of a leavable conversation, the conversation
+    row locked first, as a send does: no message slips past the change."""
+    membership = membership_get(
+        user=user, conversation_id=conversation_id, include_left=True, kind=Conversation.Kind.DIRECT
+    )
+    conversation = Conversation.objects.select_for_update().get(pk=membership.conversation_id)
+    request = _own_request(conversation)  # read under the lock a decision takes too
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership.conversation, request.conversation = conversation, conversation
+    return membership, request
+
+
+def conversation_leave(*, user: User, conversation_id: object) -> Membership:
+    """Leave a two-party conversation that started as a chat request of its own (seed 002's
+    rooms): the caller's membership ends (`left_at`, `left_seq`), so nothing more of it reaches
+    them (lists, unread counts, live events, typing) and they can send no more; they keep the
+    history up to here. The other party stays and is told (`conversation.member_left`). The
+    seat stays the caller's: only they can come back (`conversation_rejoin`).
+
+    Idempotent (leaving again changes nothing and tells nobody). The pair's one direct chat is
+    a conflict (`_own_request`); a conversation one was never in is not found."""
+    with transaction.atomic():
+        membership, request = _locked_membership(user, conversation_id)
+        if membership.left_at is not None:
+            return membership
+        conversation = membership.conversation
+        membership.left_at, membership.left_seq = timezone.now(), conversation.last_seq
+        membership.save(update_fields=["left_at", "left_seq"])
+        publish_on_commit(
+            events.conversation_member_changed(conversation=conversation, user=user, left=True),
+            user_ids=[request.requester.public_id, request.recipient.public_id],
+        )
+    return membership
+
+
+def conversation_rejoin(*, user: User, conversation_id: object) -> Membership:
+    """Come back to a conversation the caller left with `conversation_leave`: their membership
+    is restored with their read pointer, so what was written meanwhile counts as unread and the
+    whole history is readable again. Only a former member can (anyone else: not found); a
+    requester whose request was declined cannot (permission denied: the recipient decides).
+    Idempotent for a current member. Both users are told (`conversation.member_rejoined`)."""
+    with transaction.atomic():
+        membership, request = _locked_membership(user, conversation_id)
+        if membership.left_at is None:
+            return membership
+        if request.state == ChatRequest.State.DECLINED:
+            raise ApplicationError(ErrorCode.PERMISSION_DENIED, "This chat request was declined.")
+        membership.left_at, membership.left_seq = None, None
+        membership.save(update_fields=["left_at", "left_seq"])
+        publish_on_commit(
+            events.conversation_member_changed(conversation=membership.conversation, user=user, left=False),
+            user_ids=[request.requester.public_id, request.recipient.public_id],
+        )
+    return membership

@@ -3,6 +3,9 @@ against a live server process: the request, nothing of it in the recipient's cha
 accepting, accept, decline, the lists, bad input."""
 
 import pytest
+from asgiref.sync import sync_to_async
+
+from messaging import services
 
 from .clients import SioClient
 
@@ -80,3 +83,37 @@ async def test_decline_and_bad_input(live_server_proc, make_user):
         assert answer["ok"] is False and answer["error"]["code"] == code, (event, payload, answer)
     await c.close()
     await b.close()
+
+
+async def test_leave_and_rejoin_a_chat_of_its_own(live_server_proc, make_user):
+    """A chat that started as a request of its own (as seed 002's rooms make them): Bob leaves,
+    Alice is told, nothing reaches Bob's socket until he rejoins, his sends are refused."""
+
+    def own_chat() -> str:  # the services publish on commit: run them off the event loop
+        request, _created = services.chat_request_create(
+            user=alice.user, other_user_id=bob.id, distinct=False
+        )
+        services.chat_request_accept(user=bob.user, request_id=request.public_id)
+        return request.conversation.public_id
+
+    alice, bob = make_user("Alice"), make_user("Bob")
+    chat_id = await sync_to_async(own_chat)()
+    a, b = await connect(live_server_proc, alice), await connect(live_server_proc, bob)
+    left = await b.call("leave-chat", {"ChatId": chat_id})
+    assert left["ok"] and left["data"] == {"ChatId": chat_id, "Left": True}
+    told = await a.next("chat-member-left")
+    assert (told["ChatId"], told["UserId"], told["Name"]) == (chat_id, bob.id, "Bob")
+    assert (await a.call("send-personal-message", {"ChatId": chat_id, "Content": "while away"}))["ok"]
+    refused = await b.call("send-personal-message", {"ChatId": chat_id, "Content": "still here"})
+    assert refused["ok"] is False and refused["error"]["code"] == "not_found"
+    back = await b.call("rejoin-chat", {"ChatId": chat_id})
+    assert back["ok"] and back["data"] == {"ChatId": chat_id, "Left": False}
+    assert (await a.next("chat-member-rejoined"))["UserId"] == bob.id
+    await a.call("send-personal-message", {"ChatId": chat_id, "Content": "welcome back"})
+    # The first message Bob's socket got is the one after rejoining.
+    assert (await b.next("receive-personal-message"))["Content"] == "welcome back"
+    assert b.names().count("receive-personal-message") == 1
+    stranger = await connect(live_server_proc, make_user("Carol"))
+    assert (await stranger.call("rejoin-chat", {"ChatId": chat_id}))["error"]["code"] == "not_found"
+    for client in (a, b, stranger):
+        await client.close()

@@ -575,3 +575,22 @@ async def fetch_chat_requests(conn: Connection, data: dict[str, Any]) -> Outcome
     views = await call(msg_selectors.chat_requests_for_user, user=conn.user, box=box, state=state)
     result = {"Requests": [_chat_request(v) for v in views]}
     return Outcome([("chat-requests", result)], result)
+
+
+async def _membership(conn: Connection, data: dict[str, Any], service: Callable[..., Any]) -> Outcome:
+    chat_id = _str(data, "ChatId")
+    membership = await call(service, user=conn.user, conversation_id=chat_id)
+    return Outcome(data={"ChatId": chat_id, "Left": membership.left_at is not None})
+
+
+@handler("leave-chat")
+async def leave_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Extension (§17). Called to leave a chat that started as a request of its own: both users
+    get `chat-member-left`; the pair's one chat is a `conflict`."""
+    return await _membership(conn, data, msg_services.conversation_leave)
+
+
+@handler("rejoin-chat")
+async def rejoin_chat(conn: Connection, data: dict[str, Any]) -> Outcome:
+    """Extension (§17). Called by a user who left such a chat to come back to it."""
+    return await _membership(conn, data, msg_services.conversation_rejoin)

@@ -241,7 +241,22 @@ def _render_chat_request(event: dict[str, Any]) -> list[Emit]:
     return [Emit(name, chat_request_payload(event["request"], event["conversation"]["id"]))]
 
 
+def _render_member_changed(event: dict[str, Any]) -> list[Emit]:
+    """Extension (§17): a user left or came back to a chat that started as a request of its
+    own; both users, every connection."""
+    name = "chat-member-left" if event["type"] == "conversation.member_left" else "chat-member-rejoined"
+    payload = {
+        "ChatId": event["conversation"]["id"],
+        "UserId": event["user"]["id"],
+        "Name": event["user"]["name"],
+        "Seq": event["seq"],
+    }
+    return [Emit(name, payload)]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Emit]]] = {
+    "conversation.member_left": _render_member_changed,
+    "conversation.member_rejoined": _render_member_changed,
     "chat_request.created": _render_chat_request,
     "chat_request.accepted": _render_chat_request,
     "chat_request.declined": _render_chat_request,

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from chatproject.bus import publish_now
 from chatproject.core.errors import ApplicationError, ErrorCode
 from gateway import actions
 from gateway.actions import call
@@ -21,7 +20,6 @@ from messaging.models import Conversation
 
 from . import directory, wire
 from .state import RoomTokenState
-from .store import events as room_events
 from .store import selectors as rooms
 from .store import services as room_services
 from .store.selectors import RoomInfo
@@ -30,7 +28,6 @@ HANDLERS: dict[str, Handler] = {}
 PayloadHandler = Callable[[Connection, dict[str, Any]], Awaitable[Outcome]]
 DIRECT = Conversation.Kind.DIRECT
 ROOMS_KEPT = 64  # rooms one connection keeps looked up (sends and typing are frequent)
-LEFT_MAX = 500  # rooms one connection may have left at once (`leave-room`); more are dropped
 
 
 def handler(name: str) -> Callable[[PayloadHandler], PayloadHandler]:
@@ -121,7 +118,6 @@ async def _join(conn: Connection, data: dict[str, Any]) -> Outcome:
     except ApplicationError as refused:
         return Outcome([("joined", wire.failure(refused.message))])
     info = _keep(state, rooms.room_info(joined.room))
-    state.left.discard(info.conversation_id)  # a socket that left the room is back in it
     doc = wire.room_doc(
         asdict(info), lambda user_id: state.self_id if user_id == conn.user_id else _party(info, user_id)
     )
@@ -177,15 +173,14 @@ async def typing(conn: Connection, data: dict[str, Any]) -> Outcome:
 
 @handler("leave-room")
 async def leave_room(conn: Connection, data: dict[str, Any]) -> Outcome:
-    """Called when the user leaves a room on this socket: it stops getting the room's messages,
-    the room's other sockets get `leave`, the caller the `leave-room` ack (the original's intent;
-    its room update threw before either). The room and the membership stay: joining again
-    brings the socket back (the original's update never took effect either)."""
+    """Called when the user leaves a room (the original's intent: unset their side of it). Their
+    membership of the room's conversation ends (`conversation_leave`): none of their sockets gets
+    the room's messages or typing any more, and they can neither write nor read its history here;
+    the other party's sockets get `leave`, the caller the `leave-room` ack. The seat stays theirs:
+    `join-room` / `accept-room` brings them back. A room the caller is not in: dropped."""
     state: RoomTokenState = conn.state
-    info = await _room(conn, data)
-    if len(state.left) >= LEFT_MAX and info.conversation_id not in state.left:
-        raise _dropped("roomToken")
-    state.left.add(info.conversation_id)
-    event = room_events.room_left(conversation_id=info.conversation_id, actor_id=conn.user_id, origin=conn.id)
-    await publish_now(event, user_ids=[info.customer_id, info.vendor_id])
+    room = await call(
+        room_services.room_leave, user=conn.user, namespace=state.namespace, token=data.get("roomToken")
+    )
+    info = _keep(state, rooms.room_info(room))  # also drops the parties' cached room lists
     return Outcome([("leave-room", wire.left(info.token))])

@@ -22,7 +22,7 @@ ROOM_EVENTS = (
     "typing.started",
     "chat_request.created",
     "chat_request.accepted",
-    "roomtoken.left",
+    "conversation.member_left",
 )
 
 
@@ -60,8 +60,8 @@ class RoomToken(Protocol):
 
     async def welcome(self, conn: Connection) -> list[tuple[str, Any]]:
         """`private` list-room (the caller's rooms in this namespace, requests waiting for it
-        included) and list-online-user (the caller, and the other parties of its rooms who are
-        online: never everyone, spec §8.5)."""
+        included, rooms it left not) and list-online-user (the caller, and the other parties of
+        its rooms neither of them left who are online: never everyone, spec §8.5)."""
         state: RoomTokenState = conn.state
         state.self_id = state.self_id or conn.user.external_id or conn.user_id
         state.tag = selves.tag_of(state.self_id)
@@ -74,7 +74,15 @@ class RoomToken(Protocol):
             shown.setdefault(info.customer_id, info.customer)
             shown.setdefault(info.vendor_id, info.vendor)
         docs = [wire.room_doc(asdict(i), shown.__getitem__) for i in infos]
-        others = sorted({o for i in infos if (o := i.other(conn.user_id))})
+        # Presence is shared through rooms neither party left (`room_infos_of_user`), so the
+        # list shows exactly the users whose `online` / `offline` this socket will hear.
+        others = sorted(
+            {
+                o
+                for r, i in zip(mine, infos, strict=True)
+                if not r.someone_left and (o := i.other(conn.user_id))
+            }
+        )
         online = []
         if others:
             found = await actions.presence_fetch(conn, others)
@@ -115,14 +123,10 @@ class RoomToken(Protocol):
         return render(event)
 
     def in_scope(self, conn: Connection, scope: str) -> bool:
-        """`render.scope`: the namespace, the room (unless this socket left it), the view."""
+        """`render.scope`: the namespace, the view."""
         state: RoomTokenState = conn.state
-        namespace, conversation_id, tag = scope.split("|")
-        return (
-            state.namespace == namespace
-            and (not conversation_id or conversation_id not in state.left)
-            and (not tag or tag == state.tag)
-        )
+        namespace, tag = scope.split("|")
+        return state.namespace == namespace and (not tag or tag == state.tag)
 
 
 PROTOCOL = RoomToken()

@@ -4,10 +4,10 @@ Pure functions of the event; `RoomToken.prepare` adds what the core's events do 
 the room, the views of its local connections: [tag, the id it calls itself], see `selves`) and
 `rt_rooms` (the rooms of a user whose presence changed).
 
-Emits are scoped `"<namespace>|<conversation id or empty>|<tag or empty>"`
-(`RoomToken.in_scope`): the namespace of the room, the room for what only its joined sockets
-get (a socket that sent `leave-room` stops getting them), and the view for payloads that name
-the receiving client itself."""
+Emits are scoped `"<namespace>|<tag or empty>"` (`RoomToken.in_scope`): the namespace of the
+room, and the view for payloads that name the receiving client itself. Who is in a room is the
+conversation's membership: the core publishes its events to current members only, so a party
+who left (`leave-room`, `conversation_leave`) gets nothing of it on any socket."""
 
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,8 +18,8 @@ from messaging.models import Message
 from . import wire
 
 
-def scope(namespace: str, conversation_id: str = "", tag: str = "") -> str:
-    return f"{namespace}|{conversation_id}|{tag}"
+def scope(namespace: str, tag: str = "") -> str:
+    return f"{namespace}|{tag}"
 
 
 def _names(room: dict[str, Any], viewer: str, shown: str) -> wire.Names:
@@ -58,10 +58,8 @@ def _render_message(event: dict[str, Any]) -> list[Emit]:
             room_key=room["room_key"],
             created_at=message["created_at"],
         )
-        # To the room: both parties, every socket that did not leave it, the sender's included.
-        emits.append(
-            Emit("message", payload, user=party, scope=scope(room["namespace"], room["conversation_id"], tag))
-        )
+        # To the room: every socket of both parties (current members), the sender's included.
+        emits.append(Emit("message", payload, user=party, scope=scope(room["namespace"], tag)))
     return emits
 
 
@@ -85,26 +83,21 @@ def _render_request(event: dict[str, Any]) -> list[Emit]:
     if name is None or subject not in _parties(room):
         return []
     return [
-        Emit(
-            name, wire.joined(wire.room_doc(room, names)), user=party, scope=scope(room["namespace"], "", tag)
-        )
+        Emit(name, wire.joined(wire.room_doc(room, names)), user=party, scope=scope(room["namespace"], tag))
         for party, tag, names in _views(event, (subject,))
     ]
 
 
 def _render_left(event: dict[str, Any]) -> list[Emit]:
+    """A party left the room (`conversation.member_left`): `leave` to the room, that is every
+    socket of the other party in the room's namespace (the leaver's sockets are out of it)."""
     room, actor = event["rt_room"], event.get("actor")
     if actor not in _parties(room):
         return []
+    other = room["vendor_id"] if actor == room["customer_id"] else room["customer_id"]
     return [
-        Emit(
-            "leave",
-            wire.leave(user=names(actor)),
-            user=party,
-            skip_origin=True,
-            scope=scope(room["namespace"], room["conversation_id"], tag),
-        )
-        for party, tag, names in _views(event, _parties(room))
+        Emit("leave", wire.leave(user=names(actor)), user=party, scope=scope(room["namespace"], tag))
+        for party, tag, names in _views(event, (other,))
     ]
 
 
@@ -130,7 +123,7 @@ ROOM_RENDERERS: dict[str, Callable[[dict[str, Any]], list[Emit]]] = {
     "typing.started": _render_typing,
     "chat_request.created": _render_request,
     "chat_request.accepted": _render_request,
-    "roomtoken.left": _render_left,
+    "conversation.member_left": _render_left,
 }
 
 

@@ -6,7 +6,8 @@ Unlike the original, the caller authenticates with what its socket presents: `us
 `customerID`, `vendorID`: its id handle) or `token` (a tenant JWT) in the query, or
 `Authorization: Bearer <either>`; those keys are the only ones added to the original's four.
 History is the caller's only where it is a member of the room's conversation: an unknown
-token, a stranger's room and a request not accepted yet all read as no messages.
+token, a stranger's room, a request not accepted yet and a room the caller left all read as no
+messages.
 """
 
 from __future__ import annotations
@@ -145,8 +146,14 @@ def _history(
     try:
         room = rooms.room_get_for_party(user=user, namespace=namespace, token=token)
         # Seqs are gapless from 1: page p is exactly seqs limit*(p-1)+1 .. limit*p, read by key.
+        # A party who left the room reads nothing of it, as a stranger (the room is gone for
+        # them until they join again).
         _conversation, messages = message_history(
-            user=user, conversation_id=room.conversation.public_id, after=after, limit=limit
+            user=user,
+            conversation_id=room.conversation.public_id,
+            after=after,
+            limit=limit,
+            include_left=False,
         )
     except ApplicationError as error:
         if error.code != ErrorCode.NOT_FOUND:

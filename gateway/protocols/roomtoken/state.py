@@ -12,8 +12,5 @@ class RoomTokenState:
     # in the app when it presented a token. Shown to this connection only (`selves`).
     self_id: str = ""
     tag: str = ""  # a digest of self_id naming this connection's view in emit scopes
-    # Rooms (conversation ids) this connection left with `leave-room`: no more `message` or
-    # `leave` for them here until it joins again.
-    left: set[str] = field(default_factory=set)
     # token -> room, for the rooms this connection used (a room's parties never change)
     rooms: dict[str, RoomInfo] = field(default_factory=dict)

@@ -131,9 +131,11 @@ def test_readme_flow_across_two_processes(servers, market):
 
     left = step(records, "leave")
     assert left["ack"] == {"success": True, "message": "leave successfully", "roomToken": "tok-1"}
-    assert left["leftC"] == {"user": {"_id": "a1", "customer": True}}
-    assert left["leftA"] == {"user": {"_id": a.handle, "customer": True}}
-    assert left["back"]["message"] == "back"  # nothing reached the tab while it was away
+    assert left["leftC"] == {"user": {"_id": "a1", "customer": True}}  # the room says so
+    assert left["leaveToArtisan"] == 0  # the leaver's sockets are out of the room
+    assert room_doc(left["rejoined"])["vendorID"] == a.handle
+    # Nothing reached either artisan tab while away (the leaving one and the other one).
+    assert left["back"]["message"] == left["back2"]["message"] == "back"
 
     spaces = step(records, "namespaces")
     assert spaces["otherBoot"]["rooms"]["data"]["rooms"] == []  # /customer's room is not listed here
@@ -160,7 +162,8 @@ def test_readme_flow_across_two_processes(servers, market):
     assert [status for status, _body in pages] == [200] * 4
     assert all(body["message"] == "chat" for _status, body in pages)
     got = [m["message"] for _status, body in pages for m in body["data"]]
-    assert got == texts and pages[3][1]["data"] == []  # the spoof was never stored
+    # Neither the spoof nor what the artisan wrote after leaving was stored.
+    assert got == texts and pages[3][1]["data"] == []
     first = pages[0][1]["data"][1]
     assert (first["senderId"], first["receiverId"], first["room_id"]) == ("a1", c.handle, mine["_id"])
     status, as_artisan = history(
@@ -168,7 +171,9 @@ def test_readme_flow_across_two_processes(servers, market):
         {"roomToken": "tok-1", "namespace": "customer"},
         headers={"Authorization": f"Bearer {a.handle}"},
     )
-    assert status == 200 and len(as_artisan["data"]) == 11  # default limit 20
+    # Default limit 20; back in the room, the artisan reads what was written while away.
+    assert status == 200 and len(as_artisan["data"]) == 11
+    assert as_artisan["data"][9]["message"] == "while away"
     assert as_artisan["data"][0]["receiverId"] == a.handle
     # Same without the slash; a stranger, the other namespace's room and no credential.
     assert history(servers[0], query | {"userId": stranger.handle}, path="/v1/chat") == (

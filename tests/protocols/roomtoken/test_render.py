@@ -1,6 +1,6 @@
 """The outbound half, pure: a prepared domain event -> room-token events, one per local view of
 each party (a client sees itself by the id it connected with, nobody else ever does), scoped
-to the room's namespace and room; and the scopes a connection takes."""
+to the room's namespace and the view; and the scopes a connection takes."""
 
 import gc
 import json
@@ -59,11 +59,11 @@ def test_a_message_goes_to_every_view_each_seeing_itself():
     assert all(e.name == "message" for e in emits)
     payloads = by_view(emits)
     assert set(payloads) == {
-        ("1" * 24, scope("customer", "c" * 24, "tc")),
-        ("2" * 24, scope("customer", "c" * 24, "ta")),
-        ("2" * 24, scope("customer", "c" * 24, "tb")),
+        ("1" * 24, scope("customer", "tc")),
+        ("2" * 24, scope("customer", "ta")),
+        ("2" * 24, scope("customer", "tb")),
     }
-    to_customer = payloads[("1" * 24, scope("customer", "c" * 24, "tc"))]
+    to_customer = payloads[("1" * 24, scope("customer", "tc"))]
     assert to_customer == {
         "_id": "m" * 24,
         "message": "hello",
@@ -73,8 +73,8 @@ def test_a_message_goes_to_every_view_each_seeing_itself():
         "room_id": "5" * 24,
         "dt": "2026-12-06T00:00:00.000Z",
     }
-    assert payloads[("2" * 24, scope("customer", "c" * 24, "ta"))]["senderId"] == "HANDLE-A"
-    assert payloads[("2" * 24, scope("customer", "c" * 24, "ta"))]["receiverId"] == "c1"
+    assert payloads[("2" * 24, scope("customer", "ta"))]["senderId"] == "HANDLE-A"
+    assert payloads[("2" * 24, scope("customer", "ta"))]["receiverId"] == "c1"
     # No handle ever reaches another user's view.
     for (user, _scope), payload in payloads.items():
         text = json.dumps(payload)
@@ -116,8 +116,8 @@ def test_typing_goes_to_the_other_party_in_the_namespace():
 def test_requests_reach_the_subject_only():
     created = render(prepared({"type": "chat_request.created", "actor": "1" * 24, "subject": "2" * 24}))
     assert {(e.name, e.user, e.scope) for e in created} == {
-        ("join-room", "2" * 24, scope("customer", "", "ta")),
-        ("join-room", "2" * 24, scope("customer", "", "tb")),
+        ("join-room", "2" * 24, scope("customer", "ta")),
+        ("join-room", "2" * 24, scope("customer", "tb")),
     }
     doc = created[0].payload["data"]["room"]
     assert created[0].payload["success"] is True and created[0].payload["message"] == "Joined successfully"
@@ -134,15 +134,20 @@ def test_requests_reach_the_subject_only():
     assert render(prepared({"type": "chat_request.declined", "actor": "2" * 24, "subject": "1" * 24})) == []
 
 
-def test_leave_goes_to_the_room_but_not_the_leaving_socket():
-    emits = render(prepared({"type": "roomtoken.left", "actor": "2" * 24, "origin": "/customer#x"}))
-    assert all(e.skip_origin and e.name == "leave" for e in emits)
-    assert by_view(emits)[("1" * 24, scope("customer", "c" * 24, "tc"))] == {
-        "user": {"_id": "a1", "customer": True}
+def test_leave_goes_to_every_view_of_the_other_party_only():
+    left = {"type": "conversation.member_left", "actor": "2" * 24, "user": {"id": "2" * 24, "name": "Arto"}}
+    emits = render(prepared(left | {"seq": 3}))
+    assert all(e.name == "leave" for e in emits)
+    assert by_view(emits) == {("1" * 24, scope("customer", "tc")): {"user": {"_id": "a1", "customer": True}}}
+    assert json.loads(json.dumps(emits[0].payload)) == emits[0].payload
+    # The customer leaving: both artisan views hear it, each by the customer's app id.
+    emits = render(prepared(left | {"actor": "1" * 24, "seq": 3}))
+    assert by_view(emits) == {
+        ("2" * 24, scope("customer", "ta")): {"user": {"_id": "c1", "customer": True}},
+        ("2" * 24, scope("customer", "tb")): {"user": {"_id": "c1", "customer": True}},
     }
-    assert by_view(emits)[("2" * 24, scope("customer", "c" * 24, "ta"))] == {
-        "user": {"_id": "HANDLE-A", "customer": True}
-    }
+    assert render(prepared(left | {"actor": "9" * 24})) == []
+    assert render(prepared({"type": "conversation.member_rejoined", "actor": "2" * 24})) == []
 
 
 def test_presence_tells_each_other_party_once_per_namespace():
@@ -168,16 +173,14 @@ class FakeConn:
     state: RoomTokenState
 
 
-def test_a_connection_takes_its_namespace_its_rooms_and_its_view():
+def test_a_connection_takes_its_namespace_and_its_view():
     state = RoomTokenState(namespace="customer", self_id="HANDLE-C", tag="tc")
     conn = FakeConn(state)
     assert PROTOCOL.in_scope(conn, scope("customer"))
     assert not PROTOCOL.in_scope(conn, scope("artisans"))
-    assert PROTOCOL.in_scope(conn, scope("customer", "c" * 24, "tc"))
-    assert not PROTOCOL.in_scope(conn, scope("customer", "c" * 24, "ta"))
-    state.left.add("c" * 24)
-    assert not PROTOCOL.in_scope(conn, scope("customer", "c" * 24, "tc"))
-    assert PROTOCOL.in_scope(conn, scope("customer", "", "tc"))
+    assert PROTOCOL.in_scope(conn, scope("customer", "tc"))
+    assert not PROTOCOL.in_scope(conn, scope("customer", "ta"))
+    assert not PROTOCOL.in_scope(conn, scope("artisans", "tc"))
 
 
 def test_views_are_per_connection_and_go_with_it():

@@ -4,7 +4,7 @@ body, pages oldest first, the caller's credential, and membership (spec §8.3)."
 import pytest
 
 from accounts import tenancy
-from gateway.protocols.roomtoken.store.services import CUSTOMER, VENDOR, room_join
+from gateway.protocols.roomtoken.store.services import CUSTOMER, VENDOR, room_join, room_leave
 from messaging import services as msg_services
 from tests.tenants.helpers import sign
 
@@ -115,3 +115,14 @@ def test_strangers_other_namespaces_and_pending_recipients_read_nothing(client, 
 def test_only_get_and_head(client, chat, market):
     _app, customer, _artisan, _stranger = market
     assert client.post("/v1/chat/?" + "&".join(f"{k}={v}" for k, v in BASE.items())).status_code == 405
+
+
+def test_a_party_who_left_reads_nothing_until_they_join_again(client, chat, market):
+    _app, customer, artisan, _stranger = market
+    room_leave(user=artisan.user, namespace="customer", token="tok")
+    msg_services.message_send(user=customer.user, conversation_id=chat.conversation.public_id, content="m13")
+    assert get(client, BASE | {"userId": artisan.handle}) == (200, {"message": "chat", "data": []})
+    assert len(get(client, BASE | {"userId": customer.handle})[1]["data"]) == 13
+    room_join(user=artisan.user, namespace="customer", token="tok", role=VENDOR, other_id="c1")
+    data = get(client, BASE | {"userId": artisan.handle})[1]["data"]
+    assert len(data) == 13 and data[-1]["message"] == "m13"

@@ -7,7 +7,7 @@ from accounts import tenancy
 from chatproject.core.errors import ApplicationError
 from gateway.protocols.roomtoken.store import selectors as rooms
 from gateway.protocols.roomtoken.store.models import Room
-from gateway.protocols.roomtoken.store.services import CUSTOMER, VENDOR, room_join
+from gateway.protocols.roomtoken.store.services import CUSTOMER, VENDOR, room_join, room_leave
 from messaging import selectors as msg_selectors
 from messaging import services as msg_services
 from messaging.models import ChatRequest, Membership
@@ -149,3 +149,95 @@ def test_the_recipient_sees_nothing_of_a_pending_room_but_the_request(market):
     assert msg_selectors.unread_total(user=artisan.user) == 0
     (view,) = msg_selectors.chat_requests_for_user(user=artisan.user)
     assert view.last_message == "hi"
+
+
+# --- leave-room (spec §4.7): the party's membership ends, their seat stays theirs ----------------
+
+
+def leave(who, token="tok", namespace="customer") -> Room:
+    return room_leave(user=who.user, namespace=namespace, token=token)
+
+
+def accepted_room(market) -> Room:
+    _app, customer, artisan, _stranger = market
+    room = join(customer).room
+    join(artisan, role=VENDOR, other="c1")
+    return room
+
+
+def test_leaving_ends_the_partys_membership_and_keeps_the_room(market):
+    _app, customer, artisan, _stranger = market
+    room = accepted_room(market)
+    assert leave(artisan).pk == room.pk
+    assert members(room) == {"c1"}
+    room.refresh_from_db()
+    assert (room.customer, room.vendor) == (customer.user, artisan.user)  # the seat stays
+    # The artisan can no longer write; the customer can, and only they get it.
+    chat_id = room.conversation.public_id
+    with pytest.raises(ApplicationError) as refused:
+        msg_services.message_send(user=artisan.user, conversation_id=chat_id, content="still here")
+    assert refused.value.code == "not_found"
+    msg_services.message_send(user=customer.user, conversation_id=chat_id, content="while away")
+    # The room is no longer listed for the artisan, and neither side's presence is the other's.
+    assert rooms.rooms_of_user(user=artisan.user, namespace="customer") == []
+    assert [
+        (r.token, r.someone_left) for r in rooms.rooms_of_user(user=customer.user, namespace="customer")
+    ] == [("tok", True)]
+    assert rooms.room_infos_of_user(user_id=customer.user.public_id) == []
+    leave(artisan)  # leaving again changes nothing
+    assert members(room) == {"c1"}
+
+
+def test_the_party_who_left_gets_back_in_with_the_action_that_put_them_there(market):
+    _app, customer, artisan, _stranger = market
+    room = accepted_room(market)
+    chat_id = room.conversation.public_id
+    leave(artisan)
+    msg_services.message_send(user=customer.user, conversation_id=chat_id, content="while away")
+    join(artisan, role=VENDOR, other="c1")  # accept-room
+    assert members(room) == {"c1", "a1"}
+    assert [r.someone_left for r in rooms.rooms_of_user(user=customer.user, namespace="customer")] == [False]
+    assert len(rooms.room_infos_of_user(user_id=customer.user.public_id)) == 1
+    # What was written meanwhile reaches them through history, and counts as unread.
+    _conversation, messages = msg_selectors.message_history(user=artisan.user, conversation_id=chat_id)
+    assert [m.content for m in messages] == ["while away"]
+    assert msg_selectors.unread_total(user=artisan.user) == 1
+    leave(customer)
+    join(customer)  # join-room
+    assert members(room) == {"c1", "a1"}
+
+
+def test_a_stranger_cannot_take_a_vacated_seat(market):
+    _app, customer, artisan, stranger = market
+    room = accepted_room(market)
+    leave(artisan)
+    for role, other in ((VENDOR, "c1"), (CUSTOMER, "a1")):
+        with pytest.raises(ApplicationError) as refused:
+            join(stranger, role=role, other=other)
+        assert refused.value.message == "You are not a member of this rooms"
+    with pytest.raises(ApplicationError):
+        leave(stranger)
+    assert members(room) == {"c1"}
+    room.refresh_from_db()
+    assert room.vendor == artisan.user
+
+
+def test_a_requester_who_left_a_pending_room_comes_back_by_joining(market):
+    _app, customer, artisan, _stranger = market
+    room = join(customer).room
+    leave(customer)
+    assert members(room) == set()
+    # The artisan accepting does not bring the customer back; the customer joining does.
+    join(artisan, role=VENDOR, other="c1")
+    assert members(room) == {"a1"}
+    join(customer)
+    assert members(room) == {"c1", "a1"}
+
+
+def test_a_recipient_who_never_accepted_cannot_leave(market):
+    _app, customer, artisan, _stranger = market
+    room = join(customer).room
+    with pytest.raises(ApplicationError) as refused:
+        leave(artisan)
+    assert refused.value.code == "not_found"
+    assert members(room) == {"c1"}

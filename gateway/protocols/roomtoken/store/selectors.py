@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import User
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.text import is_storable
+from messaging.models import Membership
 
 from .models import TOKEN_MAX, Namespace, Room
 
@@ -88,12 +89,22 @@ def room_get_for_party(*, user: User, namespace: object, token: object) -> Room:
     return room
 
 
+def _left(**who) -> Exists:
+    """Whether the room's conversation has a former member (among `who`, if given)."""
+    return Exists(
+        Membership.objects.filter(conversation=OuterRef("conversation"), left_at__isnull=False, **who)
+    )
+
+
 def rooms_of_user(*, user: User, namespace: str) -> list[Room]:
     """The caller's rooms in a namespace (`list-room`), oldest first, at most CHAT
-    CONVERSATION_LIST_LIMIT."""
+    CONVERSATION_LIST_LIMIT: those they are in or are asked into, not those they left. Each
+    has `someone_left` (the other party left it: their presence is not shared)."""
     return list(
         _rooms()
         .filter(Q(customer=user) | Q(vendor=user), namespace=namespace)
+        .exclude(_left(user=user))
+        .annotate(someone_left=_left())
         .order_by("created_at", "pk")[: settings.CHAT["CONVERSATION_LIST_LIMIT"]]
     )
 
@@ -104,6 +115,7 @@ def room_info_for_conversation(*, conversation_id: str) -> RoomInfo | None:
 
 
 def room_infos_of_user(*, user_id: str) -> list[RoomInfo]:
-    """The rooms of a user in both namespaces (presence), at most CHAT CONVERSATION_LIST_LIMIT."""
-    rooms = _rooms().filter(Q(customer__public_id=user_id) | Q(vendor__public_id=user_id))
+    """The rooms of a user in both namespaces (presence), at most CHAT CONVERSATION_LIST_LIMIT;
+    not those either party left (their presence is no longer the other's business)."""
+    rooms = _rooms().filter(Q(customer__public_id=user_id) | Q(vendor__public_id=user_id)).exclude(_left())
     return [room_info(r) for r in rooms.order_by("pk")[: settings.CHAT["CONVERSATION_LIST_LIMIT"]]]

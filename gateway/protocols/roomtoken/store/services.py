@@ -1,5 +1,5 @@
-"""Writes of rooms: `room_join`, what `join-room` and `accept-room` do (spec §4.3, §4.4), on
-the core's chat requests."""
+"""Writes of rooms: `room_join`, what `join-room` and `accept-room` do (spec §4.3, §4.4), and
+`room_leave`, what `leave-room` does (§4.7), on the core's chat requests and memberships."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ from accounts.selectors import users_in_realm
 from chatproject.core.errors import ApplicationError, ErrorCode
 from messaging.models import ChatRequest
 from messaging.selectors import chat_request_of_conversation
-from messaging.services import chat_request_accept, chat_request_create
+from messaging.services import (
+    chat_request_accept,
+    chat_request_create,
+    conversation_leave,
+    conversation_rejoin,
+)
 
 from .models import Namespace, Room
-from .selectors import NOT_A_MEMBER, room_find, token_valid
+from .selectors import NOT_A_MEMBER, room_find, room_get_for_party, token_valid
 
 CUSTOMER = "customer"
 VENDOR = "vendor"
@@ -54,6 +59,7 @@ def room_join(
     names, spec §8.2); if a chat request of the room waits for the caller, joining accepts it.
     A new room: the caller (`role`: which side the payload said they are) asks the other party
     for a chat (a core chat request with a conversation of its own) and the room names it.
+    A party who left the room (`room_leave`) is back in it (`conversation_rejoin`).
     """
     if user.app_id is None:
         raise _refused("Rooms are for the users of an app", ErrorCode.PERMISSION_DENIED)
@@ -93,4 +99,17 @@ def room_join(
             chat_request_accept(user=user, request_id=request.public_id)
         elif request.state == ChatRequest.State.DECLINED:
             raise _refused(DECLINED, ErrorCode.PERMISSION_DENIED)
+    if request is not None:
+        # Only the stored parties get here, so only the party who left takes their seat back.
+        conversation_rejoin(user=user, conversation_id=room.conversation.public_id)
     return Joined(room, False)
+
+
+def room_leave(*, user: User, namespace: str, token: object) -> Room:
+    """Leave the room of `token` (the original's intent: unset the caller's side of the stored
+    room). The caller's membership of its conversation ends (`conversation_leave`); the room and
+    its parties stay, so the caller, and only they, can join again. Leaving twice changes
+    nothing. A stranger, an unknown token, and a recipient who never accepted: not found."""
+    room = room_get_for_party(user=user, namespace=namespace, token=token)
+    conversation_leave(user=user, conversation_id=room.conversation.public_id)
+    return room
