@@ -245,6 +245,31 @@ def _release_test_database(django_db_setup, django_db_blocker):
         connection.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retries_deadlocks():
+    """Transactional tests end with a flush (TRUNCATE of every table). A live server process may
+    still be finishing work its clients started (an offline notice after a disconnect reads
+    memberships), and PostgreSQL may then pick the TRUNCATE as a deadlock's victim. The flush
+    holds nothing when it is aborted, so it is tried again, a few times, after a short pause."""
+    from django.db import OperationalError
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self):
+        for attempt in range(5):
+            try:
+                return original(self)
+            except OperationalError as error:
+                if "deadlock detected" not in str(error) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown
+    yield
+    TransactionTestCase._fixture_teardown = original
+
+
 class CommitAPIClient(APIClient):
     """Tests run inside a transaction, so on-commit callbacks (realtime publishes) never fire by
     themselves; this client runs them when each request ends, as autocommit does in production."""
