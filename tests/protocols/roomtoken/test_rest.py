@@ -141,3 +141,18 @@ def test_a_party_who_left_reads_nothing_until_they_join_again(client, chat, mark
     room_join(user=artisan.user, namespace="customer", token="tok", role=VENDOR, other_id="c1")
     data = get(client, BASE | {"userId": artisan.handle})[1]["data"]
     assert len(data) == 13 and data[-1]["message"] == "m13"
+
+
+def test_a_page_costs_the_same_queries_however_many_messages(client, chat, market):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _app, customer, _artisan, _stranger = market
+    me = BASE | {"userId": customer.handle}
+    counts = []
+    for limit in ("5", "20"):
+        with CaptureQueriesContext(connection) as queries:
+            status, body = get(client, me | {"limit": limit})
+        assert status == 200 and len(body["data"]) == min(int(limit), 12)
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
