@@ -197,3 +197,4 @@ def test_views_are_per_connection_and_go_with_it():
     del third, state  # a connection dropped without goodbye: its view goes with it
     gc.collect()
     assert selves.views_of(["u"]) == {}
+    assert "u" not in selves._by_user  # nor its key: the registry does not grow with users seen
