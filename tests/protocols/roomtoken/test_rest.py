@@ -102,7 +102,8 @@ def test_credentials_a_bearer_handle_or_a_token(client, chat, market):
 def test_missing_bad_and_revoked_credentials_are_401(client, chat, market):
     app, customer, _artisan, _stranger = market
     assert get(client, BASE) == (401, {"code": 401, "message": "User Id is required", "success": False})
-    for query in ({"userId": "c1"}, {"userId": "x" * 30}, {"token": "a.b.c"}, {"customerID": "nope"}):
+    odd = ({"userId": "\x00"}, {"userId": "\ufffe"}, {"userId": "x" * 5000}, {"token": "." * 3000})
+    for query in ({"userId": "c1"}, {"userId": "x" * 30}, {"token": "a.b.c"}, {"customerID": "nope"}, *odd):
         assert get(client, BASE | query) == (
             401,
             {"code": 401, "message": "Invalid User Id", "success": False},
