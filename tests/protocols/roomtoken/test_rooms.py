@@ -84,6 +84,13 @@ def test_a_declined_request_refuses_the_requester(market):
     with pytest.raises(ApplicationError) as refused:
         join(customer)
     assert refused.value.message == "The chat request was declined"
+    # Neither side lists it any more; the recipient may still change their mind.
+    for who in (customer, artisan):
+        assert rooms.rooms_of_user(user=who.user, namespace="customer") == []
+    join(artisan, role=VENDOR, other="c1")
+    assert members(room) == {"c1", "a1"}
+    for who in (customer, artisan):
+        assert [r.pk for r in rooms.rooms_of_user(user=who.user, namespace="customer")] == [room.pk]
 
 
 def test_tokens_are_per_namespace_and_per_app(market):
