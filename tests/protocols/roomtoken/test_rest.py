@@ -157,3 +157,20 @@ def test_a_page_costs_the_same_queries_however_many_messages(client, chat, marke
         assert status == 200 and len(body["data"]) == min(int(limit), 12)
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_a_declined_requester_reads_nothing_and_the_recipient_reads_once_accepted(client, market):
+    """Declining ends the requester's membership: the room is gone for them (list-room, join,
+    history), as for a party who left; the recipient reads it once they accept after all."""
+    from messaging.models import ChatRequest
+
+    _app, customer, artisan, _stranger = market
+    room = room_join(user=customer.user, namespace="customer", token="tok", role=CUSTOMER, other_id="a1").room
+    msg_services.message_send(user=customer.user, conversation_id=room.conversation.public_id, content="hi?")
+    request = ChatRequest.objects.get(conversation=room.conversation)
+    msg_services.chat_request_decline(user=artisan.user, request_id=request.public_id)
+    assert get(client, BASE | {"userId": customer.handle}) == (200, {"message": "chat", "data": []})
+    assert get(client, BASE | {"userId": artisan.handle})[1]["data"] == []
+    room_join(user=artisan.user, namespace="customer", token="tok", role=VENDOR, other_id="c1")
+    for who in (customer, artisan):
+        assert [m["message"] for m in get(client, BASE | {"userId": who.handle})[1]["data"]] == ["hi?"]
