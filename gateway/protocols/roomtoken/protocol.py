@@ -60,7 +60,7 @@ class RoomToken(Protocol):
 
     async def welcome(self, conn: Connection) -> list[tuple[str, Any]]:
         """`private` list-room (the caller's rooms in this namespace, requests waiting for it
-        included, rooms it left not) and list-online-user (the caller, and the other parties of
+        included, rooms it left or whose request was declined not) and list-online-user (the caller, and the other parties of
         its rooms neither of them left who are online: never everyone, spec §8.5)."""
         state: RoomTokenState = conn.state
         state.self_id = state.self_id or conn.user.external_id or conn.user_id

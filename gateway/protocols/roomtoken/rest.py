@@ -13,6 +13,7 @@ messages.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
@@ -54,12 +55,16 @@ def _policy() -> Policy:
     return Policy(realm="apps", forms=("id_handle", "tenant_jwt"), protocol="roomtoken")
 
 
+# A decimal number as JavaScript's Number() reads one (Joi converts query strings with it):
+# ASCII digits only, no `_` separators, no "nan"/"inf", all of which Python's float() takes.
+NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*", re.ASCII)
+
+
 def _number(raw: str, key: str, minimum: int, maximum: int | None) -> int:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise Invalid(f'"{key}" must be a number') from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not NUMBER.fullmatch(raw):
+        raise Invalid(f'"{key}" must be a number')
+    value = float(raw)
+    if value in (float("inf"), float("-inf")):
         raise Invalid(f'"{key}" must be a number')
     if not value.is_integer():
         raise Invalid(f'"{key}" must be an integer')
@@ -70,28 +75,32 @@ def _number(raw: str, key: str, minimum: int, maximum: int | None) -> int:
     return int(value)
 
 
+def _one(query: Any, key: str, kind: str) -> str | None:
+    """A key's single value (a repeated key is an array to the original's query parser)."""
+    values = query.getlist(key)
+    if len(values) > 1:
+        raise Invalid(f'"{key}" must be {kind}')
+    return values[0] if values else None
+
+
 def history_query(query: Any) -> tuple[str, str, int, int]:
-    """(roomToken, namespace, limit, page) of a query string, or Invalid with the first error."""
-    for key in query:
-        if len(query.getlist(key)) > 1:
-            kind = "a string" if key in ("roomToken", "namespace") else "a number"
-            raise Invalid(f'"{key}" must be {kind}')
-    token = query.get("roomToken")
+    """(roomToken, namespace, limit, page) of a query string, or Invalid with the first error in
+    Joi's order: the schema's keys in order, then unknown keys."""
+    token = _one(query, "roomToken", "a string")
     if token is None:
         raise Invalid('"roomToken" is required')
     if token == "":
         raise Invalid('"roomToken" is not allowed to be empty')
-    namespace = query.get("namespace")
+    namespace = _one(query, "namespace", "a string")
     if namespace is None:
         raise Invalid('"namespace" is required')
+    if namespace == "":
+        raise Invalid('"namespace" is not allowed to be empty')
     if namespace not in Namespace.values:
         raise Invalid(f'"namespace" must be one of [{", ".join(Namespace.values)}]')
-    limit = (
-        LIMIT_DEFAULT
-        if query.get("limit") is None
-        else _number(query["limit"], "limit", LIMIT_MIN, LIMIT_MAX)
-    )
-    page = PAGE_MIN if query.get("page") is None else _number(query["page"], "page", PAGE_MIN, None)
+    raw_limit, raw_page = _one(query, "limit", "a number"), _one(query, "page", "a number")
+    limit = LIMIT_DEFAULT if raw_limit is None else _number(raw_limit, "limit", LIMIT_MIN, LIMIT_MAX)
+    page = PAGE_MIN if raw_page is None else _number(raw_page, "page", PAGE_MIN, None)
     for key in query:
         if key not in KEYS and key not in CREDENTIAL_KEYS:
             raise Invalid(f'"{key}" is not allowed')

@@ -43,7 +43,9 @@ def views_of(user_ids: list[str]) -> dict[str, list[list[str]]]:
     found: dict[str, list[list[str]]] = {}
     for user_id in user_ids:
         states = _by_user.get(user_id)
-        if states:
+        if states is not None and not states:
+            del _by_user[user_id]  # its connections ended without a goodbye: no key left behind
+        elif states:
             views = {state.tag: state.self_id for state in list(states) if state.tag}
             found[user_id] = [[tag, shown] for tag, shown in sorted(views.items())]
     return found

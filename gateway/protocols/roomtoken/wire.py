@@ -38,13 +38,18 @@ def message_type(kind: str, client_message_id: str | None) -> str:
 
 
 def room_doc(room: dict[str, Any], names: Names) -> dict[str, Any]:
-    """A room as stored by the original (`_id`, both parties, the client's `roomID`, the
-    token, the namespace). `room` is a store.selectors.RoomInfo as a dict."""
+    """A room as stored by the original (`_id`, both parties, the client's room id, the token,
+    the namespace). `room` is a store.selectors.RoomInfo as a dict.
+
+    The original stored whatever keys `join-room` carried: the code's `roomID` or the README's
+    `roomId` (spec §4.3), and neither when none came. The spelling is not kept here, so a room
+    id is shown under both keys (a client reads the one it sent), and neither when there is none."""
+    ids = {"roomID": room["room_id"], "roomId": room["room_id"]} if room["room_id"] else {}
     return {
         "_id": room["room_key"],
         "customerID": names(room["customer_id"]),
         "vendorID": names(room["vendor_id"]),
-        "roomID": room["room_id"],
+        **ids,
         "roomToken": room["token"],
         "namespace": room["namespace"],
     }

@@ -21,7 +21,13 @@ from .conftest import NODE, ROOT, node_required
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SCRIPT = Path(__file__).resolve().parent / "js" / "roomtoken_clients.mjs"
-ENV = {"CHAT_PRESENCE_DEBOUNCE_SECONDS": "0.2"}
+# The malformed-payload sweep sends ~200 events at once: above the default bursts, whose drops
+# are silent too and would hide what the handlers do.
+ENV = {
+    "CHAT_PRESENCE_DEBOUNCE_SECONDS": "0.2",
+    "CHAT_SOCKET_RATE_BURST": "400",
+    "CHAT_USER_RATE_BURST": "400",
+}
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +230,116 @@ def test_a_room_with_an_expresschat_client_of_the_same_app(servers, market):
     assert seen["sent"]["ok"] is True
     assert (seen["fromEc"]["message"], seen["fromEc"]["senderId"]) == ("hello from ExpressChat", "a1")
     assert seen["toEc"]["Content"] == "hello from the app" and seen["toEc"]["ChatId"] == request["ChatId"]
+
+
+ODD = [None, 5, 10**30, 1.5, True, [], {}, [1, "x"], {"a": 1}, "", "\x00", "\ud800", "x" * 20_000]
+
+
+async def test_malformed_payloads_are_dropped_silently_and_the_connection_stays(servers, market):
+    """A sweep over every event: odd payloads (not objects), and each field a handler reads set
+    to odd values (wrong types, empty, NUL, a lone surrogate, 20 kB). Nothing answers but
+    `joined` (join-room / accept-room answer every attempt) and the messages the customer may
+    really send; no type outside text/image/vdo/audio is stored; no traceback in the server's
+    log; the same connection then still works."""
+    import asyncio
+    from urllib.parse import urlencode
+
+    import websockets
+
+    from gateway.protocols.roomtoken import handlers
+    from tests.gateway.payload_fields import payload_fields
+
+    _app, customer, _artisan, _stranger = market
+    server, nsp = servers[0], "/customer"
+    url = (
+        server.url.replace("http", "ws")
+        + "/socket.io/?"
+        + urlencode({"EIO": "3", "transport": "websocket", "userId": customer.handle})
+    )
+    fields = payload_fields(handlers)
+    assert set(fields) == set(handlers.HANDLERS)
+    bases = {
+        "join-room": {"customerID": customer.handle, "vendorID": "a1", "roomToken": "fz-new", "roomID": "r"},
+        "message": {"roomToken": "fz", "message": "ok", "type": "text"},
+        # typing and leave-room on the real room would do something: their fields stay odd.
+        "typing": {"roomToken": 0},
+        "leave-room": {"roomToken": 0},
+        "heartbeat": {},
+    }
+    bases["accept-room"] = bases["join-room"]
+    server._log_file.flush()
+    start = server.log.stat().st_size
+    frames: list[tuple[str, object]] = []
+
+    async def until(ws, name, match=lambda payload: True):
+        while True:
+            frame = await asyncio.wait_for(ws.recv(), 10)
+            if frame.startswith(f"42{nsp},"):
+                event, *args = json.loads(frame[len(f"42{nsp},") :])
+                frames.append((event, args[0] if args else None))
+                if event == name and match(frames[-1][1]):
+                    return frames[-1][1]
+
+    def emit(event, payload):
+        return f"42{nsp}," + json.dumps([event, payload])
+
+    async with websockets.connect(url, max_size=None) as ws:
+        assert (await ws.recv()).startswith("0{")
+        await ws.send(f"40{nsp},")
+        await until(ws, "private", lambda p: p["event"] == "list-online-user")
+        await ws.send(emit("join-room", {"customerID": customer.handle, "vendorID": "a1", "roomToken": "fz"}))
+        assert (await until(ws, "joined"))["success"] is True
+        frames.clear()
+        sent = 0
+        for event in sorted(handlers.HANDLERS):
+            base = bases[event]
+            variants = ["x", 5, [base], True]
+            for field in sorted(
+                fields[event] & {"roomToken", "customerID", "vendorID", "roomID", "message", "type"}
+            ):
+                variants += [{**base, field: odd} for odd in ODD]
+            for payload in variants:
+                if event == "message" and isinstance(payload, dict) and payload.get("message") == "ok":
+                    payload = {**payload, "message": f"odd-{sent}"}  # only odd types and tokens here
+                await ws.send(emit(event, payload))
+                sent += 1
+        # The sweep's sends then real ones: a type outside the enum is dropped, media types kept.
+        await ws.send(emit("message", {"roomToken": "fz", "message": "exe", "type": "exe"}))
+        await ws.send(emit("message", {"roomToken": "fz", "message": "https://v/1.mp4", "type": "vdo"}))
+        await ws.send(emit("message", {"roomToken": "fz", "message": "plain"}))
+        await until(ws, "message", lambda p: p["message"] == "plain")
+        await ws.send(
+            emit("join-room", {"customerID": customer.handle, "vendorID": "a1", "roomToken": "fz-2"})
+        )
+        assert (
+            await until(ws, "joined", lambda p: p.get("data", {}).get("room", {}).get("roomToken") == "fz-2")
+        )["success"]
+        await asyncio.sleep(0.5)
+        while True:
+            try:
+                frame = await asyncio.wait_for(ws.recv(), 0.2)
+            except TimeoutError:
+                break
+            if frame.startswith(f"42{nsp},"):
+                event, *args = json.loads(frame[len(f"42{nsp},") :])
+                frames.append((event, args[0] if args else None))
+    assert sent > 100
+    names = {name for name, _payload in frames}
+    assert names <= {"joined", "message"}, names  # no leave-room ack, no typing, no error event
+    messages = [p for name, p in frames if name == "message"]
+    assert {p["message_type"] for p in messages} <= {"text", "image", "vdo", "audio"}
+    assert "exe" not in {p["message"] for p in messages}
+    typed = {(p["message"], p["message_type"]) for p in messages}
+    assert {("https://v/1.mp4", "vdo"), ("plain", "text")} <= typed  # no type: text (the default)
+    # What was stored is what was echoed; none of the odd types or tokens was.
+    stored = [p["message"] for p in messages]
+    type_variants = [v for v in stored if isinstance(v, str) and v.startswith("odd-")]
+    status, body = history(server, {"roomToken": "fz", "namespace": "customer", "userId": customer.handle})
+    assert status == 200 and [m["message"] for m in body["data"]] == stored
+    assert all(m["message_type"] in ("text", "image", "vdo", "audio") for m in body["data"])
+    assert len(type_variants) == 0, type_variants
+    server._log_file.flush()
+    with open(server.log, "rb") as log:
+        log.seek(start)
+        text = log.read().decode("utf-8", "replace")
+    assert "Traceback" not in text and "handler failed" not in text

@@ -52,6 +52,9 @@ def test_mounts_of_one_site_must_agree_on_the_heartbeat(settings):
         ({"customerID": "H"}, "H", None),
         ({"vendorID": "H"}, "H", None),
         ({"userId": "H", "customerID": "X"}, "H", None),
+        ({"customerID": "H", "vendorID": "X"}, "H", None),  # the README's order: customerID first
+        ({"userId": "", "customerID": "", "vendorID": "H"}, "H", None),  # empty is missing
+        ({"userId": ""}, None, None),
         ({"token": "T", "userId": "H"}, None, "T"),
         ({}, None, None),
     ],

@@ -126,9 +126,16 @@ def test_requests_reach_the_subject_only():
         "customerID": "c1",
         "vendorID": "HANDLE-A",
         "roomID": "r-1",
+        "roomId": "r-1",  # the README's spelling too (spec §4.3)
         "roomToken": "tok-1",
         "namespace": "customer",
     }
+    # No room id given: neither key, as the original stored none.
+    (bare,) = render(
+        prepared({"type": "chat_request.accepted", "actor": "2" * 24, "subject": "1" * 24})
+        | {"rt_room": ROOM | {"room_id": ""}}
+    )
+    assert {"roomID", "roomId"}.isdisjoint(bare.payload["data"]["room"])
     (accepted,) = render(prepared({"type": "chat_request.accepted", "actor": "2" * 24, "subject": "1" * 24}))
     assert accepted.name == "accept-room" and accepted.payload["data"]["room"]["customerID"] == "HANDLE-C"
     assert render(prepared({"type": "chat_request.declined", "actor": "2" * 24, "subject": "1" * 24})) == []
@@ -197,3 +204,4 @@ def test_views_are_per_connection_and_go_with_it():
     del third, state  # a connection dropped without goodbye: its view goes with it
     gc.collect()
     assert selves.views_of(["u"]) == {}
+    assert "u" not in selves._by_user  # nor its key: the registry does not grow with users seen

@@ -46,11 +46,26 @@ def get(client, query: dict, path="/v1/chat/", **headers):
         (BASE | {"page": "-1"}, '"page" must be larger than or equal to 1'),
         (BASE | {"sort": "desc"}, '"sort" is not allowed'),
         (BASE | {"roomToken": ["a", "b"]}, '"roomToken" must be a string'),
+        (BASE | {"namespace": ""}, '"namespace" is not allowed to be empty'),
+        # Numbers as JavaScript reads them (Python's float() takes all of these).
+        (BASE | {"limit": "1_0"}, '"limit" must be a number'),
+        (BASE | {"limit": "\uff15"}, '"limit" must be a number'),  # a fullwidth 5
+        (BASE | {"page": "inf"}, '"page" must be a number'),
+        (BASE | {"page": "1e400"}, '"page" must be a number'),
+        (BASE | {"limit": " 1e1 "}, None),
+        # Joi's order: the schema's keys first, then unknown keys; a repeated key is an array.
+        ({"limit": ["5", "6"], "namespace": "customer"}, '"roomToken" is required'),
+        (BASE | {"limit": ["5", "6"], "sort": "x"}, '"limit" must be a number'),
+        (BASE | {"sort": ["a", "b"]}, '"sort" is not allowed'),
+        (BASE | {"page": "0", "sort": "x"}, '"page" must be larger than or equal to 1'),
     ],
 )
 def test_bad_queries_get_the_originals_400(client, chat, market, query, message):
     _app, customer, _artisan, _stranger = market
     status, body = get(client, query | {"userId": customer.handle})
+    if message is None:
+        assert (status, body["message"]) == (200, "chat")
+        return
     assert (status, body) == (400, {"code": 400, "message": message, "success": False})
 
 
@@ -87,7 +102,8 @@ def test_credentials_a_bearer_handle_or_a_token(client, chat, market):
 def test_missing_bad_and_revoked_credentials_are_401(client, chat, market):
     app, customer, _artisan, _stranger = market
     assert get(client, BASE) == (401, {"code": 401, "message": "User Id is required", "success": False})
-    for query in ({"userId": "c1"}, {"userId": "x" * 30}, {"token": "a.b.c"}, {"customerID": "nope"}):
+    odd = ({"userId": "\x00"}, {"userId": "\ufffe"}, {"userId": "x" * 5000}, {"token": "." * 3000})
+    for query in ({"userId": "c1"}, {"userId": "x" * 30}, {"token": "a.b.c"}, {"customerID": "nope"}, *odd):
         assert get(client, BASE | query) == (
             401,
             {"code": 401, "message": "Invalid User Id", "success": False},
@@ -126,3 +142,35 @@ def test_a_party_who_left_reads_nothing_until_they_join_again(client, chat, mark
     room_join(user=artisan.user, namespace="customer", token="tok", role=VENDOR, other_id="c1")
     data = get(client, BASE | {"userId": artisan.handle})[1]["data"]
     assert len(data) == 13 and data[-1]["message"] == "m13"
+
+
+def test_a_page_costs_the_same_queries_however_many_messages(client, chat, market):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _app, customer, _artisan, _stranger = market
+    me = BASE | {"userId": customer.handle}
+    counts = []
+    for limit in ("5", "20"):
+        with CaptureQueriesContext(connection) as queries:
+            status, body = get(client, me | {"limit": limit})
+        assert status == 200 and len(body["data"]) == min(int(limit), 12)
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+
+
+def test_a_declined_requester_reads_nothing_and_the_recipient_reads_once_accepted(client, market):
+    """Declining ends the requester's membership: the room is gone for them (list-room, join,
+    history), as for a party who left; the recipient reads it once they accept after all."""
+    from messaging.models import ChatRequest
+
+    _app, customer, artisan, _stranger = market
+    room = room_join(user=customer.user, namespace="customer", token="tok", role=CUSTOMER, other_id="a1").room
+    msg_services.message_send(user=customer.user, conversation_id=room.conversation.public_id, content="hi?")
+    request = ChatRequest.objects.get(conversation=room.conversation)
+    msg_services.chat_request_decline(user=artisan.user, request_id=request.public_id)
+    assert get(client, BASE | {"userId": customer.handle}) == (200, {"message": "chat", "data": []})
+    assert get(client, BASE | {"userId": artisan.handle})[1]["data"] == []
+    room_join(user=artisan.user, namespace="customer", token="tok", role=VENDOR, other_id="c1")
+    for who in (customer, artisan):
+        assert [m["message"] for m in get(client, BASE | {"userId": who.handle})[1]["data"]] == ["hi?"]

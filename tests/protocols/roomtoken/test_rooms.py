@@ -84,6 +84,13 @@ def test_a_declined_request_refuses_the_requester(market):
     with pytest.raises(ApplicationError) as refused:
         join(customer)
     assert refused.value.message == "The chat request was declined"
+    # Neither side lists it any more; the recipient may still change their mind.
+    for who in (customer, artisan):
+        assert rooms.rooms_of_user(user=who.user, namespace="customer") == []
+    join(artisan, role=VENDOR, other="c1")
+    assert members(room) == {"c1", "a1"}
+    for who in (customer, artisan):
+        assert [r.pk for r in rooms.rooms_of_user(user=who.user, namespace="customer")] == [room.pk]
 
 
 def test_tokens_are_per_namespace_and_per_app(market):
@@ -241,3 +248,77 @@ def test_a_recipient_who_never_accepted_cannot_leave(market):
         leave(artisan)
     assert refused.value.code == "not_found"
     assert members(room) == {"c1"}
+
+
+# --- races and query counts ------------------------------------------------------------------
+
+
+def test_a_token_taken_between_lookup_and_insert_joins_the_room_that_won(market, monkeypatch):
+    """Two `join-room` for one new token at once: both miss the room, the second insert hits the
+    unique constraint; its chat request and conversation roll back with it and it joins the
+    room that won (here the artisan, who thereby accepts the customer's request)."""
+    from gateway.protocols.roomtoken.store import services
+
+    _app, customer, artisan, _stranger = market
+    won = join(customer).room
+    real_find, misses = services.room_find, []
+
+    def stale_find(**kwargs):
+        if not misses:
+            misses.append(kwargs)
+            return None  # what the loser saw before the winner committed
+        return real_find(**kwargs)
+
+    monkeypatch.setattr(services, "room_find", stale_find)
+    lost = join(artisan, role=VENDOR, other="c1")
+    assert misses and not lost.created and lost.room.pk == won.pk
+    assert Room.objects.count() == 1 and ChatRequest.objects.count() == 1
+    assert ChatRequest.objects.get().state == "accepted" and members(won) == {"c1", "a1"}
+    assert msg_selectors.conversation_list_for_user(user=artisan.user)[0].id == won.conversation.public_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_joins_of_one_new_token_make_one_room(market):
+    import threading
+
+    from django.db import connection
+
+    _app, customer, _artisan, _stranger = market
+    for attempt in range(3):
+        token, barrier, results = f"race-{attempt}", threading.Barrier(2), []
+
+        def run(token=token, barrier=barrier, results=results):
+            try:
+                barrier.wait()
+                results.append(join(customer, token))
+            except Exception as error:  # noqa: BLE001 - the assertion below shows it
+                results.append(error)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert all(not isinstance(r, Exception) for r in results), results
+        assert len({r.room.pk for r in results}) == 1 and sum(r.created for r in results) <= 1
+        room = Room.objects.get(token=token)
+        assert ChatRequest.objects.filter(conversation=room.conversation).count() == 1
+    # The losers' requests and conversations rolled back: one request per room, no orphans.
+    assert ChatRequest.objects.count() == Room.objects.count() == 3
+
+
+def test_listing_rooms_costs_one_query_however_many(market, django_assert_num_queries):
+    _app, customer, artisan, stranger = market
+    join(customer, "t0")
+    with django_assert_num_queries(1):
+        infos = [rooms.room_info(r) for r in rooms.rooms_of_user(user=artisan.user, namespace="customer")]
+    assert len(infos) == 1
+    for i in range(1, 6):
+        join(customer if i % 2 else stranger, f"t{i}")
+    with django_assert_num_queries(1):
+        infos = [rooms.room_info(r) for r in rooms.rooms_of_user(user=artisan.user, namespace="customer")]
+    assert len(infos) == 6 and {i.vendor for i in infos} == {"a1"}
+    with django_assert_num_queries(1):
+        assert len(rooms.room_infos_of_user(user_id=artisan.user.public_id)) == 6

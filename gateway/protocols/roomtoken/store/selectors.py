@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from accounts.models import User
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.text import is_storable
-from messaging.models import Membership
+from messaging.models import ChatRequest, Membership
 
 from .models import TOKEN_MAX, Namespace, Room
 
@@ -96,14 +96,24 @@ def _left(**who) -> Exists:
     )
 
 
+def _declined() -> Exists:
+    """Whether the room's chat request was declined."""
+    return Exists(
+        ChatRequest.objects.filter(conversation=OuterRef("conversation"), state=ChatRequest.State.DECLINED)
+    )
+
+
 def rooms_of_user(*, user: User, namespace: str) -> list[Room]:
     """The caller's rooms in a namespace (`list-room`), oldest first, at most CHAT
-    CONVERSATION_LIST_LIMIT: those they are in or are asked into, not those they left. Each
-    has `someone_left` (the other party left it: their presence is not shared)."""
+    CONVERSATION_LIST_LIMIT: those they are in or are asked into, not those they left nor
+    those whose request was declined (the requester's membership ended with it; the recipient
+    who declined it is not asked any more, though accepting it later still works). Each has
+    `someone_left` (the other party left it: their presence is not shared)."""
     return list(
         _rooms()
         .filter(Q(customer=user) | Q(vendor=user), namespace=namespace)
         .exclude(_left(user=user))
+        .exclude(_declined())
         .annotate(someone_left=_left())
         .order_by("created_at", "pk")[: settings.CHAT["CONVERSATION_LIST_LIMIT"]]
     )
