@@ -257,6 +257,10 @@ REST_FRAMEWORK = {
         "message_send": env_str("THROTTLE_MESSAGES", "600/min"),
         "upload": env_str("THROTTLE_UPLOADS", "30/min"),
         "tenant_api": env_str("THROTTLE_TENANT_API", "1200/min"),
+        # Seed 001's unauthenticated lookups (GET /user/search, GET /user/<handle>), per client
+        # address: the app searches at each pause in typing, so generous, but each one reads
+        # the database.
+        "privatechat_lookup": env_str("THROTTLE_PRIVATECHAT_LOOKUP", "600/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

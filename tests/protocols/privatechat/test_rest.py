@@ -5,6 +5,7 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import cache
 
 import chatproject.urls  # noqa: F401 - built now, from the default registry (see urls.py)
 from accounts import app_logins, friends, tenancy
@@ -246,3 +247,28 @@ def test_search_is_capped_and_profile_and_search_take_fixed_queries(
         body = client.get(f"/user/{alice['_id']}").json()
     assert len(body["friends"]) == 5 and len(body["activeChats"]) == 5
     assert len(fewer.captured_queries) == len(many.captured_queries)
+
+
+def test_search_and_profile_are_throttled_per_address(client, app, settings):
+    alice = signed_in(client, "alice")
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "privatechat_lookup": "3/min",
+        },
+    }
+    cache.clear()
+    try:
+        statuses = [
+            client.get(f"/user/search?q=b&userId={alice['_id']}").status_code,
+            client.get(f"/user/{alice['_id']}").status_code,
+            client.get("/user/" + "x" * 27).status_code,
+            client.get(f"/user/{alice['_id']}").status_code,
+            client.get(f"/user/search?q=b&userId={alice['_id']}").status_code,
+        ]
+        assert statuses == [200, 200, 404, 429, 429]
+        # Another address is not held back.
+        assert client.get(f"/user/{alice['_id']}", REMOTE_ADDR="192.0.2.9").status_code == 200
+    finally:
+        cache.clear()
