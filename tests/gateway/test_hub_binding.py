@@ -149,3 +149,14 @@ async def test_unbound_connections_are_capped_per_address(setup, settings):
     for conn_id in ("u1", "u2", "u4", "v1"):
         await hub.forget(conn_id)
     assert hub_module.unbound_by_address == {} and hub_module.live_by_address[ADDRESS] == 0
+
+
+async def test_a_binding_that_races_a_drain_binds_nothing_and_is_released(setup):
+    hub, log, user, handle = setup
+    await connect(hub, "late")
+    hub.draining = True
+    await hub.handle("late", "hello", [handle.secret])
+    assert "late" not in hub.connections and "late" in hub.unbound  # the drain closes it
+    await hub.forget("late")
+    assert hub_module.live_by_address[ADDRESS] == 0 and hub_module.unbound_by_address == {}
+    assert hub_module.live_by_user[user.public_id] == 0
