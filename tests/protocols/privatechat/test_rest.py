@@ -272,3 +272,27 @@ def test_search_and_profile_are_throttled_per_address(client, app, settings):
         assert client.get(f"/user/{alice['_id']}", REMOTE_ADDR="192.0.2.9").status_code == 200
     finally:
         cache.clear()
+
+
+def test_sign_up_and_sign_in_are_throttled_per_address(client, app, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "auth_signup": "2/min",
+            "auth_login": "2/min",
+        },
+    }
+    cache.clear()
+    try:
+        signups = [
+            post(client, "/user", {"username": f"user{i}", "password": PASSWORD}).status_code
+            for i in range(3)
+        ]
+        assert signups == [201, 201, 429]
+        body = {"username": "user0", "password": PASSWORD}
+        signins = [post(client, "/user/signin", body).status_code for _ in range(3)]
+        assert signins == [200, 200, 429]
+        assert IdHandle.objects.count() == 2
+    finally:
+        cache.clear()
