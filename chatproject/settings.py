@@ -257,6 +257,10 @@ REST_FRAMEWORK = {
         "message_send": env_str("THROTTLE_MESSAGES", "600/min"),
         "upload": env_str("THROTTLE_UPLOADS", "30/min"),
         "tenant_api": env_str("THROTTLE_TENANT_API", "1200/min"),
+        # Seed 001's unauthenticated lookups (GET /user/search, GET /user/<handle>), per client
+        # address: the app searches at each pause in typing, so generous, but each one reads
+        # the database.
+        "privatechat_lookup": env_str("THROTTLE_PRIVATECHAT_LOOKUP", "600/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -333,6 +337,13 @@ CHAT = {
     "LOGIN_BACKOFF_MAX_SECONDS": env_int("CHAT_LOGIN_BACKOFF_MAX_SECONDS", 900),
     "LOGIN_FAILURE_WINDOW_SECONDS": env_int("CHAT_LOGIN_FAILURE_WINDOW_SECONDS", 3600),
     "SOCKET_MAX_PER_ADDRESS": env_int("CHAT_SOCKET_MAX_PER_ADDRESS", 1000),
+    # Connections of a protocol whose clients present nothing at the handshake and name
+    # themselves in a later event (seed 001, `Protocol.binds_late`): at most this many per client
+    # address may wait unbound, and one still unbound this long after it opened is closed the
+    # way clients reconnect from (the app's fresh socket binds within milliseconds; a socket
+    # that socket.io-client reconnected by itself binds at the next event carrying the handle).
+    "SOCKET_MAX_UNBOUND_PER_ADDRESS": env_int("CHAT_SOCKET_MAX_UNBOUND_PER_ADDRESS", 100),
+    "SOCKET_UNBOUND_SECONDS": float(env_str("CHAT_SOCKET_UNBOUND_SECONDS", "120")),
     # An Engine.IO session that has joined no namespace this long after it opened is closed.
     "SOCKET_CONNECT_TIMEOUT_SECONDS": float(env_str("CHAT_SOCKET_CONNECT_TIMEOUT_SECONDS", "10")),
     # Tenants (docs/tenants.md). A tenant-signed token may expire at most this far ahead

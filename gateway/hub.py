@@ -55,6 +55,8 @@ RETRYABLE = {ErrorCode.INTERNAL, ErrorCode.TOO_MANY_CONNECTIONS}
 # Live connections of this process, across every hub: by user and by client address (caps).
 live_by_user: Counter[str] = Counter()
 live_by_address: Counter[str] = Counter()
+# Of those, connections admitted unbound (`binds_late`) and not bound yet, by client address.
+unbound_by_address: Counter[str] = Counter()
 
 
 class Hub:
@@ -108,6 +110,8 @@ class Hub:
         try:
             credentials = self.protocol.credentials(handshake)
             if self.protocol.binds_late and credentials.access is None and credentials.handle is None:
+                if unbound_by_address[address] >= chat["SOCKET_MAX_UNBOUND_PER_ADDRESS"]:
+                    raise ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many unbound connections.")
                 return self._admit_unbound(conn_id, handshake, address)
             authed = await authenticate(credentials=credentials, policy=self.policy)
             if live_by_user[authed.user.public_id] >= chat["SOCKET_MAX_PER_USER"]:
@@ -125,14 +129,47 @@ class Hub:
         return Admission(True)
 
     def _admit_unbound(self, conn_id: str, handshake: Handshake, address: str) -> Admission:
+        """Admit a connection that presented nothing (`binds_late`). It holds a socket and costs
+        a little memory and a heartbeat until an event binds it, so it is bounded: at most CHAT
+        SOCKET_MAX_UNBOUND_PER_ADDRESS per client address, and closed (the way clients reconnect
+        from) if nothing bound it within SOCKET_UNBOUND_SECONDS."""
         chat = settings.CHAT
         self.unbound[conn_id] = (
             handshake,
             TokenBucket(chat["SOCKET_RATE_BURST"], chat["SOCKET_RATE_PER_SECOND"]),
         )
         live_by_address[address] += 1
+        unbound_by_address[address] += 1
         self.addresses[conn_id] = address
+        loop = asyncio.get_running_loop()
+        self.timers[conn_id] = loop.call_later(
+            chat["SOCKET_UNBOUND_SECONDS"], lambda: loop.create_task(self._unbound_expired(conn_id))
+        )
         return Admission(True)
+
+    def _unbound_done(self, conn_id: str) -> tuple[Handshake, TokenBucket] | None:
+        """Take a connection off the unbound list (bound or gone), releasing its address count."""
+        entry = self.unbound.pop(conn_id, None)
+        if entry is not None:
+            address = self.addresses.get(conn_id, "")
+            unbound_by_address[address] -= 1
+            if unbound_by_address[address] <= 0:
+                del unbound_by_address[address]
+        return entry
+
+    async def _unbound_expired(self, conn_id: str) -> None:
+        """Called SOCKET_UNBOUND_SECONDS after an unbound connection was admitted: if nothing
+        bound it, close it. Its client reconnects (the transport goes, not the namespace), and a
+        real app binds its new socket with the next event that carries its handle."""
+        if conn_id not in self.unbound:
+            return
+        self.timers.pop(conn_id, None)
+        logger.info("unbound connection closed: protocol=%s conn=%s", self.protocol.name, conn_id)
+        try:
+            await self.transport.close(conn_id, reconnect=True)
+        except Exception:
+            logger.exception("closing an unbound connection failed: conn=%s", conn_id)
+        await self.forget(conn_id)
 
     def _admit(self, conn_id: str, authed: Authenticated, handshake: Handshake) -> Connection:
         """Register an authenticated connection (not greeted yet)."""
@@ -182,8 +219,12 @@ class Hub:
         except Exception:
             logger.exception("binding failed: protocol=%s conn=%s", self.protocol.name, conn_id)
             return None
-        if self.unbound.pop(conn_id, None) is None or self.draining:  # gone meanwhile
+        if conn_id not in self.unbound or self.draining:  # gone meanwhile (a drain closes it)
             return None
+        self._unbound_done(conn_id)
+        timer = self.timers.pop(conn_id, None)  # its unbound deadline
+        if timer is not None:
+            timer.cancel()
         self._admit(conn_id, authed, handshake)
         return await self.greet(conn_id)
 
@@ -309,7 +350,7 @@ class Hub:
         timer = self.timers.pop(conn_id, None)
         if timer is not None:
             timer.cancel()
-        unbound = self.unbound.pop(conn_id, None)
+        unbound = self._unbound_done(conn_id)
         if conn is None and unbound is None:
             return
         address = self.addresses.pop(conn_id, "")

@@ -95,7 +95,9 @@ class Protocol:
     # Clients that present nothing at the handshake and name themselves in their events (seed
     # 001 sends an id handle as an event argument): the hub admits such a connection unbound,
     # drops its events until one carries credentials (`claim`) that resolve, and binds the
-    # connection to that user for good (greeting it then, before handling that event).
+    # connection to that user for good (greeting it then, before handling that event). Unbound
+    # connections are capped per client address and closed if still unbound after a while
+    # (CHAT SOCKET_MAX_UNBOUND_PER_ADDRESS, SOCKET_UNBOUND_SECONDS).
     binds_late: ClassVar[bool] = False
 
     # --- connection start -------------------------------------------------------------------

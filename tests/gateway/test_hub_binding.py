@@ -3,6 +3,7 @@ admitted unbound; its events are dropped until one claims credentials that resol
 bound for good to that user and greeted before the event runs. In process, on a recording
 transport."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -112,3 +113,50 @@ async def test_forgetting_or_draining_an_unbound_connection_releases_it(setup):
     await hub.forget("c3")
     await hub.forget("c3")  # idempotent
     assert "c3" not in hub.unbound and hub_module.live_by_address[ADDRESS] == 0
+
+
+async def test_an_unbound_connection_is_closed_after_its_deadline_a_bound_one_is_not(setup, settings):
+    hub, log, user, handle = setup
+    settings.CHAT = {**settings.CHAT, "SOCKET_UNBOUND_SECONDS": 0.2}
+    await connect(hub, "idle")
+    await connect(hub, "binds")
+    assert hub_module.unbound_by_address[ADDRESS] == 2
+    await hub.handle("binds", "hello", [handle.secret])
+    assert "binds" in hub.connections and hub_module.unbound_by_address[ADDRESS] == 1
+    await asyncio.sleep(0.4)
+    assert ("close", "idle") in log and ("close", "binds") not in log
+    assert "idle" not in hub.unbound and "binds" in hub.connections
+    assert hub_module.unbound_by_address[ADDRESS] == 0 and hub_module.live_by_address[ADDRESS] == 1
+    await hub.forget("binds")
+    assert hub_module.live_by_address[ADDRESS] == 0
+
+
+async def test_unbound_connections_are_capped_per_address(setup, settings):
+    hub, log, _user, handle = setup
+    settings.CHAT = {**settings.CHAT, "SOCKET_MAX_UNBOUND_PER_ADDRESS": 2}
+    await connect(hub, "u1")
+    await connect(hub, "u2")
+    refused = await hub.connect("u3", Handshake(auth=None, headers={}, remote=ADDRESS))
+    assert refused.accepted  # accepted, then sent away to retry (too_many_connections)
+    await hub.greet("u3")
+    assert ("close", "u3") in log and "u3" not in hub.unbound
+    assert hub_module.live_by_address[ADDRESS] == 2
+    # Another address is not affected; binding one frees its place.
+    other = await hub.connect("v1", Handshake(auth=None, headers={}, remote="192.0.2.8"))
+    assert other.accepted and "v1" in hub.unbound
+    await hub.handle("u1", "hello", [handle.secret])
+    await connect(hub, "u4")
+    for conn_id in ("u1", "u2", "u4", "v1"):
+        await hub.forget(conn_id)
+    assert hub_module.unbound_by_address == {} and hub_module.live_by_address[ADDRESS] == 0
+
+
+async def test_a_binding_that_races_a_drain_binds_nothing_and_is_released(setup):
+    hub, log, user, handle = setup
+    await connect(hub, "late")
+    hub.draining = True
+    await hub.handle("late", "hello", [handle.secret])
+    assert "late" not in hub.connections and "late" in hub.unbound  # the drain closes it
+    await hub.forget("late")
+    assert hub_module.live_by_address[ADDRESS] == 0 and hub_module.unbound_by_address == {}
+    assert hub_module.live_by_user[user.public_id] == 0

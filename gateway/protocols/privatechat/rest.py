@@ -115,7 +115,15 @@ class SigninApi(PrivateChatApi):
         return Response(wire.profile(profile, handle=issued.secret))
 
 
-class SearchApi(PrivateChatApi):
+class LookupApi(PrivateChatApi):
+    """The two reads anyone may send (a handle is their only credential): throttled per client
+    address, so they cannot be used to hammer the database or to guess handles at speed."""
+
+    throttle_classes = (AuthRateThrottle,)
+    throttle_scope = "privatechat_lookup"
+
+
+class SearchApi(LookupApi):
     @extend_schema(
         tags=TAGS,
         parameters=[
@@ -134,7 +142,7 @@ class SearchApi(PrivateChatApi):
         return Response([wire.user_ref(p) for p in selectors.user_search(viewer=viewer, text=text)])
 
 
-class ProfileApi(PrivateChatApi):
+class ProfileApi(LookupApi):
     @extend_schema(tags=TAGS, responses=None, summary="Your profile, by your id handle")
     def get(self, request: Request, user_id: str) -> Response:
         """Called by the ChatList screen at every start: the caller's own profile, `_id` the same

@@ -1,9 +1,10 @@
-"""Seed 001's app against live servers, with npm socket.io-client 4.0.1 (the issue names 4.0.0,
-the app's lockfile version; 4.0.1 is the project's pinned client, the same wire) and fetch:
+"""Seed 001's app against live servers, with npm socket.io-client 4.0.0 (the app's lockfile
+version, installed as the alias socket.io-client-v400) and fetch:
 js/privatechat_app.mjs drives the app's REST calls and events exactly as its Redux actions and
 screens do and prints what it saw; the assertions are here, with the database's side of it."""
 
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def _node_client():
-    require_node_package("socket.io-client", "4.0.1")
+    require_node_package("socket.io-client-v400", "4.0.0")
 
 
 @dataclass
@@ -66,7 +67,13 @@ def run(scenario: str, *args: str, env: dict[str, str] | None = None) -> Run:
         text=True,
         timeout=60,
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "RUN_TAG": tag, **(env or {})},
+        env={
+            "PATH": "/usr/bin:/bin:/usr/local/bin",
+            "RUN_TAG": tag,
+            # Another installed client (socket.io-client for 4.0.1) instead of the app's 4.0.0.
+            **{k: v for k, v in os.environ.items() if k == "SOCKET_IO_CLIENT"},
+            **(env or {}),
+        },
     )
     records = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     assert done.returncode == 0, (done.stderr[:600], records[-12:])

@@ -5,11 +5,13 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import cache
 
 import chatproject.urls  # noqa: F401 - built now, from the default registry (see urls.py)
 from accounts import app_logins, friends, tenancy
 from accounts.models import App, IdHandle, User
 from messaging import services as msg_services
+from messaging.models import Conversation
 
 from .conftest import MOUNTS
 
@@ -214,3 +216,83 @@ def test_an_inactive_app_or_one_not_allowed_this_protocol_serves_nothing(client,
     assert post(client, "/user", {"username": "alice", "password": PASSWORD}).status_code == 404
     assert post(client, "/user/signin", {"username": "alice", "password": PASSWORD}).status_code == 404
     assert not User.objects.filter(app=app).exists()
+
+
+def test_search_is_capped_and_profile_and_search_take_fixed_queries(
+    client, app, settings, django_assert_max_num_queries
+):
+    """However many friends, rooms and matches: a bounded answer, a fixed number of queries."""
+    alice = signed_in(client, "alice")
+    a = User.objects.get(external_id="alice")
+    for index in range(settings.CHAT["SEARCH_MAX_RESULTS"] + 10):
+        peer = app_logins.app_user_register(app=app, username=f"zed{index}", password=PASSWORD)
+        if index < 6:
+            friends.friend_add(user=a, friend_id=peer.public_id)
+            conversation, _, _ = msg_services.direct_conversation_get_or_create(
+                user=a, other_user_id=peer.public_id
+            )
+            msg_services.message_send(user=peer, conversation_id=conversation.public_id, content="hi")
+    found = client.get(f"/user/search?q=zed&userId={alice['_id']}").json()
+    assert len(found) == settings.CHAT["SEARCH_MAX_RESULTS"]
+    assert not {f"zed{i}" for i in range(6)} & {u["username"] for u in found}  # friends left out
+    with django_assert_max_num_queries(8):
+        client.get(f"/user/search?q=zed&userId={alice['_id']}")
+    with django_assert_max_num_queries(12) as many:
+        body = client.get(f"/user/{alice['_id']}").json()
+    assert len(body["friends"]) == 6 and len(body["activeChats"]) == 6
+    # Nothing is read per friend or per room: one of each fewer costs the same queries.
+    friends.friend_remove(user=a, friend_id=body["friends"][0]["_id"])
+    Conversation.objects.filter(public_id=body["activeChats"][0]["_id"]).delete()
+    with django_assert_max_num_queries(12) as fewer:
+        body = client.get(f"/user/{alice['_id']}").json()
+    assert len(body["friends"]) == 5 and len(body["activeChats"]) == 5
+    assert len(fewer.captured_queries) == len(many.captured_queries)
+
+
+def test_search_and_profile_are_throttled_per_address(client, app, settings):
+    alice = signed_in(client, "alice")
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "privatechat_lookup": "3/min",
+        },
+    }
+    cache.clear()
+    try:
+        statuses = [
+            client.get(f"/user/search?q=b&userId={alice['_id']}").status_code,
+            client.get(f"/user/{alice['_id']}").status_code,
+            client.get("/user/" + "x" * 27).status_code,
+            client.get(f"/user/{alice['_id']}").status_code,
+            client.get(f"/user/search?q=b&userId={alice['_id']}").status_code,
+        ]
+        assert statuses == [200, 200, 404, 429, 429]
+        # Another address is not held back.
+        assert client.get(f"/user/{alice['_id']}", REMOTE_ADDR="192.0.2.9").status_code == 200
+    finally:
+        cache.clear()
+
+
+def test_sign_up_and_sign_in_are_throttled_per_address(client, app, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "auth_signup": "2/min",
+            "auth_login": "2/min",
+        },
+    }
+    cache.clear()
+    try:
+        signups = [
+            post(client, "/user", {"username": f"user{i}", "password": PASSWORD}).status_code
+            for i in range(3)
+        ]
+        assert signups == [201, 201, 429]
+        body = {"username": "user0", "password": PASSWORD}
+        signins = [post(client, "/user/signin", body).status_code for _ in range(3)]
+        assert signins == [200, 200, 429]
+        assert IdHandle.objects.count() == 2
+    finally:
+        cache.clear()

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /*
  * Seed 001's React Native app (tyogautomo/realtime-chat-client), as its Redux actions and
- * screens drive the server, with npm socket.io-client 4.0.1 and fetch against live servers. Run
+ * screens drive the server, with npm socket.io-client 4.0.0 (the app's) and fetch against live servers. Run
  * by tests/protocols/privatechat/test_live.py:
  *
  *     node privatechat_app.mjs <scenario> <url> [<second url>] [<expresschat url> <tenant token>]
@@ -37,7 +37,8 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
 const require = createRequire(path.join(ROOT, "package.json"));
-const { io } = require("socket.io-client");
+// The app's lockfile version by default: socket.io-client 4.0.0 (npm alias socket.io-client-v400).
+const { io } = require(process.env.SOCKET_IO_CLIENT || "socket.io-client-v400");
 
 const OVERALL_LIMIT_MS = 30_000;
 const EVENT_WAIT_MS = 8_000;
