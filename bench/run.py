@@ -814,7 +814,14 @@ def scenario_group(params: dict, seed: dict, workdir: Path, profile_dir: Path | 
 
 
 def idle_load(
-    label: str, protocol: str, auths: list, params: dict, server: Proc, url: str, workdir: Path
+    label: str,
+    protocol: str,
+    auths: list,
+    params: dict,
+    server: Proc,
+    url: str,
+    workdir: Path,
+    profile: Path | None = None,
 ) -> dict:
     config = {
         "mode": "idle",
@@ -831,9 +838,13 @@ def idle_load(
         time.sleep(1)
         rss_before = rss_kib(server.pid)
         before = cpu_sample([server.pid], gen.proc.pid)
+        # py-spy over the first part of the ramp (the handshakes), not past its expected end.
+        profiler = Profiler(server.pid, params["profile_seconds"], profile, workdir) if profile else None
         gen.tell("go")
         held = gen.expect("held", timeout=240)
         after = cpu_sample([server.pid], gen.proc.pid)
+        if profiler is not None:
+            result_profile = profiler.finish()
         time.sleep(params["hold"])
         rss_after = rss_kib(server.pid)
         gen.tell("close")
@@ -841,18 +852,27 @@ def idle_load(
     finally:
         gen.stop()
     added = held["connected"] - warm["connected"]
+    cpu = cpu_share(before, after)
     result.update(
         {
+            # Server CPU per handshake (connect + greeting), in ms: what the ramp cost the server,
+            # whatever else took the core meanwhile (steadier than connects/s on a shared machine).
+            "server_cpu_ms_per_connect": round(
+                1000 * (after["server"] - before["server"]) / max(added, 1), 3
+            ),
             "server_rss_kib_before": rss_before,
             "server_rss_kib_held": rss_after,
             "kib_per_connection": round((rss_after - rss_before) / max(added, 1), 2),
             "hold_seconds": params["hold"],
-            "cpu_connecting": cpu_share(before, after),
+            "cpu_connecting": cpu,
         }
     )
+    if profile:
+        result["profile"] = result_profile
     say(
         f"  {label}: {result['connected']} connected ({result['failed']} failed), "
-        f"{result['connects_per_s']:.0f} connects/s, {result['kib_per_connection']} KiB/connection "
+        f"{result['connects_per_s']:.0f} connects/s ({result['server_cpu_ms_per_connect']} ms server CPU "
+        f"each), {result['kib_per_connection']} KiB/connection "
         f"(RSS {rss_before // 1024} -> {rss_after // 1024} MiB), {result['held_at_end']} held after "
         f"{params['hold']}s; CPU server {result['cpu_connecting']['server']:.0%} generator "
         f"{result['cpu_connecting']['generator']:.0%}"
@@ -869,11 +889,19 @@ def scenario_idle(params: dict, seed: dict, workdir: Path, profile_dir: Path | N
                 auths = [{"token": t} for t in seed["tokens"][: params["connections"]]]
             else:
                 auths = [{"pair": f"idle{i}", "role": "recv"} for i in range(params["connections"])]
-            out[protocol] = idle_load(f"{protocol} idle", protocol, auths, params, server, url, workdir)
+            profile = (
+                Path(f"{profile_dir}-idle-product.txt") if profile_dir and protocol == "product" else None
+            )
+            out[protocol] = idle_load(
+                f"{protocol} idle", protocol, auths, params, server, url, workdir, profile=profile
+            )
         finally:
             server.stop()
     out["ratio_kib"] = _ratio(out["product"]["kib_per_connection"], out["floor"]["kib_per_connection"])
     out["ratio_connects"] = _ratio(out["product"]["connects_per_s"], out["floor"]["connects_per_s"])
+    out["ratio_cpu_per_connect"] = _ratio(
+        out["product"]["server_cpu_ms_per_connect"], out["floor"]["server_cpu_ms_per_connect"]
+    )
     return out
 
 

@@ -85,8 +85,9 @@ SCENARIOS = [
         "name": "idle",
         "number": 3,
         "title": "Idle connections: 10,000 authenticated Socket.IO connections on one process",
-        "full": {"connections": 10_000, "concurrency": 100, "hold": 10},
-        "quick": {"connections": 1_000, "concurrency": 100, "hold": 2},
+        # profile_seconds: how much of the product's ramp `--profile` records (its handshakes).
+        "full": {"connections": 10_000, "concurrency": 100, "hold": 10, "profile_seconds": 20},
+        "quick": {"connections": 1_000, "concurrency": 100, "hold": 2, "profile_seconds": 5},
         "targets": {"kib_per_connection_max": 45.0, "held_min": 10_000},
     },
     {

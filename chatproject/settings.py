@@ -341,6 +341,9 @@ CHAT = {
     "TENANT_VERIFY_CACHE_SECONDS": env_int("CHAT_TENANT_VERIFY_CACHE_SECONDS", 30),
     "TENANT_VERIFY_CACHE_MAX": env_int("CHAT_TENANT_VERIFY_CACHE_MAX", 10000),
     "TENANT_VERIFY_WORKERS": env_int("CHAT_TENANT_VERIFY_WORKERS", 8),
+    # The realtime layer checks its reused database connection (`SELECT 1`) at most this often
+    # (seconds), not before every call (gateway/sync.py); 0: before every call, as Django does.
+    "DB_HEALTH_CHECK_SECONDS": float(env_str("CHAT_DB_HEALTH_CHECK_SECONDS", "1")),
     # The protocol registry (gateway/registry.py, docs/operations.md "Protocol mounts"): which
     # wire protocol serves which mount. One entry per mount: `protocol` (the package, which
     # exposes PROTOCOL), `transport` ("eio4": Socket.IO 3/4 clients, "eio3": Socket.IO 2
