@@ -344,6 +344,9 @@ CHAT = {
     # The realtime layer checks its reused database connection (`SELECT 1`) at most this often
     # (seconds), not before every call (gateway/sync.py); 0: before every call, as Django does.
     "DB_HEALTH_CHECK_SECONDS": float(env_str("CHAT_DB_HEALTH_CHECK_SECONDS", "1")),
+    # Threads (each with its own database connection) for the handshake's reads, beside the one
+    # database thread that runs everything else (gateway/sync.py `call_read`); 0: none.
+    "DB_READ_THREADS": env_int("CHAT_DB_READ_THREADS", 3),
     # The protocol registry (gateway/registry.py, docs/operations.md "Protocol mounts"): which
     # wire protocol serves which mount. One entry per mount: `protocol` (the package, which
     # exposes PROTOCOL), `transport` ("eio4": Socket.IO 3/4 clients, "eio3": Socket.IO 2

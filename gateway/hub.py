@@ -34,7 +34,7 @@ from .auth import authenticate, connection_renew, connection_snapshot
 from .bridge import bridge
 from .connection import Connection, TokenBucket
 from .protocol import Answer, Protocol, Refusal
-from .sync import call
+from .sync import call, call_read
 from .transports.base import Transport
 from .transports.handshake import Admission, Handshake
 
@@ -185,7 +185,7 @@ class Hub:
         await self.transport.join_local(conn_id, user_rooms)
         try:
             await bridge.subscribe(user_rooms)
-            snapshot = await call(connection_snapshot, user=conn.user, session_id=conn.session_id)
+            snapshot = await call_read(connection_snapshot, user=conn.user, session_id=conn.session_id)
         except ApplicationError as error:
             await self._tell_and_close(conn_id, self.protocol.refusal(error))
             await self.forget(conn_id)

@@ -55,6 +55,23 @@ async def call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await _DatabaseCall(fn)(**kwargs)
 
 
+_readers: ThreadPoolExecutor | None = None
+
+
+async def call_read(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a selector that only reads (no write, no transaction) on one of CHAT DB_READ_THREADS
+    threads, each with its own database connection, instead of the one database thread: the
+    handshake's reads (hundreds a second in a reconnect storm) then wait neither for each
+    other's round trips to PostgreSQL nor for the send batches. 0: the database thread."""
+    global _readers
+    threads = settings.CHAT["DB_READ_THREADS"]
+    if threads <= 0:
+        return await call(fn, **kwargs)
+    if _readers is None:
+        _readers = ThreadPoolExecutor(threads, thread_name_prefix="db-read")
+    return await _DatabaseCall(fn, thread_sensitive=False, executor=_readers)(**kwargs)
+
+
 _outside: ThreadPoolExecutor | None = None
 
 

@@ -2,10 +2,13 @@
 checked with `SELECT 1` at most once per CHAT DB_HEALTH_CHECK_SECONDS, and a connection the
 server dropped is still replaced at a check."""
 
+import asyncio
+import threading
+
 import pytest
 from django.db import connections
 
-from gateway.sync import _connections_settle, call
+from gateway.sync import _connections_settle, call, call_read
 
 pytestmark = pytest.mark.django_db(transaction=True)  # autocommit: housekeeping keeps the connection
 
@@ -72,11 +75,33 @@ def test_a_connection_the_server_dropped_is_replaced_at_the_check(settings, pers
         assert cursor.fetchone()[0] != old_pid
 
 
-async def test_calls_run_in_one_database_thread():
-    def thread_id() -> int:
-        import threading
+def _thread_id() -> int:
+    return threading.get_ident()
 
-        return threading.get_ident()
 
-    first, second = await call(thread_id), await call(thread_id)
+def _thread_name() -> str:
+    return threading.current_thread().name
+
+
+async def test_calls_run_in_one_database_thread_and_reads_beside_it(settings):
+    settings.CHAT = {**settings.CHAT, "DB_READ_THREADS": 2}
+    first, second = await call(_thread_id), await call(_thread_id)
     assert first == second
+    readers = set(await asyncio.gather(*(call_read(_thread_id) for _ in range(8))))
+    assert first not in readers and threading.get_ident() not in readers
+    assert (await call_read(_thread_name)).startswith("db-read")
+
+
+async def test_reads_use_the_database_thread_when_no_read_threads_are_set(settings):
+    settings.CHAT = {**settings.CHAT, "DB_READ_THREADS": 0}
+    assert await call_read(_thread_id) == await call(_thread_id)
+
+
+async def test_a_read_sees_what_the_database_thread_committed(make_user):
+    from accounts.models import User
+
+    user = make_user("Reader")
+    found = await call_read(
+        lambda: User.objects.filter(pk=user.user.pk).values_list("display_name", flat=True)[0]
+    )
+    assert found == "Reader"
