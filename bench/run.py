@@ -70,6 +70,9 @@ PRODUCT_ENV = {
     "CHAT_SOCKET_RATE_PER_SECOND": "1000000",
     "CHAT_USER_RATE_BURST": "1000000",
     "CHAT_USER_RATE_PER_SECOND": "1000000",
+    # Every bench client comes from 127.0.0.1: the per-address cap (1,000) would refuse the
+    # idle and storm scenarios' clients past the first thousand.
+    "CHAT_SOCKET_MAX_PER_ADDRESS": "1000000",
 }
 FLOOR_POOL_SIZE = os.environ.get("BENCH_FLOOR_POOL_SIZE", "10")
 
@@ -204,8 +207,8 @@ UVICORN = [
 ]
 
 
-def start_product(workdir: Path, name: str = "product") -> tuple[Proc, str]:
-    port = free_port()
+def start_product(workdir: Path, name: str = "product", port: int | None = None) -> tuple[Proc, str]:
+    port = port or free_port()
     proc = Proc(
         name,
         [PY, "-m", "uvicorn", "chatproject.asgi:application", "--port", str(port), *UVICORN],
@@ -328,6 +331,21 @@ def cpu_share(before: dict, after: dict) -> dict:
         max(busy_cores - sum(share[k] for k in ("server", "generator", "postgres", "redis")), 0), 3
     )
     return share
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's main thread (the event loop) and of its other threads (the
+    database thread, executors) together."""
+    threads: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            raw = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = "loop" if task.name == str(pid) else "threads"
+        fields = raw.rsplit(")", 1)[1].split()
+        threads[name] = threads.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return threads
 
 
 def rss_kib(pid: int) -> int:
@@ -838,11 +856,13 @@ def idle_load(
         time.sleep(1)
         rss_before = rss_kib(server.pid)
         before = cpu_sample([server.pid], gen.proc.pid)
+        threads_before = thread_cpu_seconds(server.pid)
         # py-spy over the first part of the ramp (the handshakes), not past its expected end.
         profiler = Profiler(server.pid, params["profile_seconds"], profile, workdir) if profile else None
         gen.tell("go")
         held = gen.expect("held", timeout=240)
         after = cpu_sample([server.pid], gen.proc.pid)
+        threads_after = thread_cpu_seconds(server.pid)
         if profiler is not None:
             result_profile = profiler.finish()
         time.sleep(params["hold"])
@@ -865,6 +885,12 @@ def idle_load(
             "kib_per_connection": round((rss_after - rss_before) / max(added, 1), 2),
             "hold_seconds": params["hold"],
             "cpu_connecting": cpu,
+            # The same per thread (ms per handshake): which thread a handshake's CPU goes to.
+            "server_thread_cpu_ms_per_connect": {
+                name: round(1000 * (spent - threads_before.get(name, 0.0)) / max(added, 1), 3)
+                for name, spent in sorted(threads_after.items())
+                if spent - threads_before.get(name, 0.0) > 0
+            },
         }
     )
     if profile:
@@ -872,7 +898,7 @@ def idle_load(
     say(
         f"  {label}: {result['connected']} connected ({result['failed']} failed), "
         f"{result['connects_per_s']:.0f} connects/s ({result['server_cpu_ms_per_connect']} ms server CPU "
-        f"each), {result['kib_per_connection']} KiB/connection "
+        f"each: {result['server_thread_cpu_ms_per_connect']}), {result['kib_per_connection']} KiB/connection "
         f"(RSS {rss_before // 1024} -> {rss_after // 1024} MiB), {result['held_at_end']} held after "
         f"{params['hold']}s; CPU server {result['cpu_connecting']['server']:.0%} generator "
         f"{result['cpu_connecting']['generator']:.0%}"
@@ -903,6 +929,73 @@ def scenario_idle(params: dict, seed: dict, workdir: Path, profile_dir: Path | N
         out["product"]["server_cpu_ms_per_connect"], out["floor"]["server_cpu_ms_per_connect"]
     )
     return out
+
+
+# --- scenario 8: reconnect storm --------------------------------------------------------------
+
+
+def scenario_storm(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
+    """Every connection dropped at once: the product is killed (SIGKILL, what a crash or an
+    impatient deploy does) and a new process started on the same port; the clients reconnect
+    with socket.io-client's default backoff while the pairs keep sending."""
+    port = free_port()
+    server, url = start_product(workdir, port=port)
+    pairs = pair_configs(seed["direct"], "product", [url], [url], params["pairs"])
+    config = {
+        "mode": "storm",
+        "protocol": "product",
+        "urls": [url],
+        "auths": [{"token": t} for t in seed["idle"]["tokens"][: params["connections"]]],
+        "pairs": pairs,
+        "rate": params["rate"],
+        "concurrency": params["concurrency"],
+        "stormTimeout": params["storm_timeout"],
+        "after": params["after"],
+        "drain": params["drain"],
+        "runId": f"storm{os.getpid()}",
+    }
+    gen = Generator("storm", config, workdir)
+    restarted = None
+    try:
+        ready = gen.expect("ready", timeout=params["ramp_timeout"])
+        say(
+            f"  {ready['connected']:,} clients greeted in {ready['ramp_seconds']}s; sending for {params['before']}s"
+        )
+        time.sleep(params["before"])
+        os.killpg(server.pid, signal.SIGKILL)  # every connection drops at once
+        server.popen.wait(10)
+        server.stop()
+        restarted, _ = start_product(workdir, name="product-restarted", port=port)
+        before = cpu_sample([restarted.pid], gen.proc.pid)
+        recovered = gen.expect("recovered", timeout=params["storm_timeout"] + 10)
+        after = cpu_sample([restarted.pid], gen.proc.pid)
+        result = gen.expect("result", timeout=params["after"] + params["drain"] + 30)
+    finally:
+        gen.stop()
+        if restarted is not None:
+            restarted.stop()
+    cpu = cpu_share(before, after)
+    reconnections = max(result["recovered"], 1)
+    result.update(
+        {
+            "outcome": recovered["outcome"],
+            "cpu_storm": cpu,
+            # The new process's CPU from its start (imports included) until the last client synced.
+            "server_cpu_ms_per_reconnect": round(
+                1000 * (after["server"] - before["server"]) / reconnections, 3
+            ),
+        }
+    )
+    m = result["messages"]
+    say(
+        f"  storm: {result['recovered']:,} of {result['connected']:,} clients back, greeted and synced "
+        f"{result['storm_seconds']}s after the drop ({result['outcome']}; p50/p99 "
+        f"{(result['recovered_ms'] or {}).get('p50')}/{(result['recovered_ms'] or {}).get('p99')} ms); "
+        f"{result['server_cpu_ms_per_reconnect']} ms server CPU per reconnect; messages sent "
+        f"{m['sent']} ({m['sent_during_storm']} during the storm), acked {m['acked']}, lost {m['lost']}, "
+        f"unacked {m['unacked']}, ack errors {m['ack_errors']}, {m['received_by_sync']} received by sync"
+    )
+    return result
 
 
 # --- scenario 4: history --------------------------------------------------------------------
@@ -1178,8 +1271,53 @@ def markdown(results: dict) -> str:
             "",
             None,
         )
+        row(
+            3,
+            "server CPU per handshake, connect + greeting (ms)",
+            _fmt(p.get("server_cpu_ms_per_connect")),
+            _fmt(f.get("server_cpu_ms_per_connect")),
+            i.get("ratio_cpu_per_connect"),
+            "",
+            None,
+        )
     elif "idle" in s:
         rows.append(f"| 3 | idle | error: {s['idle']['error'][:200]} | | | | |")
+    if "storm" in s and "error" not in s["storm"]:
+        st = s["storm"]
+        t = scenario_defs.by_name("storm")["targets"]
+        m = st["messages"]
+        back = st["recovered_ms"] or {}
+        row(
+            8,
+            f"reconnect storm: {st['connected']:,} clients dropped at once, until all greeted and synced (s)",
+            f"{_fmt(st['storm_seconds'])} ({st['recovered']:,} back; p50 / p99 "
+            f"{_fmt((back.get('p50') or 0) / 1000)} / {_fmt((back.get('p99') or 0) / 1000)} s)",
+            "",
+            None,
+            f"< {t['storm_seconds_max']:.0f} s",
+            st["outcome"] == "recovered" and (st["storm_seconds"] or 1e9) < t["storm_seconds_max"],
+        )
+        row(
+            8,
+            "storm: server CPU per reconnect, new process from its start (ms)",
+            _fmt(st["server_cpu_ms_per_reconnect"]),
+            "",
+            None,
+            "",
+            None,
+        )
+        row(
+            8,
+            "storm: messages sent (during the storm) / acked / lost / unacked / received by sync",
+            f"{m['sent']:,} ({m['sent_during_storm']:,}) / {m['acked']:,} / {m['lost']} / {m['unacked']} / "
+            f"{m['received_by_sync']:,}",
+            "",
+            None,
+            "none lost",
+            m["lost"] == 0 and m["ack_errors"] == 0,
+        )
+    elif "storm" in s:
+        rows.append(f"| 8 | storm | error: {s['storm']['error'][:200]} | | | | |")
     if "history" in s and "error" not in s["history"]:
         h = s["history"]
         t = scenario_defs.by_name("history")["targets"]
@@ -1653,6 +1791,7 @@ RUNNERS = {
     "history": scenario_history,
     "eio3": scenario_eio3,
     "czmessenger": scenario_czmessenger,
+    "storm": scenario_storm,
 }
 
 
@@ -1735,7 +1874,7 @@ def main() -> int:
         setup_database(workdir)
         say(f"database {DB_NAME} created and migrated")
         seeds = {}
-        if {"direct", "twoproc", "eio3", "czmessenger"} & set(chosen):
+        if {"direct", "twoproc", "eio3", "czmessenger", "storm"} & set(chosen):
             seeds["direct"] = seed("direct", 100, workdir)
             say(f"seeded 100 direct pairs in {seeds['direct']['seconds']}s")
         for name in chosen:
@@ -1753,9 +1892,11 @@ def main() -> int:
             # next scenario's server would spend its first seconds reaping them.
             PRODUCT_ENV["CHANNEL_PREFIX"] = f"bench{os.getpid()}{name}"
             try:
-                if name == "idle":
+                if name in ("idle", "storm"):
                     seeds["idle"] = seed("idle", params["connections"], workdir)
                     say(f"  seeded {params['connections']:,} idle users in {seeds['idle']['seconds']}s")
+                if name == "storm":
+                    seeds["storm"] = {"idle": seeds["idle"], "direct": seeds["direct"]}
                 if name == "group":
                     if params["members"] > 1000:  # the product's default CHAT_GROUP_MAX_MEMBERS
                         PRODUCT_ENV["CHAT_GROUP_MAX_MEMBERS"] = str(params["members"])
@@ -1774,7 +1915,10 @@ def main() -> int:
                         f"in {seeds['group']['seconds']}s"
                     )
                 results["scenarios"][name] = RUNNERS[name](
-                    params, seeds.get(name if name in ("idle", "group") else "direct"), workdir, profile_dir
+                    params,
+                    seeds.get(name if name in ("idle", "group", "storm") else "direct"),
+                    workdir,
+                    profile_dir,
                 )
             except Exception as exc:  # one scenario failing must not lose the others' results
                 results["scenarios"][name] = {"error": str(exc)}

@@ -156,9 +156,47 @@ SCENARIOS = [
     },
 ]
 
+SCENARIOS.append(
+    {
+        "name": "storm",
+        "number": 8,
+        "title": "Reconnect storm: every authenticated connection dropped at once by a server restart",
+        # `connections` idle clients plus `pairs` sender/receiver pairs, ramped `concurrency`
+        # handshakes at a time; the pairs send `rate` msgs/s in all (open loop) for `before` s,
+        # then the server is killed and restarted on the same port. The clients reconnect with
+        # socket.io-client's default backoff. Measured from the first disconnect: until every
+        # client is greeted again and every receiver has fetched what it missed (at most
+        # `storm_timeout` s); sending goes on for `after` s, then every acked message must have
+        # reached its receiver within `drain` s.
+        "full": {
+            "connections": 10_000,
+            "pairs": 50,
+            "rate": 50,
+            "concurrency": 200,
+            "ramp_timeout": 180,
+            "before": 2,
+            "storm_timeout": 90,
+            "after": 2,
+            "drain": 10,
+        },
+        "quick": {
+            "connections": 1_000,
+            "pairs": 20,
+            "rate": 20,
+            "concurrency": 100,
+            "ramp_timeout": 60,
+            "before": 1,
+            "storm_timeout": 40,
+            "after": 1,
+            "drain": 5,
+        },
+        "targets": {"storm_seconds_max": 20.0, "lost_max": 0},
+    }
+)
+
 # The order `make bench` runs them in: the 1,000,000-row insert comes last so it cannot slow the
 # message inserts of the other scenarios.
-RUN_ORDER = ["direct", "twoproc", "idle", "group", "eio3", "czmessenger", "history"]
+RUN_ORDER = ["direct", "twoproc", "idle", "storm", "group", "eio3", "czmessenger", "history"]
 
 
 def by_name(name: str) -> dict:
