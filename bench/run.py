@@ -1462,6 +1462,8 @@ def _load_runs(results: dict) -> list[tuple[str, dict]]:
         runs += [(f"3 {proto} connecting", s["idle"][proto]) for proto in ("product", "floor")]
     if "error" not in s.get("twoproc", {"error": 1}):
         runs += [(f"5 {proto} 2 processes", s["twoproc"][proto]) for proto in ("product", "floor")]
+    if "error" not in s.get("storm", {"error": 1}):
+        runs.append(("8 product restarted, until all back", {"cpu": s["storm"]["cpu_storm"]}))
     return runs
 
 
@@ -1472,7 +1474,7 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     s = results["scenarios"]
-    fig, ((ax1, ax2), (ax3, ax4)) = plt.subplots(2, 2, figsize=(14, 11))
+    fig, ((ax1, ax2), (ax3, ax4), (ax5, ax6)) = plt.subplots(3, 2, figsize=(14, 16))
     curves = []
     if "error" not in s.get("direct", {"error": 1}):
         d = s["direct"]
@@ -1531,13 +1533,31 @@ def plot(results: dict, path: Path) -> None:
         ax2.grid(True, axis="y", alpha=0.3)
     if "product" in s.get("group", {}):
         plot_group(s["group"], ax3, ax4)
-    for ax in (ax1, ax2, ax3, ax4):
+    if "error" not in s.get("storm", {"error": 1}) and s["storm"].get("recovered_ms"):
+        plot_storm(s["storm"], ax5)
+    for ax in (ax1, ax2, ax3, ax4, ax5, ax6):
         if not ax.has_data():  # a partial run: no empty frames
             ax.axis("off")
     fig.suptitle(f"Chat server bench {results['date']} ({results['mode']})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_storm(st: dict, ax) -> None:
+    """Scenario 8: the share of clients back (greeted and synced) against seconds after the drop."""
+    target = scenario_defs.by_name("storm")["targets"]["storm_seconds_max"]
+    curve = st["recovered_ms"]["curve"]
+    ax.plot([v / 1000 for _p, v in curve], [p for p, _v in curve], "-", color="tab:blue", marker="o")
+    ax.axvline(target, color="red", linewidth=0.8, linestyle=":", label=f"target: all within {target:.0f} s")
+    ax.set_xlabel("seconds after the drop (server killed and restarted)")
+    ax.set_ylabel("% of clients greeted and synced")
+    ax.set_title(
+        f"Reconnect storm: {st['connected']:,} clients, all back in {st['storm_seconds']:.1f} s "
+        f"({st['messages']['lost']} of {st['messages']['acked']:,} acked messages lost)"
+    )
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
 
 
 def plot_group(g: dict, ax_latency, ax_saturation) -> None:
