@@ -922,9 +922,13 @@ async function runStorm() {
   }));
 
   function recovered(client) {
-    client.recoveredAt = now();
-    recoveredTimes.push(client.recoveredAt - dropAt);
-    if (onRecovered && clients.every((c) => !c.down)) onRecovered();
+    if (client.recoveredAt === null) {
+      // The first time back after the drop counts; a client dropped again later (its handshake
+      // timed out, the server sent it away) is down again until it is back.
+      client.recoveredAt = now();
+      recoveredTimes.push(client.recoveredAt - dropAt);
+    }
+    if (onRecovered && downNow === 0) onRecovered();
   }
 
   function fetchPage(client, pair, before) {
@@ -1076,17 +1080,24 @@ async function runStorm() {
   const deadline = sleep(config.stormTimeout * 1000).then(() => "timeout");
   const outcome = await Promise.race([allBack.then(() => "recovered"), deadline]);
   const stormSeconds = dropAt === null ? null : (now() - dropAt) / 1000;
-  emitLine({ event: "recovered", outcome, storm_seconds: stormSeconds, still_down: downNow });
+  const stillDown = downNow;
+  const neverBack = clients.filter((c) => c.recoveredAt === null).length;
+  emitLine({ event: "recovered", outcome, storm_seconds: stormSeconds, still_down: stillDown });
   phase = "after";
   await sleep(config.after * 1000);
   clearInterval(ticker);
   phase = "drain";
   // Every acked message must have reached its receiver: wait (bounded) for the last acks and
   // deliveries.
-  const missing = () => pairs.reduce((n, p) => n + [...p.acked].filter((k) => !p.seen.has(k)).length, 0);
+  // Only receivers that are back and synced can be held to it; the others' missing messages are
+  // reported apart (undelivered: the receiver never came back within the bound).
+  const receiverBack = (p) => clients.some((c) => c.role === "receiver" && c.pair === p && !c.down);
+  const missingOf = (p) => [...p.acked].filter((k) => !p.seen.has(k)).length;
+  const missing = () => pairs.reduce((n, p) => n + (receiverBack(p) ? missingOf(p) : 0), 0);
   const drainEnd = now() + config.drain * 1000;
   while (now() < drainEnd && (missing() > 0 || pairs.some((p) => p.inflight > 0))) await sleep(100);
   const lostKs = missing();
+  const undelivered = pairs.reduce((n, p) => n + (receiverBack(p) ? 0 : missingOf(p)), 0);
   const unacked = pairs.reduce((n, p) => n + p.inflight, 0);
   for (const c of clients) c.socket.close();
   emitLine({
@@ -1097,7 +1108,8 @@ async function runStorm() {
     ramp_connects_per_s: +(clients.length / rampSeconds).toFixed(1),
     outcome,
     storm_seconds: stormSeconds === null ? null : +stormSeconds.toFixed(3),
-    still_down: downNow,
+    still_down: stillDown,
+    never_back: neverBack,
     recovered: recoveredTimes.length,
     recovered_ms: percentiles(recoveredTimes),
     messages: {
@@ -1109,6 +1121,7 @@ async function runStorm() {
       unacked,
       skipped,
       lost: lostKs,
+      undelivered_receiver_not_back: undelivered,
       received_live: stats.live,
       received_by_sync: stats.fetched,
       sync_pages: stats.fetchPages,

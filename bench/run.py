@@ -962,10 +962,12 @@ def scenario_storm(params: dict, seed: dict, workdir: Path, profile_dir: Path | 
             f"  {ready['connected']:,} clients greeted in {ready['ramp_seconds']}s; sending for {params['before']}s"
         )
         time.sleep(params["before"])
+        killed = time.monotonic()
         os.killpg(server.pid, signal.SIGKILL)  # every connection drops at once
         server.popen.wait(10)
         server.stop()
         restarted, _ = start_product(workdir, name="product-restarted", port=port)
+        restart_seconds = round(time.monotonic() - killed, 2)  # until the new process listens
         before = cpu_sample([restarted.pid], gen.proc.pid)
         recovered = gen.expect("recovered", timeout=params["storm_timeout"] + 10)
         after = cpu_sample([restarted.pid], gen.proc.pid)
@@ -979,6 +981,7 @@ def scenario_storm(params: dict, seed: dict, workdir: Path, profile_dir: Path | 
     result.update(
         {
             "outcome": recovered["outcome"],
+            "restart_seconds": restart_seconds,
             "cpu_storm": cpu,
             # The new process's CPU from its start (imports included) until the last client synced.
             "server_cpu_ms_per_reconnect": round(
@@ -990,10 +993,13 @@ def scenario_storm(params: dict, seed: dict, workdir: Path, profile_dir: Path | 
     say(
         f"  storm: {result['recovered']:,} of {result['connected']:,} clients back, greeted and synced "
         f"{result['storm_seconds']}s after the drop ({result['outcome']}; p50/p99 "
-        f"{(result['recovered_ms'] or {}).get('p50')}/{(result['recovered_ms'] or {}).get('p99')} ms); "
+        f"{(result['recovered_ms'] or {}).get('p50')}/{(result['recovered_ms'] or {}).get('p99')} ms; the new "
+        f"process listened after {restart_seconds}s); "
         f"{result['server_cpu_ms_per_reconnect']} ms server CPU per reconnect; messages sent "
         f"{m['sent']} ({m['sent_during_storm']} during the storm), acked {m['acked']}, lost {m['lost']}, "
-        f"unacked {m['unacked']}, ack errors {m['ack_errors']}, {m['received_by_sync']} received by sync"
+        f"unacked {m['unacked']}, ack errors {m['ack_errors']}, {m['received_by_sync']} received by sync, "
+        f"{m.get('undelivered_receiver_not_back', 0)} not delivered to receivers not back; "
+        f"{result.get('never_back', 0)} clients never back, {result['connect_errors']} connect errors"
     )
     return result
 
@@ -1308,9 +1314,10 @@ def markdown(results: dict) -> str:
         )
         row(
             8,
-            "storm: messages sent (during the storm) / acked / lost / unacked / received by sync",
+            "storm: messages sent (during the storm) / acked / lost / unacked / received by sync / "
+            "undelivered (receiver not back)",
             f"{m['sent']:,} ({m['sent_during_storm']:,}) / {m['acked']:,} / {m['lost']} / {m['unacked']} / "
-            f"{m['received_by_sync']:,}",
+            f"{m['received_by_sync']:,} / {m.get('undelivered_receiver_not_back', 0)}",
             "",
             None,
             "none lost",

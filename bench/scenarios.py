@@ -175,7 +175,7 @@ SCENARIOS.append(
             "concurrency": 200,
             "ramp_timeout": 180,
             "before": 2,
-            "storm_timeout": 90,
+            "storm_timeout": 150,
             "after": 2,
             "drain": 10,
         },
