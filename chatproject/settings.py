@@ -347,6 +347,9 @@ CHAT = {
     # Threads (each with its own database connection) for the handshake's reads, beside the one
     # database thread that runs everything else (gateway/sync.py `call_read`); 0: none.
     "DB_READ_THREADS": env_int("CHAT_DB_READ_THREADS", 3),
+    # New connections are refused (the client retries after its backoff) while this many
+    # handshakes are being authenticated and greeted in the process (gateway/asgi.py); 0: no limit.
+    "HANDSHAKES_MAX_IN_FLIGHT": env_int("CHAT_HANDSHAKES_MAX_IN_FLIGHT", 0),
     # The protocol registry (gateway/registry.py, docs/operations.md "Protocol mounts"): which
     # wire protocol serves which mount. One entry per mount: `protocol` (the package, which
     # exposes PROTOCOL), `transport` ("eio4": Socket.IO 3/4 clients, "eio3": Socket.IO 2

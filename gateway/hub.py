@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 ENDED = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended; reconnect.")
 TOO_LARGE = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "The event is too large.")
 DRAINING = ApplicationError(ErrorCode.SERVER_DRAINING, "This server is shutting down; connect to another.")
+BUSY = ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections are being set up; retry.")
 # A handshake that raced the drain is accepted, then its transport is closed the way its clients
 # reconnect from: a protocol refusal (CONNECT_ERROR, or ExpressChat's auth-failure and namespace
 # disconnect) would tell most socket.io clients to stay away for good.
