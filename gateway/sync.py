@@ -23,7 +23,7 @@ def _connections_settle() -> None:
     call (a handshake makes two, a send batch one), and that round trip was 12% of the
     server's samples at handshake saturation (bench idle scenario, py-spy). A connection the
     server drops inside the window fails one call and is replaced before the next (the send
-    batcher retries its batch once on a fresh connection). 0 checks before every call."""
+    batcher retries its batch once on a fresh connection). 0: a check before every call."""
     interval = settings.CHAT["DB_HEALTH_CHECK_SECONDS"]
     now = time.monotonic()
     for conn in connections.all(initialized_only=True):
