@@ -1908,8 +1908,11 @@ def main() -> int:
             definition = scenario_defs.by_name(name)
             number = definition["number"]
             params = definition["quick" if args.quick else "full"]
-            if remaining() < 30:
-                results["scenarios"][name] = {"error": "time budget exhausted before this scenario"}
+            if remaining() < params.get("min_budget", 30):
+                results["scenarios"][name] = {
+                    "error": f"time budget exhausted before this scenario (needs {params.get('min_budget', 30)} s; "
+                    f"run it alone: bench/run.py --scenario {name})"
+                }
                 say(f"[{number}/{len(scenario_defs.RUN_ORDER)} {name}] skipped: time budget exhausted")
                 continue
             say(f"[{number}/{len(scenario_defs.RUN_ORDER)} {name}] {definition['title']}")
