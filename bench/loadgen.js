@@ -890,7 +890,248 @@ async function runGroup() {
   });
 }
 
-({ direct: runDirect, idle: runIdle, group: runGroup })[config.mode]()
+// ------------------------------------------------------------------------------------------
+// storm: every connection dropped at once (run.py kills the server and starts a new one on the
+// same port); the clients reconnect with socket.io-client's default backoff (reconnectionDelay
+// 1 s doubling to 5 s, randomizationFactor 0.5). Measures, from the first disconnect, the time
+// until every client is greeted again and the receivers have synced what they missed, while
+// config.pairs keep sending (open loop, config.rate msgs/s): every acked message must reach its
+// receiver, live or through the sync.
+
+async function runStorm() {
+  const url = config.urls[0];
+  const pad = "x".repeat(20);
+  const clients = []; // every socket: { socket, down, downAt, recoveredAt, role, pair }
+  const stats = { sent: 0, sentInStorm: 0, acked: 0, ackErrors: 0, ackErrorCodes: {}, live: 0, fetched: 0, fetchPages: 0, syncErrors: 0, connectErrors: 0 };
+  let dropAt = null;
+  let downNow = 0;
+  let phase = "ramp"; // ramp -> steady -> storm -> after -> drain
+  let onRecovered = null;
+  const recoveredTimes = [];
+
+  const pairs = config.pairs.map((p, i) => ({
+    index: i,
+    chat: p.chat,
+    nextK: 0,
+    inflight: 0,
+    acked: new Set(),
+    seen: new Set(),
+    maxSeq: 0, // the highest Seq this receiver has seen
+    floorSeq: 0, // the highest Seq seen before the last disconnect: the sync fetches back to it
+    listedSeq: null, // the chat's Seq in the receiver's latest personal-chat-list
+  }));
+
+  function recovered(client) {
+    if (client.recoveredAt === null) {
+      // The first time back after the drop counts; a client dropped again later (its handshake
+      // timed out, the server sent it away) is down again until it is back.
+      client.recoveredAt = now();
+      recoveredTimes.push(client.recoveredAt - dropAt);
+    }
+    if (onRecovered && downNow === 0) onRecovered();
+  }
+
+  function fetchPage(client, pair, before) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        client.socket.off("personal-chat", listener);
+        resolve(null);
+      }, 10000);
+      const listener = (page) => {
+        if (!page || page.ChatId !== pair.chat) return;
+        clearTimeout(timer);
+        client.socket.off("personal-chat", listener);
+        resolve(page.Messages || []);
+      };
+      client.socket.on("personal-chat", listener);
+      client.socket.emit("fetch-personal-chat", before ? { ChatId: pair.chat, Before: before, Limit: 50 } : { ChatId: pair.chat, Limit: 50 });
+    });
+  }
+
+  function see(pair, m, live) {
+    const content = m.Content || "";
+    const k = parseInt(content.slice(0, content.indexOf(" ")), 10);
+    if (!Number.isNaN(k)) pair.seen.add(k);
+    if (typeof m.Seq === "number" && m.Seq > pair.maxSeq) pair.maxSeq = m.Seq;
+    if (live) stats.live++;
+    else stats.fetched++;
+  }
+
+  async function sync(client, pair) {
+    // Newest page first, back to the highest Seq seen before the drop (at most 200 pages).
+    let before = null;
+    for (let page = 0; page < 200; page++) {
+      const messages = await fetchPage(client, pair, before);
+      if (messages === null) {
+        stats.syncErrors++;
+        return false;
+      }
+      stats.fetchPages++;
+      for (const m of messages) see(pair, m, false);
+      const oldest = messages.length ? Math.min(...messages.map((m) => m.Seq)) : 0;
+      if (messages.length < 50 || oldest <= pair.floorSeq + 1) return true;
+      before = oldest;
+    }
+    return true;
+  }
+
+  function open(auth, role, pair) {
+    const socket = io(url, { transports: ["websocket"], forceNew: true, auth, timeout: 20000 });
+    const client = { socket, role, pair, down: false, downAt: null, recoveredAt: null, greetings: 0 };
+    socket.on("connect_error", () => stats.connectErrors++);
+    if (role === "receiver") {
+      socket.on("receive-personal-message", (m) => see(pair, m, true));
+      socket.on("personal-chat-list", (list) => {
+        const entry = ((list && list.PersonalChatList) || []).find((c) => c._id === pair.chat);
+        pair.listedSeq = entry ? entry.Seq : null;
+      });
+    }
+    socket.on("disconnect", () => {
+      if (client.down) return;
+      client.down = true;
+      client.downAt = now();
+      downNow++;
+      if (dropAt === null) {
+        dropAt = client.downAt;
+        phase = "storm";
+        log(`storm: first disconnect`);
+      }
+      if (role === "receiver") pair.floorSeq = pair.maxSeq;
+    });
+    socket.on(READY_EVENT, async () => {
+      client.greetings++;
+      if (!client.down) return; // the first greeting (ramp)
+      if (role === "receiver" && !(await sync(client, pair))) return;
+      client.down = false;
+      downNow--;
+      recovered(client);
+    });
+    clients.push(client);
+    return client;
+  }
+
+  // Ramp: config.concurrency handshakes in flight; a client counts once greeted.
+  const specs = [
+    ...config.auths.map((auth) => ({ auth, role: "idle" })),
+    ...pairs.flatMap((pair) => [
+      { auth: config.pairs[pair.index].receiverAuth, role: "receiver", pair },
+      { auth: config.pairs[pair.index].senderAuth, role: "sender", pair },
+    ]),
+  ];
+  const t0 = now();
+  let next = 0;
+  let lastLog = t0;
+  async function worker() {
+    while (next < specs.length) {
+      const spec = specs[next++];
+      const client = open(spec.auth, spec.role, spec.pair);
+      await new Promise((resolve) => client.socket.once(READY_EVENT, resolve));
+      if (spec.role === "sender") spec.pair.sender = client.socket;
+      if (now() - lastLog > 5000) {
+        lastLog = now();
+        log(`storm ramp: ${next} of ${specs.length}`);
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(config.concurrency, specs.length) }, worker));
+  const rampSeconds = (now() - t0) / 1000;
+  phase = "steady";
+
+  // Senders: open loop, round robin; a sender with 200 unacked messages skips its turn.
+  let skipped = 0;
+  function send(pair) {
+    const k = pair.nextK++;
+    pair.inflight++;
+    stats.sent++;
+    if (phase === "storm") stats.sentInStorm++;
+    pair.sender.emit(
+      "send-personal-message",
+      { ChatId: pair.chat, Content: `${k} ${pad}`, ClientMessageId: `${config.runId}-${pair.index}-${k}` },
+      (ack) => {
+        pair.inflight--;
+        if (ack && ack.ok) {
+          stats.acked++;
+          pair.acked.add(k);
+        } else {
+          stats.ackErrors++;
+          const code = (ack && ack.error && ack.error.code) || "no-ack";
+          stats.ackErrorCodes[code] = (stats.ackErrorCodes[code] || 0) + 1;
+        }
+      },
+    );
+  }
+  let due = 0;
+  const s0 = now();
+  const ticker = setInterval(() => {
+    const target = Math.floor(((now() - s0) / 1000) * config.rate) + 1;
+    while (due < target) {
+      const pair = pairs[due % pairs.length];
+      due++;
+      if (pair.inflight >= 200) skipped++;
+      else send(pair);
+    }
+  }, 5);
+  emitLine({ event: "ready", connected: clients.length, ramp_seconds: +rampSeconds.toFixed(2) });
+
+  // Wait for the drop (run.py kills the server), then for every client to come back.
+  const allBack = new Promise((resolve) => {
+    onRecovered = resolve;
+  });
+  const deadline = sleep(config.stormTimeout * 1000).then(() => "timeout");
+  const outcome = await Promise.race([allBack.then(() => "recovered"), deadline]);
+  const stormSeconds = dropAt === null ? null : (now() - dropAt) / 1000;
+  const stillDown = downNow;
+  const neverBack = clients.filter((c) => c.recoveredAt === null).length;
+  emitLine({ event: "recovered", outcome, storm_seconds: stormSeconds, still_down: stillDown });
+  phase = "after";
+  await sleep(config.after * 1000);
+  clearInterval(ticker);
+  phase = "drain";
+  // Every acked message must have reached its receiver: wait (bounded) for the last acks and
+  // deliveries.
+  // Only receivers that are back and synced can be held to it; the others' missing messages are
+  // reported apart (undelivered: the receiver never came back within the bound).
+  const receiverBack = (p) => clients.some((c) => c.role === "receiver" && c.pair === p && !c.down);
+  const missingOf = (p) => [...p.acked].filter((k) => !p.seen.has(k)).length;
+  const missing = () => pairs.reduce((n, p) => n + (receiverBack(p) ? missingOf(p) : 0), 0);
+  const drainEnd = now() + config.drain * 1000;
+  while (now() < drainEnd && (missing() > 0 || pairs.some((p) => p.inflight > 0))) await sleep(100);
+  const lostKs = missing();
+  const undelivered = pairs.reduce((n, p) => n + (receiverBack(p) ? 0 : missingOf(p)), 0);
+  const unacked = pairs.reduce((n, p) => n + p.inflight, 0);
+  for (const c of clients) c.socket.close();
+  emitLine({
+    event: "result",
+    mode: "storm",
+    connected: clients.length,
+    ramp_seconds: +rampSeconds.toFixed(2),
+    ramp_connects_per_s: +(clients.length / rampSeconds).toFixed(1),
+    outcome,
+    storm_seconds: stormSeconds === null ? null : +stormSeconds.toFixed(3),
+    still_down: stillDown,
+    never_back: neverBack,
+    recovered: recoveredTimes.length,
+    recovered_ms: percentiles(recoveredTimes),
+    messages: {
+      sent: stats.sent,
+      sent_during_storm: stats.sentInStorm,
+      acked: stats.acked,
+      ack_errors: stats.ackErrors,
+      ack_error_codes: stats.ackErrorCodes,
+      unacked,
+      skipped,
+      lost: lostKs,
+      undelivered_receiver_not_back: undelivered,
+      received_live: stats.live,
+      received_by_sync: stats.fetched,
+      sync_pages: stats.fetchPages,
+      sync_errors: stats.syncErrors,
+    },
+    connect_errors: stats.connectErrors,
+  });
+}
+
+({ direct: runDirect, idle: runIdle, group: runGroup, storm: runStorm })[config.mode]()
   .then(() => setTimeout(() => process.exit(0), 200))
   .catch((e) => {
     emitLine({ event: "result", error: String(e && e.stack ? e.stack : e) });

@@ -70,6 +70,9 @@ PRODUCT_ENV = {
     "CHAT_SOCKET_RATE_PER_SECOND": "1000000",
     "CHAT_USER_RATE_BURST": "1000000",
     "CHAT_USER_RATE_PER_SECOND": "1000000",
+    # Every bench client comes from 127.0.0.1: the per-address cap (1,000) would refuse the
+    # idle and storm scenarios' clients past the first thousand.
+    "CHAT_SOCKET_MAX_PER_ADDRESS": "1000000",
 }
 FLOOR_POOL_SIZE = os.environ.get("BENCH_FLOOR_POOL_SIZE", "10")
 
@@ -204,8 +207,8 @@ UVICORN = [
 ]
 
 
-def start_product(workdir: Path, name: str = "product") -> tuple[Proc, str]:
-    port = free_port()
+def start_product(workdir: Path, name: str = "product", port: int | None = None) -> tuple[Proc, str]:
+    port = port or free_port()
     proc = Proc(
         name,
         [PY, "-m", "uvicorn", "chatproject.asgi:application", "--port", str(port), *UVICORN],
@@ -328,6 +331,21 @@ def cpu_share(before: dict, after: dict) -> dict:
         max(busy_cores - sum(share[k] for k in ("server", "generator", "postgres", "redis")), 0), 3
     )
     return share
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's main thread (the event loop) and of its other threads (the
+    database thread, executors) together."""
+    threads: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            raw = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = "loop" if task.name == str(pid) else "threads"
+        fields = raw.rsplit(")", 1)[1].split()
+        threads[name] = threads.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return threads
 
 
 def rss_kib(pid: int) -> int:
@@ -814,7 +832,14 @@ def scenario_group(params: dict, seed: dict, workdir: Path, profile_dir: Path | 
 
 
 def idle_load(
-    label: str, protocol: str, auths: list, params: dict, server: Proc, url: str, workdir: Path
+    label: str,
+    protocol: str,
+    auths: list,
+    params: dict,
+    server: Proc,
+    url: str,
+    workdir: Path,
+    profile: Path | None = None,
 ) -> dict:
     config = {
         "mode": "idle",
@@ -831,9 +856,15 @@ def idle_load(
         time.sleep(1)
         rss_before = rss_kib(server.pid)
         before = cpu_sample([server.pid], gen.proc.pid)
+        threads_before = thread_cpu_seconds(server.pid)
+        # py-spy over the first part of the ramp (the handshakes), not past its expected end.
+        profiler = Profiler(server.pid, params["profile_seconds"], profile, workdir) if profile else None
         gen.tell("go")
         held = gen.expect("held", timeout=240)
         after = cpu_sample([server.pid], gen.proc.pid)
+        threads_after = thread_cpu_seconds(server.pid)
+        if profiler is not None:
+            result_profile = profiler.finish()
         time.sleep(params["hold"])
         rss_after = rss_kib(server.pid)
         gen.tell("close")
@@ -841,18 +872,33 @@ def idle_load(
     finally:
         gen.stop()
     added = held["connected"] - warm["connected"]
+    cpu = cpu_share(before, after)
     result.update(
         {
+            # Server CPU per handshake (connect + greeting), in ms: what the ramp cost the server,
+            # whatever else took the core meanwhile (steadier than connects/s on a shared machine).
+            "server_cpu_ms_per_connect": round(
+                1000 * (after["server"] - before["server"]) / max(added, 1), 3
+            ),
             "server_rss_kib_before": rss_before,
             "server_rss_kib_held": rss_after,
             "kib_per_connection": round((rss_after - rss_before) / max(added, 1), 2),
             "hold_seconds": params["hold"],
-            "cpu_connecting": cpu_share(before, after),
+            "cpu_connecting": cpu,
+            # The same per thread (ms per handshake): which thread a handshake's CPU goes to.
+            "server_thread_cpu_ms_per_connect": {
+                name: round(1000 * (spent - threads_before.get(name, 0.0)) / max(added, 1), 3)
+                for name, spent in sorted(threads_after.items())
+                if spent - threads_before.get(name, 0.0) > 0
+            },
         }
     )
+    if profile:
+        result["profile"] = result_profile
     say(
         f"  {label}: {result['connected']} connected ({result['failed']} failed), "
-        f"{result['connects_per_s']:.0f} connects/s, {result['kib_per_connection']} KiB/connection "
+        f"{result['connects_per_s']:.0f} connects/s ({result['server_cpu_ms_per_connect']} ms server CPU "
+        f"each: {result['server_thread_cpu_ms_per_connect']}), {result['kib_per_connection']} KiB/connection "
         f"(RSS {rss_before // 1024} -> {rss_after // 1024} MiB), {result['held_at_end']} held after "
         f"{params['hold']}s; CPU server {result['cpu_connecting']['server']:.0%} generator "
         f"{result['cpu_connecting']['generator']:.0%}"
@@ -869,12 +915,93 @@ def scenario_idle(params: dict, seed: dict, workdir: Path, profile_dir: Path | N
                 auths = [{"token": t} for t in seed["tokens"][: params["connections"]]]
             else:
                 auths = [{"pair": f"idle{i}", "role": "recv"} for i in range(params["connections"])]
-            out[protocol] = idle_load(f"{protocol} idle", protocol, auths, params, server, url, workdir)
+            profile = (
+                Path(f"{profile_dir}-idle-product.txt") if profile_dir and protocol == "product" else None
+            )
+            out[protocol] = idle_load(
+                f"{protocol} idle", protocol, auths, params, server, url, workdir, profile=profile
+            )
         finally:
             server.stop()
     out["ratio_kib"] = _ratio(out["product"]["kib_per_connection"], out["floor"]["kib_per_connection"])
     out["ratio_connects"] = _ratio(out["product"]["connects_per_s"], out["floor"]["connects_per_s"])
+    out["ratio_cpu_per_connect"] = _ratio(
+        out["product"]["server_cpu_ms_per_connect"], out["floor"]["server_cpu_ms_per_connect"]
+    )
     return out
+
+
+# --- scenario 8: reconnect storm --------------------------------------------------------------
+
+
+def scenario_storm(params: dict, seed: dict, workdir: Path, profile_dir: Path | None) -> dict:
+    """Every connection dropped at once: the product is killed (SIGKILL, what a crash or an
+    impatient deploy does) and a new process started on the same port; the clients reconnect
+    with socket.io-client's default backoff while the pairs keep sending."""
+    port = free_port()
+    server, url = start_product(workdir, port=port)
+    pairs = pair_configs(seed["direct"], "product", [url], [url], params["pairs"])
+    config = {
+        "mode": "storm",
+        "protocol": "product",
+        "urls": [url],
+        "auths": [{"token": t} for t in seed["idle"]["tokens"][: params["connections"]]],
+        "pairs": pairs,
+        "rate": params["rate"],
+        "concurrency": params["concurrency"],
+        "stormTimeout": params["storm_timeout"],
+        "after": params["after"],
+        "drain": params["drain"],
+        "runId": f"storm{os.getpid()}",
+    }
+    gen = Generator("storm", config, workdir)
+    restarted = None
+    try:
+        ready = gen.expect("ready", timeout=params["ramp_timeout"])
+        say(
+            f"  {ready['connected']:,} clients greeted in {ready['ramp_seconds']}s; sending for {params['before']}s"
+        )
+        time.sleep(params["before"])
+        killed = time.monotonic()
+        os.killpg(server.pid, signal.SIGKILL)  # every connection drops at once
+        server.popen.wait(10)
+        server.stop()
+        restarted, _ = start_product(workdir, name="product-restarted", port=port)
+        restart_seconds = round(time.monotonic() - killed, 2)  # until the new process listens
+        before = cpu_sample([restarted.pid], gen.proc.pid)
+        recovered = gen.expect("recovered", timeout=params["storm_timeout"] + 10)
+        after = cpu_sample([restarted.pid], gen.proc.pid)
+        result = gen.expect("result", timeout=params["after"] + params["drain"] + 30)
+    finally:
+        gen.stop()
+        if restarted is not None:
+            restarted.stop()
+    cpu = cpu_share(before, after)
+    reconnections = max(result["recovered"], 1)
+    result.update(
+        {
+            "outcome": recovered["outcome"],
+            "restart_seconds": restart_seconds,
+            "cpu_storm": cpu,
+            # The new process's CPU from its start (imports included) until the last client synced.
+            "server_cpu_ms_per_reconnect": round(
+                1000 * (after["server"] - before["server"]) / reconnections, 3
+            ),
+        }
+    )
+    m = result["messages"]
+    say(
+        f"  storm: {result['recovered']:,} of {result['connected']:,} clients back, greeted and synced "
+        f"{result['storm_seconds']}s after the drop ({result['outcome']}; p50/p99 "
+        f"{(result['recovered_ms'] or {}).get('p50')}/{(result['recovered_ms'] or {}).get('p99')} ms; the new "
+        f"process listened after {restart_seconds}s); "
+        f"{result['server_cpu_ms_per_reconnect']} ms server CPU per reconnect; messages sent "
+        f"{m['sent']} ({m['sent_during_storm']} during the storm), acked {m['acked']}, lost {m['lost']}, "
+        f"unacked {m['unacked']}, ack errors {m['ack_errors']}, {m['received_by_sync']} received by sync, "
+        f"{m.get('undelivered_receiver_not_back', 0)} not delivered to receivers not back; "
+        f"{result.get('never_back', 0)} clients never back, {result['connect_errors']} connect errors"
+    )
+    return result
 
 
 # --- scenario 4: history --------------------------------------------------------------------
@@ -1150,8 +1277,54 @@ def markdown(results: dict) -> str:
             "",
             None,
         )
+        row(
+            3,
+            "server CPU per handshake, connect + greeting (ms)",
+            _fmt(p.get("server_cpu_ms_per_connect")),
+            _fmt(f.get("server_cpu_ms_per_connect")),
+            i.get("ratio_cpu_per_connect"),
+            "",
+            None,
+        )
     elif "idle" in s:
         rows.append(f"| 3 | idle | error: {s['idle']['error'][:200]} | | | | |")
+    if "storm" in s and "error" not in s["storm"]:
+        st = s["storm"]
+        t = scenario_defs.by_name("storm")["targets"]
+        m = st["messages"]
+        back = st["recovered_ms"] or {}
+        row(
+            8,
+            f"reconnect storm: {st['connected']:,} clients dropped at once, until all greeted and synced (s)",
+            f"{_fmt(st['storm_seconds'])} ({st['recovered']:,} back; p50 / p99 "
+            f"{_fmt((back.get('p50') or 0) / 1000)} / {_fmt((back.get('p99') or 0) / 1000)} s)",
+            "",
+            None,
+            f"< {t['storm_seconds_max']:.0f} s",
+            st["outcome"] == "recovered" and (st["storm_seconds"] or 1e9) < t["storm_seconds_max"],
+        )
+        row(
+            8,
+            "storm: server CPU per reconnect, new process from its start (ms)",
+            _fmt(st["server_cpu_ms_per_reconnect"]),
+            "",
+            None,
+            "",
+            None,
+        )
+        row(
+            8,
+            "storm: messages sent (during the storm) / acked / lost / unacked / received by sync / "
+            "undelivered (receiver not back)",
+            f"{m['sent']:,} ({m['sent_during_storm']:,}) / {m['acked']:,} / {m['lost']} / {m['unacked']} / "
+            f"{m['received_by_sync']:,} / {m.get('undelivered_receiver_not_back', 0)}",
+            "",
+            None,
+            "none lost",
+            m["lost"] == 0 and m["ack_errors"] == 0,
+        )
+    elif "storm" in s:
+        rows.append(f"| 8 | storm | error: {s['storm']['error'][:200]} | | | | |")
     if "history" in s and "error" not in s["history"]:
         h = s["history"]
         t = scenario_defs.by_name("history")["targets"]
@@ -1296,6 +1469,8 @@ def _load_runs(results: dict) -> list[tuple[str, dict]]:
         runs += [(f"3 {proto} connecting", s["idle"][proto]) for proto in ("product", "floor")]
     if "error" not in s.get("twoproc", {"error": 1}):
         runs += [(f"5 {proto} 2 processes", s["twoproc"][proto]) for proto in ("product", "floor")]
+    if "error" not in s.get("storm", {"error": 1}):
+        runs.append(("8 product restarted, until all back", {"cpu": s["storm"]["cpu_storm"]}))
     return runs
 
 
@@ -1306,7 +1481,7 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     s = results["scenarios"]
-    fig, ((ax1, ax2), (ax3, ax4)) = plt.subplots(2, 2, figsize=(14, 11))
+    fig, ((ax1, ax2), (ax3, ax4), (ax5, ax6)) = plt.subplots(3, 2, figsize=(14, 16))
     curves = []
     if "error" not in s.get("direct", {"error": 1}):
         d = s["direct"]
@@ -1365,13 +1540,31 @@ def plot(results: dict, path: Path) -> None:
         ax2.grid(True, axis="y", alpha=0.3)
     if "product" in s.get("group", {}):
         plot_group(s["group"], ax3, ax4)
-    for ax in (ax1, ax2, ax3, ax4):
+    if "error" not in s.get("storm", {"error": 1}) and s["storm"].get("recovered_ms"):
+        plot_storm(s["storm"], ax5)
+    for ax in (ax1, ax2, ax3, ax4, ax5, ax6):
         if not ax.has_data():  # a partial run: no empty frames
             ax.axis("off")
     fig.suptitle(f"Chat server bench {results['date']} ({results['mode']})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_storm(st: dict, ax) -> None:
+    """Scenario 8: the share of clients back (greeted and synced) against seconds after the drop."""
+    target = scenario_defs.by_name("storm")["targets"]["storm_seconds_max"]
+    curve = st["recovered_ms"]["curve"]
+    ax.plot([v / 1000 for _p, v in curve], [p for p, _v in curve], "-", color="tab:blue", marker="o")
+    ax.axvline(target, color="red", linewidth=0.8, linestyle=":", label=f"target: all within {target:.0f} s")
+    ax.set_xlabel("seconds after the drop (server killed and restarted)")
+    ax.set_ylabel("% of clients greeted and synced")
+    ax.set_title(
+        f"Reconnect storm: {st['connected']:,} clients, all back in {st['storm_seconds']:.1f} s "
+        f"({st['messages']['lost']} of {st['messages']['acked']:,} acked messages lost)"
+    )
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
 
 
 def plot_group(g: dict, ax_latency, ax_saturation) -> None:
@@ -1625,6 +1818,7 @@ RUNNERS = {
     "history": scenario_history,
     "eio3": scenario_eio3,
     "czmessenger": scenario_czmessenger,
+    "storm": scenario_storm,
 }
 
 
@@ -1707,15 +1901,18 @@ def main() -> int:
         setup_database(workdir)
         say(f"database {DB_NAME} created and migrated")
         seeds = {}
-        if {"direct", "twoproc", "eio3", "czmessenger"} & set(chosen):
+        if {"direct", "twoproc", "eio3", "czmessenger", "storm"} & set(chosen):
             seeds["direct"] = seed("direct", 100, workdir)
             say(f"seeded 100 direct pairs in {seeds['direct']['seconds']}s")
         for name in chosen:
             definition = scenario_defs.by_name(name)
             number = definition["number"]
             params = definition["quick" if args.quick else "full"]
-            if remaining() < 30:
-                results["scenarios"][name] = {"error": "time budget exhausted before this scenario"}
+            if remaining() < params.get("min_budget", 30):
+                results["scenarios"][name] = {
+                    "error": f"time budget exhausted before this scenario (needs {params.get('min_budget', 30)} s; "
+                    f"run it alone: bench/run.py --scenario {name})"
+                }
                 say(f"[{number}/{len(scenario_defs.RUN_ORDER)} {name}] skipped: time budget exhausted")
                 continue
             say(f"[{number}/{len(scenario_defs.RUN_ORDER)} {name}] {definition['title']}")
@@ -1725,9 +1922,11 @@ def main() -> int:
             # next scenario's server would spend its first seconds reaping them.
             PRODUCT_ENV["CHANNEL_PREFIX"] = f"bench{os.getpid()}{name}"
             try:
-                if name == "idle":
+                if name in ("idle", "storm"):
                     seeds["idle"] = seed("idle", params["connections"], workdir)
                     say(f"  seeded {params['connections']:,} idle users in {seeds['idle']['seconds']}s")
+                if name == "storm":
+                    seeds["storm"] = {"idle": seeds["idle"], "direct": seeds["direct"]}
                 if name == "group":
                     if params["members"] > 1000:  # the product's default CHAT_GROUP_MAX_MEMBERS
                         PRODUCT_ENV["CHAT_GROUP_MAX_MEMBERS"] = str(params["members"])
@@ -1746,7 +1945,10 @@ def main() -> int:
                         f"in {seeds['group']['seconds']}s"
                     )
                 results["scenarios"][name] = RUNNERS[name](
-                    params, seeds.get(name if name in ("idle", "group") else "direct"), workdir, profile_dir
+                    params,
+                    seeds.get(name if name in ("idle", "group", "storm") else "direct"),
+                    workdir,
+                    profile_dir,
                 )
             except Exception as exc:  # one scenario failing must not lose the others' results
                 results["scenarios"][name] = {"error": str(exc)}

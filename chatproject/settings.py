@@ -363,6 +363,15 @@ CHAT = {
     "TENANT_VERIFY_CACHE_SECONDS": env_int("CHAT_TENANT_VERIFY_CACHE_SECONDS", 30),
     "TENANT_VERIFY_CACHE_MAX": env_int("CHAT_TENANT_VERIFY_CACHE_MAX", 10000),
     "TENANT_VERIFY_WORKERS": env_int("CHAT_TENANT_VERIFY_WORKERS", 8),
+    # The realtime layer checks its reused database connection (`SELECT 1`) at most this often
+    # (seconds), not before every call (gateway/sync.py); 0: before every call, as Django does.
+    "DB_HEALTH_CHECK_SECONDS": float(env_str("CHAT_DB_HEALTH_CHECK_SECONDS", "1")),
+    # Threads (each with its own database connection) for the handshake's reads, beside the one
+    # database thread that runs everything else (gateway/sync.py `call_read`); 0: none.
+    "DB_READ_THREADS": env_int("CHAT_DB_READ_THREADS", 3),
+    # New connections are refused (the client retries after its backoff) while this many
+    # handshakes are being authenticated and greeted in the process (gateway/asgi.py); 0: no limit.
+    "HANDSHAKES_MAX_IN_FLIGHT": env_int("CHAT_HANDSHAKES_MAX_IN_FLIGHT", 0),
     # The protocol registry (gateway/registry.py, docs/operations.md "Protocol mounts"): which
     # wire protocol serves which mount. One entry per mount: `protocol` (the package, which
     # exposes PROTOCOL), `transport` ("eio4": Socket.IO 3/4 clients, "eio3": Socket.IO 2

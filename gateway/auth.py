@@ -40,7 +40,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from messaging.models import Conversation
 from messaging.selectors import ConversationSnapshot, conversation_snapshot_for_user
 
-from .sync import call, call_outside
+from .sync import call, call_outside, call_read
 from .transports.handshake import Handshake
 
 FIRST_PARTY_POLICY = Policy()
@@ -104,7 +104,10 @@ async def authenticate(*, credentials: Credentials, policy: Policy) -> Authentic
     """Resolve a handshake's credentials under a mount's policy (database thread), then call the
     app's verification URL if one is due (a thread of its own, never the database thread),
     bounded by CHAT TENANT_VERIFY_TIMEOUT_SECONDS however slowly the URL trickles an answer."""
-    authed = await call(connection_authenticate, credentials=credentials, policy=policy)
+    # First-party credentials are only read (a token, its session, its user); an app's may
+    # create the user on first sight, so they go through the database thread.
+    run = call_read if policy.realm == FIRST_PARTY else call
+    authed = await run(connection_authenticate, credentials=credentials, policy=policy)
     if authed.verification is not None:
         timeout = settings.CHAT["TENANT_VERIFY_TIMEOUT_SECONDS"]
         try:

@@ -34,7 +34,7 @@ from .auth import Authenticated, authenticate, connection_renew, connection_snap
 from .bridge import bridge
 from .connection import Connection, TokenBucket
 from .protocol import Answer, Protocol, Refusal
-from .sync import call
+from .sync import call, call_read
 from .transports.base import Transport
 from .transports.handshake import Admission, Handshake
 
@@ -44,6 +44,7 @@ ENDED = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "The connection has ended;
 UNBOUND = ApplicationError(ErrorCode.NOT_AUTHENTICATED, "Not bound to a user yet.")
 TOO_LARGE = ApplicationError(ErrorCode.PAYLOAD_TOO_LARGE, "The event is too large.")
 DRAINING = ApplicationError(ErrorCode.SERVER_DRAINING, "This server is shutting down; connect to another.")
+BUSY = ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections are being set up; retry.")
 # A handshake that raced the drain is accepted, then its transport is closed the way its clients
 # reconnect from: a protocol refusal (CONNECT_ERROR, or ExpressChat's auth-failure and namespace
 # disconnect) would tell most socket.io clients to stay away for good.
@@ -280,7 +281,7 @@ class Hub:
         await self.transport.join_local(conn_id, user_rooms)
         try:
             await bridge.subscribe(user_rooms)
-            snapshot = await call(connection_snapshot, user=conn.user, session_id=conn.session_id)
+            snapshot = await call_read(connection_snapshot, user=conn.user, session_id=conn.session_id)
         except ApplicationError as error:
             await self._tell_and_close(conn_id, self.protocol.refusal(error))
             await self.forget(conn_id)

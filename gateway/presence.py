@@ -72,6 +72,11 @@ LAST_SEEN_EVERY_SECONDS = 120
 # The last published state only dedupes publishers; after this long without a change the next
 # change is published again, which is harmless.
 PUBLISHED_KEEP_MS = 24 * 3600 * 1000
+# Debounced changes are published in batches at most this often: a change waits at least
+# PRESENCE_DEBOUNCE_SECONDS and at most this much longer, and everything due by then goes in
+# one batch (at 100 handshakes/s, ~25 users a batch instead of 25 publishes).
+PUBLISH_EVERY_SECONDS = 0.25
+BATCH_SLACK_SECONDS = 0.05
 
 
 def aggregate(states: list[str]) -> str:
@@ -305,7 +310,11 @@ class PresenceTracker:
         self.local: dict[str, tuple[str, str]] = {}  # conn id -> (user id, state)
         self.by_user: dict[str, set[str]] = defaultdict(set)
         self._store: PresenceStore | None = None
-        self._pending: dict[str, asyncio.TimerHandle] = {}
+        # Users whose presence may have changed -> when they are due (loop time), in due order
+        # (every change waits the same debounce), and the one timer that publishes them.
+        self._pending: dict[str, float] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._flushed_at = 0.0
         self._publishing: set[asyncio.Task] = set()  # held so the loop cannot drop them
         self._task: asyncio.Task | None = None
         self.stats = {"published": 0, "reaped_users": 0, "errors": 0}
@@ -343,12 +352,14 @@ class PresenceTracker:
             self._task = None
         # Shutting down cleanly: the connections already ended; publish their offline
         # transitions now rather than leaving contacts to wait for nothing.
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
         pending = list(self._pending)
-        for user_id in pending:
-            self._pending.pop(user_id).cancel()
+        self._pending.clear()
         if pending:
             try:
-                await asyncio.wait_for(asyncio.gather(*(self._publish(u) for u in pending)), timeout=3)
+                await asyncio.wait_for(self._publish(pending), timeout=3)
             except TimeoutError:
                 logger.warning("presence: %d offline transitions not published at shutdown", len(pending))
         close = getattr(self._store, "close", None)
@@ -393,39 +404,66 @@ class PresenceTracker:
 
     def changed(self, user_id: str) -> None:
         """Something about the user's presence may have changed: publish within DEBOUNCE
-        seconds if what others see differs from what was last published."""
+        seconds (plus at most PUBLISH_EVERY_SECONDS) if what others see differs from what was
+        last published. Changes due together are published together: one database call and
+        one store read for all of them (a reconnect storm changes thousands of users)."""
         if user_id in self._pending:
             return
         loop = asyncio.get_running_loop()
+        self._pending[user_id] = loop.time() + settings.CHAT["PRESENCE_DEBOUNCE_SECONDS"]
+        if self._flush is None:
+            self._schedule(loop)
 
-        def fire() -> None:
-            task = loop.create_task(self._publish(user_id))
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        due = next(iter(self._pending.values()))
+        self._flush = loop.call_at(max(due, self._flushed_at + PUBLISH_EVERY_SECONDS), self._fire, loop)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush = None
+        self._flushed_at = loop.time()
+        # The loop may fire a timer up to its clock resolution early; changes due within
+        # BATCH_SLACK_SECONDS go now, with the rest of the batch.
+        horizon = self._flushed_at + BATCH_SLACK_SECONDS
+        due = []
+        for user_id, at in self._pending.items():
+            if at > horizon:
+                break
+            due.append(user_id)
+        for user_id in due:
+            del self._pending[user_id]
+        if due:
+            task = loop.create_task(self._publish(due))
             self._publishing.add(task)
             task.add_done_callback(self._publishing.discard)
-
-        self._pending[user_id] = loop.call_later(settings.CHAT["PRESENCE_DEBOUNCE_SECONDS"], fire)
+        if self._pending:
+            self._schedule(loop)
 
     # --- publishing -------------------------------------------------------------------------
 
-    async def _publish(self, user_id: str) -> None:
-        self._pending.pop(user_id, None)
+    async def _publish(self, user_ids: list[str]) -> None:
+        """Publish the presence of these users where it differs from what was last published,
+        each to the users sharing a conversation with them: two database calls in all."""
         try:
-            found = await call(presence_of, user_ids=[user_id])
-            if not found:  # the account is gone
+            found = await call(presence_of, user_ids=user_ids)  # accounts that are gone: left out
+            news = [
+                seen
+                for seen in found
+                if await self.store.swap_published(seen.user_id, seen.state) != seen.state
+            ]
+            if not news:
                 return
-            seen = found[0]
-            if await self.store.swap_published(user_id, seen.state) == seen.state:
-                return
-            audience = await call(msg_selectors.co_member_ids, user_id=user_id)
-            if audience:
-                event = account_events.presence_changed(
-                    user_id=user_id, state=seen.state, last_seen=iso_ms(seen.last_seen)
-                )
-                await publish_now(event, user_ids=audience)
-            self.stats["published"] += 1
+            audiences = await call(msg_selectors.co_member_ids_many, user_ids=[s.user_id for s in news])
+            for seen in news:
+                audience = audiences.get(seen.user_id)
+                if audience:
+                    event = account_events.presence_changed(
+                        user_id=seen.user_id, state=seen.state, last_seen=iso_ms(seen.last_seen)
+                    )
+                    await publish_now(event, user_ids=audience)
+                self.stats["published"] += 1
         except Exception:
             self.stats["errors"] += 1
-            logger.exception("presence publish failed: user=%s", user_id)
+            logger.exception("presence publish failed: %d users", len(user_ids))
 
     # --- heartbeat --------------------------------------------------------------------------
 

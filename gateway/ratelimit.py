@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenBucket:
     """Allows `burst` events at once and `rate` per second after that."""
 

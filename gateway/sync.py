@@ -2,19 +2,74 @@
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from channels.db import database_sync_to_async
+from asgiref.sync import SyncToAsync
 from django.conf import settings
+from django.db import connections
 
 T = TypeVar("T")
 
 
+def _connections_settle() -> None:
+    """Before each call, in the database thread: Django's per-request connection housekeeping
+    (`close_old_connections`: drop a connection past its CONN_MAX_AGE or one that had an
+    error), with its health check (`SELECT 1`) run at most once per CHAT
+    DB_HEALTH_CHECK_SECONDS instead of before every call. Django checks a reused connection at
+    the first query of every request; a realtime process makes a "request" of every database
+    call (a handshake makes two, a send batch one), and that round trip was 12% of the
+    server's samples at handshake saturation (bench idle scenario, py-spy). A connection the
+    server drops inside the window fails one call and is replaced before the next (the send
+    batcher retries its batch once on a fresh connection). 0: a check before every call."""
+    interval = settings.CHAT["DB_HEALTH_CHECK_SECONDS"]
+    now = time.monotonic()
+    for conn in connections.all(initialized_only=True):
+        conn.close_if_unusable_or_obsolete()
+        if conn.connection is None or conn.health_check_done:
+            continue
+        checked = getattr(conn, "_chat_checked_at", None)
+        if checked is None or now - checked >= interval:
+            conn.close_if_health_check_failed()  # SELECT 1 now; closed if it fails
+            conn._chat_checked_at = now
+        conn.health_check_done = True
+
+
+class _DatabaseCall(SyncToAsync):
+    """channels' `database_sync_to_async` (connection housekeeping around each call), with the
+    health check throttled as above."""
+
+    def thread_handler(self, loop, *args, **kwargs):
+        _connections_settle()
+        try:
+            return super().thread_handler(loop, *args, **kwargs)
+        finally:
+            for conn in connections.all(initialized_only=True):
+                conn.close_if_unusable_or_obsolete()
+
+
 async def call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run a service or selector in the database thread and return its result."""
-    return await database_sync_to_async(fn)(**kwargs)
+    return await _DatabaseCall(fn)(**kwargs)
+
+
+_readers: ThreadPoolExecutor | None = None
+
+
+async def call_read(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a selector that only reads (no write, no transaction) on one of CHAT DB_READ_THREADS
+    threads, each with its own database connection, instead of the one database thread: the
+    handshake's reads (hundreds a second in a reconnect storm) then wait neither for each
+    other's round trips to PostgreSQL nor for the send batches. 0: the database thread."""
+    global _readers
+    threads = settings.CHAT["DB_READ_THREADS"]
+    if threads <= 0:
+        return await call(fn, **kwargs)
+    if _readers is None:
+        _readers = ThreadPoolExecutor(threads, thread_name_prefix="db-read")
+    return await _DatabaseCall(fn, thread_sensitive=False, executor=_readers)(**kwargs)
 
 
 _outside: ThreadPoolExecutor | None = None

@@ -13,6 +13,7 @@ Split by concern; callers import from this package and need not know the modules
 from .access import (
     TypingTarget,
     co_member_ids,
+    co_member_ids_many,
     co_members_among,
     conversation_get_for_member,
     conversation_member_ids,
@@ -82,6 +83,7 @@ __all__ = [
     "TypingTarget",
     "attachment_for_serving",
     "co_member_ids",
+    "co_member_ids_many",
     "co_members_among",
     "conversation_changes",
     "conversation_get_for_member",

@@ -129,21 +129,43 @@ def co_member_ids(*, user_id: str) -> list[str]:
     members. Pushing to every member of large groups costs members x members events when a
     group comes online together (measured: 604,284 events for 1,000 members connecting);
     members of larger groups ask with `fetch-presence` instead."""
-    user_pk = User.objects.filter(public_id=user_id).values("pk")
-    limit = settings.CHAT["PRESENCE_PUSH_GROUP_MAX"]
+    return co_member_ids_many(user_ids=[user_id]).get(user_id, [])
+
+
+def co_member_ids_many(*, user_ids: list[str]) -> dict[str, list[str]]:
+    """`co_member_ids` of several users in one query (the presence tracker publishes the
+    changes of one debounce window together: a reconnect storm changes thousands of users).
+    Users with nobody to tell are left out."""
+    if not user_ids:
+        return {}
+    mine = Membership.objects.filter(
+        user__public_id__in=user_ids,
+        left_at__isnull=True,
+        conversation__kind__in=(Conversation.Kind.DIRECT, Conversation.Kind.GROUP),
+    ).values("conversation_id")
     pushed = (
-        Membership.objects.filter(left_at__isnull=True, conversation_id__in=_shared_conversations(user_pk))
+        Membership.objects.filter(left_at__isnull=True, conversation_id__in=mine)
         .values("conversation_id")
         .annotate(members=Count("pk"))
-        .filter(members__lte=limit)
+        .filter(members__lte=settings.CHAT["PRESENCE_PUSH_GROUP_MAX"])
         .values("conversation_id")
     )
-    return list(
+    # One row per (changed user, other member) of a pushed conversation: the filter on the
+    # conversation's memberships applies to one joined membership, the changed user's own.
+    rows = (
         Membership.objects.filter(left_at__isnull=True, conversation_id__in=pushed)
-        .exclude(user__public_id=user_id)
-        .values_list("user__public_id", flat=True)
+        .filter(
+            conversation__memberships__user__public_id__in=user_ids,
+            conversation__memberships__left_at__isnull=True,
+        )
+        .values_list("conversation__memberships__user__public_id", "user__public_id")
         .distinct()
     )
+    audiences: dict[str, list[str]] = {}
+    for changed, other in rows:
+        if other != changed:
+            audiences.setdefault(changed, []).append(other)
+    return audiences
 
 
 def co_members_among(*, user: User, user_ids: list[str]) -> set[str]:

@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
+from chatproject.bus.groups import user_group
 from chatproject.core.errors import ApplicationError, ErrorCode
 from gateway import presence
 from gateway.protocols import expresschat as protocol
@@ -251,3 +252,54 @@ async def test_redis_publishes_a_state_once_across_processes(prefix):
     finally:
         await one.close()
         await two.close()
+
+
+# --- the debounced publisher ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)  # the tracker reads in the database thread
+async def test_changes_due_together_are_published_in_one_batch(
+    make_user, monkeypatch, settings, memory_store
+):
+    bus_sent = []
+
+    async def record(groups, event) -> None:
+        assert json.loads(json.dumps(event)) == event
+        bus_sent.append((groups, event))
+
+    monkeypatch.setattr("chatproject.bus.transport.send_async", record)
+    settings.CHAT = {**settings.CHAT, "PRESENCE_DEBOUNCE_SECONDS": 0.05}
+    alice, bob, carol, dave = (make_user(name) for name in ("Alice", "Bob", "Carol", "Dave"))
+    await asyncio.to_thread(direct, alice, bob)  # services publish on commit: not in the loop's thread
+    await asyncio.to_thread(direct, alice, carol)
+    calls = []
+    real_call = presence.call
+
+    async def counting(fn, /, **kwargs):
+        calls.append(fn.__name__)
+        return await real_call(fn, **kwargs)
+
+    monkeypatch.setattr(presence, "call", counting)
+    tracker = presence.tracker
+    published = tracker.stats["published"]
+    for user in (alice, bob, dave):  # Dave shares no chat: nobody to tell
+        await tracker.store.put(user.id, f"p/{user.id}", "foreground")
+        tracker.changed(user.id)
+    tracker.changed(alice.id)  # already pending: nothing more
+    for _ in range(200):  # bounded wait for the batch, not a timing assertion
+        if tracker.stats["published"] == published + 3 and not tracker._publishing:
+            break
+        await asyncio.sleep(0.02)
+    sent = sorted(
+        (event["user_id"], sorted(groups))
+        for groups, event in bus_sent
+        if event["type"] == "presence.changed"
+    )
+    assert sent == sorted(
+        [
+            (alice.id, sorted([user_group(bob.id), user_group(carol.id)])),
+            (bob.id, [user_group(alice.id)]),
+        ]
+    )
+    assert calls == ["presence_of", "co_member_ids_many"]  # one batch: two database calls
+    await tracker.stop()

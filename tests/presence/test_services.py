@@ -496,3 +496,24 @@ def test_every_new_event_builder_payload_survives_json(alice, bob):
     ]
     for payload in payloads:
         assert json.loads(json.dumps(payload)) == payload
+
+
+def test_presence_audiences_of_several_users_come_from_one_query_each_their_own(
+    alice, bob, carol, make_user, settings, django_assert_num_queries
+):
+    settings.CHAT = {**settings.CHAT, "PRESENCE_PUSH_GROUP_MAX": 3}
+    dave, erin, frank = make_user("Dave"), make_user("Erin"), make_user("Frank")
+    direct(alice, bob)
+    group(alice, carol, dave)  # 3 members: pushed
+    group(bob, dave, erin, frank)  # 4 members: over the limit
+    former = group(carol, erin)
+    leave(erin, former)
+    self_chat(frank)
+    with django_assert_num_queries(1):
+        audiences = selectors.co_member_ids_many(user_ids=[alice.id, bob.id, carol.id, erin.id, frank.id])
+    assert {user: sorted(ids) for user, ids in audiences.items()} == {
+        alice.id: sorted([bob.id, carol.id, dave.id]),
+        bob.id: [alice.id],
+        carol.id: sorted([alice.id, dave.id]),
+    }
+    assert selectors.co_member_ids_many(user_ids=[]) == {}
