@@ -58,6 +58,9 @@ live_by_user: Counter[str] = Counter()
 live_by_address: Counter[str] = Counter()
 # Of those, connections admitted unbound (`binds_late`) and not bound yet, by client address.
 unbound_by_address: Counter[str] = Counter()
+# Handshakes being authenticated, by client address: they count against the address cap too, or
+# concurrent handshakes from one address would all pass a check made before their first await.
+connecting_by_address: Counter[str] = Counter()
 
 
 class Hub:
@@ -104,10 +107,11 @@ class Hub:
             return self._sent_away(conn_id)
         chat = settings.CHAT
         address = handshake.remote or ""
-        if live_by_address[address] >= chat["SOCKET_MAX_PER_ADDRESS"]:
+        if live_by_address[address] + connecting_by_address[address] >= chat["SOCKET_MAX_PER_ADDRESS"]:
             return self._refused(
                 conn_id, ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections.")
             )
+        connecting_by_address[address] += 1
         try:
             credentials = self.protocol.credentials(handshake)
             if self.protocol.binds_late and credentials.access is None and credentials.handle is None:
@@ -122,6 +126,10 @@ class Hub:
         except Exception:
             logger.exception("handshake failed: protocol=%s conn=%s", self.protocol.name, conn_id)
             return self._refused(conn_id, ApplicationError(ErrorCode.INTERNAL, "Internal error."))
+        finally:  # from here to the admission below nothing awaits: the count moves over exactly
+            connecting_by_address[address] -= 1
+            if connecting_by_address[address] <= 0:
+                del connecting_by_address[address]
         if self.draining:  # the drain began while this client was authenticated
             return self._sent_away(conn_id)
         self._admit(conn_id, authed, handshake)
