@@ -9,10 +9,12 @@ from django.test import override_settings
 
 from gateway import hub as hub_module
 from gateway.auth import Authenticated, Credentials
+from gateway.bridge import bridge
+from gateway.hub import Hub
 from gateway.protocol import Protocol
 from gateway.transports.handshake import Handshake
 
-from .test_hub_hooks import make_hub  # noqa: F401 (fixture)
+from .test_hub_hooks import Recorder
 
 ADDRESS = "192.0.2.9"
 
@@ -40,8 +42,8 @@ def held_authentication(make_user, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_concurrent_handshakes_from_one_address_respect_its_cap(make_hub, held_authentication):
-    hub = make_hub(Plain(), [])
+async def test_concurrent_handshakes_from_one_address_respect_its_cap(held_authentication):
+    hub = Hub(Plain(), Recorder([]))
     chat = {**hub_module.settings.CHAT, "SOCKET_MAX_PER_ADDRESS": 3}
     with override_settings(CHAT=chat):
         pending = [
@@ -60,4 +62,5 @@ async def test_concurrent_handshakes_from_one_address_respect_its_cap(make_hub, 
     finally:
         for n in range(6):
             await hub.forget(f"c{n}")
+        bridge._sinks.remove(hub)  # the bridge keeps its sinks for the process's life
     assert ADDRESS not in hub_module.live_by_address
