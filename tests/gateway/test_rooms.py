@@ -30,7 +30,12 @@ class Store:
 
 
 @pytest.fixture
-def store():
+def store(monkeypatch):
+    # The store is in memory here: its selectors are called directly, not on the database thread.
+    async def call(selector, **kwargs):
+        return selector(**kwargs)
+
+    monkeypatch.setattr(rooms_module, "call", call)
     return Store()
 
 
