@@ -135,9 +135,14 @@ def install(run: Callable[[], Awaitable[object]]) -> bool:
             hand_over()
 
     def start() -> None:
+        # Said first, so a log that shows a drain also shows what started it: only this signal
+        # does (a refused handshake, a cap or an error never do). The sender is not known here
+        # (Python's handlers get no siginfo): `strace -f -e signal=SIGTERM -p <pid>` shows si_pid.
         if state["task"] is not None:  # a second SIGTERM: stop waiting
+            logger.warning("drain: second SIGTERM received, shutting down now")
             hand_over()
             return
+        logger.warning("drain: SIGTERM received")
         state["task"] = loop.create_task(drain_then_hand_over())
 
     def on_sigterm(signum: int, frame: object) -> None:

@@ -61,6 +61,38 @@ unbound_by_address: Counter[str] = Counter()
 # Handshakes being authenticated, by client address: they count against the address cap too, or
 # concurrent handshakes from one address would all pass a check made before their first await.
 connecting_by_address: Counter[str] = Counter()
+# An address at its cap is told to operators once per this many seconds (WARNING): a deployment
+# whose clients share an address (a NAT, a proxy without --proxy-headers, a load generator) sees
+# why its connections stop growing; refusals themselves are logged at INFO, one line each.
+CAP_WARNING_SECONDS = 60.0
+# Address -> (when it was last told, refusals since then).
+cap_warned: dict[str, tuple[float, int]] = {}
+
+
+def _address_at_cap(address: str, cap: int) -> None:
+    """A handshake from an address at CHAT SOCKET_MAX_PER_ADDRESS is being sent away to retry.
+    The process goes on serving everyone else: the cap refuses, it never stops the server (the
+    drain runs on SIGTERM only, gateway/drain.py). Counted, and told at most once a minute per
+    address, with the refusals since the last time."""
+    now = time.monotonic()
+    told, refused = cap_warned.get(address, (None, 0))
+    if told is not None and now - told < CAP_WARNING_SECONDS:
+        cap_warned[address] = (told, refused + 1)
+        return
+    for other, (when, _) in list(cap_warned.items()):  # bounded: addresses told recently
+        if now - when >= CAP_WARNING_SECONDS:
+            del cap_warned[other]
+    cap_warned[address] = (now, 0)
+    logger.warning(
+        "address at its connection cap: address=%s live=%d connecting=%d cap=%d "
+        "(CHAT_SOCKET_MAX_PER_ADDRESS); its new handshakes are sent away to retry "
+        "(%d more since the last warning)",
+        address,
+        live_by_address[address],
+        connecting_by_address[address],
+        cap,
+        refused,
+    )
 
 
 class Hub:
@@ -108,6 +140,7 @@ class Hub:
         chat = settings.CHAT
         address = handshake.remote or ""
         if live_by_address[address] + connecting_by_address[address] >= chat["SOCKET_MAX_PER_ADDRESS"]:
+            _address_at_cap(address, chat["SOCKET_MAX_PER_ADDRESS"])
             return self._refused(
                 conn_id, ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections.")
             )

@@ -2,13 +2,18 @@
 reconnect, the gateway refuses new sessions, deliveries are counted from what the transports
 report. The live tests (test_drain.py) SIGTERM real servers."""
 
+import asyncio
 import json
+import logging
+import os
+import signal
 from typing import Any
 
 import pytest
 from django.core.asgi import get_asgi_application
 
 from chatproject.ops import metrics
+from gateway import drain as graceful
 from gateway.asgi import Gateway
 from gateway.audience import Emit
 from gateway.connection import Connection
@@ -190,3 +195,28 @@ async def test_a_gateway_that_is_not_draining_opens_sessions(gateway):
         _scope("http", "/socket.io/", b"EIO=4&transport=polling"), {"type": "http.request", "body": b""}
     )
     assert sent[0]["status"] == 200
+
+
+async def test_only_sigterm_starts_the_drain_and_the_log_says_so(caplog):
+    """The drain is installed in front of the server's SIGTERM handler; the log names the signal
+    before `drain: started`, so a drain in a log always shows what began it (issue 19a: a drain
+    the bench's own SIGTERM began was taken for the server stopping itself at its address cap)."""
+    handed_over = asyncio.Event()
+    ran = []
+
+    def server_handler(signum, frame):  # what uvicorn's handle_exit stands for
+        handed_over.set()
+
+    async def run():
+        ran.append(True)
+
+    original = signal.signal(signal.SIGTERM, server_handler)
+    try:
+        assert graceful.install(run)
+        caplog.set_level(logging.WARNING, logger="gateway.drain")
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(handed_over.wait(), 5)
+    finally:
+        signal.signal(signal.SIGTERM, original)
+    assert ran == [True]
+    assert "drain: SIGTERM received" in caplog.messages
