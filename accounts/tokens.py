@@ -7,15 +7,18 @@ token of that login useless at once, including live sockets, which the realtime 
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 
 import jwt
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from chatproject.core import rows
 from chatproject.core.errors import ApplicationError, ErrorCode
 
 from .models import LoginSession, User
@@ -141,18 +144,45 @@ def user_for_claims(claims: AccessClaims) -> User:
     """The user behind valid claims, if they may still use the service and the session is live.
 
     One query (the session with its user): every REST request and every socket handshake runs
-    this, some twice."""
-    session = LoginSession.objects.select_related("user").filter(sid=claims.sid).first()
-    if session is None or session.user.public_id != claims.user_id:
+    this, some twice. Hand-written SQL (chatproject.core.rows): through the ORM it was most of
+    a handshake's read-thread CPU (bench/handshake_cost.py)."""
+    row = _session_with_user(claims.sid)
+    if row is None:
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Unknown user or session.")
-    user = session.user
+    session_revoked_at, user = row
+    if user.public_id != claims.user_id:
+        raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Unknown user or session.")
     if user.is_banned:
         raise ApplicationError(ErrorCode.BANNED, "This account is banned.")
     if not user.is_active or not user.email_verified:
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Account not usable.")
-    if session.revoked_at is not None:
+    if session_revoked_at is not None:
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Session revoked.")
     return user
+
+
+@cache
+def _session_with_user_sql(vendor: str) -> str:
+    session, user = LoginSession._meta, User._meta
+    return (
+        f"SELECT {rows.q(connection, 's', session.get_field('revoked_at').column)}, "
+        f"{rows.columns(connection, 'u', rows.concrete_fields(User))} "
+        f"FROM {rows.table(connection, LoginSession)} s "
+        f"JOIN {rows.table(connection, User)} u "
+        f"ON {rows.q(connection, 'u', user.pk.column)} = {rows.q(connection, 's', session.get_field('user').column)} "
+        f"WHERE {rows.q(connection, 's', session.get_field('sid').column)} = %s"
+    )
+
+
+def _session_with_user(sid: str) -> tuple[datetime | None, User] | None:
+    """(the session's revoked_at, its user) for a session id, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_session_with_user_sql(connection.vendor), [sid])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    revoked_at = rows.converted(connection, (LoginSession._meta.get_field("revoked_at"),), row[:1])[0]
+    return revoked_at, rows.instance(connection, User, row[1:])
 
 
 def refresh_blacklist(token: str) -> None:

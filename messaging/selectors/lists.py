@@ -3,11 +3,14 @@ new connection is greeted with, bus subscriptions and the unread total."""
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache, lru_cache
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 
 from accounts.models import User
+from chatproject.core import rows
 
 from ..models import ChatRequest, Conversation, Membership
 from .access import direct_partner, membership_get
@@ -28,25 +31,58 @@ class ConversationSummary:
 
 
 # The columns a conversation summary is built from: plain rows, no model instances (the
-# handshake reads every membership of a user).
-_SUMMARY_COLUMNS = (
-    "conversation_id",
-    "conversation__public_id",
-    "conversation__kind",
-    "conversation__last_message_at",
-    "conversation__last_seq",
-    "conversation__last_rev",
-    "conversation__title",
-    "last_read_seq",
-)
-_RECENT_FIRST = ("-conversation__last_message_at", "-conversation_id")
+# handshake reads every membership of a user). Hand-written SQL (chatproject.core.rows): the
+# handshake runs it, and through the ORM the query building cost more CPU than the rows.
+@cache
+def _summary_fields() -> tuple:
+    conversation, membership = Conversation._meta, Membership._meta
+    return (
+        membership.get_field("conversation"),
+        *(conversation.get_field(name) for name in ("public_id", "kind", "last_message_at", "last_seq")),
+        *(conversation.get_field(name) for name in ("last_rev", "title")),
+        membership.get_field("last_read_seq"),
+    )
 
 
-def _membership_rows(user: User, kinds: tuple[str, ...] | None):
-    memberships = Membership.objects.filter(user=user, left_at__isnull=True)
+@cache
+def _membership_rows_sql(vendor: str, kinds: int) -> str:
+    """Current memberships of a user (`%s`: its pk), most recent activity first; `kinds`: how
+    many `%s` placeholders for conversation kinds (0: every kind)."""
+    c, m = Conversation._meta, Membership._meta
+    fields = _summary_fields()
+    select = ", ".join(
+        rows.q(connection, "m" if field.model is Membership else "c", field.column) for field in fields
+    )
+    where = [
+        f"{rows.q(connection, 'm', m.get_field('user').column)} = %s",
+        f"{rows.q(connection, 'm', m.get_field('left_at').column)} IS NULL",
+    ]
     if kinds:
-        memberships = memberships.filter(conversation__kind__in=kinds)
-    return memberships.order_by(*_RECENT_FIRST).values_list(*_SUMMARY_COLUMNS)
+        where.append(
+            f"{rows.q(connection, 'c', c.get_field('kind').column)} IN ({', '.join(['%s'] * kinds)})"
+        )
+    return (
+        f"SELECT {select} FROM {rows.table(connection, Membership)} m "
+        f"JOIN {rows.table(connection, Conversation)} c "
+        f"ON {rows.q(connection, 'c', c.pk.column)} = {rows.q(connection, 'm', m.get_field('conversation').column)} "
+        f"WHERE {' AND '.join(where)} "
+        f"ORDER BY {rows.q(connection, 'c', c.get_field('last_message_at').column)} DESC, "
+        f"{rows.q(connection, 'm', m.get_field('conversation').column)} DESC"
+    )
+
+
+def _membership_rows(user: User, kinds: tuple[str, ...] | None, limit: int | None = None) -> list[tuple]:
+    """(conversation pk, public_id, kind, last_message_at, last_seq, last_rev, title,
+    last_read_seq) of each current membership of `user`, most recent activity first."""
+    kinds = tuple(str(kind) for kind in kinds or ())
+    sql = _membership_rows_sql(connection.vendor, len(kinds))
+    params: list = [user.pk, *kinds]
+    if limit is not None:
+        sql, params = f"{sql} LIMIT %s", [*params, limit]
+    fields = _summary_fields()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(rows.converted(connection, fields, row)) for row in cursor.fetchall()]
 
 
 def conversation_list_for_user(
@@ -57,8 +93,8 @@ def conversation_list_for_user(
     Two queries whatever the number of conversations: memberships with conversations, then the
     partners of the direct ones. Bounded by CHAT CONVERSATION_LIST_LIMIT.
     """
-    rows = list(_membership_rows(user, kinds)[: settings.CHAT["CONVERSATION_LIST_LIMIT"]])
-    return _summaries(user, rows)
+    found = _membership_rows(user, kinds, settings.CHAT["CONVERSATION_LIST_LIMIT"])
+    return _summaries(user, found)
 
 
 @dataclass(frozen=True)
@@ -73,23 +109,45 @@ class ConversationSnapshot:
 def conversation_snapshot_for_user(*, user: User, kinds: tuple[str, ...]) -> ConversationSnapshot:
     """`conversation_ids_for_user` (groups) and `conversation_list_for_user(kinds)` from one
     read of the memberships, as plain rows (two queries in all): a handshake pays once."""
-    rows = list(_membership_rows(user, kinds))
-    group_ids = [row[1] for row in rows if row[2] == Conversation.Kind.GROUP]
-    return ConversationSnapshot(group_ids, _summaries(user, rows[: settings.CHAT["CONVERSATION_LIST_LIMIT"]]))
+    found = _membership_rows(user, kinds)
+    group_ids = [row[1] for row in found if row[2] == Conversation.Kind.GROUP]
+    return ConversationSnapshot(
+        group_ids, _summaries(user, found[: settings.CHAT["CONVERSATION_LIST_LIMIT"]])
+    )
 
 
-def _summaries(user: User, rows: list[tuple]) -> list[ConversationSummary]:
-    """Summaries of membership rows (`_SUMMARY_COLUMNS`), in their order; one query for the
+@lru_cache(maxsize=128)  # one statement per number of direct chats: bounded
+def _direct_partners_sql(vendor: str, count: int) -> str:
+    m, u = Membership._meta, User._meta
+    conversation = rows.q(connection, "m", m.get_field("conversation").column)
+    member = rows.q(connection, "m", m.get_field("user").column)
+    return (
+        f"SELECT {conversation}, {rows.q(connection, 'u', u.get_field('public_id').column)}, "
+        f"{rows.q(connection, 'u', u.get_field('display_name').column)} "
+        f"FROM {rows.table(connection, Membership)} m "
+        f"JOIN {rows.table(connection, User)} u ON {rows.q(connection, 'u', u.pk.column)} = {member} "
+        f"WHERE {conversation} IN ({', '.join(['%s'] * count)}) AND {member} <> %s"
+    )
+
+
+def _direct_partners(user: User, direct_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """conversation pk -> (public_id, display_name) of the other member of each direct chat
+    (every membership row, current or left, as before). Hand-written SQL, as above."""
+    partners: dict[int, tuple[str, str]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_direct_partners_sql(connection.vendor, len(direct_ids)), [*direct_ids, user.pk])
+        for conv_id, public_id, name in cursor.fetchall():
+            partners[conv_id] = (public_id, name)
+    return partners
+
+
+def _summaries(user: User, found: list[tuple]) -> list[ConversationSummary]:
+    """Summaries of membership rows (`_membership_rows`), in their order; one query for the
     partners of the direct ones."""
-    direct_ids = [row[0] for row in rows if row[2] == Conversation.Kind.DIRECT]
+    direct_ids = [row[0] for row in found if row[2] == Conversation.Kind.DIRECT]
     partners: dict[int, tuple[str, str]] = {}
     if direct_ids:
-        for conv_id, public_id, name in (
-            Membership.objects.filter(conversation_id__in=direct_ids)
-            .exclude(user=user)
-            .values_list("conversation_id", "user__public_id", "user__display_name")
-        ):
-            partners[conv_id] = (public_id, name)
+        partners = _direct_partners(user, direct_ids)
         # A request not accepted yet: its recipient is no member, but is the requester's partner.
         waiting = [pk for pk in direct_ids if pk not in partners]
         if waiting:
@@ -98,7 +156,7 @@ def _summaries(user: User, rows: list[tuple]) -> list[ConversationSummary]:
             ).values_list("conversation_id", "recipient__public_id", "recipient__display_name"):
                 partners[conv_id] = (public_id, name)
     result = []
-    for pk, public_id, kind, last_message_at, last_seq, last_rev, title, last_read_seq in rows:
+    for pk, public_id, kind, last_message_at, last_seq, last_rev, title, last_read_seq in found:
         partner = partners.get(pk)
         result.append(
             ConversationSummary(

@@ -205,6 +205,28 @@ async def test_redis_entries_expire_unless_refreshed_by_the_heartbeat(prefix):
 
 
 @needs_redis
+async def test_the_heartbeat_refreshes_every_entry_past_one_script_chunk_and_never_shortens_a_ttl(prefix):
+    store, longer = redis_store("one", prefix, ttl=0.4), redis_store("two", prefix, ttl=30)
+    users = [f"{i:024x}" for i in range(presence.HEARTBEAT_CHUNK + 3)]
+    try:
+        await longer.put(users[-1], "two/1", "foreground")  # another process's longer expiry
+        await store.heartbeat([(user, f"one/{i}", "background") for i, user in enumerate(users)])
+        states = store.states(users)
+        assert states[users[0]] == ["background"]
+        assert states[users[-2]] == ["background"]  # in the second chunk
+        assert sorted(states[users[-1]]) == ["background", "foreground"]
+        client = store._client()
+        assert 0 < await client.pttl(f"{prefix}:presence:u:{users[-2]}") <= 400
+        assert await client.pttl(f"{prefix}:presence:u:{users[-1]}") > 20_000
+        assert await client.scard(f"{prefix}:presence:p:one") == len(users)
+        await asyncio.sleep(0.5)  # no heartbeat for longer than the TTL
+        assert store.states(users[:1]) == {users[0]: []}
+    finally:
+        await store.close()
+        await longer.close()
+
+
+@needs_redis
 async def test_a_live_process_reaps_a_dead_one_once_and_keeps_others_entries(prefix):
     dead, live, other = (redis_store(p, prefix, ttl=0.3) for p in ("dead", "live", "other"))
     try:

@@ -1,0 +1,78 @@
+"""What a first-party handshake's database work costs in-process, without sockets or the bus:
+`connection_authenticate` (the token, the session with its user) then `connection_snapshot`
+(the session re-check, the greeting's conversation list), each as the gateway runs them in a
+read thread. Reports CPU time of the calling thread and wall time per handshake, and the SQL
+statements of one handshake. Used to A/B the handshake's query code (issue 19).
+
+    DATABASE_URL=... .venv/bin/python bench/handshake_cost.py [USERS] [ROUNDS]
+
+Runs on whatever database DATABASE_URL names (the bench database after an idle run); seeds
+USERS (default 200) users the way the idle scenario does if it has fewer live sessions.
+"""
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from accounts.models import LoginSession  # noqa: E402
+from accounts.tokens import access_token_for  # noqa: E402
+from gateway.auth import Credentials, connection_authenticate, connection_snapshot  # noqa: E402
+
+
+def _tokens(count: int) -> list[str]:
+    sessions = list(
+        LoginSession.objects.filter(revoked_at__isnull=True, user__is_active=True)
+        .select_related("user")
+        .order_by("pk")[:count]
+    )
+    if len(sessions) < count:
+        import seed  # bench/seed.py: the idle scenario's users
+
+        seed.seed_idle(count)
+        return _tokens(count)
+    return [access_token_for(user=s.user, sid=s.sid)[0] for s in sessions]
+
+
+def _handshake(token: str) -> None:
+    authed = connection_authenticate(credentials=Credentials(token, None, renewable=False))
+    connection_snapshot(user=authed.user, session_id=authed.session_id)
+
+
+def main() -> None:
+    users = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    tokens = _tokens(users)
+    for token in tokens[:50]:  # warm-up
+        _handshake(token)
+    with CaptureQueriesContext(connection) as queries:
+        _handshake(tokens[0])
+    cpu, wall = [], []
+    for _ in range(rounds):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        for token in tokens:
+            _handshake(token)
+        cpu.append((time.thread_time() - c0) / len(tokens) * 1000)
+        wall.append((time.perf_counter() - w0) / len(tokens) * 1000)
+    print(f"{len(queries.captured_queries)} queries per handshake:")
+    for query in queries.captured_queries:
+        print("  ", query["sql"][:160])
+    print(f"CPU per handshake (ms): median {statistics.median(cpu):.3f}, rounds {[round(c, 3) for c in cpu]}")
+    print(f"wall per handshake (ms): median {statistics.median(wall):.3f}")
+
+
+if __name__ == "__main__":
+    main()

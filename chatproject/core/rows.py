@@ -1,0 +1,73 @@
+"""Hand-written SQL for the handful of reads every handshake repeats (issue 19).
+
+Building a query through the ORM (a QuerySet, its compiler, model instances) cost 0.69 ms of
+CPU for the handshake's session-and-user query on the bench machine against 0.13 ms for the same
+statement through a cursor and `Model.from_db`; a handshake ran three or four such queries
+(bench/handshake_cost.py: 3.3 ms of CPU before, 0.54 ms after), a reconnect storm thousands. These
+helpers keep such SQL honest: table and column names come from the models' `_meta`, values go
+through the same database converters the ORM applies (SQLite returns datetimes as text), and
+instances are made with `Model.from_db`, as a QuerySet makes them. Anything off the hot path
+stays on the ORM.
+"""
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+M = TypeVar("M", bound=models.Model)
+Converters = tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+
+
+def q(connection: BaseDatabaseWrapper, *names: str) -> str:
+    """`alias."column"`, quoted for the connection's backend."""
+    return ".".join(connection.ops.quote_name(name) for name in names)
+
+
+def table(connection: BaseDatabaseWrapper, model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def columns(connection: BaseDatabaseWrapper, alias: str, fields: Sequence[models.Field]) -> str:
+    """The select list for `fields` of the table aliased `alias`."""
+    return ", ".join(q(connection, alias, field.column) for field in fields)
+
+
+def concrete_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    return tuple(model._meta.concrete_fields)
+
+
+@cache
+def _converters(vendor: str, fields: tuple[models.Field, ...], connection_alias: str) -> Converters:
+    from django.db import connections
+
+    connection = connections[connection_alias]
+    found = []
+    for index, field in enumerate(fields):
+        col = field.get_col(field.model._meta.db_table)
+        chain = tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection))
+        if chain:
+            found.append((index, chain, col))
+    return tuple(found)
+
+
+def converted(connection: BaseDatabaseWrapper, fields: tuple[models.Field, ...], row: Sequence[Any]) -> list:
+    """A row of `fields`' columns with the backend's and the fields' converters applied (none
+    for this project's models on PostgreSQL; SQLite's datetimes and booleans)."""
+    values = list(row)
+    for index, chain, col in _converters(connection.vendor, fields, connection.alias):
+        value = values[index]
+        for convert in chain:
+            value = convert(value, col, connection)
+        values[index] = value
+    return values
+
+
+def instance(connection: BaseDatabaseWrapper, model: type[M], row: Sequence[Any]) -> M:
+    """A model instance from a row of `columns(..., concrete_fields(model))`, as a QuerySet
+    would have made it."""
+    fields = concrete_fields(model)
+    values = converted(connection, fields, row)
+    return model.from_db(connection.alias, [field.attname for field in fields], values)
