@@ -458,10 +458,19 @@ async function reconnect(base) {
   out({ kind: "note", note: "after reconnect", events: b.since(mark, "fetch messages").length });
   a.emit("send message", { senderId: a.handle, recipientId: bob._id, roomId, message: "after the drop" });
   await b.wait("send message", (m) => m.message.message === "after the drop", mark);
-  // Bob's app is killed: his last socket ends, alice is told he is offline.
-  mark = a.mark();
+  // Bob's app is killed: his last socket ends, and alice sees him offline. Presence pushes are
+  // debounced: when the reconnect and the kill fall in one debounce window they are one flap,
+  // published as nothing (alice last heard "offline" at the drop). So alice asks, as her Chat
+  // screen does, until the answer (read from presence, not debounced) says offline.
   b.socket.close();
-  await a.wait("get online info", (v) => v.isOnline === false && v.recipientId === bob._id, mark);
+  let offline = false;
+  for (let attempt = 0; attempt < 16 && !offline; attempt += 1) {
+    mark = a.mark();
+    a.emit("get online info", bob._id);
+    offline = (await a.wait("get online info", (v) => v.recipientId === bob._id, mark)).isOnline === false;
+    if (!offline) await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  if (!offline) throw new StepFailed("a: bob still online 8 s after his app was killed");
   out({ kind: "note", note: "ids", room: roomId, alice: alice._id, bob: bob._id });
   a.close();
 }
