@@ -148,6 +148,15 @@ class ServerProcess:
         self._log_file.close()
 
 
+def require_redis() -> None:
+    """Multi-process tests need Redis: CI (CHAT_REQUIRE_SERVICES=1) fails without it, a laptop
+    skips."""
+    if not REDIS_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("REDIS_URL is required for multi-process tests in CI")
+        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+
+
 def _start_servers(
     count: int, tmp: Path, redis_url: str, extra_env: dict[str, str] | None = None
 ) -> list[ServerProcess]:
@@ -208,10 +217,7 @@ PAIR_ENV = {"CHAT_METRICS": "1", "CHAT_METRICS_TOKEN": PAIR_METRICS_TOKEN, "CHAT
 @pytest.fixture(scope="session")
 def redis_server_pair(django_db_setup, django_db_blocker, tmp_path_factory):
     """Two server processes sharing Redis (the bus) and the database."""
-    if not REDIS_URL:
-        if REQUIRE_SERVICES:
-            pytest.fail("REDIS_URL is required for multi-process tests in CI")
-        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    require_redis()
     servers = _start_servers(2, tmp_path_factory.mktemp("pair"), REDIS_URL, PAIR_ENV)
     yield servers
     for server in servers:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL, REQUIRE_SERVICES, _start_servers, require_node_package
+from tests.conftest import REDIS_URL, _start_servers, require_node_package, require_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,10 +81,7 @@ def test_a_socketio_2_client_and_a_socketio_4_client_talk_on_one_path(mixed_serv
 
 @pytest.fixture(scope="module")
 def mixed_pair(django_db_setup, django_db_blocker, tmp_path_factory):
-    if not REDIS_URL:
-        if REQUIRE_SERVICES:
-            pytest.fail("REDIS_URL is required for multi-process tests in CI")
-        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    require_redis()
     servers = _start_servers(2, tmp_path_factory.mktemp("mixedpair"), REDIS_URL, ENV)
     yield servers
     for server in servers:

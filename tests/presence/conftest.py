@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import aiohttp
 import pytest
 
-from tests.conftest import REDIS_URL, REQUIRE_SERVICES, ServerProcess, _start_servers
+from tests.conftest import REDIS_URL, ServerProcess, _start_servers, require_redis
 from tests.realtime.clients import SioClient, WsClient
 
 # Seconds. A process beats every HEARTBEAT; a dead one's users are offline TTL after its last
@@ -60,17 +60,10 @@ def kill(server: ServerProcess) -> None:
     server.proc.wait(10)
 
 
-def _require_redis() -> None:
-    if not REDIS_URL:
-        if REQUIRE_SERVICES:
-            pytest.fail("REDIS_URL is required for multi-process tests in CI")
-        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
-
-
 @pytest.fixture(scope="module")
 def presence_pair(django_db_setup, django_db_blocker, tmp_path_factory):
     """Two server processes sharing Redis and the database, with short presence timers."""
-    _require_redis()
+    require_redis()
     servers = start_presence_servers(2, tmp_path_factory.mktemp("presence-pair"), REDIS_URL)
     yield servers
     for server in servers:
@@ -80,7 +73,7 @@ def presence_pair(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture
 def doomed_pair(django_db_setup, django_db_blocker, tmp_path_factory):
     """Two fresh server processes for one test that kills one of them."""
-    _require_redis()
+    require_redis()
     servers = start_presence_servers(2, tmp_path_factory.mktemp("doomed-pair"), REDIS_URL)
     yield servers
     for server in servers:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL, _start_servers
+from tests.conftest import REDIS_URL, _start_servers, require_redis
 from tests.tenants.helpers import sign
 
 from .conftest import MOUNTS, NODE, ROOT, node_required
@@ -138,8 +138,7 @@ def test_the_older_socketio_path_and_messenger_namespace_are_served(cz_server, m
 
 @pytest.fixture(scope="module")
 def cz_pair(django_db_setup, django_db_blocker, tmp_path_factory):
-    if not REDIS_URL:
-        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    require_redis()
     node_required()
     servers = _start_servers(2, tmp_path_factory.mktemp("czpair"), REDIS_URL, ENV)
     yield servers

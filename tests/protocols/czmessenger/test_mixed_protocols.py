@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL, _start_servers
+from tests.conftest import REDIS_URL, _start_servers, require_redis
 
 from .conftest import NODE, ROOT, node_required
 
@@ -87,8 +87,7 @@ def test_a_cz_messenger_client_and_an_expresschat_client_share_a_conversation_li
 
 @pytest.fixture(scope="module")
 def mixed_pair(django_db_setup, django_db_blocker, tmp_path_factory):
-    if not REDIS_URL:
-        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    require_redis()
     node_required()
     servers = _start_servers(2, tmp_path_factory.mktemp("czmixedpair"), REDIS_URL, ENV)
     yield servers

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from accounts.models import App
-from tests.conftest import PAIR_ENV, REDIS_URL, REQUIRE_SERVICES, _start_servers
+from tests.conftest import PAIR_ENV, REDIS_URL, _start_servers, require_redis
 
 APP_ID = "a001a001a001a001a001a001"
 HOST = "127.0.0.1"
@@ -66,10 +66,7 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server_pair(django_db_setup, django_db_blocker, tmp_path_factory):
     """Two server processes with the mount, sharing Redis (the bus) and the database."""
-    if not REDIS_URL:
-        if REQUIRE_SERVICES:
-            pytest.fail("REDIS_URL is required for multi-process tests in CI")
-        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    require_redis()
     servers = _start_servers(
         2, tmp_path_factory.mktemp("privatechat-pair"), REDIS_URL, {**PAIR_ENV, **LIVE_ENV}
     )

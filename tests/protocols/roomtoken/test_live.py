@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL, REQUIRE_SERVICES, _start_servers
+from tests.conftest import REDIS_URL, _start_servers, require_redis
 from tests.tenants.helpers import sign
 
 from .conftest import NODE, ROOT, node_required
@@ -34,10 +34,7 @@ ENV = {
 def servers(django_db_setup, django_db_blocker, tmp_path_factory):
     """Two server processes sharing the database and Redis (one without Redis: skipped)."""
     node_required()
-    if not REDIS_URL:
-        if REQUIRE_SERVICES:
-            pytest.fail("REDIS_URL is required for multi-process tests in CI")
-        pytest.skip("REDIS_URL not set: multi-process tests need Redis")
+    require_redis()
     pair = _start_servers(2, tmp_path_factory.mktemp("roomtoken"), REDIS_URL, ENV)
     yield pair
     for server in pair:
