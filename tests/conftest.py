@@ -257,7 +257,7 @@ def _flush_retries_deadlocks():
     still be finishing work its clients started (an offline notice after a disconnect reads
     memberships), and PostgreSQL may then pick the TRUNCATE as a deadlock's victim. The flush
     holds nothing when it is aborted, so it is tried again, a few times, after a short pause."""
-    from django.db import OperationalError
+    from django.core.management import CommandError
     from django.test import TransactionTestCase
 
     original = TransactionTestCase._fixture_teardown
@@ -266,8 +266,8 @@ def _flush_retries_deadlocks():
         for attempt in range(5):
             try:
                 return original(self)
-            except OperationalError as error:
-                if "deadlock detected" not in str(error) or attempt == 4:
+            except CommandError as error:  # flush wraps the database's error
+                if "deadlock detected" not in str(error.__cause__) or attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
