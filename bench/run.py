@@ -1228,8 +1228,8 @@ def markdown(results: dict) -> str:
             f"{_fmt(p['saturation']['peak_delivered_per_s'])} (at {p['saturation']['peak_rate']}/s); {_steps(p)}",
             f"{_fmt(f['saturation']['peak_delivered_per_s'])} (at {f['saturation']['peak_rate']}/s); {_steps(f)}",
             g["ratio_peak"],
-            "",
-            None,
+            f"≥ {t['peak_ratio_min']}× floor",
+            (g["ratio_peak"] or 0) >= t["peak_ratio_min"],
         )
         pc = (pf.get("server_cpu_us_per_delivery"), p["saturation"].get("peak_server_cpu_us_per_delivery"))
         fc = (ff.get("server_cpu_us_per_delivery"), f["saturation"].get("peak_server_cpu_us_per_delivery"))
@@ -1274,8 +1274,8 @@ def markdown(results: dict) -> str:
             _fmt(p["connects_per_s"]),
             _fmt(f["connects_per_s"]),
             i["ratio_connects"],
-            "",
-            None,
+            f"≥ {t['connects_ratio_min']}× floor",
+            (i["ratio_connects"] or 0) >= t["connects_ratio_min"],
         )
         row(
             3,
@@ -1383,6 +1383,22 @@ def markdown(results: dict) -> str:
             None,
             "",
             None,
+        )
+        one_cpu = (
+            s.get("direct", {}).get("product", {}).get("saturation", {}).get("server_cpu_us_per_message")
+        )
+        two_cpu = p.get("server_cpu_us_per_message")
+        cpu_ratio = _ratio(two_cpu, one_cpu)
+        row(
+            5,
+            "2 processes: product server CPU per message at saturation (µs), beside 1 process",
+            f"{_fmt(two_cpu)} (1 process: {_fmt(one_cpu)}; {_fmt(cpu_ratio, '×')})",
+            _fmt(f.get("server_cpu_us_per_message")),
+            None,
+            f"≤ {scenario_defs.by_name('twoproc')['targets']['cpu_ratio_max']}× 1 process",
+            None
+            if cpu_ratio is None
+            else cpu_ratio <= scenario_defs.by_name("twoproc")["targets"]["cpu_ratio_max"],
         )
         t_ = p["totals"]
         clean = not (t_["lost"] or t_["duplicates"] or t_["outOfOrder"] or t_["seqGaps"] or t_["ackErrors"])
