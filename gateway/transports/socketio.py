@@ -21,8 +21,8 @@ from gateway.auth import query_dict
 from gateway.ratelimit import TokenBucket
 
 from .binary import BinaryError, Reassembly, TooLarge
+from .engine import EngineServer
 from .handshake import Handshake
-from .send_queue import SendQueue
 
 if TYPE_CHECKING:
     from gateway.hub import Hub
@@ -60,14 +60,6 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     return {
         key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
     }
-
-
-class _EngineServer(engineio.AsyncServer):
-    """python-engineio's server with a smaller outbound queue per session (send_queue.py: ~3 KiB
-    less per connection than the `asyncio.Queue` of `create_queue`)."""
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> SendQueue:
-        return SendQueue()
 
 
 class GatewayServer(socketio.AsyncServer):
@@ -113,7 +105,7 @@ class GatewayServer(socketio.AsyncServer):
         self.malformed: dict[str, int] = {}  # Engine.IO sid -> malformed packets so far
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
-        return _EngineServer
+        return EngineServer  # less held per session (engine.py)
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         """An Engine.IO session opened: it must join a namespace within the connect timeout, or
