@@ -196,7 +196,8 @@ def _make_run_flags() -> list[str]:
     return [item for pair in flags.items() for item in pair]
 
 
-# The product runs with `make run`'s flags; the floor gets the same. BENCH_UVICORN_ARGS adds flags
+# The product runs with `make run`'s flags; the floor gets the same (but uvicorn's own websocket
+# protocol: FLOOR_UVICORN below). BENCH_UVICORN_ARGS adds flags
 # to both (e.g. "--ws-per-message-deflate false") for experiments.
 UVICORN = [
     "--host",
@@ -220,6 +221,11 @@ def start_product(workdir: Path, name: str = "product", port: int | None = None)
     return proc, f"http://{HOST}:{port}"
 
 
+# The floor is bare python-socketio on uvicorn's own websocket protocol: where `make run` names the
+# product's subclass of it (gateway.transports.uvicorn_ws, issue 19), the floor keeps uvicorn's.
+FLOOR_UVICORN = ["websockets-sansio" if arg.startswith("gateway.") else arg for arg in UVICORN]
+
+
 def start_floor(workdir: Path, name: str = "floor", redis: bool = False) -> tuple[Proc, str]:
     port = free_port()
     extra = {"FLOOR_DATABASE_URL": DATABASE_URL, "FLOOR_POOL_SIZE": FLOOR_POOL_SIZE}
@@ -227,7 +233,7 @@ def start_floor(workdir: Path, name: str = "floor", redis: bool = False) -> tupl
         extra["FLOOR_REDIS_URL"] = REDIS_URL
     proc = Proc(
         name,
-        [PY, "-m", "uvicorn", "bench.floor_server:app", "--port", str(port), *UVICORN],
+        [PY, "-m", "uvicorn", "bench.floor_server:app", "--port", str(port), *FLOOR_UVICORN],
         env=env_with(extra),
         cpus=SERVER_CPUS,
         workdir=workdir,
@@ -1904,6 +1910,7 @@ def main() -> int:
         "pinning": {"servers": SERVER_CPUS, "generator": GENERATOR_CPUS},
         "product_env": {k: v for k, v in PRODUCT_ENV.items() if k != "SECRET_KEY"},
         "uvicorn_args": UVICORN,
+        "floor_uvicorn_args": FLOOR_UVICORN,
         "load_at_start": machine_load(),
         "floor_pool_size": int(FLOOR_POOL_SIZE),
         "scenarios": {},
