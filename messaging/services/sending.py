@@ -19,14 +19,7 @@ from .. import events
 from ..models import Attachment, Conversation, Membership, Message
 from .audience import Audience, conversation_audience, conversation_audiences, publish_item
 from .conversations import self_conversation_ensure
-from .storage import (
-    _advance_read_pointers,
-    _memberships_of,
-    _messages_insert,
-    _stored_client_ids,
-    _take_seqs,
-    message_insert_fields,
-)
+from .storage import _memberships_of, _messages_write, _stored_client_ids, _take_seqs, message_insert_fields
 from .validation import _validate_body, _validate_client_message_id, _validate_kind
 
 # The columns `_messages_store` writes, checked against the model once at import: a field added
@@ -347,55 +340,45 @@ def _message_by_client_id(conversation: Conversation, user: User, client_message
 
 
 def _messages_store(pending: list[_Pending]) -> list[Message]:
-    """Inside a transaction: take sequence numbers for every conversation of the batch with one
-    statement, insert every message with one statement, move the senders' read pointers with
-    one statement, read the members of the batch's direct and self conversations with one
-    statement (none when all are groups), and publish the events on commit."""
+    """Inside a transaction: store the batch (`_messages_write`: seqs, messages and the senders'
+    read pointers, one statement on PostgreSQL), read the members of its direct and self
+    conversations with one statement (none when all are groups), and publish the events on
+    commit."""
     now = timezone.now()
-    counts: dict[int, int] = {}
-    for item in pending:
-        counts[item.membership.conversation_id] = counts.get(item.membership.conversation_id, 0) + 1
-    last = _take_seqs(counts, now)
-    next_seq = {pk: last[pk][0] - count + 1 for pk, count in counts.items()}
-    next_rev = {pk: last[pk][1] - count + 1 for pk, count in counts.items()}
     stamp = connection.ops.adapt_datetimefield_value(now)
-    values, pointers = [], {}
-    for item in pending:
-        membership = item.membership
-        conversation = membership.conversation
-        seq, rev = next_seq[conversation.pk], next_rev[conversation.pk]
-        next_seq[conversation.pk] += 1
-        next_rev[conversation.pk] += 1
+    values = [
+        # The values of storage.message_insert_fields(), in the model's field order.
+        (
+            new_public_id(),
+            item.membership.conversation_id,
+            None,  # seq, taken by _messages_write
+            None,  # rev, likewise
+            item.membership.user_id,
+            item.kind,
+            item.content,
+            item.client_message_id,
+            stamp,
+            None,  # edited_at
+            None,  # deleted_at
+            None,  # hidden_at
+            item.reply_to.pk if item.reply_to is not None else None,
+            item.attachment.pk if item.attachment is not None else None,
+        )
+        for item in pending
+    ]
+    stored = _messages_write(values, [item.membership.pk for item in pending], now)
+    messages = []
+    for row, (pk, seq, rev), item in zip(values, stored, pending, strict=True):
+        conversation = item.membership.conversation
         conversation.last_seq, conversation.last_message_at = max(conversation.last_seq, seq), now
         conversation.last_rev = max(conversation.last_rev, rev)
-        # The values of storage.message_insert_fields(), in the model's field order.
-        values.append(
-            (
-                new_public_id(),
-                conversation.pk,
-                seq,
-                rev,
-                membership.user_id,
-                item.kind,
-                item.content,
-                item.client_message_id,
-                stamp,
-                None,  # edited_at
-                None,  # deleted_at
-                None,  # hidden_at
-                item.reply_to.pk if item.reply_to is not None else None,
-                item.attachment.pk if item.attachment is not None else None,
-            )
-        )
-        pointers[membership.pk] = seq  # writing a message means having read up to it
-    ids = _messages_insert(values)
-    messages = []
-    for row, item in zip(values, pending, strict=True):
         # As a QuerySet would make it, with the objects the batch already holds as its related
         # objects (none of them is read again).
-        message = Message.from_db(connection.alias, _MESSAGE_ATTNAMES, (ids[row[0]], *row[:8], now, *row[9:]))
+        message = Message.from_db(
+            connection.alias, _MESSAGE_ATTNAMES, (pk, row[0], row[1], seq, rev, *row[4:8], now, *row[9:])
+        )
         for field, value in (
-            (_CONVERSATION, item.membership.conversation),
+            (_CONVERSATION, conversation),
             (_SENDER, item.membership.user),
             (_REPLY_TO, item.reply_to),
             (_ATTACHMENT, item.attachment),
@@ -403,7 +386,6 @@ def _messages_store(pending: list[_Pending]) -> list[Message]:
             if value is not None:
                 field.set_cached_value(message, value)
         messages.append(message)
-    _advance_read_pointers(pointers)
     audiences = conversation_audiences(m.conversation for m in messages)
     publish_many_on_commit(
         [
