@@ -546,8 +546,10 @@ def direct_load(
         gen.expect("measure-start", timeout=90 + phases["warmup"])
         profiler = Profiler(server_pids[0], phases["duration"], profile, workdir) if profile else None
         before = cpu_sample(server_pids, gen.proc.pid)
+        threads_before = [thread_cpu_seconds(pid) for pid in server_pids]
         gen.expect("measure-end", timeout=phases["duration"] + 30)
         after = cpu_sample(server_pids, gen.proc.pid)
+        threads_after = [thread_cpu_seconds(pid) for pid in server_pids]
         result = gen.expect("result", timeout=phases["drain"] + 30)
     finally:
         gen.stop()
@@ -557,6 +559,22 @@ def direct_load(
         result["server_cpu_us_per_message"] = round(
             result["cpu"]["server"] * 1e6 / result["delivered_per_s"], 1
         )
+        # The same split into the event loops (main threads) and the other threads (the database
+        # thread, executors), so a change can be placed on one side or the other.
+        wall = after["t"] - before["t"]
+        delivered = result["delivered_per_s"] * wall
+        result["server_cpu_us_per_message_split"] = {
+            side: round(
+                sum(
+                    a.get(side, 0.0) - b.get(side, 0.0)
+                    for a, b in zip(threads_after, threads_before, strict=True)
+                )
+                * 1e6
+                / delivered,
+                1,
+            )
+            for side in ("loop", "threads")
+        }
     if profiler:
         result["profile"] = profiler.finish()
         result["profile"]["raw"] = str(profile.relative_to(ROOT))
@@ -568,7 +586,8 @@ def direct_load(
         f"order {totals['outOfOrder']} seq-gaps {totals['seqGaps']} ack-errors {totals['ackErrors']} "
         f"skipped {totals['skipped']}; CPU server {result['cpu']['server']:.0%} generator "
         f"{result['cpu']['generator']:.0%} postgres {result['cpu']['postgres']:.0%}; "
-        f"server CPU per message {result.get('server_cpu_us_per_message', '-')} µs"
+        f"server CPU per message {result.get('server_cpu_us_per_message', '-')} µs "
+        f"{result.get('server_cpu_us_per_message_split', '')}"
     )
     return result
 
@@ -598,6 +617,12 @@ def scenario_direct(params: dict, seed: dict, workdir: Path, profile_dir: Path |
             f"{c['batched']['cpu_ms_per_message']} ms CPU per message, at most "
             f"{c['batched']['max_sends_per_s_one_thread']:.0f}/s"
             if c.get("batched")
+            else ""
+        )
+        + (
+            f"; one send from each of {c['batched_spread']['batch_size']} pairs a batch: "
+            f"{c['batched_spread']['cpu_us_per_message_median']} µs CPU per message"
+            if c.get("batched_spread")
             else ""
         )
     )

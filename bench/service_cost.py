@@ -61,6 +61,48 @@ def _batched(user, chat: str, run: str, calls: int, size: int = 50) -> dict | No
     }
 
 
+def _batched_spread(pairs: list[dict], run: str, rounds: int = 20) -> dict | None:
+    """Batches of one send from each of up to 50 pairs, each into its own direct chat: what the
+    socket path's batches hold under load (scenario 1: ~50 senders per batch, each into its own
+    conversation), unlike `_batched` (one sender, one conversation). CPU per message of the
+    median round (10 batches a round, after 5 warm-up batches)."""
+    try:
+        from messaging.services import SendRequest, message_send_many
+    except ImportError:
+        return None
+    pairs = pairs[:50]
+    users = {u.public_id: u for u in User.objects.filter(public_id__in=[p["sender"] for p in pairs])}
+
+    def batch(b: int) -> None:
+        message_send_many(
+            requests=[
+                SendRequest(
+                    user=users[p["sender"]],
+                    conversation_id=p["chat"],
+                    content=f"{b} spread probe",
+                    client_message_id=f"{run}-s{b}-{i}",
+                )
+                for i, p in enumerate(pairs)
+            ]
+        )
+
+    for b in range(5):
+        batch(b)
+    cpus, walls = [], []
+    for r in range(rounds):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        for b in range(10):
+            batch(1000 + r * 10 + b)
+        cpus.append((time.thread_time() - c0) * 1e6 / (10 * len(pairs)))
+        walls.append((time.perf_counter() - w0) * 1e6 / (10 * len(pairs)))
+    return {
+        "batch_size": len(pairs),
+        "messages": rounds * 10 * len(pairs),
+        "cpu_us_per_message_median": round(statistics.median(cpus), 1),
+        "wall_us_per_message_median": round(statistics.median(walls), 1),
+    }
+
+
 def main() -> None:
     seed, calls, warmup, out = (
         json.loads(Path(sys.argv[1]).read_text()),
@@ -96,6 +138,7 @@ def main() -> None:
         send(warmup + calls)
     walls.sort()
     batched = _batched(user, pair["chat"], run, calls)
+    spread = _batched_spread(seed["pairs"], run)
     out.write_text(
         json.dumps(
             {
@@ -111,6 +154,7 @@ def main() -> None:
                 "bus_groups_per_send": published[-1] if published else 0,
                 "max_sends_per_s_one_thread": round(1000 / statistics.fmean(walls), 1),
                 "batched": batched,
+                "batched_spread": spread,
             }
         )
     )

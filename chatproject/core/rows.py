@@ -65,6 +65,15 @@ def converted(connection: BaseDatabaseWrapper, fields: tuple[models.Field, ...],
     return values
 
 
+def any_of(connection: BaseDatabaseWrapper, values: Sequence[Any]) -> tuple[str, list]:
+    """`<column> {sql}` is true for the values in `values` (not empty): one array parameter on
+    PostgreSQL, so the statement text is the same whatever their number (psycopg caches the
+    parsing of a statement by its text), a placeholder each elsewhere."""
+    if connection.vendor == "postgresql":
+        return "= ANY(%s)", [list(values)]
+    return f"IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
 def instance(connection: BaseDatabaseWrapper, model: type[M], row: Sequence[Any]) -> M:
     """A model instance from a row of `columns(..., concrete_fields(model))`, as a QuerySet
     would have made it."""

@@ -6,20 +6,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from chatproject.bus import PublishItem, publish_many_on_commit
 from chatproject.core.errors import ApplicationError, ErrorCode
-from chatproject.core.ids import is_public_id
+from chatproject.core.ids import is_public_id, new_public_id
 
 from .. import events
 from ..models import Attachment, Conversation, Membership, Message
 from .audience import Audience, conversation_audience, conversation_audiences, publish_item
 from .conversations import self_conversation_ensure
-from .storage import _advance_read_pointers, _take_seqs
+from .storage import _memberships_of, _messages_write, _stored_client_ids, _take_seqs, message_insert_fields
 from .validation import _validate_body, _validate_client_message_id, _validate_kind
+
+# The columns `_messages_store` writes, checked against the model once at import: a field added
+# to Message must be added there too (or the check fails loudly, not the insert silently).
+_MESSAGE_ATTNAMES = (
+    "id",
+    "public_id",
+    "conversation_id",
+    "seq",
+    "rev",
+    "sender_id",
+    "kind",
+    "content",
+    "client_message_id",
+    "created_at",
+    "edited_at",
+    "deleted_at",
+    "hidden_at",
+    "reply_to_id",
+    "attachment_id",
+)
+if (
+    _MESSAGE_ATTNAMES[1:] != tuple(f.attname for f in message_insert_fields())
+    or Message._meta.pk.attname != _MESSAGE_ATTNAMES[0]
+):
+    raise ImproperlyConfigured("messaging.services.sending._MESSAGE_ATTNAMES no longer matches Message")
+_CONVERSATION, _SENDER, _REPLY_TO, _ATTACHMENT = (
+    Message._meta.get_field(name) for name in ("conversation", "sender", "reply_to", "attachment")
+)
+_USER = Membership._meta.get_field("user")
 
 
 def _same_send(message: Message, item: _Pending) -> bool:
@@ -244,12 +274,9 @@ def _memberships_for(pairs: list[tuple[User, object]]) -> dict[tuple[int, object
     conversation_ids = {conversation_id for _user, conversation_id in pairs if is_public_id(conversation_id)}
     if not users:
         return {}
-    rows = Membership.objects.select_related("conversation").filter(
-        user_id__in=users, conversation__public_id__in=conversation_ids, left_at__isnull=True
-    )
     found = {}
-    for membership in rows:
-        membership.user = users[membership.user_id]
+    for membership in _memberships_of(sorted(users), sorted(conversation_ids)):
+        _USER.set_cached_value(membership, users[membership.user_id])
         found[(membership.user_id, membership.conversation.public_id)] = membership
     return found
 
@@ -274,11 +301,13 @@ def _without_retries(pending: list[_Pending], results: list[SendResult]) -> list
     keyed = [p for p in pending if p.client_message_id is not None]
     if not keyed:
         return pending
-    stored = Message.objects.select_related("conversation", "attachment").filter(
-        conversation_id__in={p.membership.conversation_id for p in keyed},
-        client_message_id__in={p.client_message_id for p in keyed},
+    stored = _stored_client_ids(
+        [(p.membership.conversation_id, p.membership.user_id, p.client_message_id) for p in keyed]
     )
-    originals = {(msg.conversation_id, msg.sender_id, msg.client_message_id): msg for msg in stored}
+    originals = {}
+    if stored:  # retries: read their originals as the answer
+        by_pk = Message.objects.select_related("conversation", "attachment").in_bulk(stored.values())
+        originals = {key: by_pk[pk] for key, pk in stored.items()}
     first_in_batch: dict[tuple, int] = {}
     left = []
     for item in pending:
@@ -311,43 +340,52 @@ def _message_by_client_id(conversation: Conversation, user: User, client_message
 
 
 def _messages_store(pending: list[_Pending]) -> list[Message]:
-    """Inside a transaction: take sequence numbers for every conversation of the batch with one
-    statement, insert every message with one statement, move the senders' read pointers with
-    one statement, read the members of the batch's direct and self conversations with one
-    statement (none when all are groups), and publish the events on commit."""
+    """Inside a transaction: store the batch (`_messages_write`: seqs, messages and the senders'
+    read pointers, one statement on PostgreSQL), read the members of its direct and self
+    conversations with one statement (none when all are groups), and publish the events on
+    commit."""
     now = timezone.now()
-    counts: dict[int, int] = {}
-    for item in pending:
-        counts[item.membership.conversation_id] = counts.get(item.membership.conversation_id, 0) + 1
-    last = _take_seqs(counts, now)
-    next_seq = {pk: last[pk][0] - count + 1 for pk, count in counts.items()}
-    next_rev = {pk: last[pk][1] - count + 1 for pk, count in counts.items()}
-    messages, pointers = [], {}
-    for item in pending:
-        membership = item.membership
-        conversation = membership.conversation
-        seq, rev = next_seq[conversation.pk], next_rev[conversation.pk]
-        next_seq[conversation.pk] += 1
-        next_rev[conversation.pk] += 1
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    values = [
+        # The values of storage.message_insert_fields(), in the model's field order.
+        (
+            new_public_id(),
+            item.membership.conversation_id,
+            None,  # seq, taken by _messages_write
+            None,  # rev, likewise
+            item.membership.user_id,
+            item.kind,
+            item.content,
+            item.client_message_id,
+            stamp,
+            None,  # edited_at
+            None,  # deleted_at
+            None,  # hidden_at
+            item.reply_to.pk if item.reply_to is not None else None,
+            item.attachment.pk if item.attachment is not None else None,
+        )
+        for item in pending
+    ]
+    stored = _messages_write(values, [item.membership.pk for item in pending], now)
+    messages = []
+    for row, (pk, seq, rev), item in zip(values, stored, pending, strict=True):
+        conversation = item.membership.conversation
         conversation.last_seq, conversation.last_message_at = max(conversation.last_seq, seq), now
         conversation.last_rev = max(conversation.last_rev, rev)
-        messages.append(
-            Message(
-                conversation=conversation,
-                seq=seq,
-                rev=rev,
-                sender=membership.user,
-                kind=item.kind,
-                content=item.content,
-                client_message_id=item.client_message_id,
-                created_at=now,
-                reply_to=item.reply_to,
-                attachment=item.attachment,
-            )
+        # As a QuerySet would make it, with the objects the batch already holds as its related
+        # objects (none of them is read again).
+        message = Message.from_db(
+            connection.alias, _MESSAGE_ATTNAMES, (pk, row[0], row[1], seq, rev, *row[4:8], now, *row[9:])
         )
-        pointers[membership.pk] = seq  # writing a message means having read up to it
-    Message.objects.bulk_create(messages)
-    _advance_read_pointers(pointers)
+        for field, value in (
+            (_CONVERSATION, conversation),
+            (_SENDER, item.membership.user),
+            (_REPLY_TO, item.reply_to),
+            (_ATTACHMENT, item.attachment),
+        ):
+            if value is not None:
+                field.set_cached_value(message, value)
+        messages.append(message)
     audiences = conversation_audiences(m.conversation for m in messages)
     publish_many_on_commit(
         [
