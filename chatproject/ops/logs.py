@@ -125,20 +125,23 @@ def install_server_log_redaction() -> None:
                 handler.setFormatter(json_formatter())
 
 
-# uvicorn's line for every accepted WebSocket (its three WebSocket implementations log it on
-# "uvicorn.error" with this format string): an access-log line in all but name.
+# The INFO lines written on "uvicorn.error" for every WebSocket, by format string: uvicorn's
+# `"WebSocket <path>" [accepted]` (its three WebSocket implementations), and the websockets
+# library's "connection open" and "connection closed" (it logs on the logger uvicorn's
+# websockets-sansio implementation hands it). Access-log lines in all but name.
 WEBSOCKET_ACCEPTED = '%s - "WebSocket %s" [accepted]'
+PER_CONNECTION_LINES = frozenset({WEBSOCKET_ACCEPTED, "connection open", "connection closed"})
 
 
 class WebSocketAcceptedFilter(logging.Filter):
-    """Drops uvicorn's `"WebSocket <path>" [accepted]` INFO line, keeping every other record of
-    its logger. uvicorn writes it on "uvicorn.error" whatever `--no-access-log` says, once per
-    connection: 2.6-4.8% of the event loop's samples in the bench's handshake ramp (record, token
-    redaction, format, a write to stderr), and in a reconnect storm thousands of lines a second
-    that say nothing the metrics do not."""
+    """Drops the per-WebSocket INFO lines above, keeping every other record of the logger
+    (start-up, shutdown, errors, refused upgrades). uvicorn writes them whatever
+    `--no-access-log` says, two or three per connection: 2.6-4.8% of the event loop's samples in
+    the bench's handshake ramp (record, token redaction, format, a write to stderr), and in a
+    reconnect storm thousands of lines a second that say nothing the metrics do not."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != WEBSOCKET_ACCEPTED
+        return record.msg not in PER_CONNECTION_LINES
 
 
 def _access_log_off() -> bool:
@@ -150,8 +153,8 @@ def _access_log_off() -> bool:
 
 
 def install_websocket_accepted_filter() -> None:
-    """With uvicorn's access log off, its per-WebSocket `[accepted]` line goes too: the line
-    follows `--no-access-log` like the HTTP access lines (uvicorn itself never drops it). With the
+    """With uvicorn's access log off, the per-WebSocket lines go too: they follow
+    `--no-access-log` like the HTTP access lines (uvicorn itself never drops them). With the
     access log on, nothing changes. Called from OpsConfig.ready()."""
     error_log = logging.getLogger("uvicorn.error")
     if _access_log_off() and not any(isinstance(f, WebSocketAcceptedFilter) for f in error_log.filters):

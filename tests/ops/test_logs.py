@@ -154,6 +154,9 @@ ACCEPTED_SCRIPT = textwrap.dedent(
     django.setup()
     error_log = logging.getLogger("uvicorn.error")
     error_log.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/socket.io/?EIO=4&transport=websocket")
+    error_log.info("connection open")  # the websockets library's, on the logger uvicorn gives it
+    error_log.info("connection closed")
+    error_log.info("connection rejected (%d %s)", 503, "Service Unavailable")
     error_log.info("Application startup complete.")
     error_log.warning("something uvicorn warns about")
     """
@@ -162,8 +165,9 @@ ACCEPTED_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("access_log", ["on", "off"])
 def test_the_websocket_accepted_line_follows_uvicorns_access_log(access_log):
-    """uvicorn logs `"WebSocket ..." [accepted]` for every WebSocket on its error logger, even
-    with --no-access-log: with the access log off the product drops that line, and only it."""
+    """uvicorn logs `"WebSocket ..." [accepted]` for every WebSocket on its error logger, and
+    the websockets library "connection open" and "connection closed", even with
+    --no-access-log: with the access log off the product drops those lines, and only them."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatproject.settings", "DEBUG": "1", "LOG_LEVEL": "INFO"}
     result = subprocess.run(
         [sys.executable, "-c", ACCEPTED_SCRIPT, access_log],
@@ -176,4 +180,6 @@ def test_the_websocket_accepted_line_follows_uvicorns_access_log(access_log):
     output = result.stdout + result.stderr
     assert "Application startup complete." in output
     assert "something uvicorn warns about" in output
-    assert ("[accepted]" in output) is (access_log == "on")
+    assert "connection rejected (503 Service Unavailable)" in output
+    for line in ("[accepted]", "connection open", "connection closed"):
+        assert (line in output) is (access_log == "on"), line
