@@ -1098,15 +1098,17 @@ async function runStorm() {
   while (now() < drainEnd && (missing() > 0 || pairs.some((p) => p.inflight > 0))) await sleep(100);
   const missingAtDrain = missing();
   // Late or lost: a server still working through the storm may deliver after the drain. While
-  // anything is missing, wait on as long as deliveries (or acks) keep arriving: each one
-  // restarts a quiet timer of `settle` s; at most `lateMax` s more. What arrives meanwhile was
-  // late; what is still missing then is lost.
+  // anything is missing, wait on as long as the server still owes answers (a connected sender
+  // has unacked messages: it is working through a backlog) or deliveries and acks keep arriving
+  // (each restarts a quiet timer of `settle` s); at most `lateMax` s more. What arrives meanwhile
+  // was late; what is still missing then is lost.
   const progress = () => stats.live + stats.fetched + stats.acked;
+  const owing = () => pairs.some((p) => p.inflight > 0 && p.sender && p.sender.connected);
   const lateStart = now();
   const lateEnd = lateStart + (config.lateMax || 0) * 1000;
   let seenProgress = progress();
   let lastProgressAt = now();
-  while (missing() > 0 && now() < lateEnd && now() - lastProgressAt < (config.settle || 5) * 1000) {
+  while (missing() > 0 && now() < lateEnd && (owing() || now() - lastProgressAt < (config.settle || 5) * 1000)) {
     await sleep(100);
     if (progress() !== seenProgress) {
       seenProgress = progress();
