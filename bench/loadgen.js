@@ -1096,7 +1096,50 @@ async function runStorm() {
   const missing = () => pairs.reduce((n, p) => n + (receiverBack(p) ? missingOf(p) : 0), 0);
   const drainEnd = now() + config.drain * 1000;
   while (now() < drainEnd && (missing() > 0 || pairs.some((p) => p.inflight > 0))) await sleep(100);
+  const missingAtDrain = missing();
+  // Late or lost: a server still working through the storm may deliver after the drain. While
+  // anything is missing, wait on as long as the server still owes answers (a connected sender
+  // has unacked messages: it is working through a backlog) or deliveries and acks keep arriving
+  // (each restarts a quiet timer of `settle` s); at most `lateMax` s more. What arrives meanwhile
+  // was late; what is still missing then is lost.
+  const progress = () => stats.live + stats.fetched + stats.acked;
+  const owing = () => pairs.some((p) => p.inflight > 0 && p.sender && p.sender.connected);
+  const lateStart = now();
+  const lateEnd = lateStart + (config.lateMax || 0) * 1000;
+  let seenProgress = progress();
+  let lastProgressAt = now();
+  while (missing() > 0 && now() < lateEnd && (owing() || now() - lastProgressAt < (config.settle || 5) * 1000)) {
+    await sleep(100);
+    if (progress() !== seenProgress) {
+      seenProgress = progress();
+      lastProgressAt = now();
+    }
+  }
   const lostKs = missing();
+  const lateWaitSeconds = (now() - lateStart) / 1000;
+  // What the lost ones are: each receiver with a message still missing fetches its chat's newest
+  // pages once more (at most 20 pages of 50): a lost message found there was stored and acked but
+  // never delivered live nor found by the client's sync; one not found was never stored.
+  let lostFoundStored = 0;
+  for (const pair of pairs) {
+    if (!receiverBack(pair) || !missingOf(pair)) continue;
+    const client = clients.find((c) => c.role === "receiver" && c.pair === pair && !c.down);
+    const want = new Set([...pair.acked].filter((k) => !pair.seen.has(k)));
+    const found = new Set();
+    let before = null;
+    for (let page = 0; page < 20 && found.size < want.size; page++) {
+      const messages = await fetchPage(client, pair, before);
+      if (!messages || !messages.length) break;
+      for (const m of messages) {
+        const content = m.Content || "";
+        const k = parseInt(content.slice(0, content.indexOf(" ")), 10);
+        if (want.has(k)) found.add(k);
+      }
+      if (messages.length < 50) break;
+      before = Math.min(...messages.map((m) => m.Seq));
+    }
+    lostFoundStored += found.size;
+  }
   const undelivered = pairs.reduce((n, p) => n + (receiverBack(p) ? 0 : missingOf(p)), 0);
   const unacked = pairs.reduce((n, p) => n + p.inflight, 0);
   for (const c of clients) c.socket.close();
@@ -1121,6 +1164,11 @@ async function runStorm() {
       unacked,
       skipped,
       lost: lostKs,
+      // Missing when the drain ended, delivered later (the late wait: `late_wait_seconds`).
+      late: missingAtDrain - lostKs,
+      late_wait_seconds: +lateWaitSeconds.toFixed(1),
+      // Of the lost: found stored by a last fetch (acked, stored, never delivered nor synced).
+      lost_found_stored: lostFoundStored,
       undelivered_receiver_not_back: undelivered,
       received_live: stats.live,
       received_by_sync: stats.fetched,

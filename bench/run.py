@@ -435,6 +435,9 @@ class Profiler:
                 "-o",
                 str(out),
                 "--nonblocking",
+                # BENCH_PROFILE_GIL=1: only the thread holding the GIL is sampled, so the shares
+                # are of Python CPU, not of threads waiting for the GIL (or for a syscall).
+                *(["--gil"] if os.environ.get("BENCH_PROFILE_GIL") == "1" else []),
             ],
             env=env_with({}),
             cpus=GENERATOR_CPUS,
@@ -983,6 +986,8 @@ def scenario_storm(params: dict, seed: dict, workdir: Path, profile_dir: Path | 
         "stormTimeout": params["storm_timeout"],
         "after": params["after"],
         "drain": params["drain"],
+        "lateMax": params["late_max"],
+        "settle": params["settle"],
         "runId": f"storm{os.getpid()}",
     }
     gen = Generator("storm", config, workdir)
@@ -1002,7 +1007,7 @@ def scenario_storm(params: dict, seed: dict, workdir: Path, profile_dir: Path | 
         before = cpu_sample([restarted.pid], gen.proc.pid)
         recovered = gen.expect("recovered", timeout=params["storm_timeout"] + 10)
         after = cpu_sample([restarted.pid], gen.proc.pid)
-        result = gen.expect("result", timeout=params["after"] + params["drain"] + 30)
+        result = gen.expect("result", timeout=params["after"] + params["drain"] + params["late_max"] + 60)
     finally:
         gen.stop()
         if restarted is not None:
@@ -1027,7 +1032,9 @@ def scenario_storm(params: dict, seed: dict, workdir: Path, profile_dir: Path | 
         f"{(result['recovered_ms'] or {}).get('p50')}/{(result['recovered_ms'] or {}).get('p99')} ms; the new "
         f"process listened after {restart_seconds}s); "
         f"{result['server_cpu_ms_per_reconnect']} ms server CPU per reconnect; messages sent "
-        f"{m['sent']} ({m['sent_during_storm']} during the storm), acked {m['acked']}, lost {m['lost']}, "
+        f"{m['sent']} ({m['sent_during_storm']} during the storm), acked {m['acked']}, lost {m['lost']} "
+        f"({m.get('lost_found_stored', 0)} of them found stored by a last fetch), late {m.get('late', 0)} "
+        f"(waited {m.get('late_wait_seconds', 0)}s past the drain), "
         f"unacked {m['unacked']}, ack errors {m['ack_errors']}, {m['received_by_sync']} received by sync, "
         f"{m.get('undelivered_receiver_not_back', 0)} not delivered to receivers not back; "
         f"{result.get('never_back', 0)} clients never back, {result['connect_errors']} connect errors"
@@ -1345,10 +1352,10 @@ def markdown(results: dict) -> str:
         )
         row(
             8,
-            "storm: messages sent (during the storm) / acked / lost / unacked / received by sync / "
+            "storm: messages sent (during the storm) / acked / lost / late / unacked / received by sync / "
             "undelivered (receiver not back)",
-            f"{m['sent']:,} ({m['sent_during_storm']:,}) / {m['acked']:,} / {m['lost']} / {m['unacked']} / "
-            f"{m['received_by_sync']:,} / {m.get('undelivered_receiver_not_back', 0)}",
+            f"{m['sent']:,} ({m['sent_during_storm']:,}) / {m['acked']:,} / {m['lost']} / {m.get('late', 0)} / "
+            f"{m['unacked']} / {m['received_by_sync']:,} / {m.get('undelivered_receiver_not_back', 0)}",
             "",
             None,
             "none lost",

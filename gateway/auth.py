@@ -19,7 +19,8 @@ URL is then called off the database thread (`authenticate`).
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl
 
@@ -64,6 +65,9 @@ class Authenticated:
     new_access: str | None  # set when the access token was renewed at the handshake
     realm: str | None = None  # the app's public id; None: first-party
     verification: Verification | None = None  # due before the connection is admitted
+    # What the greeting needs, read by the same call that checked the session (`authenticate`
+    # with `before_read`); None: the hub reads it once subscribed.
+    snapshot: ConversationSnapshot | None = None
 
 
 def _cookies(header: str) -> dict[str, str]:
@@ -100,10 +104,25 @@ def _claimed_id(handshake: Handshake) -> str | None:
     return claimed if claimed is None or isinstance(claimed, str) else repr(claimed)[:64]
 
 
-async def authenticate(*, credentials: Credentials, policy: Policy) -> Authenticated:
+async def authenticate(
+    *,
+    credentials: Credentials,
+    policy: Policy,
+    before_read: Callable[[str], Awaitable[None]] | None = None,
+) -> Authenticated:
     """Resolve a handshake's credentials under a mount's policy (database thread), then call the
     app's verification URL if one is due (a thread of its own, never the database thread),
-    bounded by CHAT TENANT_VERIFY_TIMEOUT_SECONDS however slowly the URL trickles an answer."""
+    bounded by CHAT TENANT_VERIFY_TIMEOUT_SECONDS however slowly the URL trickles an answer.
+
+    `before_read` (first-party mounts only): the user is known from the token's verified claims
+    before anything is read, so it is awaited with the user's public id first (the hub subscribes
+    to the user's bus group there), and one read-thread call then checks the session and reads
+    the greeting's snapshot (`Authenticated.snapshot`): one thread handoff and one session query
+    per handshake instead of two of each."""
+    if before_read is not None and policy.realm == FIRST_PARTY:
+        claims = _claims(credentials)  # signature and expiry: CPU only (39-43 us measured)
+        await before_read(claims.user_id)
+        return await call_read(connection_open, credentials=credentials, claims=claims)
     # First-party credentials are only read (a token, its session, its user); an app's may
     # create the user on first sight, so they go through the database thread.
     run = call_read if policy.realm == FIRST_PARTY else call
@@ -139,7 +158,21 @@ def connection_authenticate(
             identity.realm,
             identity.verification,
         )
-    authed = _first_party(credentials)
+    return _claimed_check(credentials, _first_party(credentials))
+
+
+def connection_open(*, credentials: Credentials, claims: AccessClaims) -> Authenticated:
+    """A first-party handshake's one read, once the connection's process is subscribed to the
+    user's bus group: the session with its user (or the refresh path), then what the greeting
+    needs of the user's conversations (`connection_snapshot` without a second session check:
+    a logout or ban that commits from the subscription on reaches the hub through the bus)."""
+    authed = _claimed_check(credentials, _first_party(credentials, claims))
+    kinds = (Conversation.Kind.DIRECT, Conversation.Kind.GROUP)
+    snapshot = conversation_snapshot_for_user(user=authed.user, kinds=kinds)
+    return replace(authed, snapshot=snapshot)
+
+
+def _claimed_check(credentials: Credentials, authed: Authenticated) -> Authenticated:
     if credentials.claimed_id is not None and credentials.claimed_id != authed.user.public_id:
         raise ApplicationError(
             ErrorCode.AUTHENTICATION_FAILED, "The claimed user id is not the authenticated user."
@@ -147,10 +180,15 @@ def connection_authenticate(
     return authed
 
 
-def _first_party(credentials: Credentials) -> Authenticated:
+def _claims(credentials: Credentials) -> AccessClaims:
     if not credentials.access:
         raise ApplicationError(ErrorCode.NOT_AUTHENTICATED, "Access token not found.")
-    claims = access_decode(credentials.access, allow_expired=credentials.renewable)
+    return access_decode(credentials.access, allow_expired=credentials.renewable)
+
+
+def _first_party(credentials: Credentials, claims: AccessClaims | None = None) -> Authenticated:
+    if claims is None:
+        claims = _claims(credentials)
     if not credentials.renewable or claims.expires_at > _now():
         user = user_for_claims(claims)
         return Authenticated(user, claims.sid, claims.expires_at, credentials.refresh, None)

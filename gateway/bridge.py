@@ -65,11 +65,24 @@ PROBE_SECONDS = 2.0  # how often the bus (Redis) is probed when it is Redis
 RESYNC_SETTLE_SECONDS = 2.5
 
 
+class Watch:
+    """Whether the bus brought anything for some groups since the watch began (`heard`). A
+    handshake subscribes to its user's group before its one session check and greeting read,
+    and greets from that read only if nothing came for the group meanwhile (gateway.hub)."""
+
+    __slots__ = ("groups", "heard")
+
+    def __init__(self, groups: list[str]) -> None:
+        self.groups = groups
+        self.heard = False
+
+
 class Bridge:
     def __init__(self) -> None:
         self.channel: str | None = None
         self._refs: Counter[str] = Counter()
         self._sinks: list[Sink] = []
+        self._watches: dict[str, set[Watch]] = {}  # group -> watches on it
         self._task: asyncio.Task | None = None
         self._probe: asyncio.Task | None = None
         self._start_lock = asyncio.Lock()
@@ -136,6 +149,23 @@ class Bridge:
     def subscribed(self, group: str) -> bool:
         return self._refs[group] > 0
 
+    def watch(self, groups: list[str]) -> Watch:
+        """Start noting bus messages for `groups` (until `unwatch`): a message counts from the
+        moment the bridge takes it off the bus, before any sink sees it, so whatever a sink
+        could have delivered before a connection joined its rooms has been heard."""
+        watch = Watch(groups)
+        for group in groups:
+            self._watches.setdefault(group, set()).add(watch)
+        return watch
+
+    def unwatch(self, watch: Watch) -> None:
+        for group in watch.groups:
+            watches = self._watches.get(group)
+            if watches is not None:
+                watches.discard(watch)
+                if not watches:
+                    del self._watches[group]
+
     async def _receive_loop(self, layer) -> None:
         while True:
             try:
@@ -154,6 +184,9 @@ class Bridge:
             target, event = message.get("target"), message.get("event")
             if not isinstance(target, str) or not isinstance(event, dict):
                 continue
+            if self._watches:
+                for watch in self._watches.get(target, ()):
+                    watch.heard = True
             if not self.subscribed(target):
                 # Subscription dropped while the message was in flight: nobody here wants it.
                 continue
@@ -192,6 +225,9 @@ class Bridge:
         loop.call_soon_threadsafe(lambda: loop.call_later(delay, lambda: loop.create_task(self._resync())))
 
     async def _resync(self) -> None:
+        for watches in self._watches.values():  # events may have been lost: read again
+            for watch in watches:
+                watch.heard = True
         for sink in self._sinks:
             try:
                 await sink.resync()

@@ -27,11 +27,12 @@ from accounts.identity import Policy
 from chatproject.bus.groups import USER_PREFIX, app_group, conversation_group, user_group
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.ops import metrics
+from messaging.selectors import ConversationSnapshot
 
 from . import presence
 from .audience import Local, deliveries
 from .auth import Authenticated, authenticate, connection_renew, connection_snapshot
-from .bridge import bridge
+from .bridge import Watch, bridge
 from .connection import Connection, TokenBucket
 from .protocol import Answer, Protocol, Refusal
 from .sync import call, call_read
@@ -95,6 +96,33 @@ def _address_at_cap(address: str, cap: int) -> None:
     )
 
 
+class _Held:
+    """The bus group a first-party handshake subscribed to before its session check (`authenticate`
+    calls it with the user's id from the token's verified claims), and the watch on it from
+    before the subscription. Released if the handshake is refused; else the connection takes the
+    reference over (its `groups`) and `greet` reads the watch."""
+
+    __slots__ = ("groups", "watch")
+
+    def __init__(self) -> None:
+        self.groups: list[str] = []
+        self.watch: Watch | None = None
+
+    async def __call__(self, user_id: str) -> None:
+        groups = [user_group(user_id)]
+        self.watch = bridge.watch(groups)
+        await bridge.subscribe(groups)
+        self.groups = groups
+
+    async def release(self) -> None:
+        if self.watch is not None:
+            bridge.unwatch(self.watch)
+            self.watch = None
+        groups, self.groups = self.groups, []
+        if groups:
+            await bridge.unsubscribe(groups)
+
+
 class Hub:
     def __init__(self, protocol: Protocol, transport: Transport, policy: Policy | None = None) -> None:
         self.protocol = protocol
@@ -110,6 +138,9 @@ class Hub:
         # Access tokens renewed at the handshake, told to the client in its greeting.
         self.renewed: dict[str, str] = {}
         self.started: dict[str, float] = {}  # handshakes in progress: when they began
+        # Admitted connections whose greeting snapshot was read with their session check, after
+        # the subscription to their user's group, and the watch on that group: until `greet`.
+        self.opened: dict[str, tuple[ConversationSnapshot, Watch]] = {}
         # Connections of a `binds_late` protocol admitted without credentials, until an event
         # binds them: their handshake and a budget of binding attempts (each may read the
         # database).
@@ -122,7 +153,8 @@ class Hub:
         # Capability -> local connections without it (emits that require it skip them).
         self.lacking: dict[str, set[str]] = defaultdict(set)
         self.local = Local(self.by_user, self.receipts_off, self.lacking)
-        self.stats = {"events": 0, "errors": 0, "rate_limited": 0}
+        # handshake_rereads: greetings read again because the bus spoke during the handshake (`greet`).
+        self.stats = {"events": 0, "errors": 0, "rate_limited": 0, "handshake_rereads": 0}
         # Graceful drain (gateway.drain): refuse new connections; client events being handled.
         self.draining = False
         self.in_flight = 0
@@ -145,18 +177,25 @@ class Hub:
                 conn_id, ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections.")
             )
         connecting_by_address[address] += 1
+        # First-party mounts subscribe to the user's bus group before the session check, so the
+        # check and the greeting's read are one call (`authenticate`, `greet`).
+        held = _Held()
         try:
             credentials = self.protocol.credentials(handshake)
             if self.protocol.binds_late and credentials.access is None and credentials.handle is None:
                 if unbound_by_address[address] >= chat["SOCKET_MAX_UNBOUND_PER_ADDRESS"]:
                     raise ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many unbound connections.")
                 return self._admit_unbound(conn_id, handshake, address)
-            authed = await authenticate(credentials=credentials, policy=self.policy)
+            authed = await authenticate(credentials=credentials, policy=self.policy, before_read=held)
             if live_by_user[authed.user.public_id] >= chat["SOCKET_MAX_PER_USER"]:
                 raise ApplicationError(ErrorCode.TOO_MANY_CONNECTIONS, "Too many connections of this user.")
+            if authed.snapshot is None:  # nothing read with the check: `greet` subscribes and reads
+                await held.release()
         except ApplicationError as error:
+            await held.release()
             return self._refused(conn_id, error)
         except Exception:
+            await held.release()
             logger.exception("handshake failed: protocol=%s conn=%s", self.protocol.name, conn_id)
             return self._refused(conn_id, ApplicationError(ErrorCode.INTERNAL, "Internal error."))
         finally:  # from here to the admission below nothing awaits: the count moves over exactly
@@ -164,8 +203,12 @@ class Hub:
             if connecting_by_address[address] <= 0:
                 del connecting_by_address[address]
         if self.draining:  # the drain began while this client was authenticated
+            await held.release()
             return self._sent_away(conn_id)
-        self._admit(conn_id, authed, handshake)
+        conn = self._admit(conn_id, authed, handshake)
+        if held.watch is not None and authed.snapshot is not None:
+            conn.groups.extend(held.groups)  # the connection holds the subscription from now on
+            self.opened[conn_id] = (authed.snapshot, held.watch)
         live_by_address[address] += 1
         self.addresses[conn_id] = address
         return Admission(True)
@@ -312,17 +355,35 @@ class Hub:
         conn = self.connections.get(conn_id)
         if conn is None:
             return None
-        # Subscribe before checking or reading anything: a logout, ban or membership change that
-        # commits after this point reaches us through the bus; whatever committed before is
-        # seen by the checks and reads below.
-        user_rooms = [user_group(conn.user_id)]
-        if conn.realm is not None:  # a tenant's user: app-wide revocations reach it too
-            user_rooms.append(app_group(conn.realm))
-        conn.groups.extend(user_rooms)
-        await self.transport.join_local(conn_id, user_rooms)
+        snapshot: ConversationSnapshot | None = None
+        opened = self.opened.pop(conn_id, None)
+        if opened is not None:
+            # Subscribed at `connect` before the session check, which read the snapshot too.
+            # Whatever committed after that subscription reached this process through the bus:
+            # if nothing came for the user's group until the connection joined its room (a
+            # logout, a ban, a message, a membership change), nothing was missed and the
+            # snapshot stands; else check and read again, as below, now that it has joined.
+            snapshot, watch = opened
+            await self.transport.join_local(conn_id, list(conn.groups))
+            bridge.unwatch(watch)
+            if watch.heard:
+                snapshot = None
+                self.stats["handshake_rereads"] += 1
+            user_rooms: list[str] = []
+        else:
+            # Subscribe before checking or reading anything: a logout, ban or membership change
+            # that commits after this point reaches us through the bus; whatever committed
+            # before is seen by the checks and reads below.
+            user_rooms = [user_group(conn.user_id)]
+            if conn.realm is not None:  # a tenant's user: app-wide revocations reach it too
+                user_rooms.append(app_group(conn.realm))
+            conn.groups.extend(user_rooms)
+            await self.transport.join_local(conn_id, user_rooms)
         try:
-            await bridge.subscribe(user_rooms)
-            snapshot = await call_read(connection_snapshot, user=conn.user, session_id=conn.session_id)
+            if user_rooms:
+                await bridge.subscribe(user_rooms)
+            if snapshot is None:
+                snapshot = await call_read(connection_snapshot, user=conn.user, session_id=conn.session_id)
         except ApplicationError as error:
             await self._tell_and_close(conn_id, self.protocol.refusal(error))
             await self.forget(conn_id)
@@ -385,6 +446,9 @@ class Hub:
 
     async def forget(self, conn_id: str) -> None:
         """Called when a connection ended, for any reason. Idempotent."""
+        opened = self.opened.pop(conn_id, None)
+        if opened is not None:  # admitted, not greeted: its subscription goes with `groups`
+            bridge.unwatch(opened[1])
         self.refusing.pop(conn_id, None)
         self.renewed.pop(conn_id, None)
         self.started.pop(conn_id, None)

@@ -58,18 +58,32 @@ async def call(fn: Callable[..., T], /, **kwargs: Any) -> T:
 _readers: ThreadPoolExecutor | None = None
 
 
+def _read(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    """In a read thread: the connection housekeeping of `_DatabaseCall` around the call."""
+    _connections_settle()
+    try:
+        return fn(**kwargs)
+    finally:
+        for conn in connections.all(initialized_only=True):
+            conn.close_if_unusable_or_obsolete()
+
+
 async def call_read(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run a selector that only reads (no write, no transaction) on one of CHAT DB_READ_THREADS
-    threads, each with its own database connection, instead of the one database thread: the
-    handshake's reads (hundreds a second in a reconnect storm) then wait neither for each
-    other's round trips to PostgreSQL nor for the send batches. 0: the database thread."""
+    """Run a selector that only reads (no write, no transaction, no publish) on one of CHAT
+    DB_READ_THREADS threads, each with its own database connection, instead of the one database
+    thread: the handshake's reads (hundreds a second in a reconnect storm) then wait neither for
+    each other's round trips to PostgreSQL nor for the send batches. 0: the database thread.
+
+    Handed to the pool directly, not through asgiref's SyncToAsync: a read needs none of what
+    that adds in the event loop (the caller's context variables copied there and back, a
+    shielded future, the thread-sensitive bookkeeping), and a handshake makes one such call."""
     global _readers
     threads = settings.CHAT["DB_READ_THREADS"]
     if threads <= 0:
         return await call(fn, **kwargs)
     if _readers is None:
         _readers = ThreadPoolExecutor(threads, thread_name_prefix="db-read")
-    return await _DatabaseCall(fn, thread_sensitive=False, executor=_readers)(**kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_readers, _read, fn, kwargs)
 
 
 _outside: ThreadPoolExecutor | None = None

@@ -7,6 +7,7 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from .logs import install_server_log_redaction
+        from .logs import install_server_log_redaction, install_websocket_accepted_filter
 
         install_server_log_redaction()
+        install_websocket_accepted_filter()

@@ -118,16 +118,17 @@ class GatewayServer(socketio.AsyncServer):
         with its class. Dropped here; nothing reads it after the connect."""
         environ.pop("wsgi.input", None)
         await super()._handle_eio_connect(eio_sid, environ)
-        loop = asyncio.get_running_loop()
-        loop.call_later(self.connect_timeout, lambda: loop.create_task(self._joined_or_closed(eio_sid)))
+        asyncio.get_running_loop().call_later(self.connect_timeout, self._joined_or_closed, eio_sid)
 
-    async def _joined_or_closed(self, eio_sid: str) -> None:
+    def _joined_or_closed(self, eio_sid: str) -> None:
+        """At the connect timeout, in the timer itself: a task is made only for a session to
+        close, not for every session that opened (which all made one, connect_timeout after)."""
         if eio_sid not in self.environ:  # already gone
             return
         if any(self.manager.sid_from_eio_sid(eio_sid, namespace) for namespace in self.handlers):
             return
         logger.info("engine.io session joined no namespace in time: eio=%s", eio_sid)
-        await self.eio.disconnect(eio_sid)
+        asyncio.get_running_loop().create_task(self.eio.disconnect(eio_sid))
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.binary.pop(eio_sid, None)  # attachments still due: dropped with the session

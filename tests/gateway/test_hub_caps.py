@@ -32,7 +32,9 @@ def held_authentication(make_user, monkeypatch):
     users = [make_user().user for _ in range(6)]
     release = asyncio.Event()
 
-    async def authenticate(*, credentials, policy):
+    async def authenticate(*, credentials, policy, before_read=None):
+        # Holds no bus subscription and reads no snapshot (`before_read` unused): the hub then
+        # subscribes and reads at `greet`, as for a tenant's mount.
         await release.wait()
         user = users[int(credentials.access)]
         return Authenticated(user=user, session_id="s", expires_at=0, refresh_token=None, new_access=None)

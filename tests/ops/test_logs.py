@@ -140,3 +140,46 @@ def test_configured_server_logs_are_json_and_redacted(log_format):
     else:
         with pytest.raises(json.JSONDecodeError):
             json.loads(lines[0])
+
+
+ACCEPTED_SCRIPT = textwrap.dedent(
+    """
+    import logging, logging.config, sys
+    import uvicorn.config
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
+    if sys.argv[1] == "off":  # what uvicorn's Config does for --no-access-log
+        logging.getLogger("uvicorn.access").handlers = []
+        logging.getLogger("uvicorn.access").propagate = False
+    import django
+    django.setup()
+    error_log = logging.getLogger("uvicorn.error")
+    error_log.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/socket.io/?EIO=4&transport=websocket")
+    error_log.info("connection open")  # the websockets library's, on the logger uvicorn gives it
+    error_log.info("connection closed")
+    error_log.info("connection rejected (%d %s)", 503, "Service Unavailable")
+    error_log.info("Application startup complete.")
+    error_log.warning("something uvicorn warns about")
+    """
+)
+
+
+@pytest.mark.parametrize("access_log", ["on", "off"])
+def test_the_websocket_accepted_line_follows_uvicorns_access_log(access_log):
+    """uvicorn logs `"WebSocket ..." [accepted]` for every WebSocket on its error logger, and
+    the websockets library "connection open" and "connection closed", even with
+    --no-access-log: with the access log off the product drops those lines, and only them."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatproject.settings", "DEBUG": "1", "LOG_LEVEL": "INFO"}
+    result = subprocess.run(
+        [sys.executable, "-c", ACCEPTED_SCRIPT, access_log],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    output = result.stdout + result.stderr
+    assert "Application startup complete." in output
+    assert "something uvicorn warns about" in output
+    assert "connection rejected (503 Service Unavailable)" in output
+    for line in ("[accepted]", "connection open", "connection closed"):
+        assert (line in output) is (access_log == "on"), line

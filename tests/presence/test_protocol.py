@@ -276,6 +276,51 @@ async def test_redis_publishes_a_state_once_across_processes(prefix):
         await two.close()
 
 
+@needs_redis
+async def test_redis_swaps_a_batch_of_published_states_each_as_alone(prefix):
+    one, two = redis_store("one", prefix, ttl=1), redis_store("two", prefix, ttl=1)
+    try:
+        assert await one.swap_published_many([]) == []
+        assert await one.swap_published(ALICE, "background") == "offline"
+        batch = [(ALICE, "foreground"), (BOB, "background")]
+        assert await two.swap_published_many(batch) == ["background", "offline"]
+        assert await one.swap_published_many(batch) == ["foreground", "background"]
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_memory_store_swaps_a_batch_of_published_states_each_as_alone():
+    store = presence.MemoryStore()
+    assert await store.swap_published_many([(ALICE, "foreground"), (BOB, "offline")]) == [
+        "offline",
+        "offline",
+    ]
+    assert await store.swap_published_many([(ALICE, "background")]) == ["foreground"]
+
+
+@needs_redis
+async def test_redis_writes_entries_in_the_order_asked_even_within_one_batch(prefix):
+    """Connections' entries are written in batches (one script call): a put and a drop of the
+    same entry asked for together end as asked, and the process's user set follows."""
+    store = redis_store("one", prefix, ttl=5)
+    try:
+        await asyncio.gather(
+            store.put(ALICE, "one/1", "foreground"),
+            store.drop(ALICE, "one/1", last_local=True),
+            store.put(BOB, "one/2", "background"),
+            store.put(ALICE, "one/3", "background"),
+        )
+        assert store.states([ALICE, BOB]) == {ALICE: ["background"], BOB: ["background"]}
+        client = store._client()
+        assert sorted(await client.smembers(f"{prefix}:presence:p:one")) == sorted([ALICE, BOB])
+        assert 0 < await client.pttl(f"{prefix}:presence:u:{ALICE}") <= 5000
+        await store.drop(BOB, "one/2", last_local=True)
+        assert await client.smembers(f"{prefix}:presence:p:one") == {ALICE}
+    finally:
+        await store.close()
+
+
 # --- the debounced publisher ---------------------------------------------------------------------
 
 
