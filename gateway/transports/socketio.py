@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import socketio
+from engineio import async_socket as engineio_socket
 from engineio import packet as eio_packet
 from socketio import exceptions, packet
 
@@ -20,6 +21,7 @@ from gateway.auth import query_dict
 from gateway.ratelimit import TokenBucket
 
 from .binary import BinaryError, Reassembly, TooLarge
+from .direct_socket import DirectSocket
 from .handshake import Handshake
 
 if TYPE_CHECKING:
@@ -104,7 +106,13 @@ class GatewayServer(socketio.AsyncServer):
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         """An Engine.IO session opened: it must join a namespace within the connect timeout, or
-        it is closed (a session that never does only holds memory and a socket)."""
+        it is closed (a session that never does only holds memory and a socket).
+
+        The session becomes a `DirectSocket` (python-engineio has no hook for its socket class;
+        this runs right after it made the socket, before the socket reads or writes anything)."""
+        socket = self.eio.sockets.get(eio_sid)
+        if type(socket) is engineio_socket.AsyncSocket:
+            socket.__class__ = DirectSocket
         await super()._handle_eio_connect(eio_sid, environ)
         loop = asyncio.get_running_loop()
         loop.call_later(self.connect_timeout, lambda: loop.create_task(self._joined_or_closed(eio_sid)))
