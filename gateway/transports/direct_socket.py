@@ -11,9 +11,14 @@ per message: the bench's group scenario put 45% of the product's event-loop samp
 the session's order: the session runs on its websocket, its writer is parked on an empty queue
 (so it holds nothing it has not written) and no other direct write is under way. Otherwise the
 packet is queued as before: long polling, an upgrade in progress, a backlog, or a direct write
-suspended because the server paused writing to a slow reader; the writer then waits for that
-write to end before it writes what was queued behind it. A failed direct write ends the writer
-the way python-engineio's own writer ends on a failed write (the websocket is closed).
+still under way; the writer then waits for that write to end before it writes what was queued
+behind it. A failed direct write ends the writer the way python-engineio's own writer ends on a
+failed write (the websocket is closed).
+
+A direct write never makes the caller wait: if the ASGI server suspends it (it paused writing to
+a client that reads slowly), the rest of that write goes on in a task of its own and `send`
+returns, as it returns after queueing. A fan-out loop calls `send` for every recipient: one slow
+reader must not hold up the others. (`run_eagerly`: what Python 3.12's eager tasks do.)
 
 The websocket writer waits for its queue without a timeout: on a websocket the session's reader
 already ends it after `ping_interval + ping_timeout` without a packet from the client, and then
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from engineio import async_socket, exceptions, packet
@@ -39,13 +45,14 @@ class _Direct:
     most one attribute more than its class sets up (two or more cost ~660 bytes per connection,
     measured on Python 3.11)."""
 
-    __slots__ = ("ws", "parked", "writing", "resume")
+    __slots__ = ("ws", "parked", "writing", "resume", "rest")
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws  # the websocket, while this session's handler runs on it
         self.parked = False  # the websocket writer waits on an empty queue, holding nothing
         self.writing = False  # a direct write is under way (it may be suspended)
         self.resume: asyncio.Future | None = None  # the writer waits on it for that write to end
+        self.rest: asyncio.Task | None = None  # a suspended direct write, going on by itself
 
 
 class DirectSocket(async_socket.AsyncSocket):
@@ -57,7 +64,8 @@ class DirectSocket(async_socket.AsyncSocket):
             return
         direct = self.direct
         if direct is not None and direct.parked and not direct.writing and self.queue.empty():
-            await self._write_now(direct, pkt)
+            direct.writing = True
+            direct.rest = run_eagerly(self._write_now(direct, pkt))
         else:
             await self.queue.put(pkt)
         if self.server.logger.isEnabledFor(logging.INFO):  # python-engineio's line
@@ -69,7 +77,6 @@ class DirectSocket(async_socket.AsyncSocket):
             )
 
     async def _write_now(self, direct: _Direct, pkt: Any) -> None:
-        direct.writing = True
         try:
             await direct.ws.send(pkt.encode())
         except Exception:  # the websocket is gone: end the writer, which closes it
@@ -78,6 +85,7 @@ class DirectSocket(async_socket.AsyncSocket):
             self.queue.put_nowait(None)
         finally:
             direct.writing = False
+            direct.rest = None
             resume = direct.resume
             if resume is not None:
                 direct.resume = None
@@ -120,3 +128,33 @@ class DirectSocket(async_socket.AsyncSocket):
             return await super()._websocket_handler(ws)
         finally:
             self.direct = None
+
+
+def run_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
+    """Run `coro` in the caller's task until it ends (None) or first suspends; then the rest of
+    it runs in a new task (returned: keep a reference). A write that does not suspend costs no
+    task and no loop iteration."""
+    try:
+        suspended_on = coro.send(None)
+    except StopIteration:
+        return None
+    return asyncio.get_running_loop().create_task(_run_rest(coro, suspended_on))
+
+
+async def _run_rest(coro: Coroutine[Any, Any, None], suspended_on: Any) -> None:
+    """Go on with a coroutine that suspended outside any task: wait for what it waits on (an
+    asyncio future, or None for a bare yield), then resume it, until it ends."""
+    try:
+        while True:
+            if suspended_on is None:
+                await asyncio.sleep(0)
+            else:
+                suspended_on._asyncio_future_blocking = False  # as a Task does before waiting
+                await asyncio.wait((suspended_on,))  # its outcome is the coroutine's to read
+            try:
+                suspended_on = coro.send(None)
+            except StopIteration:
+                return
+    except asyncio.CancelledError:
+        coro.close()
+        raise

@@ -33,10 +33,10 @@ class FakeWebsocket:
             self.closed = True
         if message["type"] != "websocket.send":
             return
-        if self.broken:
-            raise OSError("connection lost")
         if self.gate is not None:
             await self.gate.wait()
+        if self.broken:
+            raise OSError("connection lost")
         self.written.append(message["text"])
 
 
@@ -98,19 +98,17 @@ async def test_a_packet_queued_before_goes_out_first(session):
     assert ws.written == ["4queued", "4after"]
 
 
-async def test_packets_sent_while_a_write_is_suspended_follow_it_in_order(session):
+async def test_a_suspended_write_holds_up_neither_the_sender_nor_the_order(session):
     socket, ws = session
-    ws.gate = asyncio.Event()
-    first = asyncio.create_task(socket.send(_message("1")))
-    await _settle()
-    assert not first.done()  # suspended in the websocket write
+    ws.gate = asyncio.Event()  # the server paused writing: the client reads slowly
+    await asyncio.wait_for(socket.send(_message("1")), 1)  # returns: a fan-out goes on to others
     await socket.send(_message("2"))
     await socket.send(_message("3"))
     await _settle()  # the writer woke for 2 and 3, and waits for 1
     assert ws.written == []
     ws.gate.set()
     await _settle()
-    assert first.done() and ws.written == ["41", "42", "43"]
+    assert ws.written == ["41", "42", "43"]
     await socket.send(_message("4"))  # idle again: direct
     assert ws.written[-1] == "44"
 
@@ -133,3 +131,14 @@ async def test_a_websocket_session_holds_one_attribute_more_than_python_engineio
     socket, _ws = session
     fresh = async_socket.AsyncSocket(socket.server, "fresh")
     assert set(vars(socket)) - set(vars(fresh)) == {"direct"}
+
+
+async def test_a_suspended_write_that_fails_ends_the_writer_and_what_was_queued_behind_it(session):
+    socket, ws = session
+    ws.gate = asyncio.Event()
+    await socket.send(_message("1"))
+    await socket.send(_message("2"))
+    ws.broken = True  # the client went away while the server waited to write to it
+    ws.gate.set()
+    await _settle()
+    assert ws.written == [] and ws.closed
