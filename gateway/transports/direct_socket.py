@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from typing import Any
 
 from engineio import async_socket, exceptions, packet
+
+from .eager import run_eagerly
 
 
 class _Direct:
@@ -128,33 +129,3 @@ class DirectSocket(async_socket.AsyncSocket):
             return await super()._websocket_handler(ws)
         finally:
             self.direct = None
-
-
-def run_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
-    """Run `coro` in the caller's task until it ends (None) or first suspends; then the rest of
-    it runs in a new task (returned: keep a reference). A write that does not suspend costs no
-    task and no loop iteration."""
-    try:
-        suspended_on = coro.send(None)
-    except StopIteration:
-        return None
-    return asyncio.get_running_loop().create_task(_run_rest(coro, suspended_on))
-
-
-async def _run_rest(coro: Coroutine[Any, Any, None], suspended_on: Any) -> None:
-    """Go on with a coroutine that suspended outside any task: wait for what it waits on (an
-    asyncio future, or None for a bare yield), then resume it, until it ends."""
-    try:
-        while True:
-            if suspended_on is None:
-                await asyncio.sleep(0)
-            else:
-                suspended_on._asyncio_future_blocking = False  # as a Task does before waiting
-                await asyncio.wait((suspended_on,))  # its outcome is the coroutine's to read
-            try:
-                suspended_on = coro.send(None)
-            except StopIteration:
-                return
-    except asyncio.CancelledError:
-        coro.close()
-        raise
