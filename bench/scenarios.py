@@ -26,7 +26,7 @@ SCENARIOS = [
             "fixed": {"warmup": 2, "duration": 6, "drain": 10},
             "service_calls": 300,
         },
-        "targets": {"throughput_ratio_min": 1.5, "p99_ms_max": 50.0},
+        "targets": {"throughput_ratio_min": 1.5, "p99_ms_max": 10.0},  # issue 19
     },
     {
         "name": "group",
@@ -79,7 +79,7 @@ SCENARIOS = [
             "drain": 3,
             "settle_max": 2,
         },
-        "targets": {"p99_ms_max": 150.0, "all_delivered": True},
+        "targets": {"p99_ms_max": 100.0, "all_delivered": True, "peak_ratio_min": 1.0},  # issue 19
     },
     {
         "name": "idle",
@@ -88,7 +88,11 @@ SCENARIOS = [
         # profile_seconds: how much of the product's ramp `--profile` records (its handshakes).
         "full": {"connections": 10_000, "concurrency": 100, "hold": 10, "profile_seconds": 20},
         "quick": {"connections": 1_000, "concurrency": 100, "hold": 2, "profile_seconds": 5},
-        "targets": {"kib_per_connection_max": 45.0, "held_min": 10_000},
+        "targets": {
+            "kib_per_connection_max": 40.0,
+            "held_min": 10_000,
+            "connects_ratio_min": 0.6,
+        },  # issue 19
     },
     {
         "name": "history",
@@ -104,7 +108,9 @@ SCENARIOS = [
         "title": "Two processes sharing Redis: scenario 1 at saturation, every pair across processes",
         "full": {"pairs": 100, "window": 10, "saturation": {"warmup": 5, "duration": 15, "drain": 15}},
         "quick": {"pairs": 100, "window": 10, "saturation": {"warmup": 2, "duration": 6, "drain": 10}},
-        "targets": {},
+        # Server CPU per delivered message over two processes against one (scenario 1 of the
+        # same run): both processes share core 0, so throughput is not the comparison. Issue 19.
+        "targets": {"cpu_ratio_max": 1.2},
     },
     {
         "name": "eio3",

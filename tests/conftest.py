@@ -114,7 +114,7 @@ class ServerProcess:
                 "--loop",
                 "uvloop",
                 "--ws",
-                "websockets-sansio",
+                "gateway.transports.uvicorn_ws:WebSocketProtocol",  # as `make run`
                 "--ws-per-message-deflate",
                 "false",
                 "--no-access-log",

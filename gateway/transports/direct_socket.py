@@ -20,13 +20,15 @@ a client that reads slowly), the rest of that write goes on in a task of its own
 returns, as it returns after queueing. A fan-out loop calls `send` for every recipient: one slow
 reader must not hold up the others. (`run_eagerly`: what Python 3.12's eager tasks do.)
 
-The websocket writer waits for its queue without a timeout: on a websocket the session's reader
-already ends it after `ping_interval + ping_timeout` without a packet from the client, and then
-ends the writer; a timeout of the writer's own would fire on a busy session whose packets all
-went out directly. Long-polling requests keep python-engineio's `poll` and its timeout.
+Built on `LeanSocket` (engine.py): its writer waits on the queue in its own task (a packet a
+`put` wakes it for stays queued until that task runs, so `send` never sees an empty queue with a
+packet in hand), and pings go through the queue, so the writer's wait never times out on a
+healthy session whose other packets all went out directly. The direct-write state lives in the
+session's `SendQueue` (a slot), not on the socket: the socket's one spare attribute is
+LeanSocket's ping timer, and a second costs ~660 bytes per connection.
 
-Overrides `AsyncSocket.send`, `poll` and `_websocket_handler` of python-engineio 4.15 (pinned);
-`GatewayServer` gives each new session this class (gateway/transports/socketio.py).
+Overrides `AsyncSocket.send` of python-engineio 4.15 (pinned) and wraps LeanSocket's `poll` and
+`_websocket_handler`; `GatewayServer`'s Engine.IO server gives each new session this class.
 """
 
 from __future__ import annotations
@@ -35,16 +37,14 @@ import asyncio
 import logging
 from typing import Any
 
-from engineio import async_socket, exceptions, packet
+from engineio import packet
 
 from .eager import run_eagerly
+from .engine import EngineServer, LeanSocket
 
 
 class _Direct:
-    """A websocket session's direct-write state. Slotted, and one attribute of the socket: a
-    socket of python-engineio shares its attribute table with every other socket while it has at
-    most one attribute more than its class sets up (two or more cost ~660 bytes per connection,
-    measured on Python 3.11)."""
+    """A websocket session's direct-write state (slotted; in its queue's `direct` slot)."""
 
     __slots__ = ("ws", "parked", "writing", "resume", "rest")
 
@@ -56,19 +56,18 @@ class _Direct:
         self.rest: asyncio.Task | None = None  # a suspended direct write, going on by itself
 
 
-class DirectSocket(async_socket.AsyncSocket):
-    direct: _Direct | None = None  # set while the session runs on its websocket
-
+class DirectSocket(LeanSocket):
     async def send(self, pkt: Any) -> None:
         """Send a packet to the client: written now if nothing is ahead of it, else queued."""
         if not await self.check_ping_timeout():
             return
-        direct = self.direct
-        if direct is not None and direct.parked and not direct.writing and self.queue.empty():
+        queue = self.queue
+        direct = queue.direct
+        if direct is not None and direct.parked and not direct.writing and queue.empty():
             direct.writing = True
             direct.rest = run_eagerly(self._write_now(direct, pkt))
         else:
-            await self.queue.put(pkt)
+            await queue.put(pkt)
         if self.server.logger.isEnabledFor(logging.INFO):  # python-engineio's line
             self.server.logger.info(
                 "%s: Sending packet %s data %s",
@@ -82,7 +81,7 @@ class DirectSocket(async_socket.AsyncSocket):
             await direct.ws.send(pkt.encode())
         except Exception:  # the websocket is gone: end the writer, which closes it
             direct.parked = False
-            self.direct = None
+            self.queue.direct = None
             self.queue.put_nowait(None)
         finally:
             direct.writing = False
@@ -94,38 +93,30 @@ class DirectSocket(async_socket.AsyncSocket):
                     resume.set_result(None)
 
     async def poll(self) -> list:
-        """Wait for packets to send (python-engineio's, for long polling). The websocket writer
-        waits in its own task, without a timeout: the packet a `put` wakes it for stays in the
-        queue until this task runs, so `send` never sees an empty queue with a packet in hand."""
-        direct = self.direct
+        """LeanSocket's, marking the websocket writer parked while it waits, and holding back
+        what it took while a direct write is under way (that write goes first)."""
+        direct = self.queue.direct
         if direct is None or not self.upgraded or self.upgrading:
             return await super().poll()
-        queue = self.queue
         direct.parked = True
         try:
-            packets = [await queue.get()]
-        except asyncio.CancelledError:
-            raise exceptions.QueueEmpty() from None
+            packets = await super().poll()
         finally:
             direct.parked = False
-        queue.task_done()
-        if packets == [None]:
-            return []
-        while not queue.empty():
-            pkt = queue.get_nowait()
-            queue.task_done()
-            if pkt is None:
-                queue.put_nowait(None)
-                break
-            packets.append(pkt)
         while direct.writing:  # a direct write suspended: what was queued goes after it
             direct.resume = asyncio.get_running_loop().create_future()
             await direct.resume
         return packets
 
-    async def _websocket_handler(self, ws: Any) -> Any:
-        self.direct = _Direct(ws)
+    async def _websocket_handler(self, ws: Any) -> None:
+        self.queue.direct = _Direct(ws)
         try:
-            return await super()._websocket_handler(ws)
+            await super()._websocket_handler(ws)
         finally:
-            self.direct = None
+            self.queue.direct = None
+
+
+class DirectEngineServer(EngineServer):
+    """The gateway's Engine.IO 4 server: lean sessions that write directly when they can."""
+
+    socket_class = DirectSocket

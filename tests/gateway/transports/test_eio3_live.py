@@ -1,4 +1,4 @@
-"""The Socket.IO 2 transport under uvicorn (`--ws websockets-sansio`), driven by the real npm
+"""The Socket.IO 2 transport under uvicorn (`--ws gateway.transports.uvicorn_ws:WebSocketProtocol`, as `make run`), driven by the real npm
 socket.io-client 2.3.1, raw HTTP polling, a raw websocket and python-socketio 5's client.
 
 The server is tests/gateway/transports/eio3_app.py (Eio3Server + fake hubs), started once for
@@ -66,7 +66,7 @@ def server(tmp_path_factory):
                 "--port",
                 str(port),
                 "--ws",
-                "websockets-sansio",
+                "gateway.transports.uvicorn_ws:WebSocketProtocol",
                 "--ws-per-message-deflate",
                 "false",
                 "--no-access-log",

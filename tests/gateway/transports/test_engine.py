@@ -1,0 +1,133 @@
+"""The Engine.IO 4 session with fewer tasks (gateway/transports/engine.py), driven in-process with
+a fake websocket: what it sends and when it ends, as python-engineio's own session does. The live
+tests of every Engine.IO 4 protocol (2 s pings in tests/conftest.py) run the same code with real
+clients."""
+
+import asyncio
+
+from engineio import packet
+from engineio.async_socket import AsyncSocket
+
+from gateway.transports.engine import EngineServer, LeanSocket
+from gateway.transports.send_queue import SendQueue
+
+PING, PONG, MESSAGE = str(packet.PING), str(packet.PONG), str(packet.MESSAGE)
+
+
+class FakeWebSocket:
+    """What python-engineio's ASGI driver gives the session: wait, send, close."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue = asyncio.Queue()
+        self.sent: list[str] = []
+        self.closed = False
+
+    async def wait(self):
+        return await self.incoming.get()
+
+    async def send(self, data) -> None:
+        self.sent.append(data)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def server(ping_interval: float = 10.0, ping_timeout: float = 10.0):
+    eio = EngineServer(async_mode="asgi", ping_interval=ping_interval, ping_timeout=ping_timeout)
+    events: list[tuple] = []
+
+    async def connect(sid, environ):
+        events.append(("connect", sid, type(eio.sockets[sid])))
+
+    async def message(sid, data):
+        events.append(("message", sid, data))
+
+    async def disconnect(sid, reason):
+        events.append(("disconnect", sid, reason))
+
+    eio.on("connect", connect)
+    eio.on("message", message)
+    eio.on("disconnect", disconnect)
+    return eio, events
+
+
+async def open_session(eio, ws: FakeWebSocket) -> tuple[str, asyncio.Task]:
+    """What python-engineio's `_handle_connect` does for a websocket connect, up to the read loop."""
+    sid = "s1"
+    eio.sockets[sid] = AsyncSocket(eio, sid)
+    await eio._trigger_event("connect", sid, {}, run_async=False)
+    socket = eio.sockets[sid]
+    socket.schedule_ping()
+    return sid, asyncio.ensure_future(socket._websocket_handler(ws))
+
+
+async def test_sessions_become_lean_with_the_small_queue_at_the_connect():
+    eio, events = server()
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    socket = eio.sockets[sid]
+    assert events[0] == ("connect", sid, LeanSocket)
+    assert isinstance(socket.queue, SendQueue)
+    ws.incoming.put_nowait(None)
+    await asyncio.wait_for(handler, 1)
+
+
+async def test_messages_reach_the_server_and_sends_reach_the_websocket_in_order():
+    eio, events = server()
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    socket = eio.sockets[sid]
+    ws.incoming.put_nowait(MESSAGE + "one")
+    ws.incoming.put_nowait(MESSAGE + "two")
+    for data in ("a", "b", "c"):
+        await socket.send(packet.Packet(packet.MESSAGE, data))
+    await asyncio.sleep(0.05)
+    assert [e for e in events if e[0] == "message"] == [("message", sid, "one"), ("message", sid, "two")]
+    assert ws.sent == [MESSAGE + "a", MESSAGE + "b", MESSAGE + "c"]
+    ws.incoming.put_nowait(None)  # the client closed
+    await asyncio.wait_for(handler, 1)
+    assert ws.closed and socket.closed
+    assert events[-1] == ("disconnect", sid, eio.reason.TRANSPORT_CLOSE)
+
+
+async def test_what_is_queued_is_sent_before_the_websocket_closes():
+    eio, _ = server()
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    socket = eio.sockets[sid]
+    socket.queue.put_nowait(packet.Packet(packet.MESSAGE, "last"))
+    ws.incoming.put_nowait(None)
+    await asyncio.wait_for(handler, 1)
+    assert ws.sent == [MESSAGE + "last"] and ws.closed
+
+
+async def test_pings_follow_pongs_one_interval_later():
+    eio, _ = server(ping_interval=0.05, ping_timeout=1)
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    socket = eio.sockets[sid]
+    await asyncio.sleep(0.1)
+    assert ws.sent == [PING]  # one ping, then nothing until the pong
+    await asyncio.sleep(0.1)
+    assert ws.sent == [PING]
+    ws.incoming.put_nowait(PONG)
+    await asyncio.sleep(0.02)
+    assert ws.sent == [PING]
+    await asyncio.sleep(0.1)
+    assert ws.sent == [PING, PING]
+    ws.incoming.put_nowait(None)
+    await asyncio.wait_for(handler, 1)
+    assert socket.closed
+
+
+async def test_a_client_silent_past_interval_plus_timeout_is_closed():
+    eio, events = server(ping_interval=0.05, ping_timeout=0.05)
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    await asyncio.wait_for(handler, 2)  # nothing from the client: the read times out
+    assert ws.closed and eio.sockets[sid].closed
+    assert events[-1] == ("disconnect", sid, eio.reason.TRANSPORT_CLOSE)
+
+
+async def test_an_oversized_frame_ends_the_session():
+    eio, _ = server()
+    eio.max_http_buffer_size = 10
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    ws.incoming.put_nowait(MESSAGE + "x" * 20)
+    await asyncio.wait_for(handler, 1)
+    assert eio.sockets[sid].closed and ws.closed
