@@ -128,6 +128,8 @@ class LeanSocket(AsyncSocket):
 class EngineServer(engineio.AsyncServer):
     """python-engineio's server whose sessions are `LeanSocket`s with a `SendQueue`."""
 
+    socket_class: type[LeanSocket] = LeanSocket  # or a subclass (direct_socket.py)
+
     def create_queue(self, *args: Any, **kwargs: Any) -> SendQueue:
         return SendQueue()
 
@@ -138,5 +140,5 @@ class EngineServer(engineio.AsyncServer):
             # class can change here.
             socket = self.sockets.get(args[0])
             if type(socket) is AsyncSocket:
-                socket.__class__ = LeanSocket
+                socket.__class__ = self.socket_class
         return await super()._trigger_event(event, *args, **kwargs)

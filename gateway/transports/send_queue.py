@@ -19,13 +19,16 @@ from typing import Any
 
 
 class SendQueue:
-    __slots__ = ("_items", "_getters", "_unfinished", "_finished")
+    __slots__ = ("_items", "_getters", "_unfinished", "_finished", "direct")
 
     def __init__(self) -> None:
         self._items: deque | None = None  # None: nothing queued
         self._getters: list[asyncio.Future] | None = None  # None: nobody waiting (usually one)
         self._unfinished = 0  # put and not yet task_done (what `join` waits for)
         self._finished: asyncio.Event | None = None  # made by `join`, set when _unfinished is 0
+        # The session's direct-write state (direct_socket.py) while it runs on its websocket:
+        # here, not on the socket, whose spare attribute slot LeanSocket's ping timer takes.
+        self.direct: Any = None
 
     def qsize(self) -> int:
         return len(self._items) if self._items is not None else 0

@@ -21,7 +21,7 @@ from gateway.auth import query_dict
 from gateway.ratelimit import TokenBucket
 
 from .binary import BinaryError, Reassembly, TooLarge
-from .engine import EngineServer
+from .direct_socket import DirectEngineServer
 from .handshake import Handshake
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class GatewayServer(socketio.AsyncServer):
         self.malformed: dict[str, int] = {}  # Engine.IO sid -> malformed packets so far
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
-        return EngineServer  # less held per session (engine.py)
+        return DirectEngineServer  # less held per session (engine.py), direct writes
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         """An Engine.IO session opened: it must join a namespace within the connect timeout, or

@@ -28,7 +28,7 @@ class Eio3Namespace:
     async def send(self, conn_id: str, name: str, payload: object) -> None:
         session = self._sockets.get(conn_id)
         if session is not None:
-            session.enqueue(codec.encode_event(self.name, name, [payload]))
+            session.deliver(codec.encode_event(self.name, name, [payload]))
 
     async def fanout(
         self,
@@ -49,7 +49,7 @@ class Eio3Namespace:
                 continue
             session = self._sockets.get(conn_id)
             if session is not None:
-                session.enqueue(packet)
+                session.deliver(packet)
                 sent += 1
         return sent
 

@@ -346,7 +346,7 @@ class Eio3Server:
     async def _ws_writer(self, session: Session, send) -> None:
         try:
             while True:
-                if session.outbox:
+                if session.outbox and not session.writing:  # after a direct write under way
                     for packet in session.drain():
                         if isinstance(packet, str):
                             await send({"type": "websocket.send", "text": packet})
@@ -358,11 +358,16 @@ class Eio3Server:
                             await send({"type": "websocket.send", "bytes": b"\x04" + packet})
                     session.delivered()
                     continue
-                if session.state == CLOSED:
+                if session.state == CLOSED and not session.writing:
                     await _ws_close(send)
                     return
                 session.signal.clear()
-                await session.signal.wait()
+                if not session.outbox:  # holding nothing: `Session.deliver` may write directly
+                    session.parked_send = send
+                try:
+                    await session.signal.wait()
+                finally:
+                    session.parked_send = None
         except asyncio.CancelledError:
             raise
         except Exception:  # the client went away mid-send (uvicorn raises ClientDisconnected)

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from gateway.ratelimit import TokenBucket
 from gateway.transports.binary import BinaryError, Reassembly, TooLarge
+from gateway.transports.eager import run_eagerly
 from gateway.transports.handshake import Admission, Handshake
 
 from . import codec
@@ -97,6 +98,11 @@ class Session:
         self.outbox: deque[str | bytes] = deque()
         self.b64 = "b64" in query  # the client cannot take binary: attachments go as `b4<base64>`
         self.signal = asyncio.Event()  # outbox, noop or state changed
+        # The websocket writer's ASGI send while it waits holding nothing (`deliver` may then
+        # write at once); a direct write under way, and its task if the server suspended it.
+        self.parked_send = None
+        self.writing = False
+        self.rest: asyncio.Task | None = None
         self.upgrading = False
         self.noop = False  # answer a waiting poll now (an upgrade is under way)
         self.get_pending = False
@@ -137,6 +143,30 @@ class Session:
         else:
             self.outbox.extend(packet)
             self.signal.set()
+
+    def deliver(self, packet: codec.Outbound) -> None:
+        """Queue an encoded packet, or write it to the websocket at once when nothing is ahead of
+        it: the writer waits holding nothing, nothing is queued, no other such write is under
+        way. That spares a writer wake-up per recipient of a fan-out (the Engine.IO 4 transport
+        does the same: gateway/transports/direct_socket.py). A write the server suspends (a slow
+        reader) goes on in a task of its own; what is sent meanwhile is queued behind it."""
+        send = self.parked_send
+        if send is None or self.writing or self.outbox or self.state != OPEN or not isinstance(packet, str):
+            self.enqueue(packet)
+            return
+        self.writing = True
+        self.rest = run_eagerly(self._write_now(send, packet))
+
+    async def _write_now(self, send, packet: str) -> None:
+        try:
+            await send({"type": "websocket.send", "text": packet})
+        except Exception:  # the client went away mid-send, as the writer takes it
+            self.close("transport error", flush=False)
+        finally:
+            self.writing = False
+            self.rest = None
+            if self.outbox or self.state != OPEN:
+                self.signal.set()  # the writer waits for this write before the next
 
     def _push(self, packet: str | bytes) -> None:
         self.outbox.append(packet)

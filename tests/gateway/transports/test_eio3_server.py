@@ -760,3 +760,40 @@ async def test_a_binary_packet_whose_attachments_never_come_is_dropped_with_the_
     assert session.pending is None and server.sessions == {}
     assert [entry for entry in log if entry[0] == "handle"] == []
     assert ("forget", sid) in log
+
+
+async def test_an_event_to_an_idle_websocket_is_written_before_send_returns_and_after_what_is_queued():
+    server, hubs, _ = make_server("/")
+    client = WsClient(server)
+    sid = (await client.open())["sid"]
+    assert await client.text() == "40" and (await client.text()).startswith('42["hello"')
+    await settle()
+    transport = hubs["/"].transport
+    await transport.send(sid, "now", 1)
+    assert client.from_server.qsize() == 1  # written directly: no writer task ran in between
+    assert await client.text() == '42["now",1]'
+    session = server.sessions[sid]
+    session.enqueue(codec.encode_event("/", "queued", [2]))  # as acks and pongs are queued
+    await transport.send(sid, "after", 3)
+    assert await client.text() == '42["queued",2]' and await client.text() == '42["after",3]'
+    await client.hang_up()
+
+
+async def test_a_write_the_server_suspends_holds_up_neither_the_fanout_nor_the_order():
+    server, hubs, _ = make_server("/")
+    slow, other = WsClient(server), WsClient(server)
+    slow_sid, other_sid = (await slow.open())["sid"], (await other.open())["sid"]
+    for client in (slow, other):
+        assert await client.text() == "40" and (await client.text()).startswith('42["hello"')
+    await settle()
+    transport = hubs["/"].transport
+    await transport.join_local(slow_sid, ["room"])
+    await transport.join_local(other_sid, ["room"])
+    slow.blocked = True  # the server paused writing to it: it reads slowly
+    await asyncio.wait_for(transport.fanout("room", "n", 1, only=None, skip=set()), 1)
+    assert await other.text() == '42["n",1]'  # not held up by the slow one
+    await transport.fanout("room", "n", 2, only=None, skip=set())
+    assert await other.text() == '42["n",2]'
+    assert len(server.sessions[slow_sid].outbox) == 1  # queued behind the suspended write
+    await other.hang_up()
+    slow.task.cancel()
