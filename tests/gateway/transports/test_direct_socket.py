@@ -80,11 +80,11 @@ def _message(text: str) -> eio_packet.Packet:
     return eio_packet.Packet(eio_packet.MESSAGE, text)
 
 
-async def test_a_packet_to_an_idle_websocket_session_is_written_before_send_returns(session):
+async def test_a_fanout_packet_to_an_idle_websocket_session_is_written_before_send_now_returns(session):
     socket, ws = session
     assert isinstance(socket, DirectSocket)
-    await socket.send(_message("a"))
-    await socket.send(_message("b"))
+    await socket.send_now(_message("a"))
+    await socket.send_now(_message("b"))
     assert ws.written == ["4a", "4b"]  # no writer task ran in between
     assert socket.queue.empty()
 
@@ -92,7 +92,7 @@ async def test_a_packet_to_an_idle_websocket_session_is_written_before_send_retu
 async def test_a_packet_queued_before_goes_out_first(session):
     socket, ws = session
     socket.queue.put_nowait(_message("queued"))  # as python-engineio queues its own packets
-    await socket.send(_message("after"))
+    await socket.send_now(_message("after"))
     assert ws.written == []  # behind the queued one, not ahead of it
     await _settle()
     assert ws.written == ["4queued", "4after"]
@@ -101,26 +101,26 @@ async def test_a_packet_queued_before_goes_out_first(session):
 async def test_a_suspended_write_holds_up_neither_the_sender_nor_the_order(session):
     socket, ws = session
     ws.gate = asyncio.Event()  # the server paused writing: the client reads slowly
-    await asyncio.wait_for(socket.send(_message("1")), 1)  # returns: a fan-out goes on to others
-    await socket.send(_message("2"))
-    await socket.send(_message("3"))
+    await asyncio.wait_for(socket.send_now(_message("1")), 1)  # returns: a fan-out goes on to others
+    await socket.send_now(_message("2"))
+    await socket.send_now(_message("3"))
     await _settle()  # the writer woke for 2 and 3, and waits for 1
     assert ws.written == []
     ws.gate.set()
     await _settle()
     assert ws.written == ["41", "42", "43"]
-    await socket.send(_message("4"))  # idle again: direct
+    await socket.send_now(_message("4"))  # idle again: direct
     assert ws.written[-1] == "44"
 
 
 async def test_a_failed_write_ends_the_writer_and_closes_the_websocket(session):
     socket, ws = session
     ws.broken = True
-    await socket.send(_message("lost"))  # no exception for the sender (a fan-out goes on)
+    await socket.send_now(_message("lost"))  # no exception for the sender (a fan-out goes on)
     await _settle()
     assert ws.closed
     ws.broken = False
-    await socket.send(_message("later"))
+    await socket.send_now(_message("later"))
     await _settle()
     assert ws.written == []  # nothing more goes to that websocket
 
@@ -138,9 +138,18 @@ async def test_a_websocket_session_holds_no_attribute_of_its_own_for_direct_writ
 async def test_a_suspended_write_that_fails_ends_the_writer_and_what_was_queued_behind_it(session):
     socket, ws = session
     ws.gate = asyncio.Event()
-    await socket.send(_message("1"))
-    await socket.send(_message("2"))
+    await socket.send_now(_message("1"))
+    await socket.send_now(_message("2"))
     ws.broken = True  # the client went away while the server waited to write to it
     ws.gate.set()
     await _settle()
     assert ws.written == [] and ws.closed
+
+
+async def test_a_packet_sent_outside_a_fanout_goes_through_the_queue(session):
+    # Acks, greetings and answers: queued, written by the session's writer task.
+    socket, ws = session
+    await socket.send(_message("ack"))
+    assert ws.written == []
+    await _settle()
+    assert ws.written == ["4ack"]
