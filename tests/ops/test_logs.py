@@ -46,6 +46,14 @@ def test_redact_leaves_ordinary_text_alone():
     assert redact(text) == text
 
 
+def _run_python(script: str, *args: str, env: dict[str, str]) -> str:
+    """Run `script` in a new interpreter (logging as a server process sets it up); its output."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return result.stdout + result.stderr
+
+
 def _logger(stream: io.StringIO) -> logging.Logger:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(json_formatter())
@@ -116,15 +124,7 @@ def test_configured_server_logs_are_json_and_redacted(log_format):
         "LOG_FORMAT": log_format,
         "LOG_LEVEL": "INFO",
     }
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(jwt=JWT, opaque=OPAQUE)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    output = result.stdout + result.stderr
+    output = _run_python(SCRIPT.format(jwt=JWT, opaque=OPAQUE), env=env)
     assert OPAQUE not in output and "eyJ" not in output
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 3, output
@@ -169,15 +169,7 @@ def test_the_websocket_accepted_line_follows_uvicorns_access_log(access_log):
     the websockets library "connection open" and "connection closed", even with
     --no-access-log: with the access log off the product drops those lines, and only them."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatproject.settings", "DEBUG": "1", "LOG_LEVEL": "INFO"}
-    result = subprocess.run(
-        [sys.executable, "-c", ACCEPTED_SCRIPT, access_log],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    output = result.stdout + result.stderr
+    output = _run_python(ACCEPTED_SCRIPT, access_log, env=env)
     assert "Application startup complete." in output
     assert "something uvicorn warns about" in output
     assert "connection rejected (503 Service Unavailable)" in output
