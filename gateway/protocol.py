@@ -182,3 +182,15 @@ class Protocol:
         """Whether a connection takes emits of this `Emit.scope` (its per-connection state
         decides: a room it joined...). Everything by default; called only for scoped emits."""
         return True
+
+
+class EventsOnly(Protocol):
+    """A protocol whose original server answered client events with events only: no
+    acknowledgement, and nothing at all for a refused event (its clients expect no error, so a
+    refusal is a silent drop)."""
+
+    def answer(self, conn: Connection, event: str, outcome: Outcome) -> Answer:
+        return Answer(outcome.emits, None)
+
+    def answer_error(self, conn: Connection | None, event: str, error: ApplicationError) -> Answer:
+        return Answer()

@@ -11,8 +11,8 @@ Each map holds at most `kept` entries (it starts over when full)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Container, Iterable
+from typing import Any, Generic, Protocol, TypeVar
 
 from .actions import call
 
@@ -66,6 +66,16 @@ class RoomDirectory(Generic[R]):
             return None
         self.remember(room)
         return room
+
+    async def room_of_event(self, event: dict[str, Any], kinds: Container[str]) -> R | None:
+        """The room of a bus event of one of `kinds` about a direct conversation, or None (another
+        kind, a group, a conversation without a room): what a protocol's `prepare` adds."""
+        if event.get("type") not in kinds:
+            return None
+        conversation = event.get("conversation") or {}
+        if conversation.get("kind") != "direct":
+            return None
+        return await self.room_of_conversation(conversation["id"])
 
     async def rooms_of_user(self, user_id: str) -> list[R]:
         now = time.monotonic()

@@ -88,3 +88,16 @@ async def test_the_maps_are_bounded(store, clock):
         await rooms.room_of_conversation(f"c{n}")
         await rooms.rooms_of_user(f"a{n}")
     assert len(rooms._by_conversation) <= 3 and len(rooms._by_user) <= 3
+
+
+async def test_room_of_event_reads_only_direct_conversations_of_the_kinds_asked(store, clock):
+    rooms = directory(store)
+    store.rooms["c1"] = Room("c1", "u1", "u2")
+    direct = {"type": "message.created", "conversation": {"id": "c1", "kind": "direct"}}
+
+    assert await rooms.room_of_event(direct, ("message.created",)) == store.rooms["c1"]
+    assert await rooms.room_of_event(direct, ("typing.started",)) is None
+    group = direct | {"conversation": {"id": "c1", "kind": "group"}}
+    assert await rooms.room_of_event(group, ("message.created",)) is None
+    assert await rooms.room_of_event({"type": "message.created"}, ("message.created",)) is None
+    assert store.reads == [("conversation", "c1")]  # only the first asked the store

@@ -18,7 +18,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from gateway.audience import Emit
 from gateway.auth import Credentials
 from gateway.connection import Connection
-from gateway.protocol import Answer, Outcome, Protocol, Refusal
+from gateway.protocol import Answer, EventsOnly, Refusal
 from gateway.transports.handshake import Handshake
 
 from .handlers import HANDLERS, announce_leave
@@ -33,7 +33,7 @@ SILENT = {ErrorCode.RATE_LIMITED}
 UNKNOWN_EVENT = "Unknown event."
 
 
-class ChatServer(Protocol):
+class ChatServer(EventsOnly):
     name = "chatserver"
     # Clients get connect_error with the original texts: decide before CONNECT.
     connect_first = False
@@ -52,9 +52,6 @@ class ChatServer(Protocol):
     def refusal(self, error: ApplicationError) -> Refusal:
         text = NO_TOKEN if error.code == ErrorCode.NOT_AUTHENTICATED else TOKEN_MISMATCH
         return Refusal(connect_error=text)
-
-    def answer(self, conn: Connection, event: str, outcome: Outcome) -> Answer:
-        return Answer(outcome.emits, None)  # the original uses no acknowledgements
 
     def answer_error(self, conn: Connection | None, event: str, error: ApplicationError) -> Answer:
         if conn is None or error.code in SILENT or error.message == UNKNOWN_EVENT:

@@ -9,7 +9,7 @@ from gateway import actions
 from gateway.audience import Emit
 from gateway.auth import Credentials
 from gateway.connection import Connection
-from gateway.protocol import Answer, Outcome, Protocol, Refusal
+from gateway.protocol import EventsOnly, Refusal
 from gateway.transports.handshake import Handshake
 
 from . import directory, wire
@@ -19,9 +19,11 @@ from .state import BUYER, CzState, role_of
 from .store import selectors as rooms
 
 AUTHENTICATION_ERROR = "Authentication Error"  # what a 2.x client's `error` handler receives
+# Events about one room: `prepare` adds the room.
+ROOM_EVENTS = ("message.created", "typing.started", "typing.stopped", "conversation.read")
 
 
-class CzMessenger(Protocol):
+class CzMessenger(EventsOnly):
     name = "czmessenger"
     connect_first = False  # refusals are the namespace ERROR packet, before any CONNECT
     handlers = HANDLERS
@@ -55,23 +57,12 @@ class CzMessenger(Protocol):
         listed = [(i.room_id, other in online) for i, other in zip(infos, others, strict=True)]
         return [("active_user_list", wire.active_user_list(user_id=me(conn), role=state.role, rooms=listed))]
 
-    def answer(self, conn: Connection, event: str, outcome: Outcome) -> Answer:
-        return Answer(outcome.emits, None)  # the original answered nothing but events
-
-    def answer_error(self, conn: Connection | None, event: str, error: ApplicationError) -> Answer:
-        return Answer()  # the original's clients expect no error: a silent drop
-
     async def prepare(self, event: dict[str, Any]) -> dict[str, Any]:
         kind = event.get("type")
         if kind == "presence.changed":
             infos = await directory.rooms_of_user(event["user_id"])
             return event | {"czm_rooms": [asdict(i) for i in infos]}
-        if kind not in ("message.created", "typing.started", "typing.stopped", "conversation.read"):
-            return event
-        conversation = event.get("conversation") or {}
-        if conversation.get("kind") != "direct":
-            return event
-        info = await directory.room_of_conversation(conversation["id"])
+        info = await directory.rooms.room_of_event(event, ROOM_EVENTS)
         if info is None:
             return event
         prepared = event | {"czm_room": asdict(info)}

@@ -17,12 +17,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chatproject.core.errors import ApplicationError
 from gateway.actions import call
 from gateway.audience import Emit
 from gateway.auth import Credentials
-from gateway.connection import Connection
-from gateway.protocol import Answer, Outcome, Protocol
+from gateway.protocol import EventsOnly
 from gateway.transports.handshake import Handshake
 
 from . import selectors, wire
@@ -37,7 +35,9 @@ PREPARED_KEPT = 256  # rooms read for recent events, shared by their recipients 
 PREPARED_SECONDS = 2.0
 
 
-class PrivateChat(Protocol):
+class PrivateChat(EventsOnly):
+    """Same-name emits, never an ack; the app has no error channel, so a refused event is ignored."""
+
     name = "privatechat"
     connect_first = False
     binds_late = True
@@ -64,12 +64,6 @@ class PrivateChat(Protocol):
 
     def new_state(self, handshake: Handshake) -> PrivateChatState:
         return PrivateChatState()
-
-    def answer(self, conn: Connection, event: str, outcome: Outcome) -> Answer:
-        return Answer(outcome.emits, None)  # same-name emits, never an ack
-
-    def answer_error(self, conn: Connection | None, event: str, error: ApplicationError) -> Answer:
-        return Answer()  # the app has no error channel: a refused event is ignored
 
     async def prepare(self, event: dict[str, Any]) -> dict[str, Any]:
         """Add the room (update form) a message or a read receipt of a direct chat needs, and the

@@ -7,7 +7,7 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from gateway import actions
 from gateway.auth import Credentials
 from gateway.connection import Connection
-from gateway.protocol import Answer, Outcome, Protocol, Refusal
+from gateway.protocol import EventsOnly, Refusal
 from gateway.transports.handshake import Handshake
 
 from . import directory, selves, wire
@@ -34,7 +34,7 @@ def presented_id(query: dict[str, str]) -> str | None:
     return None
 
 
-class RoomToken(Protocol):
+class RoomToken(EventsOnly):
     name = "roomtoken"
     handlers = HANDLERS
     urls = "gateway.protocols.roomtoken.urls"
@@ -95,23 +95,12 @@ class RoomToken(Protocol):
     async def goodbye(self, conn: Connection) -> None:
         selves.remove(conn.user_id, conn.state)
 
-    def answer(self, conn: Connection, event: str, outcome: Outcome) -> Answer:
-        return Answer(outcome.emits, None)  # the original answered with events only
-
-    def answer_error(self, conn: Connection | None, event: str, error: ApplicationError) -> Answer:
-        return Answer()  # the original's clients expect no error: a silent drop
-
     async def prepare(self, event: dict[str, Any]) -> dict[str, Any]:
         kind = event.get("type")
         if kind == "presence.changed":
             infos = await directory.rooms_of_user(event["user_id"])
             return event | {"rt_rooms": [asdict(i) for i in infos]}
-        if kind not in ROOM_EVENTS:
-            return event
-        conversation = event.get("conversation") or {}
-        if conversation.get("kind") != "direct":
-            return event
-        info = await directory.room_of_conversation(conversation["id"])
+        info = await directory.rooms.room_of_event(event, ROOM_EVENTS)
         if info is None:
             return event
         return event | {
