@@ -14,14 +14,24 @@ from chatproject.core import rows
 
 from ..models import Conversation, Membership, Message
 
+# Lock order. Every statement here that moves several conversations' allocators locks their
+# rows in id order, through a sub-select `ORDER BY id FOR NO KEY UPDATE` that the UPDATE joins:
+# rows leave it locked and in order, and the UPDATE only touches rows it returned, so whatever
+# join PostgreSQL picks, the locks are taken lowest id first. A bare `UPDATE ... FROM
+# unnest(sorted ids)` locks rows in the order the join meets them (a hash join over a
+# sequential scan meets them in their order on disk), so two batches that share conversations
+# (two processes) could each hold a row the other waits for: a deadlock, and one batch failed
+# (`test_a_send_batch_locks_its_conversations_in_id_order`).
+
 
 def _take_seqs(counts: dict[int, int], now) -> dict[int, tuple[int, int]]:
     """Bump each conversation's allocators by its count; returns conversation pk -> (new
     last_seq, new last_rev).
 
     One UPDATE ... RETURNING, which also locks the rows until commit, so concurrent senders
-    queue here and numbers stay gapless. A new message is a change too, so `last_rev` moves by
-    the same count in the same statement. `last_message_at` only moves forward.
+    queue here and numbers stay gapless (rows locked in id order: see "Lock order" above). A new
+    message is a change too, so `last_rev` moves by the same count in the same statement.
+    `last_message_at` only moves forward.
     """
     table = connection.ops.quote_name(Conversation._meta.db_table)
     stamp = connection.ops.adapt_datetimefield_value(now)
@@ -31,12 +41,15 @@ def _take_seqs(counts: dict[int, int], now) -> dict[int, tuple[int, int]]:
         if connection.vendor == "postgresql":
             # Two array parameters: the statement text is the same for every batch size, so
             # the driver does not re-parse a long CASE list each time.
+            # Rows locked in id order by the sub-select ("Lock order" above).
             cursor.execute(
                 f"UPDATE {table} AS c SET last_seq = c.last_seq + v.n, last_rev = c.last_rev + v.n, "  # noqa: S608
                 f"last_message_at = {moved_at.replace('last_message_at', 'c.last_message_at')} "
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, n) WHERE c.id = v.id "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, n), "
+                f"(SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE) AS l "
+                "WHERE c.id = v.id AND l.id = v.id "
                 "RETURNING c.id, c.last_seq, c.last_rev",
-                [stamp, stamp, ids, [counts[pk] for pk in ids]],
+                [stamp, stamp, ids, [counts[pk] for pk in ids], ids],
             )
         else:
             cases = "CASE id " + " ".join("WHEN %s THEN %s" for _ in ids) + " END"
@@ -109,7 +122,7 @@ def _messages_insert_sql(vendor: str, count: int) -> str:
 @cache
 def _messages_write_sql(vendor: str) -> str:
     """PostgreSQL: `_messages_write` as one statement. Data-modifying CTEs: the allocators of
-    the batch's conversations move (rows locked in id order, as `_take_seqs` locks them), each
+    the batch's conversations move (rows locked in id order: see "Lock order" above), each
     message is inserted with its conversation's next seq and rev in batch order, and each
     sender's read pointer moves to their last message; the statement returns the messages."""
     fields = message_insert_fields()
@@ -132,7 +145,9 @@ def _messages_write_sql(vendor: str) -> str:
         f"s AS (UPDATE {rows.table(connection, Conversation)} AS c "
         f"SET {last_seq} = c.{last_seq} + counts.n, {last_rev} = c.{last_rev} + counts.n, "
         f"{moved_at} = CASE WHEN c.{moved_at} > %s THEN c.{moved_at} ELSE %s END "
-        f"FROM counts WHERE c.{qn(c.pk.column)} = counts.id "
+        f"FROM counts, (SELECT {qn(c.pk.column)} AS id FROM {rows.table(connection, Conversation)} "
+        f"WHERE {qn(c.pk.column)} = ANY(%s::bigint[]) ORDER BY {qn(c.pk.column)} FOR NO KEY UPDATE) AS l "
+        f"WHERE c.{qn(c.pk.column)} = counts.id AND l.id = counts.id "
         f"RETURNING c.{qn(c.pk.column)} AS id, c.{last_seq} - counts.n AS seq0, c.{last_rev} - counts.n AS rev0), "
         f"ins AS (INSERT INTO {rows.table(connection, Message)} ({', '.join(qn(f.column) for f in fields)}) "
         f"SELECT {select} FROM v JOIN s ON s.id = v.{qn(Message._meta.get_field('conversation').column)} "
@@ -183,7 +198,7 @@ def _messages_write(
         with connection.cursor() as cursor:
             cursor.execute(
                 _messages_write_sql(connection.vendor),
-                [*columns, list(memberships), ks, ids, [counts[pk] for pk in ids], stamp, stamp],
+                [*columns, list(memberships), ks, ids, [counts[pk] for pk in ids], stamp, stamp, ids],
             )
             stored = {public_id: (pk, seq, rev) for pk, public_id, seq, rev in cursor.fetchall()}
         return [stored[row[public_id_at]] for row in values]
