@@ -19,7 +19,7 @@ from .. import events
 from ..models import Attachment, Conversation, Membership, Message
 from .audience import Audience, conversation_audience, conversation_audiences, publish_item
 from .conversations import self_conversation_ensure
-from .storage import _memberships_of, _messages_write, _stored_client_ids, _take_seqs, message_insert_fields
+from .storage import _memberships_and_stored, _messages_write, _take_seqs, message_insert_fields
 from .validation import _validate_body, _validate_client_message_id, _validate_kind
 
 # The columns `_messages_store` writes, checked against the model once at import: a field added
@@ -205,8 +205,8 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
             i, None, content, client_message_id, kind, attachment_id, origin=request.origin
         )  # type: ignore[arg-type]
         valid.append(pending_send)
-    memberships = _memberships_for(
-        [(requests[p.index].user, requests[p.index].conversation_id) for p in valid]
+    memberships, stored = _memberships_for(
+        [(requests[p.index].user, requests[p.index].conversation_id, p.client_message_id) for p in valid]
     )
     pending: list[_Pending] = []
     for item in valid:
@@ -219,7 +219,7 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
         item.membership = membership
         pending.append(item)
     pending = _reply_targets(requests, pending, results)
-    pending = _without_retries(pending, results)
+    pending = _without_retries(pending, results, stored)
     # After the retries: a message stored before the block is still answered as sent.
     pending = _not_blocked(pending, results)
     if not pending:
@@ -268,17 +268,26 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
     return results
 
 
-def _memberships_for(pairs: list[tuple[User, object]]) -> dict[tuple[int, object], Membership]:
-    """Current memberships for (user, conversation public id) pairs, in one query."""
-    users = {user.pk: user for user, conversation_id in pairs if is_public_id(conversation_id)}
-    conversation_ids = {conversation_id for _user, conversation_id in pairs if is_public_id(conversation_id)}
+def _memberships_for(
+    keys: list[tuple[User, object, str | None]],
+) -> tuple[dict[tuple[int, object], Membership], dict[tuple[int, int, str], int]]:
+    """Current memberships for (user, conversation public id) pairs, and the messages already
+    stored under the sends' client message ids (`_memberships_and_stored`: one query)."""
+    users = {user.pk: user for user, conversation_id, _cid in keys if is_public_id(conversation_id)}
     if not users:
-        return {}
+        return {}, {}
+    memberships, stored = _memberships_and_stored(
+        [
+            (user.pk, conversation_id, cid)
+            for user, conversation_id, cid in keys
+            if is_public_id(conversation_id)
+        ]
+    )
     found = {}
-    for membership in _memberships_of(sorted(users), sorted(conversation_ids)):
+    for membership in memberships:
         _USER.set_cached_value(membership, users[membership.user_id])
         found[(membership.user_id, membership.conversation.public_id)] = membership
-    return found
+    return found, stored
 
 
 def _not_blocked(pending: list[_Pending], results: list[SendResult]) -> list[_Pending]:
@@ -295,15 +304,17 @@ def _not_blocked(pending: list[_Pending], results: list[SendResult]) -> list[_Pe
     return left
 
 
-def _without_retries(pending: list[_Pending], results: list[SendResult]) -> list[_Pending]:
+def _without_retries(
+    pending: list[_Pending], results: list[SendResult], stored: dict[tuple[int, int, str], int]
+) -> list[_Pending]:
     """Answer retries (a client message id already stored, or repeated within the batch) with
-    the original; return what is left to store."""
+    the original; return what is left to store. `stored`: the idempotency probe's answer
+    (`_memberships_for`), (conversation pk, sender pk, client message id) -> message pk."""
     keyed = [p for p in pending if p.client_message_id is not None]
     if not keyed:
         return pending
-    stored = _stored_client_ids(
-        [(p.membership.conversation_id, p.membership.user_id, p.client_message_id) for p in keyed]
-    )
+    wanted = {(p.membership.conversation_id, p.membership.user_id, p.client_message_id) for p in keyed}
+    stored = {key: pk for key, pk in stored.items() if key in wanted}
     originals = {}
     if stored:  # retries: read their originals as the answer
         by_pk = Message.objects.select_related("conversation", "attachment").in_bulk(stored.values())
