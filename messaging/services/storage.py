@@ -163,8 +163,11 @@ def _messages_write_sql(vendor: str) -> str:
 
 
 def _messages_write(
-    values: Sequence[Sequence[Any]], memberships: Sequence[int], now
-) -> list[tuple[int, int, int]]:
+    values: Sequence[Sequence[Any]],
+    memberships: Sequence[int],
+    now,
+    then: tuple[str, list] | None = None,
+) -> tuple[list[tuple[int, int, int]], list[tuple]]:
     """Store a batch of messages: take each conversation's next seqs and revs (in batch order),
     insert the messages, and move each sender's read pointer (`memberships`, one per message)
     to their last message, never backwards. Returns (pk, seq, rev) per message, in order.
@@ -172,6 +175,16 @@ def _messages_write(
     `values`: a row per message, a value for each of `message_insert_fields()` in that order
     (seq and rev are taken here; the rest adapted for the database). One statement on
     PostgreSQL; three elsewhere (`_take_seqs`, the insert, `_advance_read_pointers`).
+
+    `then`: a read (sql, params) to run right after the write, in the same transaction, while
+    the conversation rows are still locked (the send batch's members read); its rows are
+    returned second. On PostgreSQL it travels in the write's own round trip: both statements
+    go as one simple-protocol query, which PostgreSQL runs as one transaction when no
+    transaction is open (so the caller may skip BEGIN and COMMIT, two more round trips: see
+    `sending.message_send_many`), each statement with its own snapshot as in any READ
+    COMMITTED transaction, so the read sees what committed before the locks were granted.
+    That needs Django's default client-side parameter binding (OPTIONS server_side_binding
+    unset); with server-side binding the read is a statement of its own.
     Hand-written instead of `bulk_create`, whose per-row preparation (`pre_save` and
     `get_db_prep_save` of every field, a model instance per row) was a third of a batched
     send's CPU, and as one statement: five round trips per batch (the seq allocation, the
@@ -195,13 +208,23 @@ def _messages_write(
         columns = [
             list(column) for i, column in enumerate(zip(*values, strict=True)) if i not in (seq_at, rev_at)
         ]
+        sql = _messages_write_sql(connection.vendor)
+        params = [*columns, list(memberships), ks, ids, [counts[pk] for pk in ids], stamp, stamp, ids]
+        together = then is not None and not connection.settings_dict["OPTIONS"].get("server_side_binding")
+        if together:
+            sql, params = f"{sql}; {then[0]}", [*params, *then[1]]
         with connection.cursor() as cursor:
-            cursor.execute(
-                _messages_write_sql(connection.vendor),
-                [*columns, list(memberships), ks, ids, [counts[pk] for pk in ids], stamp, stamp, ids],
-            )
+            cursor.execute(sql, params)
             stored = {public_id: (pk, seq, rev) for pk, public_id, seq, rev in cursor.fetchall()}
-        return [stored[row[public_id_at]] for row in values]
+            if together:
+                cursor.nextset()
+                read = cursor.fetchall()
+            elif then is not None:
+                cursor.execute(*then)
+                read = cursor.fetchall()
+            else:
+                read = []
+        return [stored[row[public_id_at]] for row in values], read
     last = _take_seqs(counts, now)
     rows_in, pointers = [], {}
     for row, k, membership in zip(values, ks, memberships, strict=True):
@@ -217,7 +240,12 @@ def _messages_write(
         )
         pks = dict((public_id, pk) for pk, public_id in cursor.fetchall())
     _advance_read_pointers(pointers)
-    return [(pks[row[public_id_at]], row[seq_at], row[rev_at]) for row in rows_in]
+    read = []
+    if then is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*then)
+            read = cursor.fetchall()
+    return [(pks[row[public_id_at]], row[seq_at], row[rev_at]) for row in rows_in], read
 
 
 def _memberships_of(user_ids: Sequence[int], conversation_ids: Sequence[str]) -> list[Membership]:
