@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -375,7 +375,8 @@ def _messages_store(pending: list[_Pending]) -> list[Message]:
     round trip), and publish the events on commit. Inside a transaction, or on PostgreSQL in
     autocommit, where the write and the read are one transaction of their own."""
     now = timezone.now()
-    stamp = connection.ops.adapt_datetimefield_value(now)
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy: one thread-local lookup, not one per message
+    stamp = db.ops.adapt_datetimefield_value(now)
     values = [
         # The values of storage.message_insert_fields(), in the model's field order.
         (
@@ -409,7 +410,7 @@ def _messages_store(pending: list[_Pending]) -> list[Message]:
         # As a QuerySet would make it, with the objects the batch already holds as its related
         # objects (none of them is read again).
         message = Message.from_db(
-            connection.alias, _MESSAGE_ATTNAMES, (pk, row[0], row[1], seq, rev, *row[4:8], now, *row[9:])
+            db.alias, _MESSAGE_ATTNAMES, (pk, row[0], row[1], seq, rev, *row[4:8], now, *row[9:])
         )
         for field, value in (
             (_CONVERSATION, conversation),

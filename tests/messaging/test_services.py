@@ -534,3 +534,33 @@ def test_a_batch_reads_memberships_and_stored_client_ids_with_one_statement(alic
     assert not results[0].created
     # The read, then the original (a retry's answer); nothing written.
     assert len(captured.captured_queries) == 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "plain",
+        "quotes ' and \" and \\ backslashes \\n not a newline",
+        "line\nbreaks\r\nand\ttabs",
+        "emoji 😀👍🏽 and accents é ü ñ and CJK 漢字",
+        "%s %(name)s {} $1 ::json -- not SQL",
+        "x" * 4000,
+    ],
+)
+def test_a_batch_stores_every_character_of_its_contents_exactly(alice, bob, content):
+    """The batch's rows travel to PostgreSQL as one JSON parameter: what comes back from the
+    database is what was sent."""
+    chat = direct(alice, bob)
+    results = services.message_send_many(
+        requests=[
+            services.SendRequest(alice.user, chat.public_id, content, client_message_id="c-1"),
+            services.SendRequest(bob.user, chat.public_id, content[::-1], client_message_id="c-1"),
+        ]
+    )
+    assert [r.message.content for r in results] == [content, content[::-1]]
+    stored = Message.objects.filter(conversation=chat).order_by("seq")
+    assert [(m.content, m.client_message_id, m.seq) for m in stored] == [
+        (content, "c-1", 1),
+        (content[::-1], "c-1", 2),
+    ]
+    assert stored[0].created_at == results[0].message.created_at
