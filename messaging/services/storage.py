@@ -306,17 +306,22 @@ def _memberships_probe_sql(vendor: str) -> str:
     m, c, f = Membership._meta, Conversation._meta, Message._meta
     m_fields, c_fields = rows.concrete_fields(Membership), rows.concrete_fields(Conversation)
     qn = connection.ops.quote_name
+    # The stored message as a correlated sub-select, not a LEFT JOIN: as the ON clause of an
+    # outer join, its conditions did not let PostgreSQL use the partial idempotency index, and it
+    # read every message of each conversation through the conversation index and filtered them
+    # (EXPLAIN ANALYZE, 31,500 messages stored: 2,012 rows removed by the join filter for 10
+    # keys). In a sub-select they are plain conditions on its own scan: one index lookup a key.
     return (
         f"SELECT {rows.columns(connection, 'm', m_fields)}, {rows.columns(connection, 'c', c_fields)}, "  # noqa: S608
-        f"x.{qn(f.pk.column)}, k.cid "
+        f"(SELECT x.{qn(f.pk.column)} FROM {rows.table(connection, Message)} x "
+        f"WHERE x.{qn(f.get_field('conversation').column)} = c.{qn(c.pk.column)} "
+        f"AND x.{qn(f.get_field('sender').column)} = k.u "
+        f"AND x.{qn(f.get_field('client_message_id').column)} = k.cid), k.cid "
         "FROM (SELECT (e->>0)::bigint AS u, e->>1 AS c, e->>2 AS cid FROM json_array_elements(%s::json) AS t(e)) AS k "
         f"JOIN {rows.table(connection, Conversation)} c ON c.{qn(c.get_field('public_id').column)} = k.c "
         f"JOIN {rows.table(connection, Membership)} m ON m.{qn(m.get_field('conversation').column)} = "
         f"c.{qn(c.pk.column)} AND m.{qn(m.get_field('user').column)} = k.u "
-        f"AND m.{qn(m.get_field('left_at').column)} IS NULL "
-        f"LEFT JOIN {rows.table(connection, Message)} x ON x.{qn(f.get_field('conversation').column)} = "
-        f"c.{qn(c.pk.column)} AND x.{qn(f.get_field('sender').column)} = k.u "
-        f"AND x.{qn(f.get_field('client_message_id').column)} = k.cid"
+        f"AND m.{qn(m.get_field('left_at').column)} IS NULL"
     )
 
 

@@ -3,6 +3,8 @@ and members read go as one query, without BEGIN and COMMIT, and PostgreSQL runs 
 one transaction. These tests commit for real (transactional_db), so they see what a batch left
 behind when part of it failed."""
 
+import json
+
 import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -11,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from chatproject.bus.groups import conversation_group, user_group
 from messaging import services
 from messaging.models import Conversation, Membership, Message
-from messaging.services import audience, sending
+from messaging.services import audience, sending, storage
 
 from .conftest import direct, group
 
@@ -112,3 +114,24 @@ def test_a_retry_the_probe_missed_is_answered_with_the_original_and_stored_once(
     assert [
         event["message"]["content"] for _groups, event in bus_sent if event["type"] == "message.created"
     ] == ["reply"]
+
+
+def test_the_idempotency_probe_looks_each_key_up_on_its_index_however_long_the_history(alice, bob, bus_sent):
+    """A probe that read every message of the batch's conversations and filtered them (what an
+    outer join to the message table made PostgreSQL do) costs more with every message stored."""
+    chat = direct(alice, bob)
+    for b in range(20):
+        services.message_send_many(
+            requests=requests_for(*[(alice, chat, f"{b}-{i}", f"h-{b}-{i}") for i in range(100)])
+        )
+        if b == 0:  # statistics that lag behind the history, as on a busy server
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE messaging_message")
+    with connection.cursor() as cursor:
+        keys = [(alice.user.pk, chat.public_id, "h-3-7"), (bob.user.pk, chat.public_id, None)]
+        cursor.execute("EXPLAIN " + storage._memberships_probe_sql(connection.vendor), [json.dumps(keys)])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "message_idempotency" in plan, plan
+    memberships, stored = storage._memberships_and_stored(keys)
+    assert len(memberships) == 2
+    assert list(stored) == [(chat.pk, alice.user.pk, "h-3-7")]
