@@ -277,7 +277,13 @@ def _one_round_trip(pending: list[_Pending]) -> bool:
     query has returned, that is after the commit. Two round trips of the batch's five, and the
     CPU around them, saved (issue 19). Anywhere else (a REST request inside ATOMIC_REQUESTS, a
     service that sends inside its own transaction, tests) the batch runs in an atomic block
-    (a savepoint when nested), as before."""
+    (a savepoint when nested), as before.
+
+    Failure semantics: an error in the query (a constraint, the members read) stores nothing;
+    the batch has committed once the query returns, so an error after it (building the
+    events) fails a batch whose messages are stored, as a connection lost during COMMIT did
+    before. Nothing is acked that was not committed; a retry with the same client message id
+    is answered with the stored message."""
     return (
         connection.vendor == "postgresql"
         and connection.get_autocommit()
