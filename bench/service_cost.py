@@ -26,7 +26,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from chatproject.bus import transport as bus  # noqa: E402
-from messaging.services import message_send  # noqa: E402
+from messaging.services import SendRequest, message_send, message_send_many  # noqa: E402
 
 
 def _batched(user, chat: str, run: str, calls: int, size: int = 50) -> dict | None:
@@ -103,6 +103,49 @@ def _batched_spread(pairs: list[dict], run: str, rounds: int = 20) -> dict | Non
     }
 
 
+def _small_batches(pairs: list[dict], run: str, sizes: tuple[int, ...] = (1, 10), batches: int = 200) -> dict:
+    """Batches of one send from each of `size` pairs: what the socket path's batches hold at a
+    fixed 1,000 msgs/s (few sends per batch, so a batch's fixed cost, its round trips and
+    statements, is most of a message's). Per size: median CPU per message, median wall per
+    batch (a message's share of the latency: it waits for one whole batch, often two) and
+    statements per batch."""
+    users = {u.public_id: u for u in User.objects.filter(public_id__in=[p["sender"] for p in pairs])}
+    out = {}
+    for size in sizes:
+        chosen = pairs[:size]
+
+        def batch(b: int, chosen=chosen, size=size) -> None:
+            message_send_many(
+                requests=[
+                    SendRequest(
+                        user=users[p["sender"]],
+                        conversation_id=p["chat"],
+                        content=f"{b} small batch probe",
+                        client_message_id=f"{run}-k{size}-{b}-{i}",
+                    )
+                    for i, p in enumerate(chosen)
+                ]
+            )
+
+        for b in range(10):
+            batch(b)
+        cpus, walls = [], []
+        for b in range(batches):
+            w0, c0 = time.perf_counter(), time.thread_time()
+            batch(1000 + b)
+            cpus.append((time.thread_time() - c0) * 1e6 / size)
+            walls.append((time.perf_counter() - w0) * 1e6)
+        with CaptureQueriesContext(connection) as captured:
+            batch(10**6)
+        out[str(size)] = {
+            "cpu_us_per_message_median": round(statistics.median(cpus), 1),
+            "wall_us_per_batch_median": round(statistics.median(walls), 1),
+            "wall_us_per_batch_p90": round(sorted(walls)[int(len(walls) * 0.9)], 1),
+            "statements_per_batch": len(captured.captured_queries),
+        }
+    return out
+
+
 def main() -> None:
     seed, calls, warmup, out = (
         json.loads(Path(sys.argv[1]).read_text()),
@@ -139,6 +182,7 @@ def main() -> None:
     walls.sort()
     batched = _batched(user, pair["chat"], run, calls)
     spread = _batched_spread(seed["pairs"], run)
+    small = _small_batches(seed["pairs"], run)
     out.write_text(
         json.dumps(
             {
@@ -155,6 +199,7 @@ def main() -> None:
                 "max_sends_per_s_one_thread": round(1000 / statistics.fmean(walls), 1),
                 "batched": batched,
                 "batched_spread": spread,
+                "small_batches": small,
             }
         )
     )

@@ -10,7 +10,7 @@ its events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,43 +35,76 @@ def _by_conversation_group(conversation: Conversation) -> bool:
     return conversation.kind == Conversation.Kind.GROUP
 
 
-def _current_member_ids(conversation_pks: set[int]) -> dict[int, tuple[str, ...]]:
-    """conversation pk -> public ids of its current members, in order of joining; one query.
+def _current_members_statement(conversation_pks: Sequence[int]) -> tuple[str, list]:
+    """The statement that reads the current members of these conversations (public ids, in
+    order of joining); `_current_members_result` turns its rows into a dict.
 
     A plain statement, not the ORM: every send batch to a direct chat runs it, and building the
     equivalent queryset cost 0.32 ms of CPU per call against 0.02 ms for this (measured on
     SQLite), a tenth of a whole single send."""
-    if not conversation_pks:
-        return {}
-    found: dict[int, list[str]] = {pk: [] for pk in conversation_pks}
     memberships = connection.ops.quote_name(Membership._meta.db_table)
     users = connection.ops.quote_name(User._meta.db_table)
-    ids = sorted(conversation_pks)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT m.conversation_id, u.public_id FROM {memberships} AS m "  # noqa: S608
-            f"JOIN {users} AS u ON u.id = m.user_id "
-            f"WHERE m.left_at IS NULL AND m.conversation_id IN ({', '.join(['%s'] * len(ids))}) "
-            "ORDER BY m.conversation_id, m.id",
-            ids,
-        )
-        for conversation_pk, user_id in cursor.fetchall():
-            found[conversation_pk].append(user_id)
+    return (
+        f"SELECT m.conversation_id, u.public_id FROM {memberships} AS m "  # noqa: S608
+        f"JOIN {users} AS u ON u.id = m.user_id "
+        f"WHERE m.left_at IS NULL AND m.conversation_id IN ({', '.join(['%s'] * len(conversation_pks))}) "
+        "ORDER BY m.conversation_id, m.id",
+        list(conversation_pks),
+    )
+
+
+def _current_members_result(
+    conversation_pks: Iterable[int], rows: Iterable[Sequence[Any]]
+) -> dict[int, tuple[str, ...]]:
+    found: dict[int, list[str]] = {pk: [] for pk in conversation_pks}
+    for conversation_pk, user_id in rows:
+        found[conversation_pk].append(user_id)
     return {pk: tuple(members) for pk, members in found.items()}
+
+
+@dataclass(frozen=True)
+class AudiencesRead:
+    """`conversation_audiences` in two halves, for a caller that runs the members read in the
+    same round trip as its own write (the send batch, `sending._messages_store`): `statement`
+    (None when every conversation is a group: nothing to read), then `result` with its rows."""
+
+    groups: dict[int, Audience]
+    member_pks: tuple[int, ...]  # the direct and self conversations, sorted
+
+    @property
+    def statement(self) -> tuple[str, list] | None:
+        return _current_members_statement(self.member_pks) if self.member_pks else None
+
+    def result(self, rows: Iterable[Sequence[Any]]) -> dict[int, Audience]:
+        audiences = dict(self.groups)
+        for pk, user_ids in _current_members_result(self.member_pks, rows).items():
+            audiences[pk] = Audience(user_ids=user_ids)
+        return audiences
+
+
+def conversation_audiences_read(conversations: Iterable[Conversation]) -> AudiencesRead:
+    """The `AudiencesRead` of these conversations (no query yet)."""
+    groups: dict[int, Audience] = {}
+    others: set[int] = set()
+    for conversation in conversations:
+        if _by_conversation_group(conversation):
+            groups[conversation.pk] = Audience(conversation_ids=(conversation.public_id,))
+        else:
+            others.add(conversation.pk)
+    return AudiencesRead(groups, tuple(sorted(others)))
 
 
 def conversation_audiences(conversations: Iterable[Conversation]) -> dict[int, Audience]:
     """conversation pk -> its `Audience`, for many conversations at once (a send batch): one
     query for all the direct and self ones among them, none when they are all groups. Call it
     inside the transaction that made the change, so the members are those of that moment."""
-    groups: dict[int, Conversation] = {}
-    others: dict[int, Conversation] = {}
-    for conversation in conversations:
-        (groups if _by_conversation_group(conversation) else others)[conversation.pk] = conversation
-    audiences = {pk: Audience(conversation_ids=(c.public_id,)) for pk, c in groups.items()}
-    for pk, user_ids in _current_member_ids(set(others)).items():
-        audiences[pk] = Audience(user_ids=user_ids)
-    return audiences
+    read = conversation_audiences_read(conversations)
+    statement = read.statement
+    if statement is None:
+        return read.result(())
+    with connection.cursor() as cursor:
+        cursor.execute(*statement)
+        return read.result(cursor.fetchall())
 
 
 def conversation_audience(conversation: Conversation) -> Audience:

@@ -4,8 +4,10 @@ connection, which it closes when done."""
 
 import io
 import threading
+import time
 from collections.abc import Callable
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -153,3 +155,104 @@ def test_concurrent_retries_of_one_media_send_all_answer_the_original(alice, bob
     results = run_concurrently(work)
     assert len({pk for pk, _created in results}) == 1  # no conflict, no second message
     assert sorted(created for _pk, created in results) == [False] * (THREADS - 1) + [True]
+
+
+def _raw_connection(**options) -> psycopg.Connection:
+    """A plain psycopg connection to the test database, outside Django's."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, **options)
+
+
+def _holding_lock(conversation_pk: int) -> psycopg.Connection:
+    """A second connection that locks one conversation row (as a concurrent batch would) until
+    its transaction is closed; returns the raw psycopg connection."""
+    other = _raw_connection()
+    other.execute("SELECT id FROM messaging_conversation WHERE id = %s FOR UPDATE", [conversation_pk])
+    return other
+
+
+def _locked_by_others(pks: list[int]) -> set[int]:
+    """Which of these conversation rows another transaction holds locked (a third connection
+    that asks for each without waiting)."""
+    locked = set()
+    with _raw_connection(autocommit=True) as probe:
+        for pk in pks:
+            try:
+                with probe.transaction():
+                    probe.execute(
+                        "SELECT id FROM messaging_conversation WHERE id = %s FOR UPDATE NOWAIT", [pk]
+                    )
+            except psycopg.errors.LockNotAvailable:
+                locked.add(pk)
+    return locked
+
+
+def _wait_until_blocked(backend_pids: list[int], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    with _raw_connection(autocommit=True) as probe:
+        while time.monotonic() < deadline:
+            waiting = probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid = ANY(%s)",
+                [backend_pids],
+            ).fetchone()[0]
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the batch never waited for the held lock")
+
+
+@pytest.mark.parametrize("held", ["lower", "higher"])
+def test_a_send_batch_locks_its_conversations_in_id_order(alice, bob, carol, bus_sent, held):
+    """Two batches (two processes) that touch the same conversations must take their rows in one
+    order, or each can hold one row the other waits for: a deadlock. While a batch waits for a
+    row another transaction holds, it must hold every row of a lower id and none of a higher
+    one, whatever plan PostgreSQL picks (the planner is pushed towards a sequential scan of the
+    conversation table, whose physical order here is not the id order)."""
+    first, second = direct(alice, bob), direct(alice, carol)
+    # Rewrite the lower row so that its live version sits after the higher one on disk.
+    Conversation.objects.filter(pk=first.pk).update(title="moved")
+    low, high = sorted([first.pk, second.pk])
+    blocker = _holding_lock(low if held == "lower" else high)
+    backend: list[int] = []
+    results: list = []
+
+    def batch() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend.append(cursor.fetchone()[0])
+                cursor.execute("SET enable_indexscan = off")
+                cursor.execute("SET enable_bitmapscan = off")
+                cursor.execute("SET enable_nestloop = off")
+            results.extend(
+                services.message_send_many(
+                    requests=[
+                        services.SendRequest(user=alice.user, conversation_id=second.public_id, content="2"),
+                        services.SendRequest(user=alice.user, conversation_id=first.public_id, content="1"),
+                    ]
+                )
+            )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not backend and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _wait_until_blocked(backend)
+        locked = _locked_by_others([low, high])
+        if held == "lower":
+            assert locked == {low}  # the blocker's; the batch took nothing before it
+        else:
+            assert locked == {low, high}  # the batch holds the lower one while it waits
+    finally:
+        blocker.rollback()
+        blocker.close()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert [r.error for r in results] == [None, None]
+    assert [r.message.seq for r in results] == [1, 1]

@@ -492,3 +492,75 @@ def test_group_member_can_send_and_mark_read(alice, bob, carol):
     send_many(alice, conversation, 2)
     _, pointer = services.conversation_mark_read(user=carol.user, conversation_id=conversation.public_id)
     assert pointer == 2
+
+
+def test_a_batch_answers_retries_copies_non_members_and_leavers_each_their_own_way(alice, bob, carol):
+    """The memberships read and the idempotency probe are one statement on PostgreSQL: every
+    kind of send in one batch still gets its own answer."""
+    with_bob, with_carol = direct(alice, bob), direct(bob, carol)
+    original = send(alice, with_bob, client_message_id="c-1")
+    room = group(alice, bob, carol)
+    leave(carol, room)
+    requests = [
+        services.SendRequest(alice.user, with_bob.public_id, "retry", "c-1"),
+        services.SendRequest(alice.user, with_bob.public_id, "new", "c-2"),
+        services.SendRequest(alice.user, with_carol.public_id, "not a member", "c-3"),
+        services.SendRequest(carol.user, room.public_id, "left", "c-4"),
+        services.SendRequest(bob.user, with_bob.public_id, "same id, other sender", "c-1"),
+        services.SendRequest(alice.user, with_bob.public_id, "copy", "c-2"),
+        services.SendRequest(bob.user, with_carol.public_id, "no id"),
+    ]
+    results = services.message_send_many(requests=requests)
+    assert results[0].message.pk == original.pk and not results[0].created
+    assert results[1].created and results[1].message.content == "new"
+    assert [results[i].error.code for i in (2, 3)] == [ErrorCode.NOT_FOUND] * 2
+    assert results[4].created and results[4].message.sender_id == bob.user.pk
+    assert results[5].message.pk == results[1].message.pk and not results[5].created
+    assert results[6].created and results[6].message.conversation_id == with_carol.pk
+    assert [r.message.seq for r in (results[0], results[1], results[4])] == [1, 2, 3]
+    assert Message.objects.filter(conversation=with_bob).count() == 3
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="one statement on PostgreSQL; two elsewhere",
+)
+def test_a_batch_reads_memberships_and_stored_client_ids_with_one_statement(alice, bob):
+    conversation = direct(alice, bob)
+    send(alice, conversation, client_message_id="c-1")
+    retry = services.SendRequest(alice.user, conversation.public_id, "retry", "c-1")
+    with CaptureQueriesContext(connection) as captured:
+        results = services.message_send_many(requests=[retry])
+    assert not results[0].created
+    # The read, then the original (a retry's answer); nothing written.
+    assert len(captured.captured_queries) == 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "plain",
+        "quotes ' and \" and \\ backslashes \\n not a newline",
+        "line\nbreaks\r\nand\ttabs",
+        "emoji 😀👍🏽 and accents é ü ñ and CJK 漢字",
+        "%s %(name)s {} $1 ::json -- not SQL",
+        "x" * 4000,
+    ],
+)
+def test_a_batch_stores_every_character_of_its_contents_exactly(alice, bob, content):
+    """The batch's rows travel to PostgreSQL as one JSON parameter: what comes back from the
+    database is what was sent."""
+    chat = direct(alice, bob)
+    results = services.message_send_many(
+        requests=[
+            services.SendRequest(alice.user, chat.public_id, content, client_message_id="c-1"),
+            services.SendRequest(bob.user, chat.public_id, content[::-1], client_message_id="c-1"),
+        ]
+    )
+    assert [r.message.content for r in results] == [content, content[::-1]]
+    stored = Message.objects.filter(conversation=chat).order_by("seq")
+    assert [(m.content, m.client_message_id, m.seq) for m in stored] == [
+        (content, "c-1", 1),
+        (content[::-1], "c-1", 2),
+    ]
+    assert stored[0].created_at == results[0].message.created_at
