@@ -310,7 +310,14 @@ class SocketIOTransport:
         self.greeting: dict[str, asyncio.Task] = {}
 
     async def send(self, conn_id: str, name: str, payload: Any) -> None:
-        await self.sio.emit(name, payload, to=conn_id, namespace=self.namespace)
+        """One event to one connection, encoded and handed to its Engine.IO session.
+        python-socketio's `emit(to=sid)` treats the sid as a room: a copy of the room, a task
+        per recipient and `asyncio.wait` on it, for one socket (three times per greeting)."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(conn_id, self.namespace)
+        if eio_sid is None:  # gone (or never connected): nothing to send to, as with emit
+            return
+        pkt = self.sio.packet_class(packet.EVENT, namespace=self.namespace, data=[name, payload])
+        await self.sio._send_packet(eio_sid, pkt)
 
     async def fanout(
         self, target: str, name: str, payload: Any, *, only: frozenset[str] | None, skip: frozenset[str]
