@@ -121,8 +121,7 @@ async def _round(app, tokens: list[str]) -> tuple[float, float, float]:
     await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
     loop1, all1, wall1 = time.thread_time(), time.process_time(), time.perf_counter()
     n = len(tokens)
-    for client in clients:
-        await client.close()
+    await asyncio.gather(*(client.close() for client in clients))
     await asyncio.sleep(1.0)  # presence and unsubscribes settle before the next round
     return (loop1 - loop0) / n * 1000, (all1 - all0) / n * 1000, n / (wall1 - wall0)
 
