@@ -6,7 +6,8 @@ process to its user's group (and every end unsubscribes it): measured in the eve
 Redis on the host, 1,000 groups), 65-160 us of CPU per `group_add` one at a time, 18-30 us per
 group sent 20 to a command. A reconnect storm does thousands of them.
 
-Here a shard collects the changes asked for within SUBSCRIBE_LINGER_SECONDS and sends them as one
+Here a shard collects the changes asked for within SUBSCRIBE_LINGER_SECONDS of a subscription
+(an unsubscription alone goes at once, with whatever joined it) and sends them as one
 UNSUBSCRIBE and one SUBSCRIBE, under its lock, in the order of the batches; the latest ask for a
 channel wins within a batch (subscribed then unsubscribed before the batch went: nothing is
 sent). Each caller returns once its batch was sent, as channels-redis's own subscribe returns once
@@ -50,11 +51,15 @@ class BatchingShard(RedisSingleShardConnection):
         self._wanted.pop(channel, None)
         self._wanted[channel] = subscribed
         if self._sender is None or self._sender.done():
-            self._sender = loop.create_task(self._send_batches())
+            # A batch begun by a subscription waits for others (handshakes come apart); one
+            # begun by an unsubscription does not: callers that end connections one after
+            # another (a revocation) would wait for each.
+            linger = SUBSCRIBE_LINGER_SECONDS if subscribed else 0
+            self._sender = loop.create_task(self._send_batches(linger))
         await sent
 
-    async def _send_batches(self) -> None:
-        await asyncio.sleep(SUBSCRIBE_LINGER_SECONDS)
+    async def _send_batches(self, linger: float) -> None:
+        await asyncio.sleep(linger)
         while self._wanted:
             wanted, sent = self._wanted, self._sent
             self._wanted, self._sent = {}, None

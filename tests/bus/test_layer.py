@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from chatproject.bus import layer as bus_layer
 from chatproject.bus.layer import BatchingPubSubChannelLayer
 
 from ..conftest import require_redis
@@ -114,3 +115,16 @@ async def test_a_failed_batch_reaches_every_caller_and_the_next_batch_goes(layer
     await subscriber.group_add("c", channel)
     await publisher.group_send("c", {"type": "m", "text": "c"})
     assert await _received(subscriber, channel, 1) == ["c"]
+
+
+async def test_an_unsubscription_on_its_own_goes_at_once(layers, monkeypatch):
+    """Only a batch begun by a subscription waits for others: a revocation that ends its
+    connections one after another does not wait that long for each."""
+    subscriber, _publisher = layers
+    channel = await subscriber.new_channel("proc.")
+    await asyncio.gather(*(subscriber.group_add(f"v{i}", channel) for i in range(3)))
+    monkeypatch.setattr(bus_layer, "SUBSCRIBE_LINGER_SECONDS", 60.0)
+    sent = _commands(subscriber)
+    for i in range(3):
+        await asyncio.wait_for(subscriber.group_discard(f"v{i}", channel), 10)
+    assert sent == [("unsubscribe", 1)] * 3
