@@ -9,6 +9,7 @@ import time
 import jwt
 import pytest
 from django.conf import settings
+from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts import tokens
 from accounts.tokens import access_decode
@@ -114,7 +115,10 @@ def test_what_this_server_issues_is_checked_without_pyjwt(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("PyJWT was called")
 
+    issued = AccessToken()  # what accounts.tokens.access_token_for issues, without a user row
+    issued["sub"], issued["sid"] = "u1", "s1"
     monkeypatch.setattr(tokens.jwt, "decode", refuse)
+    assert _ours(str(issued)) == ("u1", "s1", issued["exp"])
     assert _ours(GOOD) == ("u1", "s1", NOW + 600)
     with pytest.raises(AssertionError):  # anything else still goes to PyJWT
         access_decode(CASES["an audience"])
