@@ -414,13 +414,13 @@ class Hub:
         if not self.transport.is_open(conn_id):  # the client left while we were greeting it
             await self.forget(conn_id)
             return None
-        # Presence hook: only a connection that made it through the greeting counts as online.
-        await self._presence(presence.tracker.connected, conn)
         started = self.started.pop(conn_id, None)
         if started is not None:
             metrics.handshake_observed(self.protocol.name, self.transport.name, time.monotonic() - started)
         metrics.connection_opened(self.protocol.name, self.transport.name)
-        conn.counted = True
+        conn.counted = True  # before the presence write, which waits for its batch (up to 20 ms)
+        # Presence hook: only a connection that made it through the greeting counts as online.
+        await self._presence(presence.tracker.connected, conn)
         return conn
 
     async def _tell_and_close(self, conn_id: str, refusal: Refusal) -> None:

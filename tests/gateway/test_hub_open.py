@@ -15,6 +15,7 @@ from chatproject.bus import publish_now
 from chatproject.bus.groups import user_group
 from gateway import auth as auth_module
 from gateway import hub as hub_module
+from gateway import presence
 from gateway.bridge import bridge
 from gateway.hub import Hub
 from gateway.protocols.expresschat import PROTOCOL as EXPRESSCHAT
@@ -187,3 +188,27 @@ async def test_a_connection_gone_before_its_greeting_releases_its_subscription(m
     await hub.forget("c1")
     assert "c1" not in hub.opened and not bridge._watches
     assert not bridge.subscribed(user_group(alice.user.public_id))
+
+
+async def test_a_greeted_connection_counts_before_its_presence_entry_is_written(
+    make_hub, make_user, monkeypatch
+):
+    """The presence entry waits for its batch (up to 20 ms): the connection is counted as open
+    (metrics, the admin's live page, the protocol's goodbye when it ends) before that, so a
+    client that leaves meanwhile is counted closed too."""
+    log: list = []
+    hub = make_hub(log)
+    hub.transport = Recorder(log)  # the client stays: greet goes on to presence
+    seen = []
+
+    async def connected(conn):
+        seen.append(conn.counted)
+        await hub.forget(conn.id)  # the client leaves while its entry is being written
+
+    monkeypatch.setattr(presence.tracker, "connected", connected)
+    alice = make_user("Alice")
+    assert (await hub.connect("c1", handshake(alice.access))).accepted
+    conn = await hub.greet("c1")
+    assert sent(log, "c1") == GREETING
+    assert seen == [True]
+    assert conn is not None and "c1" not in hub.connections

@@ -321,6 +321,48 @@ async def test_redis_writes_entries_in_the_order_asked_even_within_one_batch(pre
         await store.close()
 
 
+@needs_redis
+async def test_redis_entry_writes_asked_for_within_the_linger_share_one_script_call(prefix, monkeypatch):
+    """Handshakes arrive apart, not together: a write asked for while the first of a batch
+    waits (WRITE_LINGER_SECONDS, made long here so the test does not depend on the machine's
+    speed) goes in the same script call, in the order asked, and every caller returns once it
+    is written."""
+    monkeypatch.setattr(presence, "WRITE_LINGER_SECONDS", 1.0)
+    store = redis_store("one", prefix, ttl=5)
+    script = store._client().register_script(presence._WRITE_LUA)
+    calls = []
+
+    async def counted(*, keys, args):
+        calls.append(len(keys) - 1)
+        return await script(keys=keys, args=args)
+
+    store._write = counted
+    try:
+        first = asyncio.create_task(store.put(ALICE, "one/1", "foreground"))
+        await asyncio.sleep(0)  # the batch's writer now waits for others to join
+        second = asyncio.create_task(store.put(BOB, "one/2", "background"))
+        await asyncio.sleep(0)
+        third = asyncio.create_task(store.drop(ALICE, "one/1", last_local=True))
+        await asyncio.gather(first, second, third)
+        assert calls == [3]
+        assert store.states([ALICE, BOB]) == {ALICE: [], BOB: ["background"]}
+    finally:
+        await store.close()
+
+
+@needs_redis
+async def test_redis_writes_an_end_at_once(prefix, monkeypatch):
+    """Only a batch begun by a connection's entry waits for others: callers that end
+    connections one after another (a revocation) do not wait that long for each."""
+    monkeypatch.setattr(presence, "WRITE_LINGER_SECONDS", 60.0)
+    store = redis_store("one", prefix, ttl=5)
+    try:
+        for key in ("one/1", "one/2"):
+            await asyncio.wait_for(store.drop(ALICE, key, last_local=False), 10)
+    finally:
+        await store.close()
+
+
 # --- the debounced publisher ---------------------------------------------------------------------
 
 

@@ -1,0 +1,130 @@
+"""The channel layer with batched subscriptions (chatproject/bus/layer.py), on real Redis: what
+is subscribed receives, what was unsubscribed does not, changes asked for together go as one
+command, and a failure reaches every caller of its batch."""
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+from chatproject.bus import layer as bus_layer
+from chatproject.bus.layer import BatchingPubSubChannelLayer
+
+from ..conftest import require_redis
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+@pytest.fixture
+async def layers():
+    require_redis()
+    prefix = f"layertest{uuid.uuid4().hex[:8]}"
+    subscriber = BatchingPubSubChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    publisher = BatchingPubSubChannelLayer(hosts=[REDIS_URL], prefix=prefix)
+    yield subscriber, publisher
+    await subscriber.flush()
+    await publisher.flush()
+
+
+def _commands(layer) -> list[tuple[str, int]]:
+    """Wrap the shard's redis-py pub/sub so the commands it sends are recorded."""
+    shard = layer._get_layer()._shards[0]
+    shard._ensure_redis()
+    pubsub, sent = shard._pubsub, []
+    for name in ("subscribe", "unsubscribe"):
+        original = getattr(pubsub, name)
+
+        async def record(*channels, _name=name, _original=original):
+            sent.append((_name, len(channels)))
+            return await _original(*channels)
+
+        setattr(pubsub, name, record)
+    return sent
+
+
+async def _received(layer, channel: str, count: int) -> list[str]:
+    out = []
+    for _ in range(count):
+        message = await asyncio.wait_for(layer.receive(channel), 10)
+        out.append(message["text"])
+    return out
+
+
+async def test_groups_added_together_are_subscribed_with_one_command_and_receive(layers):
+    subscriber, publisher = layers
+    channel = await subscriber.new_channel("proc.")
+    sent = _commands(subscriber)
+    groups = [f"user.{i}" for i in range(50)]
+    await asyncio.gather(*(subscriber.group_add(group, channel) for group in groups))
+    assert sent == [("subscribe", 50)]
+    for group in groups:
+        await publisher.group_send(group, {"type": "m", "text": group})
+    assert sorted(await _received(subscriber, channel, 50)) == sorted(groups)
+
+
+async def test_a_group_added_and_discarded_in_one_batch_is_not_subscribed(layers):
+    subscriber, publisher = layers
+    channel = await subscriber.new_channel("proc.")
+    sent = _commands(subscriber)
+    await asyncio.gather(
+        subscriber.group_add("gone", channel),
+        subscriber.group_discard("gone", channel),
+        subscriber.group_add("kept", channel),
+    )
+    assert sent == [("subscribe", 1)]
+    await publisher.group_send("gone", {"type": "m", "text": "gone"})
+    await publisher.group_send("kept", {"type": "m", "text": "kept"})
+    assert await _received(subscriber, channel, 1) == ["kept"]
+    with pytest.raises(TimeoutError):  # nothing else arrives
+        await asyncio.wait_for(subscriber.receive(channel), 0.5)
+
+
+async def test_a_group_discarded_then_added_again_stays_subscribed(layers):
+    subscriber, publisher = layers
+    channel = await subscriber.new_channel("proc.")
+    await subscriber.group_add("again", channel)
+    sent = _commands(subscriber)
+    await subscriber.group_discard("again", channel)
+    await subscriber.group_add("again", channel)
+    await publisher.group_send("again", {"type": "m", "text": "still here"})
+    assert await _received(subscriber, channel, 1) == ["still here"]
+    before = len(sent)
+    await asyncio.gather(subscriber.group_discard("again", channel), subscriber.group_add("again", channel))
+    assert len(sent) == before  # the latest ask won: subscribed already, nothing sent
+    await subscriber.group_discard("again", channel)
+    assert sent[-1] == ("unsubscribe", 1)
+
+
+async def test_a_failed_batch_reaches_every_caller_and_the_next_batch_goes(layers, monkeypatch):
+    subscriber, publisher = layers
+    channel = await subscriber.new_channel("proc.")
+    shard = subscriber._get_layer()._shards[0]
+    shard._ensure_redis()
+    original = shard._pubsub.subscribe
+
+    async def broken(*channels):
+        raise ConnectionError("redis went away")
+
+    shard._pubsub.subscribe = broken
+    outcomes = await asyncio.gather(
+        subscriber.group_add("a", channel), subscriber.group_add("b", channel), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [ConnectionError, ConnectionError]
+    shard._pubsub.subscribe = original
+    await subscriber.group_add("c", channel)
+    await publisher.group_send("c", {"type": "m", "text": "c"})
+    assert await _received(subscriber, channel, 1) == ["c"]
+
+
+async def test_an_unsubscription_on_its_own_goes_at_once(layers, monkeypatch):
+    """Only a batch begun by a subscription waits for others: a revocation that ends its
+    connections one after another does not wait that long for each."""
+    subscriber, _publisher = layers
+    channel = await subscriber.new_channel("proc.")
+    await asyncio.gather(*(subscriber.group_add(f"v{i}", channel) for i in range(3)))
+    monkeypatch.setattr(bus_layer, "SUBSCRIBE_LINGER_SECONDS", 60.0)
+    sent = _commands(subscriber)
+    for i in range(3):
+        await asyncio.wait_for(subscriber.group_discard(f"v{i}", channel), 10)
+    assert sent == [("unsubscribe", 1)] * 3
