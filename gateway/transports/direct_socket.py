@@ -28,8 +28,8 @@ healthy session whose other packets all went out directly. The direct-write stat
 session's `SendQueue` (a slot), not on the socket: the socket's one spare attribute is
 LeanSocket's ping timer, and a second costs ~660 bytes per connection.
 
-Adds `send_now` beside python-engineio 4.15's `AsyncSocket.send` (pinned) and wraps LeanSocket's `poll` and
-`_websocket_handler`; `GatewayServer`'s Engine.IO server gives each new session this class.
+Adds `send_now` beside python-engineio 4.15's `AsyncSocket.send` (pinned) and wraps LeanSocket's
+`_poll` and `_websocket_handler`; `GatewayServer`'s Engine.IO server gives each new session this class.
 """
 
 from __future__ import annotations
@@ -97,15 +97,15 @@ class DirectSocket(LeanSocket):
                 if not resume.done():
                     resume.set_result(None)
 
-    async def poll(self) -> list:
+    async def _poll(self, *, timed: bool) -> list:
         """LeanSocket's, marking the websocket writer parked while it waits, and holding back
         what it took while a direct write is under way (that write goes first)."""
         direct = self.queue.direct
         if direct is None or not self.upgraded or self.upgrading:
-            return await super().poll()
+            return await super()._poll(timed=timed)
         direct.parked = True
         try:
-            packets = await super().poll()
+            packets = await super()._poll(timed=timed)
         finally:
             direct.parked = False
         while direct.writing:  # a direct write suspended: what was queued goes after it

@@ -8,8 +8,9 @@ task its coroutine, context, weak reference and `wait_for`'s waiter, callback an
 
 - the queue is a `SendQueue` (send_queue.py), through python-engineio's own hook `create_queue`;
 - a session that opens on the websocket reads it in uvicorn's task and writes it from one writer
-  task, each wait bounded by `asyncio.timeout` (no task per wait), and the next ping is a timer
-  of the event loop, not a sleeping task. Two tasks per connection instead of five.
+  task, both waits bounded by one timer of the event loop for the session's life (`_Deadline`:
+  no task, and no timer, per wait), and the next ping is a timer of the event loop, not a
+  sleeping task. Two tasks per connection instead of five.
 
 Same behaviour as python-engineio's: the same timeouts (a read or a write waiting for longer than
 ping interval + ping timeout ends the session), the same ping schedule (the next ping one ping
@@ -33,15 +34,70 @@ from engineio.async_socket import AsyncSocket
 from .send_queue import SendQueue
 
 
+class _Deadline:
+    """The waits of one websocket session (the read loop's for the next frame, the writer's for
+    the next packets), each ended past ping interval + ping timeout as python-engineio ends them,
+    by one timer of the event loop for the session's life instead of an `asyncio.timeout` per
+    wait. A timeout per wait made a timer and cancelled it for every frame read and every wake
+    of the writer: ~5% of the event loop's samples for direct messages (issue 19, bench/README.md).
+
+    The waits note when they began; the timer, when it fires, ends a wait older than the limit
+    (a read: its task is cancelled, as the timeout did; the writer: its queue gets the end
+    marker, so it closes the websocket, as it did when its timed wait ran out) and otherwise
+    fires again when the oldest wait under way would reach it."""
+
+    __slots__ = ("loop", "seconds", "queue", "reader", "reading", "writing", "expired", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float, queue: Any) -> None:
+        self.loop = loop
+        self.seconds = seconds
+        self.queue = queue
+        self.reader = asyncio.current_task()
+        self.reading: float | None = None  # when the read under way began (loop time)
+        self.writing: float | None = None  # when the writer began to wait for packets
+        self.expired = False  # the read was cancelled for its age
+        self.timer: asyncio.TimerHandle | None = loop.call_later(seconds, self._check)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if self.reading is not None and now - self.reading >= self.seconds:
+            self.expired = True
+            self.timer = None
+            self.reader.cancel()
+            return
+        if self.writing is not None and now - self.writing >= self.seconds:
+            self.writing = None
+            self.queue.put_nowait(None)  # the writer ends and closes the websocket
+        due = now + self.seconds
+        for began in (self.reading, self.writing):
+            if began is not None:
+                due = min(due, began + self.seconds)
+        self.timer = self.loop.call_at(due, self._check)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
 class LeanSocket(AsyncSocket):
     """An Engine.IO 4 session (python-engineio's), with the waits above."""
 
     _ping_timer: asyncio.TimerHandle | None = None
 
     async def poll(self) -> list[packet.Packet]:
-        """Wait for packets to send to the client (the websocket writer, or a long poll)."""
+        """Wait for packets to send to the client (a long poll), at most ping interval + ping
+        timeout."""
+        return await self._poll(timed=True)
+
+    async def _poll(self, *, timed: bool) -> list[packet.Packet]:
+        """The packets queued for the client, waiting for the first. `timed`: the wait is bounded
+        here; the websocket writer's is bounded by its session's `_Deadline` instead."""
         try:
-            async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+            if timed:
+                async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                    packets = [await self.queue.get()]
+            else:
                 packets = [await self.queue.get()]
             self.queue.task_done()
         except (TimeoutError, asyncio.CancelledError):
@@ -84,15 +140,19 @@ class LeanSocket(AsyncSocket):
             return
         self.connected = True
         self.upgraded = True
-        writer = asyncio.ensure_future(self._write(ws))
-        timeout = self.server.ping_interval + self.server.ping_timeout
+        loop = asyncio.get_running_loop()
+        deadline = _Deadline(loop, self.server.ping_interval + self.server.ping_timeout, self.queue)
+        writer = asyncio.ensure_future(self._write(ws, deadline))
         limit = self.server.max_http_buffer_size
         while True:
+            deadline.reading = loop.time()
             try:
-                async with asyncio.timeout(timeout):
-                    data = await ws.wait()
+                data = await ws.wait()
             except (Exception, asyncio.CancelledError):  # closed, timed out, or cancelled
+                if deadline.expired:
+                    asyncio.current_task().uncancel()  # the deadline's own cancel: a timeout
                 break
+            deadline.reading = None
             if data is None or len(data) > limit:  # closed by the client, or too large
                 break
             pkt = packet.Packet(encoded_packet=data)
@@ -105,16 +165,22 @@ class LeanSocket(AsyncSocket):
                 break
             except Exception:  # logged (as python-engineio does), and the session goes on
                 self.server.logger.exception("Unknown receive error")
+        deadline.reading = None
         await self.queue.put(None)  # the writer sends what is queued, then closes the websocket
         await writer
+        deadline.stop()
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
-    async def _write(self, ws: Any) -> None:
+    async def _write(self, ws: Any, deadline: _Deadline) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            deadline.writing = loop.time()
             try:
-                packets = await self.poll()
+                packets = await self._poll(timed=False)
             except exceptions.QueueEmpty:
                 break
+            finally:
+                deadline.writing = None
             if not packets:  # the end marker: the session is closing
                 break
             try:

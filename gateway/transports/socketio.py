@@ -56,6 +56,32 @@ class _QuietReceiveErrors(logging.Filter):
 logging.getLogger("engineio.server").addFilter(_QuietReceiveErrors())
 
 
+def encode_packet(
+    packet_class: type[packet.Packet],
+    packet_type: int,
+    data: Any,
+    namespace: str | None,
+    id: int | None = None,
+) -> str | list:
+    """A Socket.IO EVENT or ACK packet as python-socketio's `Packet.encode` writes it, with its
+    JSON encoded first: `Packet` walks the whole payload for bytes on every packet (to choose a
+    binary packet), ~4% of the event loop's samples for direct messages (issue 19), and no
+    payload the gateway sends holds bytes (the events are JSON-ready: tests/messaging). A payload
+    that does fails `json.dumps` with TypeError and goes through `Packet` itself (a binary
+    packet: a list, header first), as do payloads JSON cannot encode (`Packet` raises the same
+    TypeError)."""
+    try:
+        text = packet_class.json.dumps(data, separators=(",", ":"))
+    except TypeError:
+        return packet_class(packet_type, data=data, namespace=namespace, id=id).encode()
+    prefix = str(packet_type)
+    if namespace is not None and namespace != "/":
+        prefix += namespace + ","
+    if id is not None:
+        prefix += str(id)
+    return prefix + text
+
+
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
     return {
         key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
@@ -131,9 +157,9 @@ class GatewayServer(socketio.AsyncServer):
     rate budget (twice the event budget): packets over it are dropped, and a session that goes
     on past a further burst is closed.
 
-    Overrides python-socketio's `_handle_eio_message` and `_handle_eio_disconnect`, and calls
-    its `_handle_event`, `_handle_ack` and `Packet.attachment_count` for binary packets (5.18,
-    pinned; tests/gateway/test_limits_live.py, test_malformed_live.py, test_binary_live.py and
+    Overrides python-socketio's `_handle_eio_message`, `_handle_event_internal` and
+    `_handle_eio_disconnect`, and calls its `_handle_event`, `_handle_ack` and
+    `Packet.attachment_count` for binary packets (5.18, pinned; tests/gateway/test_limits_live.py, test_malformed_live.py, test_binary_live.py and
     transports/test_socketio_binary.py cover them).
     """
 
@@ -226,6 +252,19 @@ class GatewayServer(socketio.AsyncServer):
             await self._malformed(eio_sid)
         finally:
             self.oversize.discard(eio_sid)
+
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: list, namespace: str, id: int | None
+    ) -> None:
+        """python-socketio's (5.18, pinned): run the event's handler, then send its ack if the
+        client asked for one; the ack encoded by `encode_packet`."""
+        r = await server._trigger_event(data[0], namespace, sid, *data[1:])
+        if r is self.not_handled or id is None:
+            return
+        args = [] if r is None else list(r) if isinstance(r, tuple) else [r]
+        encoded = encode_packet(self.packet_class, packet.ACK, args, namespace, id)
+        for part in encoded if isinstance(encoded, list) else [encoded]:
+            await self.eio.send(eio_sid, part)
 
     async def _binary_header(self, eio_sid: str, data: str) -> None:
         """A BINARY_EVENT or BINARY_ACK header: held until its attachments have arrived."""
@@ -335,7 +374,7 @@ class SocketIOTransport:
         ]
         if not recipients:
             return 0
-        encoded = self.sio.packet_class(packet.EVENT, namespace=self.namespace, data=[name, payload]).encode()
+        encoded = encode_packet(self.sio.packet_class, packet.EVENT, [name, payload], self.namespace)
         frames = [
             eio_packet.Packet(eio_packet.MESSAGE, part)
             for part in (encoded if isinstance(encoded, list) else [encoded])

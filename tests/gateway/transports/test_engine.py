@@ -131,3 +131,56 @@ async def test_an_oversized_frame_ends_the_session():
     ws.incoming.put_nowait(MESSAGE + "x" * 20)
     await asyncio.wait_for(handler, 1)
     assert eio.sockets[sid].closed and ws.closed
+
+
+async def test_each_read_has_its_own_limit_so_a_client_that_keeps_talking_stays():
+    eio, events = server(ping_interval=0.1, ping_timeout=0.1)  # a read may wait 0.2 s
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    for _ in range(8):  # 0.4 s in all, longer than one limit, each read well under it
+        await asyncio.sleep(0.05)
+        ws.incoming.put_nowait(PONG)
+    assert not handler.done() and not eio.sockets[sid].closed
+    await asyncio.wait_for(handler, 2)  # then silent: the read times out
+    assert ws.closed and eio.sockets[sid].closed
+    assert events[-1] == ("disconnect", sid, eio.reason.TRANSPORT_CLOSE)
+
+
+async def test_a_handler_longer_than_the_limit_is_not_a_read_that_timed_out():
+    eio, events = server(ping_interval=0.1, ping_timeout=0.1)  # a read may wait 0.2 s
+    eio.async_handlers = False  # as python-socketio sets it: the read loop runs the handler
+    handled: list[str] = []
+
+    async def slow(sid, data):
+        handled.append(data)
+        if data == "slow":
+            await asyncio.sleep(0.4)
+
+    eio.on("message", slow)
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    socket = eio.sockets[sid]
+    socket.last_ping = 0  # no pings: none could be answered while the handler runs
+    socket._ping_timer.cancel()
+    ws.incoming.put_nowait(MESSAGE + "slow")
+    for n in range(8):  # the server keeps sending meanwhile: the writer's waits stay short
+        await asyncio.sleep(0.05)
+        await socket.send(packet.Packet(packet.MESSAGE, str(n)))
+    ws.incoming.put_nowait(MESSAGE + "after")
+    await asyncio.sleep(0.05)
+    assert handled == ["slow", "after"]
+    assert not handler.done() and not socket.closed
+    ws.incoming.put_nowait(None)
+    await asyncio.wait_for(handler, 1)
+
+
+async def test_a_writer_with_nothing_to_send_past_the_limit_closes_the_websocket():
+    eio, events = server(ping_interval=0.1, ping_timeout=0.1)
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    eio.sockets[sid].last_ping = 0  # no ping will be queued: the writer waits with nothing to send
+    eio.sockets[sid]._ping_timer.cancel()
+    ws.incoming.put_nowait(MESSAGE + "hello")
+    await asyncio.sleep(0.3)  # past the limit
+    assert ws.closed  # python-engineio's writer closes the websocket when its wait runs out
+    ws.incoming.put_nowait(None)  # what the closed websocket then reads
+    await asyncio.wait_for(handler, 1)
+    assert eio.sockets[sid].closed
+    assert events[-1] == ("disconnect", sid, eio.reason.TRANSPORT_CLOSE)
