@@ -22,6 +22,7 @@ from collections import deque
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
 from messaging.services import SendRequest, SendResult, message_send_many
 
@@ -72,7 +73,7 @@ class SendBatcher:
             if self._writing:
                 self.stats["overlapped"] += 1
             self._writing.append(keys)
-            asyncio.get_running_loop().create_task(self._write(batch, keys))
+            spawn(self._write(batch, keys))
 
     def _take(self) -> tuple[list[_Queued], set]:
         """The next batch: queued sends in order, up to SEND_BATCH_MAX, skipping those whose

@@ -19,6 +19,7 @@ from redis import exceptions as redis_errors
 
 from chatproject.bus import transport as bus
 from chatproject.bus.groups import PROCESSES_GROUP
+from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
 
 logger = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ class Bridge:
         if loop is None:
             return
         delay = RESYNC_SETTLE_SECONDS if healthy else 0.0
-        loop.call_soon_threadsafe(lambda: loop.call_later(delay, lambda: loop.create_task(self._resync())))
+        loop.call_soon_threadsafe(lambda: loop.call_later(delay, lambda: spawn(self._resync(), loop)))
 
     async def _resync(self) -> None:
         for watches in self._watches.values():  # events may have been lost: read again

@@ -26,6 +26,7 @@ from django.conf import settings
 from accounts.identity import Policy
 from chatproject.bus.groups import USER_PREFIX, app_group, conversation_group, user_group
 from chatproject.core.errors import ApplicationError, ErrorCode
+from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
 from messaging.selectors import ConversationSnapshot
 
@@ -228,7 +229,7 @@ class Hub:
         self.addresses[conn_id] = address
         loop = asyncio.get_running_loop()
         self.timers[conn_id] = loop.call_later(
-            chat["SOCKET_UNBOUND_SECONDS"], lambda: loop.create_task(self._unbound_expired(conn_id))
+            chat["SOCKET_UNBOUND_SECONDS"], lambda: spawn(self._unbound_expired(conn_id), loop)
         )
         return Admission(True)
 
@@ -598,7 +599,7 @@ class Hub:
             return
         delay = max(conn.expires_at - time.time(), 0)
         loop = asyncio.get_running_loop()
-        self.timers[conn.id] = loop.call_later(delay, lambda: loop.create_task(self._expired(conn.id)))
+        self.timers[conn.id] = loop.call_later(delay, lambda: spawn(self._expired(conn.id), loop))
 
     async def _expired(self, conn_id: str) -> None:
         """At the access token's expiry: renew it for connections that hold a refresh token of

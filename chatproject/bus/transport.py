@@ -20,6 +20,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from channels_redis.utils import create_pool
 from redis import asyncio as aioredis
 
+from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def send(groups: list[str], event: dict[str, Any]) -> None:
         _queue.extend((group, envelope(group, event)) for group in groups)
         wake, _wake_pending = not _wake_pending, True
     if wake:
-        loop.call_soon_threadsafe(lambda: loop.create_task(flush()))
+        loop.call_soon_threadsafe(lambda: spawn(flush(), loop))
 
 
 async def send_async(groups: list[str], event: dict[str, Any]) -> None:

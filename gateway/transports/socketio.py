@@ -17,6 +17,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import exceptions, packet
 
+from chatproject.core.tasks import spawn
 from gateway.auth import query_dict
 from gateway.ratelimit import TokenBucket
 
@@ -208,7 +209,7 @@ class GatewayServer(socketio.AsyncServer):
         if any(self.manager.sid_from_eio_sid(eio_sid, namespace) for namespace in self.handlers):
             return
         logger.info("engine.io session joined no namespace in time: eio=%s", eio_sid)
-        asyncio.get_running_loop().create_task(self.eio.disconnect(eio_sid))
+        spawn(self.eio.disconnect(eio_sid))
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.binary.pop(eio_sid, None)  # attachments still due: dropped with the session
