@@ -57,8 +57,7 @@ import uvloop  # noqa: E402
 
 django.setup()
 
-from websockets.protocol import State  # noqa: E402
-from websockets.server import ServerProtocol  # noqa: E402
+from fake_ws import FakeWebSocket  # noqa: E402
 
 RUN = f"{os.getpid()}-{int(time.time())}"  # client message ids are never reused across runs
 SCOPE = {
@@ -71,43 +70,14 @@ SCOPE = {
 }
 
 
-class Client:
-    """One websocket as the server's ASGI app sees it; `on_text` gets each message it is sent."""
-
-    def __init__(self, on_text) -> None:
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.frames = ServerProtocol()
-        self.frames.state = State.OPEN
-        self.on_text = on_text
-        self.connected = asyncio.Event()
-
-    async def receive(self) -> dict:
-        return await self.inbox.get()
-
-    async def send(self, message: dict) -> None:
-        if message["type"] != "websocket.send":
-            return
-        text = message.get("text")
-        if text is None:
-            return
-        self.frames.send_text(text.encode())  # what uvicorn does per message, but the write
-        self.frames.data_to_send()
-        if text.startswith("40"):
-            self.connected.set()
-        self.on_text(text)
-
-    def emit(self, text: str) -> None:
-        self.inbox.put_nowait({"type": "websocket.receive", "text": text})
-
-
 class Pair:
     def __init__(self, index: int, chat: str, tally: Tally) -> None:
         self.index, self.chat, self.tally = index, chat, tally
         self.sent = 0
         self.next_ack = 0
         self.received: list[int] = []
-        self.sender = Client(self.on_sender_text)
-        self.receiver = Client(self.on_receiver_text)
+        self.sender = FakeWebSocket(self.on_sender_text)
+        self.receiver = FakeWebSocket(self.on_receiver_text)
 
     def pump(self, window: int) -> None:
         while self.sent - self.next_ack < window and self.tally.sending:

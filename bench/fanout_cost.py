@@ -39,8 +39,7 @@ import uvloop  # noqa: E402
 
 django.setup()
 
-from websockets.protocol import State  # noqa: E402
-from websockets.server import ServerProtocol  # noqa: E402
+from fake_ws import FakeWebSocket  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from chatproject.bus.groups import conversation_group  # noqa: E402
@@ -69,34 +68,16 @@ class Tally:
         return self.reached
 
 
-class Client:
-    """One member's websocket as the server's ASGI app sees it."""
+def _client(tally: Tally) -> FakeWebSocket:
+    """One member's websocket: counts the events (`42...`) it is sent."""
 
-    def __init__(self, tally: Tally) -> None:
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.frames = ServerProtocol()
-        self.frames.state = State.OPEN
-        self.tally = tally
-        self.connected = asyncio.Event()
-
-    async def receive(self) -> dict:
-        return await self.inbox.get()
-
-    async def send(self, message: dict) -> None:
-        if message["type"] != "websocket.send":
-            return
-        text = message.get("text")
-        if text is None:
-            return
-        self.frames.send_text(text.encode())  # what uvicorn does per message, but the write
-        self.frames.data_to_send()
-        if text.startswith("40"):
-            self.connected.set()
-        elif text.startswith("42"):
-            tally = self.tally
+    def on_text(text: str) -> None:
+        if text.startswith("42"):
             tally.count += 1
             if tally.count >= tally.target:
                 tally.reached.set()
+
+    return FakeWebSocket(on_text)
 
 
 def _event(n: int, sender: str, origin: str) -> dict:
@@ -139,7 +120,7 @@ async def _run(members: int, messages: int, shape: str) -> tuple[float, int]:
 
     sio.on("connect", connect, namespace=mount.namespace)
     tally = Tally()
-    clients = [Client(tally) for _ in range(members)]
+    clients = [_client(tally) for _ in range(members)]
     scope = {
         "type": "websocket",
         "path": mount.path,

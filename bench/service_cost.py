@@ -61,30 +61,36 @@ def _batched(user, chat: str, run: str, calls: int, size: int = 50) -> dict | No
     }
 
 
+def _send_spread(users: dict, pairs: list[dict], content: str, id_prefix: str) -> None:
+    """One batch: a send from each pair's sender into its own chat (client ids `<prefix>-<i>`)."""
+
+    message_send_many(
+        requests=[
+            SendRequest(
+                user=users[p["sender"]],
+                conversation_id=p["chat"],
+                content=content,
+                client_message_id=f"{id_prefix}-{i}",
+            )
+            for i, p in enumerate(pairs)
+        ]
+    )
+
+
 def _batched_spread(pairs: list[dict], run: str, rounds: int = 20) -> dict | None:
     """Batches of one send from each of up to 50 pairs, each into its own direct chat: what the
     socket path's batches hold under load (scenario 1: ~50 senders per batch, each into its own
     conversation), unlike `_batched` (one sender, one conversation). CPU per message of the
     median round (10 batches a round, after 5 warm-up batches)."""
     try:
-        from messaging.services import SendRequest, message_send_many
+        from messaging.services import message_send_many  # noqa: F401  (a tree from before batched sends has none)
     except ImportError:
         return None
     pairs = pairs[:50]
     users = {u.public_id: u for u in User.objects.filter(public_id__in=[p["sender"] for p in pairs])}
 
     def batch(b: int) -> None:
-        message_send_many(
-            requests=[
-                SendRequest(
-                    user=users[p["sender"]],
-                    conversation_id=p["chat"],
-                    content=f"{b} spread probe",
-                    client_message_id=f"{run}-s{b}-{i}",
-                )
-                for i, p in enumerate(pairs)
-            ]
-        )
+        _send_spread(users, pairs, f"{b} spread probe", f"{run}-s{b}")
 
     for b in range(5):
         batch(b)
@@ -115,17 +121,7 @@ def _small_batches(pairs: list[dict], run: str, sizes: tuple[int, ...] = (1, 10)
         chosen = pairs[:size]
 
         def batch(b: int, chosen=chosen, size=size) -> None:
-            message_send_many(
-                requests=[
-                    SendRequest(
-                        user=users[p["sender"]],
-                        conversation_id=p["chat"],
-                        content=f"{b} small batch probe",
-                        client_message_id=f"{run}-k{size}-{b}-{i}",
-                    )
-                    for i, p in enumerate(chosen)
-                ]
-            )
+            _send_spread(users, chosen, f"{b} small batch probe", f"{run}-k{size}-{b}")
 
         for b in range(10):
             batch(b)

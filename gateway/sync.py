@@ -55,10 +55,6 @@ async def call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await _DatabaseCall(fn)(**kwargs)
 
 
-_readers: ThreadPoolExecutor | None = None
-_writers: ThreadPoolExecutor | None = None
-
-
 def _read(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
     """In a read or writer thread: the connection housekeeping of `_DatabaseCall` around the
     call."""
@@ -70,6 +66,28 @@ def _read(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
             conn.close_if_unusable_or_obsolete()
 
 
+class _Threads:
+    """A pool of database threads, each with its own connection, sized by a CHAT setting and
+    started on first use; a size of 0 sends its calls to the one database thread (`call`)."""
+
+    def __init__(self, setting: str, prefix: str) -> None:
+        self.setting = setting
+        self.prefix = prefix
+        self.executor: ThreadPoolExecutor | None = None
+
+    async def run(self, fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+        threads = settings.CHAT[self.setting]
+        if threads <= 0:
+            return await call(fn, **kwargs)
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(threads, thread_name_prefix=self.prefix)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, _read, fn, kwargs)
+
+
+_readers = _Threads("DB_READ_THREADS", "db-read")
+_writers = _Threads("SEND_WRITERS", "db-write")
+
+
 async def call_read(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run a selector that only reads (no write, no transaction, no publish) on one of CHAT
     DB_READ_THREADS threads, each with its own database connection, instead of the one database
@@ -79,13 +97,7 @@ async def call_read(fn: Callable[..., T], /, **kwargs: Any) -> T:
     Handed to the pool directly, not through asgiref's SyncToAsync: a read needs none of what
     that adds in the event loop (the caller's context variables copied there and back, a
     shielded future, the thread-sensitive bookkeeping), and a handshake makes one such call."""
-    global _readers
-    threads = settings.CHAT["DB_READ_THREADS"]
-    if threads <= 0:
-        return await call(fn, **kwargs)
-    if _readers is None:
-        _readers = ThreadPoolExecutor(threads, thread_name_prefix="db-read")
-    return await asyncio.get_running_loop().run_in_executor(_readers, _read, fn, kwargs)
+    return await _readers.run(fn, kwargs)
 
 
 async def call_write(fn: Callable[..., T], /, **kwargs: Any) -> T:
@@ -97,13 +109,7 @@ async def call_write(fn: Callable[..., T], /, **kwargs: Any) -> T:
     Handed to the pool directly, as `call_read` does: asgiref's SyncToAsync cost 141 us of the
     process's CPU per call against 55 us for `run_in_executor` (a no-op function, 3,000 calls),
     and at a fixed 1,000 msgs/s a batch holds only a few sends."""
-    global _writers
-    threads = settings.CHAT["SEND_WRITERS"]
-    if threads <= 0:
-        return await call(fn, **kwargs)
-    if _writers is None:
-        _writers = ThreadPoolExecutor(threads, thread_name_prefix="db-write")
-    return await asyncio.get_running_loop().run_in_executor(_writers, _read, fn, kwargs)
+    return await _writers.run(fn, kwargs)
 
 
 _outside: ThreadPoolExecutor | None = None
