@@ -28,23 +28,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from accounts.models import LoginSession  # noqa: E402
-from accounts.tokens import access_token_for  # noqa: E402
 from gateway.auth import Credentials, connection_authenticate, connection_snapshot  # noqa: E402
-
-
-def _tokens(count: int) -> list[str]:
-    sessions = list(
-        LoginSession.objects.filter(revoked_at__isnull=True, user__is_active=True)
-        .select_related("user")
-        .order_by("pk")[:count]
-    )
-    if len(sessions) < count:
-        import seed  # bench/seed.py: the idle scenario's users
-
-        seed.seed_idle(count)
-        return _tokens(count)
-    return [access_token_for(user=s.user, sid=s.sid)[0] for s in sessions]
 
 
 def _handshake(token: str) -> None:
@@ -55,7 +39,9 @@ def _handshake(token: str) -> None:
 def main() -> None:
     users = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    tokens = _tokens(users)
+    from seed import idle_tokens  # bench/seed.py: the idle scenario's users
+
+    tokens = idle_tokens(users)
     for token in tokens[:50]:  # warm-up
         _handshake(token)
     with CaptureQueriesContext(connection) as queries:

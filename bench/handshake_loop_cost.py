@@ -126,27 +126,12 @@ async def _round(app, tokens: list[str]) -> tuple[float, float, float]:
     return (loop1 - loop0) / n * 1000, (all1 - all0) / n * 1000, n / (wall1 - wall0)
 
 
-def _tokens(count: int) -> list[str]:
-    from accounts.models import LoginSession
-    from accounts.tokens import access_token_for
-
-    sessions = list(
-        LoginSession.objects.filter(revoked_at__isnull=True, user__email__startswith="bidle")
-        .select_related("user")
-        .order_by("pk")[:count]
-    )
-    if len(sessions) < count:
-        import seed  # bench/seed.py
-
-        seed.seed_idle(count)
-        return _tokens(count)
-    return [access_token_for(user=s.user, sid=s.sid)[0] for s in sessions]
-
-
 async def _main(users: int, rounds: int) -> None:
+    from seed import idle_tokens  # bench/seed.py
+
     from chatproject.asgi import application
 
-    tokens = await asyncio.to_thread(_tokens, users)
+    tokens = await asyncio.to_thread(idle_tokens, users)
     lifespan = await _lifespan(application)
     await _round(application, tokens[: min(200, users)])  # warm-up
     loop_ms, all_ms = [], []

@@ -107,6 +107,22 @@ def seed_idle(count: int) -> dict:
     return {"tokens": tokens}
 
 
+def idle_tokens(count: int) -> list[str]:
+    """Access tokens of `count` of the idle scenario's users with a live login session, seeded
+    first if there are fewer (the in-process handshake tools)."""
+    sessions = list(
+        LoginSession.objects.filter(
+            revoked_at__isnull=True, user__is_active=True, user__email__startswith="bidle"
+        )
+        .select_related("user")
+        .order_by("pk")[:count]
+    )
+    if len(sessions) < count:
+        seed_idle(count)
+        return idle_tokens(count)
+    return [access_token_for(user=s.user, sid=s.sid)[0] for s in sessions]
+
+
 def seed_group(count: int, presence_hidden: bool = False) -> dict:
     """One group of `count` members created through `group_create` (the first user owns it; its
     "created the group" system message takes seq 1), and an access token for every member.
