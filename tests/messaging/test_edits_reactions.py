@@ -708,8 +708,9 @@ def test_history_page_queries_do_not_grow_with_replies_and_reactions(
             ]
         counts.append(len(captured))
     assert counts[0] == counts[1]
-    # membership, messages (with the quoted ones), read pointers, partner, reactions
-    with django_assert_max_num_queries(5):
+    # membership, messages, their senders, the quoted ones (with their senders), read pointers,
+    # partner, reactions
+    with django_assert_max_num_queries(7):
         page = selectors.conversation_page(user=alice.user, conversation_id=chat.public_id, kind="direct")
         [
             expresschat.personal_message(m, page.read_pointers, page.reactions.get(m.pk, ()))
@@ -905,7 +906,8 @@ def test_api_history_page_queries_stay_constant_with_replies_and_reactions(
             assert client.get(url).status_code == 200
         counts.append(len(captured))
     assert counts[0] == counts[1]
-    # user, session, membership, messages (with the quoted ones), reactions
-    with django_assert_max_num_queries(5):
+    # user, session, membership, messages, their senders, the quoted ones (with their senders),
+    # reactions
+    with django_assert_max_num_queries(7):
         body = client.get(url).json()
     assert all(len(m["reactions"]) == 2 for m in body["results"])
