@@ -30,7 +30,8 @@ class Sink(Protocol):
 
     def wants(self, target: str, event: dict[str, Any]) -> bool:
         """Whether `deliver` of this event to `target` could reach (or reroute) a local
-        connection. Asked on the event loop before the event is published (`unwanted_here`)."""
+        connection. Asked on the event loop before the event is published (`unwanted_here`)
+        and before each `deliver` (a sink that says no is not called)."""
         ...
 
     async def resync(self) -> None:
@@ -223,7 +224,10 @@ class Bridge:
                 continue
             for sink in self._sinks:
                 try:
-                    await sink.deliver(target, event)
+                    # A mount with no connection, or none of the user's: nothing to render there
+                    # (7 mounts by default; a coroutine each for nothing, per bus message).
+                    if getattr(sink, "wants", _always)(target, event):
+                        await sink.deliver(target, event)
                 except Exception:
                     self.stats["dispatch_errors"] += 1
                     metrics.bus_lost(1)

@@ -670,11 +670,14 @@ class Hub:
                 await self._route(user_id, target, join=False)
 
     def wants(self, target: str, event: dict[str, Any]) -> bool:
-        """Called by the bridge before `event` is published to `target`: whether `deliver` could
-        send it to (or reroute) a connection of this hub. No for a user's group when the user
-        has no connection here, or only the one the event came from (its `origin`) and the
-        protocol's rendering sends that one nothing (the sender's own copy of a message: it
-        has its ack); yes for anything else, and whenever rendering needs a read (`prepare`)."""
+        """Whether `deliver` of `event` to `target` could send it to (or reroute) a connection
+        of this hub: the bridge asks before it publishes the event and before it delivers it.
+        No when the hub has no connection, or for a user's group when the user has no
+        connection here, or only the one the event came from (its `origin`) and the protocol's
+        rendering sends that one nothing (the sender's own copy of a message: it has its ack);
+        yes for anything else, and whenever rendering needs a read (`prepare`)."""
+        if not self.connections:
+            return False
         if not target.startswith(USER_PREFIX):
             return True
         conns = self.by_user.get(target[len(USER_PREFIX) :])
@@ -682,6 +685,8 @@ class Hub:
             return False
         origin = event.get("origin")
         if origin is None or len(conns) != 1 or origin not in conns:
+            return True
+        if event.get("joins") or event.get("leaves"):  # routing of that connection changes
             return True
         if type(self.protocol).prepare is not Protocol.prepare:
             return True

@@ -86,9 +86,16 @@ def test_a_user_without_connections_here_wants_nothing(alice_hub, make_user):
     assert not hub.wants(user_group(bob), message_created(bob, origin=None))
 
 
-def test_a_conversations_group_is_always_wanted(alice_hub):
+def test_a_conversations_group_is_wanted_by_a_hub_with_connections_only(alice_hub, make_hub):  # noqa: F811
     hub, alice = alice_hub
     assert hub.wants(conversation_group("conv1"), message_created(alice, kind="group"))
+    idle = make_hub(EXPRESS_CHAT, [])
+    assert not idle.wants(conversation_group("conv1"), message_created(alice, kind="group"))
+
+
+def test_a_copy_that_moves_its_origin_into_a_room_is_wanted(alice_hub):
+    hub, alice = alice_hub
+    assert hub.wants(user_group(alice), message_created(alice) | {"joins": [alice]})
 
 
 @pytest.mark.parametrize(
