@@ -226,18 +226,23 @@ async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[s
     loop_layer = layer._get_layer()
     # Only in the loop the bridge runs in: the check reads the gateway's state of that loop.
     unwanted = _unwanted_here if _loop is not None and asyncio.get_running_loop() is _loop else None
-    by_host: dict[str, list[bytes | str]] = {}
+    serialize = layer.serialize
+    by_shard: dict[Any, list[bytes | str]] = {}  # the layer's shard objects, one per Redis host
     for group, message in batch:
         channel = loop_layer._get_group_channel_name(group)
-        host = loop_layer._get_shard(channel).host
-        key = repr(sorted(host.items())) if isinstance(host, dict) else str(host)
-        args = by_host.get(key)
+        shard = loop_layer._get_shard(channel)
+        args = by_shard.get(shard)
         if args is None:
-            args = by_host[key] = []
-            if key not in _publishers:
-                _publishers[key] = aioredis.Redis(connection_pool=create_pool(host))
+            args = by_shard[shard] = []
         alone = "1" if unwanted is not None and unwanted(group, message["event"]) else "0"
-        args += (channel, layer.serialize(message), alone)
+        args += (channel, serialize(message), alone)
+    by_host: dict[str, list[bytes | str]] = {}
+    for shard, args in by_shard.items():  # a key per host, not per message (a sorted repr)
+        host = shard.host
+        key = repr(sorted(host.items())) if isinstance(host, dict) else str(host)
+        if key not in _publishers:
+            _publishers[key] = aioredis.Redis(connection_pool=create_pool(host))
+        by_host.setdefault(key, []).extend(args)
     skipped = 0
     for key, args in by_host.items():
         script = _scripts.get(key)
