@@ -48,7 +48,7 @@ TYPING_ACCESS_SECONDS = 5.0  # how long a connection reuses a typing membership 
 TYPING_STATE_MAX = 64  # conversations whose typing state one connection keeps
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Sent:
     """A stored message (or the original one, for a retried client message id)."""
 

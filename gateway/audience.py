@@ -22,7 +22,7 @@ SUBJECT = "subject"
 ALL = "all"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Emit:
     """One outbound event: sent `to` everyone the bus target reaches (ALL) or only the event's
     ACTOR or SUBJECT among them, minus the recipients holding a role listed in `skip`."""
@@ -53,7 +53,7 @@ class Local:
     lacking: Mapping[str, Set[str]]  # capability -> local connection ids without it
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Delivery:
     """The local connections of a bus target that get one emit: all of them (`only` None) or
     those in `only`, minus `skip`."""

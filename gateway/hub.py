@@ -669,6 +669,32 @@ class Hub:
             for user_id in list(self.by_user):
                 await self._route(user_id, target, join=False)
 
+    def wants(self, target: str, event: dict[str, Any]) -> bool:
+        """Whether `deliver` of `event` to `target` could send it to (or reroute) a connection
+        of this hub: the bridge asks before it publishes the event and before it delivers it.
+        No when the hub has no connection, or for a user's group when the user has no
+        connection here, or only the one the event came from (its `origin`) and the protocol's
+        rendering sends that one nothing (the sender's own copy of a message: it has its ack);
+        yes for anything else, and whenever rendering needs a read (`prepare`)."""
+        if not self.connections:
+            return False
+        if not target.startswith(USER_PREFIX):
+            return True
+        conns = self.by_user.get(target[len(USER_PREFIX) :])
+        if not conns:
+            return False
+        origin = event.get("origin")
+        if origin is None or len(conns) != 1 or origin not in conns:
+            return True
+        if event.get("joins") or event.get("leaves"):  # routing of that connection changes
+            return True
+        if type(self.protocol).prepare is not Protocol.prepare:
+            return True
+        emits = self.protocol.render(event)
+        return any(
+            origin not in delivery.skip for _emit, delivery in deliveries(target, event, emits, self.local)
+        )
+
     def _out_of_scope(self, target: str, scope: str) -> frozenset[str]:
         """Local connections routed for `target` that the protocol keeps out of `scope`. Walks
         this hub's connections: only protocols that scope their emits pay for it."""

@@ -66,7 +66,7 @@ class Refusal:
     retry: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Answer:
     """What goes back for one client event: events first, then the ack arguments (None: the
     event's ack, if it asked for one, is not answered)."""

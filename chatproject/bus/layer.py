@@ -14,16 +14,30 @@ sent). Each caller returns once its batch was sent, as channels-redis's own subs
 its command was sent; a failure reaches every caller of the batch. Everything else (naming,
 sharding, the receive task, redis-py's re-subscription on reconnect) is channels-redis's.
 
+The receive task reads each pub/sub reply as redis-py parses it, without a timeout: channels-redis
+asks for the next message with `get_message(timeout=0.1)`, and redis-py then arms an asyncio
+timeout for every read and builds a message dict (and awaits its observability hook) for every
+message, ~3% of the event loop's work per direct message (issue 19). A message goes into the
+channel queues as channels-redis's `_receive_message` puts it; every other reply (subscription
+confirmations) still goes through redis-py's `handle_message`, which keeps its bookkeeping.
+Failures are handled as channels-redis does (logged on its logger, which the bus counts as a
+reconnect, then retried a second later; redis-py reconnects and re-subscribes).
+
 Subclasses `RedisPubSubChannelLayer`, `RedisPubSubLoopLayer` and `RedisSingleShardConnection`
-(their `_get_layer`, `_shards` and `subscribe`/`unsubscribe`).
+(their `_get_layer`, `_shards`, `subscribe`/`unsubscribe` and `_do_receiving`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close
+
+# channels-redis's own logger: its receive failures are counted from there (bus.transport).
+layer_logger = logging.getLogger("channels_redis.pubsub")
+MESSAGE = b"message"
 
 # How long the first subscription change of a batch waits for others. Handshakes arrive
 # milliseconds apart; a handshake waits this long once, before its session check.
@@ -85,6 +99,40 @@ class BatchingShard(RedisSingleShardConnection):
                 continue
             if sent is not None and not sent.done():
                 sent.set_result(None)
+
+    async def _do_receiving(self) -> None:
+        while True:
+            try:
+                pubsub = self._pubsub
+                if pubsub is not None and pubsub.subscribed:
+                    # Blocks until a reply is there; one already buffered is parsed at once.
+                    response = await pubsub.parse_response(block=True)
+                    if type(response) is list and len(response) == 3 and response[0] == MESSAGE:
+                        self._put(response[1], response[2])
+                    elif response is not None:
+                        self._receive_message(
+                            await pubsub.handle_message(response, ignore_subscribe_messages=True)
+                        )
+                else:
+                    await asyncio.sleep(0.1)
+            except (TimeoutError, asyncio.CancelledError, GeneratorExit):
+                raise
+            except BaseException:
+                layer_logger.exception("Unexpected exception in receive task")
+                await asyncio.sleep(1)
+
+    def _put(self, name: bytes, data: bytes) -> None:
+        """channels-redis's `_receive_message` for one message."""
+        layer = self.channel_layer
+        channel = name.decode()
+        queue = layer.channels.get(channel)
+        if queue is not None:
+            queue.put_nowait(data)
+            return
+        for member in layer.groups.get(channel, ()):
+            queue = layer.channels.get(member)
+            if queue is not None:
+                queue.put_nowait(data)
 
 
 class BatchingLoopLayer(RedisPubSubLoopLayer):

@@ -34,7 +34,10 @@ _queue_lock = threading.Lock()
 _wake_pending = False
 _flush_lock: asyncio.Lock | None = None
 _publishers: dict[str, aioredis.Redis] = {}
-stats = {"published": 0, "publish_errors": 0, "flushes": 0}
+# "skipped": copies not published because nobody subscribed to their group wanted them.
+stats = {"published": 0, "publish_errors": 0, "flushes": 0, "skipped": 0}
+# Set by the gateway's bridge while it runs in this process's event loop (`set_unwanted_here`).
+_unwanted_here: Callable[[str, dict[str, Any]], bool] | None = None
 
 
 class _LayerReconnects(logging.Filter):
@@ -62,6 +65,15 @@ def bind_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     _flush_lock = asyncio.Lock() if loop is not None else None
     _publishers.clear()
     _scripts.clear()
+
+
+def set_unwanted_here(check: Callable[[str, dict[str, Any]], bool] | None) -> None:
+    """Called by the bridge: `check(group, event)` says, on the event loop, that this process
+    subscribes to `group` and has nobody a copy of `event` would reach (the sender's own copy of
+    a message sent from its only connection). Such a copy is published only if Redis counts
+    another subscriber of the group at that moment (`_PUBLISH_LUA`)."""
+    global _unwanted_here
+    _unwanted_here = check
 
 
 def bound_loop() -> asyncio.AbstractEventLoop | None:
@@ -111,13 +123,15 @@ async def flush() -> None:
 async def _publish(batch: list[tuple[str, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     try:
+        skipped = 0
         if isinstance(layer, RedisPubSubChannelLayer):
-            await _publish_pipelined(layer, batch)
+            skipped = await _publish_pipelined(layer, batch)
         else:
             for group, message in batch:
                 await layer.group_send(group, message)
-        stats["published"] += len(batch)
-        metrics.bus_published(len(batch))
+        stats["published"] += len(batch) - skipped
+        stats["skipped"] += skipped
+        metrics.bus_published(len(batch) - skipped)
         health_report(True)
     except Exception as exc:
         # The database already holds the data; clients recover it through history and the
@@ -178,14 +192,22 @@ async def subscriber_count(group: str) -> int | None:
     return int(counts[0][1]) if counts else 0
 
 
-# PUBLISH each ARGV pair (channel, message) in order: a batch of sends is one command to Redis
-# instead of one PUBLISH per message and user group, each packed, sent and parsed by redis-py in
-# the event loop (~35 µs per direct message for its two groups, in-process: issue 19).
+# PUBLISH each ARGV triple (channel, message, alone) in order: a batch of sends is one command to
+# Redis instead of one PUBLISH per message and user group, each packed, sent and parsed by redis-py
+# in the event loop (~35 µs per direct message for its two groups, in-process: issue 19). A copy
+# marked alone ("1": nobody in the publishing process wants it, and that process subscribes to
+# the channel) is published only when the channel has another subscriber, counted in the same
+# atomic step as the PUBLISH would be delivered. Returns how many were left out.
 _PUBLISH_LUA = """
-for i = 1, #ARGV, 2 do
-  redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+local skipped = 0
+for i = 1, #ARGV, 3 do
+  if ARGV[i + 2] == '0' or redis.call('PUBSUB', 'NUMSUB', ARGV[i])[2] > 1 then
+    redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+  else
+    skipped = skipped + 1
+  end
 end
-return #ARGV / 2
+return skipped
 """
 # Messages per script call: Redis runs a script without serving anyone else, so a large flush is
 # a few short scripts rather than one long one.
@@ -193,29 +215,39 @@ PUBLISH_CHUNK = 500
 _scripts: dict[str, Any] = {}
 
 
-async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[str, dict[str, Any]]]) -> None:
+async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[str, dict[str, Any]]]) -> int:
     """PUBLISH to the layer's own group channels, serialised by the layer, so every process's
     layer receives them as group messages, in order, with one script call per Redis shard and
-    PUBLISH_CHUNK messages.
+    PUBLISH_CHUNK messages. Returns how many copies were left out (`set_unwanted_here`).
 
     Uses the layer's naming and sharding (channels_redis 4.3, pinned) instead of one
     `group_send` per message, which waits for a round trip under a per-shard lock each time.
     """
     loop_layer = layer._get_layer()
-    by_host: dict[str, list[bytes | str]] = {}
+    # Only in the loop the bridge runs in: the check reads the gateway's state of that loop.
+    unwanted = _unwanted_here if _loop is not None and asyncio.get_running_loop() is _loop else None
+    serialize = layer.serialize
+    by_shard: dict[Any, list[bytes | str]] = {}  # the layer's shard objects, one per Redis host
     for group, message in batch:
         channel = loop_layer._get_group_channel_name(group)
-        host = loop_layer._get_shard(channel).host
-        key = repr(sorted(host.items())) if isinstance(host, dict) else str(host)
-        args = by_host.get(key)
+        shard = loop_layer._get_shard(channel)
+        args = by_shard.get(shard)
         if args is None:
-            args = by_host[key] = []
-            if key not in _publishers:
-                _publishers[key] = aioredis.Redis(connection_pool=create_pool(host))
-        args += (channel, layer.serialize(message))
+            args = by_shard[shard] = []
+        alone = "1" if unwanted is not None and unwanted(group, message["event"]) else "0"
+        args += (channel, serialize(message), alone)
+    by_host: dict[str, list[bytes | str]] = {}
+    for shard, args in by_shard.items():  # a key per host, not per message (a sorted repr)
+        host = shard.host
+        key = repr(sorted(host.items())) if isinstance(host, dict) else str(host)
+        if key not in _publishers:
+            _publishers[key] = aioredis.Redis(connection_pool=create_pool(host))
+        by_host.setdefault(key, []).extend(args)
+    skipped = 0
     for key, args in by_host.items():
         script = _scripts.get(key)
         if script is None:
             script = _scripts[key] = _publishers[key].register_script(_PUBLISH_LUA)
-        for start in range(0, len(args), 2 * PUBLISH_CHUNK):
-            await script(args=args[start : start + 2 * PUBLISH_CHUNK])
+        for start in range(0, len(args), 3 * PUBLISH_CHUNK):
+            skipped += int(await script(args=args[start : start + 3 * PUBLISH_CHUNK]))
+    return skipped

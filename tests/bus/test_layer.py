@@ -128,3 +128,32 @@ async def test_an_unsubscription_on_its_own_goes_at_once(layers, monkeypatch):
     for i in range(3):
         await asyncio.wait_for(subscriber.group_discard(f"v{i}", channel), 10)
     assert sent == [("unsubscribe", 1)] * 3
+
+
+async def test_messages_are_read_as_they_come_not_through_a_timed_get_message(layers, monkeypatch):
+    """The receive task parses each reply as it comes (no asyncio timeout per read, no message
+    dict): redis-py's `get_message` is never called, and what redis-py keeps about subscriptions
+    still follows the confirmations (unsubscribed, then subscribed again, it receives)."""
+    from redis.asyncio.client import PubSub
+
+    async def timed(*args, **kwargs):
+        raise AssertionError("get_message called")
+
+    monkeypatch.setattr(PubSub, "get_message", timed)
+    subscriber, publisher = layers
+    channel = await subscriber.new_channel("proc.")
+    await subscriber.group_add("direct", channel)
+    for n in range(20):
+        await publisher.group_send("direct", {"type": "m", "text": str(n)})
+    assert await _received(subscriber, channel, 20) == [str(n) for n in range(20)]
+    pubsub = subscriber._get_layer()._shards[0]._pubsub
+    group_channel = subscriber._get_layer()._get_group_channel_name("direct")
+    await subscriber.group_discard("direct", channel)
+    for _ in range(100):
+        if group_channel.encode() not in pubsub.channels:
+            break
+        await asyncio.sleep(0.01)
+    assert group_channel.encode() not in pubsub.channels  # the confirmation was handled
+    await subscriber.group_add("direct", channel)
+    await publisher.group_send("direct", {"type": "m", "text": "back"})
+    assert await _received(subscriber, channel, 1) == ["back"]

@@ -64,3 +64,26 @@ async def test_a_disconnected_process_stops_receiving_a_users_events(redis_serve
     assert (await b_again.next("receive-personal-message"))["Content"] == "moved"
     await a.close()
     await b_again.close()
+
+
+async def test_the_senders_other_devices_get_its_message_on_either_process(redis_server_pair, make_user):
+    """The sender's own copy is left out only when no other connection of the sender exists
+    anywhere: a second device on the other process, or on the same one, still gets it."""
+    one, two = redis_server_pair
+    alice, bob = make_user("Alice"), make_user("Bob")
+    a1 = await greeted(one.url, alice)
+    b = await greeted(two.url, bob)
+    chat_id = (await a1.call("create-personal-chat", {"Receiver": bob.id}))["data"]["ChatId"]
+    await a1.call("send-personal-message", {"ChatId": chat_id, "Content": "alone"})
+    assert (await b.next("receive-personal-message"))["Content"] == "alone"
+    a2 = await greeted(two.url, alice)  # another process: only Redis can tell process one
+    await a1.call("send-personal-message", {"ChatId": chat_id, "Content": "to two"})
+    assert (await a2.next("message-sent"))["Content"] == "to two"
+    await a1.none("message-sent", wait=0.2)  # never to the connection that sent it
+    await a2.close()
+    a3 = await greeted(one.url, alice)  # the same process
+    await a1.call("send-personal-message", {"ChatId": chat_id, "Content": "to one"})
+    assert (await a3.next("message-sent"))["Content"] == "to one"
+    assert [(await b.next("receive-personal-message"))["Content"] for _ in range(2)] == ["to two", "to one"]
+    for client in (a1, a3, b):
+        await client.close()
