@@ -487,6 +487,11 @@ CHAT = {
     # asgiref hand-over, no wait behind other calls); 2 overlapped batches on the bench machine
     # but halved their size, and cost as much CPU per message or more (bench/README.md, issue 19).
     "SEND_WRITERS": env_int("CHAT_SEND_WRITERS", 1),
+    # The send batch's two statements as prepared statements on each writer connection
+    # (messaging/services/storage.py): PostgreSQL then neither parses nor plans them for every
+    # batch. Off for a pooler that does not keep a session's prepared statements (PgBouncer in
+    # transaction mode).
+    "SEND_PREPARED": env_bool("CHAT_SEND_PREPARED", default=True),
     # Presence (gateway/presence.py): each process refreshes its connections' entries
     # every HEARTBEAT seconds; an entry not refreshed for TTL seconds is gone (a dead process's
     # users go offline within about TTL + HEARTBEAT). Changes are published at most once per

@@ -5,12 +5,15 @@ Call inside a transaction."""
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from chatproject.core import rows
 
@@ -176,6 +179,77 @@ def _messages_write_sql(vendor: str) -> str:
     )
 
 
+# Prepared statements (issue 19). The send batch's two statements are long (the write's CTEs,
+# the probe's correlated sub-select) and PostgreSQL parsed and planned each of them again for
+# every batch: 0.4 ms of planning a batch of six (EXPLAIN ANALYZE: 0.21 ms the write, 0.19 ms
+# the probe), on the path every message waits for, more than the write's own execution (0.41
+# ms). Each connection that writes batches outside a transaction (the batcher's writer thread)
+# prepares them once (`PREPARE`), then runs `EXECUTE name(...)`: still a simple-protocol query,
+# so the write and its members read stay one query and one implicit transaction
+# (`_messages_write`). CHAT SEND_PREPARED off: the full statements, as before (for a pooler
+# that does not keep a session's prepared statements, such as PgBouncer in transaction mode).
+_SEND_STATEMENTS = ("chat_send_write", "chat_send_probe")
+_prepared: weakref.WeakSet = weakref.WeakSet()  # the psycopg connections that hold them
+
+
+def _numbered(sql: str) -> str:
+    """`sql` with its `%s` placeholders as PostgreSQL's `$1`, `$2`, ... (for PREPARE)."""
+    parts = sql.split("%s")
+    return "".join(part + (f"${i}" if i < len(parts) else "") for i, part in enumerate(parts, 1))
+
+
+def _prepare_sql(name: str) -> str:
+    if name == "chat_send_write":
+        # The batch, then its time stamp (used twice: `$2` for both of the statement's %s).
+        return f"PREPARE {name} (jsonb, timestamptz) AS " + _numbered(
+            _messages_write_sql("postgresql")
+        ).replace("$3", "$2")
+    return f"PREPARE {name} (jsonb) AS " + _numbered(_memberships_probe_sql("postgresql"))
+
+
+def _send_prepared(db: BaseDatabaseWrapper) -> bool:
+    """Whether this batch runs the prepared statements, preparing them on a connection that
+    has not got them yet: only outside a transaction, in autocommit, where a failed `EXECUTE`
+    leaves nothing behind (`_executed`), and with client-side binding (the write's members read
+    goes in the same simple-protocol query)."""
+    if (
+        db.vendor != "postgresql"
+        or not settings.CHAT["SEND_PREPARED"]
+        or db.in_atomic_block
+        or not db.get_autocommit()
+        or db.settings_dict["OPTIONS"].get("server_side_binding")
+    ):
+        return False
+    raw = db.connection
+    if raw in _prepared:
+        return True
+    with db.cursor() as cursor:
+        # A connection that a pool hands out again may hold them already.
+        cursor.execute(
+            "SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)", [list(_SEND_STATEMENTS)]
+        )
+        held = {name for (name,) in cursor.fetchall()}
+        for name in _SEND_STATEMENTS:
+            if name not in held:
+                cursor.execute(_prepare_sql(name))
+    _prepared.add(raw)
+    return True
+
+
+def _executed(db: BaseDatabaseWrapper, cursor: Any, sql: str, params: list) -> None:
+    """`cursor.execute` of a query that `EXECUTE`s a prepared send statement; when the session
+    lost it (`DISCARD ALL`, a pooler's server reset), prepared again and run once more. Outside
+    a transaction the failed query stored nothing: each query is a transaction of its own."""
+    try:
+        cursor.execute(sql, params)
+    except ProgrammingError as error:
+        if getattr(error.__cause__, "sqlstate", None) != "26000":  # invalid_sql_statement_name
+            raise
+        _prepared.discard(db.connection)
+        _send_prepared(db)
+        cursor.execute(sql, params)
+
+
 def _json_value(value: Any) -> Any:
     """json.dumps' fallback for the values a message row holds besides str, int and None."""
     if isinstance(value, datetime):
@@ -233,13 +307,20 @@ def _messages_write(
             ],
             default=_json_value,
         )
-        sql = _messages_write_sql(connection.vendor)
-        params = [batch, stamp, stamp]
+        db = connections[DEFAULT_DB_ALIAS]
+        prepared = _send_prepared(db)
+        if prepared:
+            sql, params = "EXECUTE chat_send_write(%s, %s)", [batch, stamp]
+        else:
+            sql, params = _messages_write_sql(connection.vendor), [batch, stamp, stamp]
         together = then is not None and not connection.settings_dict["OPTIONS"].get("server_side_binding")
         if together:
             sql, params = f"{sql}; {then[0]}", [*params, *then[1]]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            if prepared:
+                _executed(db, cursor, sql, params)
+            else:
+                cursor.execute(sql, params)
             stored = {public_id: (pk, seq, rev) for pk, public_id, seq, rev in cursor.fetchall()}
             if together:
                 cursor.nextset()
@@ -361,10 +442,14 @@ def _memberships_and_stored(
     # the proxy is a lookup in asgiref's thread-local storage, and `rows.instance` makes two per
     # instance (84 proxy reads in a batch of 10, a tenth of its cProfile).
     db = connections[DEFAULT_DB_ALIAS]
+    prepared = _send_prepared(db)
     with db.cursor() as cursor:
         # The keys as one JSON parameter, not three arrays psycopg would quote in Python (as the
         # write does: `_messages_write_sql`).
-        cursor.execute(_memberships_probe_sql(db.vendor), [json.dumps(keys)])
+        if prepared:
+            _executed(db, cursor, "EXECUTE chat_send_probe(%s)", [json.dumps(keys)])
+        else:
+            cursor.execute(_memberships_probe_sql(db.vendor), [json.dumps(keys)])
         for row in cursor.fetchall():
             membership = found.get(row[0])
             if membership is None:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from chatproject.bus.groups import conversation_group, user_group
@@ -41,6 +41,7 @@ def test_a_batch_outside_a_transaction_writes_and_reads_its_audience_in_one_quer
         (alice, chat, "hi bob", "c-1"), (bob, room, "hi all", "c-2"), (alice, chat, "again", None)
     )
     assert not connection.in_atomic_block
+    storage._send_prepared(connections["default"])  # a connection's first batch prepares them
     bus_sent.clear()
     with CaptureQueriesContext(connection) as captured:
         results = services.message_send_many(requests=requests)
@@ -135,3 +136,51 @@ def test_the_idempotency_probe_looks_each_key_up_on_its_index_however_long_the_h
     memberships, stored = storage._memberships_and_stored(keys)
     assert len(memberships) == 2
     assert list(stored) == [(chat.pk, alice.user.pk, "h-3-7")]
+
+
+def created_contents(bus_sent) -> list[str]:
+    return [event["message"]["content"] for _groups, event in bus_sent if event["type"] == "message.created"]
+
+
+def test_a_batch_outside_a_transaction_executes_the_prepared_statements(alice, bob, bus_sent):
+    """Prepared once per connection (CHAT SEND_PREPARED): later batches send `EXECUTE`s, so
+    PostgreSQL neither parses nor plans the two statements again."""
+    chat = direct(alice, bob)
+    services.message_send_many(requests=requests_for((alice, chat, "first", "p-1")))
+    with CaptureQueriesContext(connection) as captured:
+        results = services.message_send_many(
+            requests=requests_for((alice, chat, "second", "p-2"), (bob, chat, "third", "p-3"))
+        )
+    assert [r.message.seq for r in results] == [2, 3]
+    assert [q["sql"].split("(")[0] for q in captured.captured_queries] == [
+        "EXECUTE chat_send_probe",
+        "EXECUTE chat_send_write",
+    ]
+
+
+@pytest.mark.parametrize("dropped", ["ALL", "chat_send_write"])
+def test_a_connection_that_lost_its_prepared_statements_prepares_them_again(alice, bob, bus_sent, dropped):
+    """A pooler's server reset (`DISCARD ALL`) drops them under the process: the statement that
+    finds its own gone (the probe or, when only the write went, the write) prepares what is
+    missing and runs once more; the batch is stored and published once."""
+    chat = direct(alice, bob)
+    services.message_send_many(requests=requests_for((alice, chat, "first", "d-1")))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DEALLOCATE {dropped}")
+    bus_sent.clear()
+    results = services.message_send_many(
+        requests=requests_for((alice, chat, "second", "d-2"), (bob, chat, "third", None))
+    )
+    assert [(r.created, r.message.seq) for r in results] == [(True, 2), (True, 3)]
+    assert Message.objects.filter(conversation=chat).count() == 3
+    assert created_contents(bus_sent) == ["second", "third"]
+
+
+def test_without_send_prepared_a_batch_sends_its_statements(alice, bob, bus_sent, settings):
+    settings.CHAT = {**settings.CHAT, "SEND_PREPARED": False}
+    chat = direct(alice, bob)
+    with CaptureQueriesContext(connection) as captured:
+        (result,) = services.message_send_many(requests=requests_for((alice, chat, "plain", "n-1")))
+    assert result.created and created_contents(bus_sent) == ["plain"]
+    assert len(captured.captured_queries) == 2
+    assert not any("chat_send" in q["sql"] for q in captured.captured_queries)
