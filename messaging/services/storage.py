@@ -4,6 +4,7 @@ Call inside a transaction."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import weakref
 from collections.abc import Sequence
@@ -188,7 +189,6 @@ def _messages_write_sql(vendor: str) -> str:
 # so the write and its members read stay one query and one implicit transaction
 # (`_messages_write`). CHAT SEND_PREPARED off: the full statements, as before (for a pooler
 # that does not keep a session's prepared statements, such as PgBouncer in transaction mode).
-_SEND_STATEMENTS = ("chat_send_write", "chat_send_probe")
 _prepared: weakref.WeakSet = weakref.WeakSet()  # the psycopg connections that hold them
 
 
@@ -198,13 +198,22 @@ def _numbered(sql: str) -> str:
     return "".join(part + (f"${i}" if i < len(parts) else "") for i, part in enumerate(parts, 1))
 
 
-def _prepare_sql(name: str) -> str:
-    if name == "chat_send_write":
+@cache
+def _send_statements() -> dict[str, tuple[str, str]]:
+    """ "write" / "probe" -> (statement name, its PREPARE). A name ends with a digest of its
+    statement, so a session that outlived a deploy (a pooler in session mode) and holds an older
+    version's statement under the old name never runs it for the new one."""
+    bodies = {
         # The batch, then its time stamp (used twice: `$2` for both of the statement's %s).
-        return f"PREPARE {name} (jsonb, timestamptz) AS " + _numbered(
-            _messages_write_sql("postgresql")
-        ).replace("$3", "$2")
-    return f"PREPARE {name} (jsonb) AS " + _numbered(_memberships_probe_sql("postgresql"))
+        "write": "(jsonb, timestamptz) AS "
+        + _numbered(_messages_write_sql("postgresql")).replace("$3", "$2"),
+        "probe": "(jsonb) AS " + _numbered(_memberships_probe_sql("postgresql")),
+    }
+    statements = {}
+    for kind, body in bodies.items():
+        name = f"chat_send_{kind}_{hashlib.sha256(body.encode()).hexdigest()[:12]}"
+        statements[kind] = (name, f"PREPARE {name} {body}")
+    return statements
 
 
 def _send_prepared(db: BaseDatabaseWrapper) -> bool:
@@ -226,12 +235,13 @@ def _send_prepared(db: BaseDatabaseWrapper) -> bool:
     with db.cursor() as cursor:
         # A connection that a pool hands out again may hold them already.
         cursor.execute(
-            "SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)", [list(_SEND_STATEMENTS)]
+            "SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)",
+            [[name for name, _sql in _send_statements().values()]],
         )
         held = {name for (name,) in cursor.fetchall()}
-        for name in _SEND_STATEMENTS:
+        for name, sql in _send_statements().values():
             if name not in held:
-                cursor.execute(_prepare_sql(name))
+                cursor.execute(sql)
     _prepared.add(raw)
     return True
 
@@ -310,7 +320,7 @@ def _messages_write(
         db = connections[DEFAULT_DB_ALIAS]
         prepared = _send_prepared(db)
         if prepared:
-            sql, params = "EXECUTE chat_send_write(%s, %s)", [batch, stamp]
+            sql, params = f"EXECUTE {_send_statements()['write'][0]}(%s, %s)", [batch, stamp]
         else:
             sql, params = _messages_write_sql(connection.vendor), [batch, stamp, stamp]
         together = then is not None and not connection.settings_dict["OPTIONS"].get("server_side_binding")
@@ -447,7 +457,7 @@ def _memberships_and_stored(
         # The keys as one JSON parameter, not three arrays psycopg would quote in Python (as the
         # write does: `_messages_write_sql`).
         if prepared:
-            _executed(db, cursor, "EXECUTE chat_send_probe(%s)", [json.dumps(keys)])
+            _executed(db, cursor, f"EXECUTE {_send_statements()['probe'][0]}(%s)", [json.dumps(keys)])
         else:
             cursor.execute(_memberships_probe_sql(db.vendor), [json.dumps(keys)])
         for row in cursor.fetchall():
