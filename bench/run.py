@@ -189,7 +189,7 @@ def _make_run_flags() -> list[str]:
     try:
         recipe = (ROOT / "Makefile").read_text().replace("\\\n", " ")
         line = next(x for x in recipe.splitlines() if "uvicorn chatproject.asgi:application" in x)
-        for name, value in re.findall(r"(--loop|--http|--ws-per-message-deflate|--ws)[ =](\S+)", line):
+        for name, value in re.findall(r"(--loop|--http|--ws-per-message-deflate|--ws|--backlog)[ =](\S+)", line):
             flags[name] = value
     except (OSError, StopIteration):
         pass
