@@ -41,7 +41,8 @@ run: migrate
 	@echo "    mails        var/mail/ (verification codes and links)"
 	@echo ""
 	$(PY) -m uvicorn chatproject.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
-		--loop uvloop --http httptools --ws gateway.transports.uvicorn_ws:WebSocketProtocol --ws-per-message-deflate false --no-access-log
+		--loop uvloop --http httptools --ws gateway.transports.uvicorn_ws:WebSocketProtocol --ws-per-message-deflate false --no-access-log \
+		--backlog 4096
 
 # Debian's Chromium for the browser tests (Playwright's own download does not work here). Without
 # it the browser tests skip locally; CI (CHAT_REQUIRE_SERVICES=1) fails them.

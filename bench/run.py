@@ -183,13 +183,15 @@ def env_with(extra: dict) -> dict:
 
 
 def _make_run_flags() -> list[str]:
-    """The event loop, HTTP and WebSocket flags of the Makefile's `run` recipe, so the bench runs
+    """The event loop, HTTP, WebSocket and listen backlog flags of the Makefile's `run` recipe, so the bench runs
     the product as `make run` does (and follows it when it changes)."""
     flags = {"--loop": "uvloop", "--http": "httptools", "--ws": "websockets"}
     try:
         recipe = (ROOT / "Makefile").read_text().replace("\\\n", " ")
         line = next(x for x in recipe.splitlines() if "uvicorn chatproject.asgi:application" in x)
-        for name, value in re.findall(r"(--loop|--http|--ws-per-message-deflate|--ws)[ =](\S+)", line):
+        for name, value in re.findall(
+            r"(--loop|--http|--ws-per-message-deflate|--ws|--backlog)[ =](\S+)", line
+        ):
             flags[name] = value
     except (OSError, StopIteration):
         pass

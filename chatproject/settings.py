@@ -372,6 +372,10 @@ CHAT = {
     # New connections are refused (the client retries after its backoff) while this many
     # handshakes are being authenticated and greeted in the process (gateway/asgi.py); 0: no limit.
     "HANDSHAKES_MAX_IN_FLIGHT": env_int("CHAT_HANDSHAKES_MAX_IN_FLIGHT", 0),
+    # The cyclic garbage collector's first threshold (allocations between young collections) set
+    # by the gateway at startup, which also freezes what start-up made (gateway/asgi.py); 0:
+    # Python's defaults, nothing frozen.
+    "GC_THRESHOLD": env_int("CHAT_GC_THRESHOLD", 10000),
     # The protocol registry (gateway/registry.py, docs/operations.md "Protocol mounts"): which
     # wire protocol serves which mount. One entry per mount: `protocol` (the package, which
     # exposes PROTOCOL), `transport` ("eio4": Socket.IO 3/4 clients, "eio3": Socket.IO 2
