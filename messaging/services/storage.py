@@ -247,9 +247,10 @@ def _send_prepared(db: BaseDatabaseWrapper) -> bool:
 
 
 def _executed(db: BaseDatabaseWrapper, cursor: Any, sql: str, params: list) -> None:
-    """`cursor.execute` of a query that `EXECUTE`s a prepared send statement; when the session
-    lost it (`DISCARD ALL`, a pooler's server reset), prepared again and run once more. Outside
-    a transaction the failed query stored nothing: each query is a transaction of its own."""
+    """`cursor.execute` of a send statement; when it `EXECUTE`s a prepared one the session lost
+    (`DISCARD ALL`, a pooler's server reset), prepared again and run once more. Outside a
+    transaction the failed query stored nothing: each query is a transaction of its own. (The
+    full statements never raise that error: for them this is `cursor.execute`.)"""
     try:
         cursor.execute(sql, params)
     except ProgrammingError as error:
@@ -318,8 +319,7 @@ def _messages_write(
             default=_json_value,
         )
         db = connections[DEFAULT_DB_ALIAS]
-        prepared = _send_prepared(db)
-        if prepared:
+        if _send_prepared(db):
             sql, params = f"EXECUTE {_send_statements()['write'][0]}(%s, %s)", [batch, stamp]
         else:
             sql, params = _messages_write_sql(connection.vendor), [batch, stamp, stamp]
@@ -327,10 +327,7 @@ def _messages_write(
         if together:
             sql, params = f"{sql}; {then[0]}", [*params, *then[1]]
         with connection.cursor() as cursor:
-            if prepared:
-                _executed(db, cursor, sql, params)
-            else:
-                cursor.execute(sql, params)
+            _executed(db, cursor, sql, params)
             stored = {public_id: (pk, seq, rev) for pk, public_id, seq, rev in cursor.fetchall()}
             if together:
                 cursor.nextset()
@@ -452,14 +449,14 @@ def _memberships_and_stored(
     # the proxy is a lookup in asgiref's thread-local storage, and `rows.instance` makes two per
     # instance (84 proxy reads in a batch of 10, a tenth of its cProfile).
     db = connections[DEFAULT_DB_ALIAS]
-    prepared = _send_prepared(db)
+    if _send_prepared(db):
+        sql = f"EXECUTE {_send_statements()['probe'][0]}(%s)"
+    else:
+        sql = _memberships_probe_sql(db.vendor)
     with db.cursor() as cursor:
         # The keys as one JSON parameter, not three arrays psycopg would quote in Python (as the
         # write does: `_messages_write_sql`).
-        if prepared:
-            _executed(db, cursor, f"EXECUTE {_send_statements()['probe'][0]}(%s)", [json.dumps(keys)])
-        else:
-            cursor.execute(_memberships_probe_sql(db.vendor), [json.dumps(keys)])
+        _executed(db, cursor, sql, [json.dumps(keys)])
         for row in cursor.fetchall():
             membership = found.get(row[0])
             if membership is None:
