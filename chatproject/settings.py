@@ -486,9 +486,9 @@ CHAT = {
     # At most this many socket sends are written in one transaction.
     "SEND_BATCH_MAX": env_int("CHAT_SEND_BATCH_MAX", 100),
     # Send batches in the database at once, each on a writer thread with its own database
-    # connection (gateway/batching.py: batches in flight never share a conversation); 0: one
-    # batch at a time, on the database thread. 1: one at a time on a thread of its own (no
-    # asgiref hand-over, no wait behind other calls); 2 overlapped batches on the bench machine
+    # connection (gateway/batching.py: batches in flight never share a conversation); at least
+    # 1 (0 counts as 1). 1: one at a time on a thread of its own, which takes its next batch
+    # itself (no wait for the event loop, none behind other calls); 2 overlapped batches on the bench machine
     # but halved their size, and cost as much CPU per message or more (bench/README.md, issue 19).
     "SEND_WRITERS": env_int("CHAT_SEND_WRITERS", 1),
     # The send batch's two statements as prepared statements on each writer connection

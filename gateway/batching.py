@@ -1,36 +1,50 @@
 """Group the message sends of all connections of this process into few database transactions.
 
-While a batch is being written, new sends queue up; when a writer is free, the next batch takes
-what is queued (up to a limit). An idle server writes each send at once, alone; a busy one pays
-one round trip of writes and a handful of statements per batch instead of per message.
+While a batch is being written, new sends queue up; when a writer is free, it takes what is
+queued (up to a limit) as its next batch. An idle server writes each send at once, alone; a busy
+one pays one round trip of writes and a handful of statements per batch instead of per message.
 
-The batches are written on a writer thread with its own database connection
-(`sync.call_write`). Up to CHAT SEND_WRITERS batches may be in the database at once (default 1:
-with 2 the batches overlapped but were half as big, and cost as much CPU per message or more on
-the bench machine). Batches in flight never share a conversation: a send whose conversation is
-in a batch being written waits in the queue, and so does every later send into that
-conversation, so sends into one conversation are stored, acked and published in the order they
-were submitted (seq order), and two batches of one process never wait for each other's rows.
-Each connection still handles its own events one at a time, so its sends stay in order too.
+The writers are threads of the batcher's own, each with its own database connection. A writer
+takes its next batch itself, under the queue's lock, the moment its last one is written, and
+hands the results to the senders' event loop (`call_soon_threadsafe`): the next batch goes to
+PostgreSQL without waiting for the loop, which at saturation is busy with the sends and
+deliveries of the batch just written (when the loop handed each batch to the thread, the writer
+waited 4-10 ms for it after every batch: bench/README.md, session 5).
+
+Up to CHAT SEND_WRITERS batches may be in the database at once (default 1: with 2 the batches
+overlapped but were half as big, and cost as much CPU per message or more on the bench machine).
+Batches in flight never share a conversation: a send whose conversation is in a batch being
+written waits in the queue, and so does every later send into that conversation, so sends into
+one conversation are stored, acked and published in the order they were submitted (seq order),
+and two batches of one process never wait for each other's rows. A writer hands a batch's
+results over before it frees the batch's conversations, and the loop runs what it is handed in
+order, so a later batch's acks never overtake an earlier one's. Each connection still handles
+its own events one at a time, so its sends stay in order too.
 """
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 
-from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
 from messaging.services import SendRequest, SendResult, message_send_many
 
-from .sync import call_write
+from .sync import settled
 
 logger = logging.getLogger(__name__)
 
 _Queued = tuple[SendRequest, asyncio.Future]
+Write = Callable[[list[SendRequest]], list[SendResult]]
+
+# A writer with nothing to write for this long ends (closing its database connection); the next
+# send starts one again. Batchers made by tests do not keep threads waiting forever.
+WRITER_IDLE_SECONDS = 60.0
 
 
 def _conversation_key(request: SendRequest) -> object:
@@ -39,16 +53,25 @@ def _conversation_key(request: SendRequest) -> object:
     return request.conversation_id if isinstance(request.conversation_id, str) else None
 
 
+def _store(requests: list[SendRequest]) -> list[SendResult]:
+    return message_send_many(requests=requests)
+
+
 class SendBatcher:
-    def __init__(self) -> None:
+    def __init__(self, write: Write = _store) -> None:
+        self._write_batch = write  # runs on a writer thread: the service, or a test's stand-in
+        self._lock = threading.Condition()
+        # Under the lock: the queue, the batches in flight, the writers and the counts below.
         self._queue: deque[_Queued] = deque()
         self._writing: list[set] = []  # the conversation keys of each batch in flight
+        self._writers = 0  # threads alive
+        self._unanswered = 0  # sends submitted whose result the loop has not been handed yet
         self.stats = {"batches": 0, "messages": 0, "largest": 0, "overlapped": 0}
 
     @property
     def idle(self) -> bool:
-        """Nothing queued and no batch being written."""
-        return not self._writing and not self._queue
+        """Every send submitted so far has its result."""
+        return self._unanswered == 0
 
     async def wait_idle(self) -> None:
         """Return once every send submitted so far has its result (graceful drain). Polls: it
@@ -59,34 +82,34 @@ class SendBatcher:
     async def submit(self, request: SendRequest) -> SendResult:
         """Queue one send and wait for its own result (after its batch committed)."""
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((request, future))
-        self._start_writers()
+        with self._lock:
+            self._queue.append((request, future))
+            self._unanswered += 1
+            if self._writers < max(settings.CHAT["SEND_WRITERS"], 1):
+                self._writers += 1
+                threading.Thread(
+                    target=self._writer, name=f"db-write-{self._writers}", daemon=True
+                ).start()
+            else:
+                self._lock.notify()
         return await future
 
-    def _start_writers(self) -> None:
-        """Start a batch on every free writer, while there are sends a new batch may take."""
-        writers = max(settings.CHAT["SEND_WRITERS"], 1)
-        while self._queue and len(self._writing) < writers:
-            batch, keys = self._take()
-            if not batch:
-                return  # every queued send waits for a conversation in flight
-            if self._writing:
-                self.stats["overlapped"] += 1
-            self._writing.append(keys)
-            spawn(self._write(batch, keys))
-
     def _take(self) -> tuple[list[_Queued], set]:
-        """The next batch: queued sends in order, up to SEND_BATCH_MAX, skipping those whose
-        conversation is in a batch in flight (they keep their place in the queue)."""
+        """Under the lock: the next batch, queued sends in order, up to SEND_BATCH_MAX,
+        skipping those whose conversation is in a batch in flight (they keep their place)."""
         limit = settings.CHAT["SEND_BATCH_MAX"]
-        busy = set().union(*self._writing) if self._writing else set()
+        busy = set().union(*self._writing) if self._writing else None
+        if busy is None and len(self._queue) <= limit:  # the common case: take everything
+            batch, self._queue = list(self._queue), deque()
+            keys = {key for request, _ in batch if (key := _conversation_key(request)) is not None}
+            return batch, keys
         batch: list[_Queued] = []
         keys: set = set()
         left: deque[_Queued] = deque()
         while self._queue and len(batch) < limit:
             item = self._queue.popleft()
             key = _conversation_key(item[0])
-            if key is not None and key in busy:
+            if busy and key is not None and key in busy:
                 left.append(item)
                 continue
             batch.append(item)
@@ -96,39 +119,95 @@ class SendBatcher:
         self._queue = left
         return batch, keys
 
-    async def _write_batch(self, batch: list[_Queued]) -> list[SendResult]:
+    def _next_batch(self) -> tuple[list[_Queued], set] | None:
+        """Under the lock, on a writer: wait for a batch it may take; None once the writer has
+        waited WRITER_IDLE_SECONDS for one (it then ends)."""
+        while True:
+            if self._queue:
+                batch, keys = self._take()
+                if batch:
+                    if self._writing:
+                        self.stats["overlapped"] += 1
+                    self._writing.append(keys)
+                    self.stats["batches"] += 1
+                    self.stats["messages"] += len(batch)
+                    self.stats["largest"] = max(self.stats["largest"], len(batch))
+                    return batch, keys
+            # Nothing queued, or every queued send waits for a conversation in flight.
+            if not self._lock.wait(WRITER_IDLE_SECONDS) and not self._queue:
+                return None
+
+    def _writer(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    taken = self._next_batch()
+                    if taken is None:
+                        # Under the lock that saw the queue empty: a send queued after this
+                        # starts a writer again.
+                        self._writers -= 1
+                        return
+                batch, keys = taken
+                try:
+                    self._hand_over(batch, *self._written(batch))
+                finally:
+                    with self._lock:
+                        self._writing.remove(keys)
+                        if self._queue:
+                            self._lock.notify_all()  # sends that waited for these conversations
+        except BaseException:
+            with self._lock:
+                self._writers -= 1
+            raise
+        finally:
+            connections.close_all()  # this thread's own
+
+    def _written(self, batch: list[_Queued]) -> tuple[list[SendResult] | None, BaseException | None]:
         """Write one batch; when the database connection was lost under it, once more on a
         fresh connection. The batch is one transaction, rolled back with the lost connection,
-        so nothing of it was stored (sends with a client message id are idempotent anyway)."""
+        so nothing of it was stored (sends with a client message id are idempotent anyway).
+        Returns (results, None), or (None, the error that failed the whole batch)."""
         requests = [request for request, _ in batch]
+        started = time.monotonic()
         try:
-            return await call_write(message_send_many, requests=requests)
-        except (OperationalError, InterfaceError):
-            logger.warning("send batch of %d: database connection lost; retrying once", len(batch))
-            return await call_write(message_send_many, requests=requests)
-
-    async def _write(self, batch: list[_Queued], keys: set) -> None:
-        try:
-            self.stats["batches"] += 1
-            self.stats["messages"] += len(batch)
-            self.stats["largest"] = max(self.stats["largest"], len(batch))
-            started = time.monotonic()
             try:
-                results = await self._write_batch(batch)
-            except Exception as exc:  # the database failed the whole batch
-                logger.exception("send batch of %d failed", len(batch))
-                for _request, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                return
-            metrics.db_batch_observed(len(batch), time.monotonic() - started)
-            metrics.messages_stored(sum(1 for r in results if r.error is None and r.created))
-            for (_request, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-        finally:
-            self._writing.remove(keys)
-            self._start_writers()
+                results = settled(self._write_batch, requests)
+            except (OperationalError, InterfaceError):
+                logger.warning("send batch of %d: database connection lost; retrying once", len(batch))
+                results = settled(self._write_batch, requests)
+        except Exception as exc:  # the database failed the whole batch
+            logger.exception("send batch of %d failed", len(batch))
+            return None, exc
+        metrics.db_batch_observed(len(batch), time.monotonic() - started)
+        metrics.messages_stored(sum(1 for r in results if r.error is None and r.created))
+        return results, None
+
+    def _hand_over(
+        self, batch: list[_Queued], results: list[SendResult] | None, error: BaseException | None
+    ) -> None:
+        """On the writer: give each sender its result, on its own event loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[int]] = {}
+        for i, (_request, future) in enumerate(batch):
+            by_loop.setdefault(future.get_loop(), []).append(i)
+        for loop, indexes in by_loop.items():
+            answer = [(batch[i][1], results[i] if results is not None else None) for i in indexes]
+            try:
+                loop.call_soon_threadsafe(self._answer, answer, error)
+            except RuntimeError:  # that loop is closed: nobody waits for these any more
+                with self._lock:
+                    self._unanswered -= len(answer)
+
+    def _answer(self, answer: list[tuple[asyncio.Future, SendResult | None]], error: BaseException | None) -> None:
+        """On the senders' loop."""
+        with self._lock:
+            self._unanswered -= len(answer)
+        for future, result in answer:
+            if future.done():  # its sender was cancelled (its connection closed)
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
 
 
 send_batcher = SendBatcher()

@@ -55,12 +55,12 @@ async def call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await _DatabaseCall(fn)(**kwargs)
 
 
-def _read(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
-    """In a read or writer thread: the connection housekeeping of `_DatabaseCall` around the
-    call."""
+def settled(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)` with the connection housekeeping of `_DatabaseCall` around it: for
+    a thread of its own (a read thread, the send batcher's writers)."""
     _connections_settle()
     try:
-        return fn(**kwargs)
+        return fn(*args, **kwargs)
     finally:
         for conn in connections.all(initialized_only=True):
             conn.close_if_unusable_or_obsolete()
@@ -81,11 +81,12 @@ class _Threads:
             return await call(fn, **kwargs)
         if self.executor is None:
             self.executor = ThreadPoolExecutor(threads, thread_name_prefix=self.prefix)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, _read, fn, kwargs)
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, functools.partial(settled, fn, **kwargs)
+        )
 
 
 _readers = _Threads("DB_READ_THREADS", "db-read")
-_writers = _Threads("SEND_WRITERS", "db-write")
 
 
 async def call_read(fn: Callable[..., T], /, **kwargs: Any) -> T:
@@ -98,18 +99,6 @@ async def call_read(fn: Callable[..., T], /, **kwargs: Any) -> T:
     that adds in the event loop (the caller's context variables copied there and back, a
     shielded future, the thread-sensitive bookkeeping), and a handshake makes one such call."""
     return await _readers.run(fn, kwargs)
-
-
-async def call_write(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run a send batch (`message_send_many`) on one of CHAT SEND_WRITERS writer threads, each
-    with its own database connection, so that several batches can be in the database at once
-    (gateway/batching.py decides which may) and none waits behind the other calls of the
-    database thread. 0: the database thread, one batch at a time.
-
-    Handed to the pool directly, as `call_read` does: asgiref's SyncToAsync cost 141 us of the
-    process's CPU per call against 55 us for `run_in_executor` (a no-op function, 3,000 calls),
-    and at a fixed 1,000 msgs/s a batch holds only a few sends."""
-    return await _writers.run(fn, kwargs)
 
 
 _outside: ThreadPoolExecutor | None = None

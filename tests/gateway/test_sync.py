@@ -8,7 +8,7 @@ import threading
 import pytest
 from django.db import connections
 
-from gateway.sync import _connections_settle, call, call_read, call_write
+from gateway.sync import _connections_settle, call, call_read
 
 pytestmark = pytest.mark.django_db(transaction=True)  # autocommit: housekeeping keeps the connection
 
@@ -105,17 +105,3 @@ async def test_a_read_sees_what_the_database_thread_committed(make_user):
         lambda: User.objects.filter(pk=user.user.pk).values_list("display_name", flat=True)[0]
     )
     assert found == "Reader"
-
-
-async def test_send_batches_run_on_a_writer_thread_of_their_own(settings):
-    settings.CHAT = {**settings.CHAT, "SEND_WRITERS": 1}
-    database_thread = await call(_thread_id)
-    writer = await call_write(_thread_id)
-    assert writer not in (database_thread, threading.get_ident())
-    assert await call_write(_thread_id) == writer  # one writer: one batch at a time, one connection
-    assert (await call_write(_thread_name)).startswith("db-write")
-
-
-async def test_send_batches_use_the_database_thread_when_no_writers_are_set(settings):
-    settings.CHAT = {**settings.CHAT, "SEND_WRITERS": 0}
-    assert await call_write(_thread_id) == await call(_thread_id)
