@@ -87,9 +87,7 @@ class SendBatcher:
             self._unanswered += 1
             if self._writers < max(settings.CHAT["SEND_WRITERS"], 1):
                 self._writers += 1
-                threading.Thread(
-                    target=self._writer, name=f"db-write-{self._writers}", daemon=True
-                ).start()
+                threading.Thread(target=self._writer, name=f"db-write-{self._writers}", daemon=True).start()
             else:
                 self._lock.notify()
         return await future
@@ -197,7 +195,9 @@ class SendBatcher:
                 with self._lock:
                     self._unanswered -= len(answer)
 
-    def _answer(self, answer: list[tuple[asyncio.Future, SendResult | None]], error: BaseException | None) -> None:
+    def _answer(
+        self, answer: list[tuple[asyncio.Future, SendResult | None]], error: BaseException | None
+    ) -> None:
         """On the senders' loop."""
         with self._lock:
             self._unanswered -= len(answer)

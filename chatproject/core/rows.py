@@ -6,8 +6,8 @@ statement through a cursor and `Model.from_db`; a handshake ran three or four su
 (bench/handshake_cost.py: 3.3 ms of CPU before, 0.54 ms after), a reconnect storm thousands. These
 helpers keep such SQL honest: table and column names come from the models' `_meta`, values go
 through the same database converters the ORM applies (SQLite returns datetimes as text), and
-instances are made with `Model.from_db`, as a QuerySet makes them. Anything off the hot path
-stays on the ORM.
+instances are made as `Model.from_db` makes them for a QuerySet (`made`). Anything off the hot
+path stays on the ORM.
 """
 
 from collections.abc import Callable, Sequence
@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 
 M = TypeVar("M", bound=models.Model)
 Converters = tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
@@ -74,9 +76,40 @@ def any_of(connection: BaseDatabaseWrapper, values: Sequence[Any]) -> tuple[str,
     return f"IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
+@cache
+def _attnames(model: type[models.Model]) -> tuple[str, ...] | None:
+    """The attribute names of `model`'s concrete fields in order, when `made` may set them
+    directly; None for a model that makes its instances its own way (`from_db` or `__init__`
+    overridden)."""
+    if (
+        model.from_db.__func__ is not models.Model.from_db.__func__
+        or model.__init__ is not models.Model.__init__
+    ):
+        return None
+    return tuple(field.attname for field in concrete_fields(model))
+
+
+def made(model: type[M], alias: str, values: Sequence[Any]) -> M:
+    """`model.from_db(alias, attnames, values)` for a full row (a value for every concrete
+    field, in the model's order, already converted), without `Model.__init__`'s `setattr` per
+    field: the instance's `__dict__` is filled at once. It ends the same as what `__init__`
+    makes of a row (each field's value under its attname, a fresh `ModelState`): for a model's
+    own fields `setattr` only stores into `__dict__` (a foreign key's attname descriptor also
+    drops a cached related object, which a new instance has not got). A model with
+    `pre_init`/`post_init` receivers, or its own `from_db` or `__init__`, goes through
+    `from_db`. A send batch made three instances per message, and `__init__` was 6% of the
+    writer thread's samples (issue 19, session 5)."""
+    names = _attnames(model)
+    if names is None or pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model.from_db(alias, [field.attname for field in concrete_fields(model)], values)
+    new = model.__new__(model)
+    state = new.__dict__["_state"] = ModelState()
+    state.adding, state.db = False, alias
+    new.__dict__.update(zip(names, values, strict=True))
+    return new
+
+
 def instance(connection: BaseDatabaseWrapper, model: type[M], row: Sequence[Any]) -> M:
     """A model instance from a row of `columns(..., concrete_fields(model))`, as a QuerySet
     would have made it."""
-    fields = concrete_fields(model)
-    values = converted(connection, fields, row)
-    return model.from_db(connection.alias, [field.attname for field in fields], values)
+    return made(model, connection.alias, converted(connection, concrete_fields(model), row))

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chatproject.bus import PublishItem, publish_many_on_commit
+from chatproject.core import rows
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id, new_public_id
 
@@ -415,9 +416,7 @@ def _messages_store(pending: list[_Pending]) -> list[Message]:
         conversation.last_rev = max(conversation.last_rev, rev)
         # As a QuerySet would make it, with the objects the batch already holds as its related
         # objects (none of them is read again).
-        message = Message.from_db(
-            db.alias, _MESSAGE_ATTNAMES, (pk, row[0], row[1], seq, rev, *row[4:8], now, *row[9:])
-        )
+        message = rows.made(Message, db.alias, (pk, row[0], row[1], seq, rev, *row[4:8], now, *row[9:]))
         for field, value in (
             (_CONVERSATION, conversation),
             (_SENDER, item.membership.user),
