@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
@@ -21,7 +22,17 @@ from .. import events
 from ..models import Attachment, Conversation, Membership, Message
 from .audience import Audience, conversation_audience, conversation_audiences_read, publish_item
 from .conversations import self_conversation_ensure
-from .storage import _memberships_and_stored, _messages_write, _take_seqs, message_insert_fields
+from .storage import (
+    Call,
+    Publish,
+    SendQuery,
+    Steps,
+    _memberships_and_stored,
+    _messages_write,
+    _take_seqs,
+    message_insert_fields,
+    run_send_query,
+)
 from .validation import _validate_body, _validate_client_message_id, _validate_kind
 
 # The columns `_messages_store` writes, checked against the model once at import: a field added
@@ -192,7 +203,42 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
     so a busy server pays one commit and a handful of statements per batch instead of per
     message. Each request gets its own result: a refused one does not affect the others.
     A blocked conversation (`conversation_block`) refuses every send with permission_denied.
+
+    `send_steps` run by the sync driver (`drive`), on this thread's Django connection.
     """
+    return drive(send_steps(requests))
+
+
+def drive(steps: Steps) -> Any:
+    """The sync driver of a send batch's steps: each `SendQuery` on this thread's Django
+    connection, each `Call` in place, each `Publish` on commit. An error of a step is raised
+    inside the steps (where the batch handles a lost race); returns what they return."""
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = steps.throw(error) if error is not None else steps.send(answer)
+        except StopIteration as done:
+            return done.value
+        answer = error = None
+        try:
+            if isinstance(step, SendQuery):
+                answer = run_send_query(step)
+            elif isinstance(step, Call):
+                answer = step.fn(*step.args)
+            else:
+                publish_many_on_commit(step.items)
+        except Exception as exc:  # noqa: BLE001 - raised inside the steps, which decide
+            error = exc
+
+
+def send_steps(requests: list[SendRequest], *, autocommit: bool | None = None) -> Steps:
+    """`message_send_many` as steps (`SendQuery`, `Call`, `Publish`, messaging/services/
+    storage.py) for a driver to run, and its results as their return value: the one write path
+    of messages, whether this thread's Django connection runs its statements (`drive`) or the
+    realtime layer's event-loop driver (gateway/writer.py). Between the steps it is plain
+    Python. `autocommit`: whether the driver's connection is outside any transaction (the
+    event-loop driver's always is); None: ask this thread's connection."""
     results = [SendResult() for _ in requests]
     valid: list[_Pending] = []
     for i, request in enumerate(requests):
@@ -207,7 +253,7 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
             i, None, content, client_message_id, kind, attachment_id, origin=request.origin
         )  # type: ignore[arg-type]
         valid.append(pending_send)
-    memberships, stored = _memberships_for(
+    memberships, stored = yield from _memberships_for(
         [(requests[p.index].user, requests[p.index].conversation_id, p.client_message_id) for p in valid]
     )
     pending: list[_Pending] = []
@@ -220,25 +266,35 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
             continue
         item.membership = membership
         pending.append(item)
-    pending = _reply_targets(requests, pending, results)
-    pending = _without_retries(pending, results, stored)
+    if any(requests[item.index].reply_to is not None for item in pending):
+        pending = yield Call(_reply_targets, (requests, pending, results))
+    # The originals of retries are read through the ORM; within-batch repeats need no query.
+    keyed = {(p.membership.conversation_id, p.membership.user_id, p.client_message_id) for p in pending}
+    if any(key in keyed for key in stored):
+        pending = yield Call(_without_retries, (pending, results, stored))
+    else:
+        pending = _without_retries(pending, results, {})
     # After the retries: a message stored before the block is still answered as sent.
     pending = _not_blocked(pending, results)
     if not pending:
         _resolve_duplicates(results)
         return results
     try:
-        with nullcontext() if _one_round_trip(pending) else transaction.atomic():
+        with nullcontext() if _one_round_trip(pending, autocommit) else transaction.atomic():
             # Inside the transaction: the attachments are locked until the messages that use
             # them are stored, so two sends cannot both take one.
-            pending = _attachments_take(pending, results)
-            messages = _messages_store(pending) if pending else []
+            if any(item.attachment_id is not None for item in pending):
+                pending = yield Call(_attachments_take, (pending, results))
+            messages = (yield from _messages_store(pending)) if pending else []
     except IntegrityError:
         if len(pending) == 1:
             item = pending[0]
             original = (
-                _message_by_client_id(
-                    item.membership.conversation, item.membership.user, item.client_message_id
+                (
+                    yield Call(
+                        _message_by_client_id,
+                        (item.membership.conversation, item.membership.user, item.client_message_id),
+                    )
                 )
                 if item.client_message_id
                 else None
@@ -261,7 +317,7 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
                 attachment_id=request.attachment_id,
                 origin=request.origin,
             )
-            (results[item.index],) = message_send_many(requests=[retry])
+            (results[item.index],) = yield from send_steps([retry], autocommit=autocommit)
         _resolve_duplicates(results)
         return results
     for item, message in zip(pending, messages, strict=True):
@@ -270,7 +326,7 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
     return results
 
 
-def _one_round_trip(pending: list[_Pending]) -> bool:
+def _one_round_trip(pending: list[_Pending], autocommit: bool | None) -> bool:
     """Whether the batch's write can go without BEGIN and COMMIT: on PostgreSQL, outside any
     transaction (the realtime batcher's case), with no upload to lock first. Its write and
     members read are then one simple-protocol query, which PostgreSQL runs as one transaction
@@ -284,24 +340,27 @@ def _one_round_trip(pending: list[_Pending]) -> bool:
     the batch has committed once the query returns, so an error after it (building the
     events) fails a batch whose messages are stored, as a connection lost during COMMIT did
     before. Nothing is acked that was not committed; a retry with the same client message id
-    is answered with the stored message."""
+    is answered with the stored message.
+
+    `autocommit`: the driver's word for its connection (`send_steps`); None: this thread's."""
+    if autocommit is None:
+        autocommit = connection.get_autocommit() and not connection.in_atomic_block
     return (
         connection.vendor == "postgresql"
-        and connection.get_autocommit()
-        and not connection.in_atomic_block
+        and autocommit
         and all(item.attachment_id is None for item in pending)
     )
 
 
 def _memberships_for(
     keys: list[tuple[User, object, str | None]],
-) -> tuple[dict[tuple[int, object], Membership], dict[tuple[int, int, str], int]]:
-    """Current memberships for (user, conversation public id) pairs, and the messages already
+) -> Steps:
+    """Steps that answer the current memberships for (user, conversation public id) pairs, and the messages already
     stored under the sends' client message ids (`_memberships_and_stored`: one query)."""
     users = {user.pk: user for user, conversation_id, _cid in keys if is_public_id(conversation_id)}
     if not users:
         return {}, {}
-    memberships, stored = _memberships_and_stored(
+    memberships, stored = yield from _memberships_and_stored(
         [
             (user.pk, conversation_id, cid)
             for user, conversation_id, cid in keys
@@ -375,8 +434,8 @@ def _message_by_client_id(conversation: Conversation, user: User, client_message
     )
 
 
-def _messages_store(pending: list[_Pending]) -> list[Message]:
-    """Store the batch (`_messages_write`: seqs, messages and the senders' read pointers, one
+def _messages_store(pending: list[_Pending]) -> Steps:
+    """Steps that store the batch (`_messages_write`: seqs, messages and the senders' read pointers, one
     statement on PostgreSQL), read the members of its direct and self conversations right
     after it, in the same transaction (none when all are groups; on PostgreSQL in the write's
     round trip), and publish the events on commit. Inside a transaction, or on PostgreSQL in
@@ -405,7 +464,7 @@ def _messages_store(pending: list[_Pending]) -> list[Message]:
         for item in pending
     ]
     read = conversation_audiences_read(item.membership.conversation for item in pending)
-    stored, member_rows = _messages_write(
+    stored, member_rows = yield from _messages_write(
         values, [item.membership.pk for item in pending], now, then=read.statement
     )
     audiences = read.result(member_rows)
@@ -426,7 +485,7 @@ def _messages_store(pending: list[_Pending]) -> list[Message]:
             if value is not None:
                 field.set_cached_value(message, value)
         messages.append(message)
-    publish_many_on_commit(
+    yield Publish(
         [
             _message_event(m.conversation, m, m.sender, audiences[m.conversation.pk], item.origin)
             for m, item in zip(messages, pending, strict=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
@@ -261,6 +262,82 @@ def _executed(db: BaseDatabaseWrapper, cursor: Any, sql: str, params: list) -> N
         cursor.execute(sql, params)
 
 
+@dataclass(slots=True)
+class SendQuery:
+    """A step of the send batch (`sending.send_steps`): one of its two statements on
+    PostgreSQL, for a driver to run, outside any transaction. `kind` ("write" or "probe") names
+    the statement, `params` are its prepared form's parameters (the full form takes the write's
+    time stamp twice) and `then` is a read to run in the same round trip (the write's members
+    read). The driver answers with the statement's rows, then `then`'s: `run_send_query` on
+    this thread's Django connection, or the realtime layer's event-loop driver on a connection
+    of its own (gateway/writer.py)."""
+
+    kind: str
+    params: list
+    then: tuple[str, list] | None = None
+
+    def statement(self, prepared: bool, *, then: bool = True) -> tuple[str, list]:
+        """The SQL and parameters to run: `EXECUTE` of the prepared statement, or the full
+        statement; `then` appended (one simple-protocol query) unless told not to."""
+        if prepared:
+            sql = f"EXECUTE {_send_statements()[self.kind][0]}({', '.join(['%s'] * len(self.params))})"
+            params = list(self.params)
+        elif self.kind == "write":
+            sql, params = _messages_write_sql("postgresql"), [*self.params, self.params[-1]]
+        else:
+            sql, params = _memberships_probe_sql("postgresql"), list(self.params)
+        if then and self.then is not None:
+            sql, params = f"{sql}; {self.then[0]}", [*params, *self.then[1]]
+        return sql, params
+
+
+@dataclass(slots=True)
+class Call:
+    """A step of the send batch that goes through the ORM (`fn(*args)`, its result the step's
+    answer): the rare parts (replies, retries, a lost race). The sync driver calls it in place;
+    the event-loop driver on the database thread."""
+
+    fn: Callable[..., Any]
+    args: tuple
+
+
+@dataclass(slots=True)
+class Publish:
+    """A step of the send batch: publish these items (`chatproject.bus.PublishItem`) once the
+    batch is committed. The sync driver hands them to `publish_many_on_commit`; the event-loop
+    driver, whose batch committed when its query returned, publishes them at once."""
+
+    items: list
+
+
+def send_statements_prepared() -> list[str]:
+    """The `PREPARE` of each send statement (a connection of the event-loop driver runs them
+    once)."""
+    return [sql for _name, sql in _send_statements().values()]
+
+
+def run_send_query(query: SendQuery) -> list[list[tuple]]:
+    """Run a `SendQuery` on this thread's Django connection (the sync driver): the prepared
+    form where the connection may hold it (`_send_prepared`), `then` in the same round trip
+    with client-side binding, as a statement of its own otherwise."""
+    db = connections[DEFAULT_DB_ALIAS]
+    together = not db.settings_dict["OPTIONS"].get("server_side_binding")
+    sql, params = query.statement(_send_prepared(db), then=together)
+    with db.cursor() as cursor:
+        _executed(db, cursor, sql, params)
+        sets = [cursor.fetchall()]
+        if query.then is not None:
+            if together:
+                cursor.nextset()
+            else:
+                cursor.execute(*query.then)
+            sets.append(cursor.fetchall())
+    return sets
+
+
+Steps = Generator["SendQuery | Call | Publish", Any, Any]
+
+
 def _json_value(value: Any) -> Any:
     """json.dumps' fallback for the values a message row holds besides str, int and None."""
     if isinstance(value, datetime):
@@ -273,10 +350,11 @@ def _messages_write(
     memberships: Sequence[int],
     now,
     then: tuple[str, list] | None = None,
-) -> tuple[list[tuple[int, int, int]], list[tuple]]:
-    """Store a batch of messages: take each conversation's next seqs and revs (in batch order),
+) -> Steps:
+    """Steps (`SendQuery`, `Call`) that store a batch of messages: take each conversation's next seqs and revs (in batch order),
     insert the messages, and move each sender's read pointer (`memberships`, one per message)
-    to their last message, never backwards. Returns (pk, seq, rev) per message, in order.
+    to their last message, never backwards. Returns (pk, seq, rev) per message, in order, and
+    `then`'s rows.
 
     `values`: a row per message, a value for each of `message_insert_fields()` in that order
     (seq and rev are taken here; the rest adapted for the database). One statement on
@@ -318,26 +396,28 @@ def _messages_write(
             ],
             default=_json_value,
         )
-        db = connections[DEFAULT_DB_ALIAS]
-        if _send_prepared(db):
-            sql, params = f"EXECUTE {_send_statements()['write'][0]}(%s, %s)", [batch, stamp]
-        else:
-            sql, params = _messages_write_sql(connection.vendor), [batch, stamp, stamp]
-        together = then is not None and not connection.settings_dict["OPTIONS"].get("server_side_binding")
-        if together:
-            sql, params = f"{sql}; {then[0]}", [*params, *then[1]]
-        with connection.cursor() as cursor:
-            _executed(db, cursor, sql, params)
-            stored = {public_id: (pk, seq, rev) for pk, public_id, seq, rev in cursor.fetchall()}
-            if together:
-                cursor.nextset()
-                read = cursor.fetchall()
-            elif then is not None:
-                cursor.execute(*then)
-                read = cursor.fetchall()
-            else:
-                read = []
-        return [stored[row[public_id_at]] for row in values], read
+        sets = yield SendQuery("write", [batch, stamp], then)
+        stored = {public_id: (pk, seq, rev) for pk, public_id, seq, rev in sets[0]}
+        return [stored[row[public_id_at]] for row in values], (sets[1] if then is not None else [])
+    return (yield Call(_messages_write_elsewhere, (values, memberships, now, then, counts, ks)))
+
+
+def _messages_write_elsewhere(
+    values: Sequence[Sequence[Any]],
+    memberships: Sequence[int],
+    now,
+    then: tuple[str, list] | None,
+    counts: dict[int, int],
+    ks: list[int],
+) -> tuple[list[tuple[int, int, int]], list[tuple]]:
+    """`_messages_write` on a database other than PostgreSQL: three statements."""
+    at = {f.attname: i for i, f in enumerate(message_insert_fields())}
+    seq_at, rev_at, conversation_at, public_id_at = (
+        at["seq"],
+        at["rev"],
+        at["conversation_id"],
+        at["public_id"],
+    )
     last = _take_seqs(counts, now)
     rows_in, pointers = [], {}
     for row, k, membership in zip(values, ks, memberships, strict=True):
@@ -417,8 +497,8 @@ def _memberships_probe_sql(vendor: str) -> str:
 
 def _memberships_and_stored(
     keys: Sequence[tuple[int, str, str | None]],
-) -> tuple[list[Membership], dict[tuple[int, int, str], int]]:
-    """For a send batch's (sender pk, conversation public id, client message id or None) keys:
+) -> Steps:
+    """Steps that answer, for a send batch's (sender pk, conversation public id, client message id or None) keys:
     the senders' current memberships in those conversations, each with its conversation
     (`_memberships_of`), and the messages already stored under those client message ids
     (`_stored_client_ids`, the idempotency probe), keyed (conversation pk, sender pk, client
@@ -429,17 +509,7 @@ def _memberships_and_stored(
     conversation of the batch); the probe is one index lookup per key on the idempotency
     constraint's index, as `_stored_client_ids` is."""
     if connection.vendor != "postgresql":
-        users = sorted({user for user, _c, _cid in keys})
-        memberships = _memberships_of(users, sorted({c for _u, c, _cid in keys}))
-        wanted = {(user, c) for user, c, _cid in keys}
-        memberships = [mb for mb in memberships if (mb.user_id, mb.conversation.public_id) in wanted]
-        by_pair = {(mb.user_id, mb.conversation.public_id): mb for mb in memberships}
-        probe = [
-            (by_pair[(user, c)].conversation_id, user, cid)
-            for user, c, cid in keys
-            if cid is not None and (user, c) in by_pair
-        ]
-        return memberships, _stored_client_ids(probe) if probe else {}
+        return (yield Call(_memberships_and_stored_elsewhere, (keys,)))
     n_m = len(rows.concrete_fields(Membership))
     n_c = len(rows.concrete_fields(Conversation))
     conversation_field = Membership._meta.get_field("conversation")
@@ -449,25 +519,37 @@ def _memberships_and_stored(
     # the proxy is a lookup in asgiref's thread-local storage, and `rows.instance` makes two per
     # instance (84 proxy reads in a batch of 10, a tenth of its cProfile).
     db = connections[DEFAULT_DB_ALIAS]
-    if _send_prepared(db):
-        sql = f"EXECUTE {_send_statements()['probe'][0]}(%s)"
-    else:
-        sql = _memberships_probe_sql(db.vendor)
-    with db.cursor() as cursor:
-        # The keys as one JSON parameter, not three arrays psycopg would quote in Python (as the
-        # write does: `_messages_write_sql`).
-        _executed(db, cursor, sql, [json.dumps(keys)])
-        for row in cursor.fetchall():
-            membership = found.get(row[0])
-            if membership is None:
-                membership = found[row[0]] = rows.instance(db, Membership, row[:n_m])
-                conversation_field.set_cached_value(
-                    membership, rows.instance(db, Conversation, row[n_m : n_m + n_c])
-                )
-            message_pk, client_id = row[n_m + n_c :]
-            if message_pk is not None:
-                stored[(membership.conversation_id, membership.user_id, client_id)] = message_pk
+    # The keys as one JSON parameter, not three arrays psycopg would quote in Python (as the
+    # write does: `_messages_write_sql`).
+    (found_rows,) = yield SendQuery("probe", [json.dumps(keys)])
+    for row in found_rows:
+        membership = found.get(row[0])
+        if membership is None:
+            membership = found[row[0]] = rows.instance(db, Membership, row[:n_m])
+            conversation_field.set_cached_value(
+                membership, rows.instance(db, Conversation, row[n_m : n_m + n_c])
+            )
+        message_pk, client_id = row[n_m + n_c :]
+        if message_pk is not None:
+            stored[(membership.conversation_id, membership.user_id, client_id)] = message_pk
     return list(found.values()), stored
+
+
+def _memberships_and_stored_elsewhere(
+    keys: Sequence[tuple[int, str, str | None]],
+) -> tuple[list[Membership], dict[tuple[int, int, str], int]]:
+    """`_memberships_and_stored` on a database other than PostgreSQL: two statements."""
+    users = sorted({user for user, _c, _cid in keys})
+    memberships = _memberships_of(users, sorted({c for _u, c, _cid in keys}))
+    wanted = {(user, c) for user, c, _cid in keys}
+    memberships = [mb for mb in memberships if (mb.user_id, mb.conversation.public_id) in wanted]
+    by_pair = {(mb.user_id, mb.conversation.public_id): mb for mb in memberships}
+    probe = [
+        (by_pair[(user, c)].conversation_id, user, cid)
+        for user, c, cid in keys
+        if cid is not None and (user, c) in by_pair
+    ]
+    return memberships, _stored_client_ids(probe) if probe else {}
 
 
 def _stored_client_ids(keys: Sequence[tuple[int, int, str]]) -> dict[tuple[int, int, str], int]:
