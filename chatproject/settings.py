@@ -496,6 +496,10 @@ CHAT = {
     # batch. Off for a pooler that does not keep a session's prepared statements (PgBouncer in
     # transaction mode).
     "SEND_PREPARED": env_bool("CHAT_SEND_PREPARED", default=True),
+    # On PostgreSQL, the send batches run on the event loop over asynchronous connections of the
+    # batcher's own (gateway/writer.py), not on writer threads: no thread waits for the GIL
+    # behind the busy loop at each of its round trips. Off: writer threads (as on SQLite).
+    "SEND_ON_LOOP": env_bool("CHAT_SEND_ON_LOOP", default=True),
     # Presence (gateway/presence.py): each process refreshes its connections' entries
     # every HEARTBEAT seconds; an entry not refreshed for TTL seconds is gone (a dead process's
     # users go offline within about TTL + HEARTBEAT). Changes are published at most once per

@@ -27,20 +27,23 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
+from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
 from messaging.services import SendRequest, SendResult, message_send_many
 
+from . import writer as loop_writer
 from .sync import settled
 
 logger = logging.getLogger(__name__)
 
 _Queued = tuple[SendRequest, asyncio.Future]
 Write = Callable[[list[SendRequest]], list[SendResult]]
+WriteAsync = Callable[[list[SendRequest]], Awaitable[list[SendResult]]]
 
 # A writer with nothing to write for this long ends (closing its database connection); the next
 # send starts one again. Batchers made by tests do not keep threads waiting forever.
@@ -58,13 +61,21 @@ def _store(requests: list[SendRequest]) -> list[SendResult]:
 
 
 class SendBatcher:
-    def __init__(self, write: Write = _store) -> None:
-        self._write_batch = write  # runs on a writer thread: the service, or a test's stand-in
+    """`write`: what a writer thread runs for a batch (the service, or a test's stand-in).
+    `write_async`: what a writer on the event loop awaits; None: `gateway.writer.LoopWriter`s
+    where the database allows it (`writer.usable()`), writer threads elsewhere."""
+
+    def __init__(self, write: Write = _store, write_async: WriteAsync | None = None) -> None:
+        self._write_batch = write
+        self._write_async = write_async
+        self._on_loop_default = write is _store and write_async is None
+        self._loop_writers: list[loop_writer.LoopWriter] = []  # idle ones, each with its connection
         self._lock = threading.Condition()
         # Under the lock: the queue, the batches in flight, the writers and the counts below.
         self._queue: deque[_Queued] = deque()
         self._writing: list[set] = []  # the conversation keys of each batch in flight
         self._writers = 0  # threads alive
+        self._tasks = 0  # writers on the event loop running
         self._unanswered = 0  # sends submitted whose result the loop has not been handed yet
         self.stats = {"batches": 0, "messages": 0, "largest": 0, "overlapped": 0}
 
@@ -82,10 +93,16 @@ class SendBatcher:
     async def submit(self, request: SendRequest) -> SendResult:
         """Queue one send and wait for its own result (after its batch committed)."""
         future = asyncio.get_running_loop().create_future()
+        writers = max(settings.CHAT["SEND_WRITERS"], 1)
+        on_loop = loop_writer.usable() if self._on_loop_default else self._write_async is not None
         with self._lock:
             self._queue.append((request, future))
             self._unanswered += 1
-            if self._writers < max(settings.CHAT["SEND_WRITERS"], 1):
+            if on_loop:
+                if self._tasks < writers:
+                    self._tasks += 1
+                    spawn(self._loop_writer())
+            elif self._writers < writers:
                 self._writers += 1
                 threading.Thread(target=self._writer, name=f"db-write-{self._writers}", daemon=True).start()
             else:
@@ -124,12 +141,7 @@ class SendBatcher:
             if self._queue:
                 batch, keys = self._take()
                 if batch:
-                    if self._writing:
-                        self.stats["overlapped"] += 1
-                    self._writing.append(keys)
-                    self.stats["batches"] += 1
-                    self.stats["messages"] += len(batch)
-                    self.stats["largest"] = max(self.stats["largest"], len(batch))
+                    self._started(batch, keys)
                     return batch, keys
             # Nothing queued, or every queued send waits for a conversation in flight.
             if not self._lock.wait(WRITER_IDLE_SECONDS) and not self._queue:
@@ -159,6 +171,77 @@ class SendBatcher:
             raise
         finally:
             connections.close_all()  # this thread's own
+
+    async def _loop_writer(self) -> None:
+        """A writer on the event loop: batches while the queue holds sends it may take."""
+        if self._write_async is not None:
+            write, connection = self._write_async, None
+        else:
+            connection = self._loop_writers.pop() if self._loop_writers else loop_writer.LoopWriter()
+            write = connection.write
+        try:
+            while True:
+                with self._lock:
+                    taken = self._next_batch_now()
+                    if taken is None:
+                        self._tasks -= 1
+                        return
+                batch, keys = taken
+                try:
+                    results, error = await self._written_async(write, batch)
+                    self._answer(
+                        [(future, results[i] if results else None) for i, (_r, future) in enumerate(batch)],
+                        error,
+                    )
+                finally:
+                    with self._lock:
+                        self._writing.remove(keys)
+                        if self._queue:
+                            self._lock.notify_all()
+        except BaseException:
+            with self._lock:
+                self._tasks -= 1
+            raise
+        finally:
+            if connection is not None:
+                self._loop_writers.append(connection)
+
+    def _next_batch_now(self) -> tuple[list[_Queued], set] | None:
+        """Under the lock, on the event loop: the next batch it may take, or None."""
+        if not self._queue:
+            return None
+        batch, keys = self._take()
+        if not batch:
+            return None  # every queued send waits for a conversation in flight: its writer takes it
+        self._started(batch, keys)
+        return batch, keys
+
+    def _started(self, batch: list[_Queued], keys: set) -> None:
+        if self._writing:
+            self.stats["overlapped"] += 1
+        self._writing.append(keys)
+        self.stats["batches"] += 1
+        self.stats["messages"] += len(batch)
+        self.stats["largest"] = max(self.stats["largest"], len(batch))
+
+    async def _written_async(
+        self, write: WriteAsync, batch: list[_Queued]
+    ) -> tuple[list[SendResult] | None, BaseException | None]:
+        """`_written` on the event loop."""
+        requests = [request for request, _ in batch]
+        started = time.monotonic()
+        try:
+            try:
+                results = await write(requests)
+            except (OperationalError, InterfaceError):
+                logger.warning("send batch of %d: database connection lost; retrying once", len(batch))
+                results = await write(requests)
+        except Exception as exc:  # the database failed the whole batch
+            logger.exception("send batch of %d failed", len(batch))
+            return None, exc
+        metrics.db_batch_observed(len(batch), time.monotonic() - started)
+        metrics.messages_stored(sum(1 for r in results if r.error is None and r.created))
+        return results, None
 
     def _written(self, batch: list[_Queued]) -> tuple[list[SendResult] | None, BaseException | None]:
         """Write one batch; when the database connection was lost under it, once more on a

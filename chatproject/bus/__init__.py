@@ -5,6 +5,18 @@ names (`groups`), and the channel-layer transport (`transport`). Apps and the ga
 it imports no app.
 """
 
-from .publish import PublishItem, publish_many_on_commit, publish_now, publish_on_commit
+from .publish import (
+    PublishItem,
+    publish_many_committed,
+    publish_many_on_commit,
+    publish_now,
+    publish_on_commit,
+)
 
-__all__ = ["PublishItem", "publish_many_on_commit", "publish_now", "publish_on_commit"]
+__all__ = [
+    "PublishItem",
+    "publish_many_committed",
+    "publish_many_on_commit",
+    "publish_now",
+    "publish_on_commit",
+]

@@ -45,6 +45,14 @@ def publish_many_on_commit(items: list[PublishItem]) -> None:
         transaction.on_commit(lambda: [bus.send(groups, event) for groups, event in batch])
 
 
+def publish_many_committed(items: list[PublishItem]) -> None:
+    """`publish_many_on_commit` for a change already committed on a connection Django does not
+    manage (the send batch's event-loop driver, gateway/writer.py): at once, from any thread."""
+    for item in items:
+        if groups := item.groups():
+            bus.send(groups, item.event)
+
+
 async def publish_now(
     event: dict[str, Any],
     *,

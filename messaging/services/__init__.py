@@ -30,15 +30,22 @@ from .receipts import conversation_mark_delivered, conversation_mark_read
 from .sending import (
     SendRequest,
     SendResult,
+    drive,
     message_send,
     message_send_many,
     self_message_send,
+    send_steps,
     system_message_post,
 )
+from .storage import Call, Publish, SendQuery, Steps, send_statements_prepared
 from .validation import CLIENT_MESSAGE_ID_MAX, SENDABLE_KINDS
 
 __all__ = [
     "CLIENT_MESSAGE_ID_MAX",
+    "Call",
+    "Publish",
+    "SendQuery",
+    "Steps",
     "MODERATE_DELETE",
     "MODERATE_HIDE",
     "MODERATE_PERMISSION",
@@ -46,6 +53,9 @@ __all__ = [
     "SENDABLE_KINDS",
     "SendRequest",
     "SendResult",
+    "drive",
+    "send_statements_prepared",
+    "send_steps",
     "chat_partner_get",
     "chat_request_accept",
     "chat_request_create",

@@ -1,0 +1,145 @@
+"""The send batch on the event loop: `messaging.services.send_steps` driven over an asynchronous
+psycopg connection of the batcher's own (CHAT SEND_ON_LOOP, PostgreSQL).
+
+The steps are the ones the sync driver runs (`messaging.services.drive`): the same two
+statements, the same Python between them. Only the I/O differs: a `SendQuery` is awaited on this
+connection while the loop serves its sockets, where a writer thread blocked on it and then had to
+take the GIL back from the busy event loop at each of its round trips (up to the switch
+interval, 5 ms, each time; at direct saturation a batch's wall was 5-7 times its CPU: bench/
+README.md, session 5). A `Call` (the ORM parts: replies, retries, a lost race) goes to the
+database thread; a `Publish` goes to the bus at once, the batch being committed when its query
+returned. A batch with an upload to lock needs a transaction around ORM steps: it goes to the
+database thread whole (`message_send_many`).
+
+The connection is opened as Django opens its own (`get_connection_params`: the same database,
+options and type adapters, the session's time zone set to UTC), in autocommit, with client-side
+binding (the write and its members read go as one simple-protocol query, as on Django's
+connection). CHAT SEND_PREPARED: the two statements are prepared on it once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from chatproject.bus import publish_many_committed
+from messaging.services import (
+    Call,
+    SendQuery,
+    SendRequest,
+    SendResult,
+    Steps,
+    message_send_many,
+    send_statements_prepared,
+    send_steps,
+)
+
+from .sync import call
+
+
+def usable() -> bool:
+    """Whether send batches may run on the event loop: PostgreSQL, CHAT SEND_ON_LOOP, and
+    Django's default client-side binding (the driver binds as Django's connection does)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    return (
+        settings.CHAT["SEND_ON_LOOP"]
+        and db.vendor == "postgresql"
+        and not db.settings_dict["OPTIONS"].get("server_side_binding")
+    )
+
+
+class LoopWriter:
+    """One asynchronous connection and the driver over it; one batch at a time."""
+
+    def __init__(self) -> None:
+        self._connection: psycopg.AsyncConnection | None = None
+
+    async def _connected(self) -> psycopg.AsyncConnection:
+        if self._connection is not None and not self._connection.closed:
+            return self._connection
+        db = connections[DEFAULT_DB_ALIAS]
+        params = db.get_connection_params()  # builds a dict: no I/O, safe on the loop
+        params.pop("cursor_factory", None)
+        with db.wrap_database_errors:
+            connection = await psycopg.AsyncConnection.connect(
+                **params, autocommit=True, cursor_factory=psycopg.AsyncClientCursor
+            )
+            if settings.USE_TZ:
+                await connection.execute("SET TIME ZONE 'UTC'")
+            if settings.CHAT["SEND_PREPARED"]:
+                await self._prepare(connection)
+        self._connection = connection
+        return connection
+
+    @staticmethod
+    async def _prepare(connection: psycopg.AsyncConnection) -> None:
+        for sql in send_statements_prepared():
+            await connection.execute(sql)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def write(self, requests: list[SendRequest]) -> list[SendResult]:
+        """The batch's results, as `message_send_many` gives them."""
+        if any(request.attachment_id is not None for request in requests):
+            return await call(message_send_many, requests=requests)
+        try:
+            return await drive_async(send_steps(requests, autocommit=True), self._query)
+        except Exception:
+            # Whatever failed, the connection may be mid-query or broken: the next batch (or
+            # the batcher's retry) starts on a fresh one.
+            await self.close()
+            raise
+
+    async def _query(self, query: SendQuery) -> list[list[tuple]]:
+        connection = await self._connected()
+        prepared = settings.CHAT["SEND_PREPARED"]
+        db = connections[DEFAULT_DB_ALIAS]
+        with db.wrap_database_errors:
+            try:
+                return await _run(connection, *query.statement(prepared), query.then is not None)
+            except psycopg.errors.InvalidSqlStatementName:
+                # The session lost them (`DISCARD ALL`, a pooler's server reset); each query is
+                # a transaction of its own here, so the failed one stored nothing.
+                await self._prepare(connection)
+                return await _run(connection, *query.statement(prepared), query.then is not None)
+
+
+async def _run(connection: psycopg.AsyncConnection, sql: str, params: list, then: bool) -> list[list[tuple]]:
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql, params)
+        sets = [await cursor.fetchall()]
+        if then:
+            cursor.nextset()
+            sets.append(await cursor.fetchall())
+    return sets
+
+
+async def drive_async(steps: Steps, query: Callable[[SendQuery], Awaitable[list[list[tuple]]]]) -> Any:
+    """`messaging.services.drive` for the event loop: each `SendQuery` awaited with `query`,
+    each `Call` on the database thread, each `Publish` at once. An error of a step is raised
+    inside the steps, as the sync driver does."""
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = steps.throw(error) if error is not None else steps.send(answer)
+        except StopIteration as done:
+            return done.value
+        answer = error = None
+        try:
+            if isinstance(step, SendQuery):
+                answer = await query(step)
+            elif isinstance(step, Call):
+                answer = await call(functools.partial(step.fn, *step.args))
+            else:
+                publish_many_committed(step.items)
+        except Exception as exc:  # noqa: BLE001 - raised inside the steps, which decide
+            error = exc
