@@ -266,3 +266,45 @@ async def test_many_sends_into_many_conversations_are_each_written_once_in_order
             seen = [int(content) for c, content in order if c == conversation]
             assert seen == sorted(seen)
     assert batcher.idle
+
+
+async def test_on_the_event_loop_batches_keep_each_conversations_order(settings):
+    """Writers on the event loop (`write_async`): the same rules as writer threads."""
+    settings.CHAT = {**settings.CHAT, "SEND_WRITERS": 3, "SEND_BATCH_MAX": 4}
+    rng = random.Random(5)
+    written: list[tuple] = []
+    in_flight: set = set()
+    overlaps = []
+    threads = set()
+
+    async def write(requests):
+        threads.add(threading.current_thread().name)
+        conversations = {r.conversation_id for r in requests}
+        overlaps.append(conversations & in_flight)
+        in_flight.update(conversations)
+        await asyncio.sleep(rng.random() / 1000)
+        written.extend((r.conversation_id, r.content) for r in requests)
+        in_flight.difference_update(conversations)
+        return [SendResult(created=True) for _ in requests]
+
+    batcher = batching.SendBatcher(write_async=write)
+    answered: list[tuple] = []
+
+    async def send(conversation: str, content: str) -> None:
+        await batcher.submit(request(conversation, content))
+        answered.append((conversation, content))
+
+    futures = []
+    for n in range(300):
+        futures.append(asyncio.ensure_future(send(rng.choice("abcdefgh"), str(n))))
+        if rng.random() < 0.3:
+            await asyncio.sleep(0)
+    await asyncio.wait_for(asyncio.gather(*futures), 10)
+    assert threads == {threading.current_thread().name}
+    assert not any(overlaps) and batcher.stats["overlapped"] > 0
+    assert sorted(int(content) for _c, content in written) == list(range(300))
+    for conversation in "abcdefgh":
+        for order in (written, answered):
+            seen = [int(content) for c, content in order if c == conversation]
+            assert seen == sorted(seen)
+    assert batcher.idle and batcher._tasks == 0
