@@ -41,15 +41,21 @@ from messaging.services import (
 
 from .sync import call
 
+# Database OPTIONS that make Django set up its sessions in ways this driver does not repeat
+# (client-side binding is the driver's own; a role to assume, an isolation level): with any of
+# them, the writers stay threads on Django's connections.
+_SESSION_OPTIONS = ("server_side_binding", "assume_role", "isolation_level")
+
 
 def usable() -> bool:
-    """Whether send batches may run on the event loop: PostgreSQL, CHAT SEND_ON_LOOP, and
-    Django's default client-side binding (the driver binds as Django's connection does)."""
+    """Whether send batches may run on the event loop: PostgreSQL, CHAT SEND_ON_LOOP, and a
+    session this driver sets up as Django would (`_SESSION_OPTIONS`)."""
     db = connections[DEFAULT_DB_ALIAS]
+    options = db.settings_dict["OPTIONS"]
     return (
         settings.CHAT["SEND_ON_LOOP"]
         and db.vendor == "postgresql"
-        and not db.settings_dict["OPTIONS"].get("server_side_binding")
+        and not any(options.get(name) for name in _SESSION_OPTIONS)
     )
 
 

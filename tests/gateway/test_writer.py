@@ -163,8 +163,16 @@ async def test_the_batcher_retries_a_batch_whose_connection_was_lost_on_a_fresh_
     await connection.close()
 
 
-async def test_the_batcher_uses_the_event_loop_only_where_it_may(settings):
+async def test_the_batcher_uses_the_event_loop_only_where_it_may(settings, monkeypatch):
+    from django.db import connections
+
     settings.CHAT = {**settings.CHAT, "SEND_ON_LOOP": True}
+    assert writer.usable()
+    options = connections["default"].settings_dict["OPTIONS"]
+    for name, value in [("server_side_binding", True), ("assume_role", "chat"), ("isolation_level", 3)]:
+        monkeypatch.setitem(options, name, value)
+        assert not writer.usable()
+        monkeypatch.delitem(options, name)
     assert writer.usable()
     settings.CHAT = {**settings.CHAT, "SEND_ON_LOOP": False}
     assert not writer.usable()
