@@ -19,6 +19,7 @@ connection). CHAT SEND_PREPARED: the two statements are prepared on it once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,10 +65,15 @@ class LoopWriter:
 
     def __init__(self) -> None:
         self._connection: psycopg.AsyncConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _connected(self) -> psycopg.AsyncConnection:
+        loop = asyncio.get_running_loop()
         if self._connection is not None and not self._connection.closed:
-            return self._connection
+            if self._loop is loop:
+                return self._connection
+            # Made on another event loop (a test's, now gone): its waits belong there.
+            self._connection.pgconn.finish()
         db = connections[DEFAULT_DB_ALIAS]
         params = db.get_connection_params()  # builds a dict: no I/O, safe on the loop
         params.pop("cursor_factory", None)
@@ -79,7 +85,7 @@ class LoopWriter:
                 await connection.execute("SET TIME ZONE 'UTC'")
             if settings.CHAT["SEND_PREPARED"]:
                 await self._prepare(connection)
-        self._connection = connection
+        self._connection, self._loop = connection, loop
         return connection
 
     @staticmethod

@@ -202,3 +202,14 @@ async def test_a_retry_the_probe_missed_is_answered_with_the_original(
     assert results[0].message.pk == original.message.pk and not results[0].created
     assert results[1].created and results[1].message.seq == 2
     assert [event["message"]["content"] for _groups, event in bus_sent] == ["reply"]
+
+
+def test_a_connection_made_on_another_event_loop_is_replaced(alice, bob, bus_sent):
+    made = writer.LoopWriter()
+    chat = direct(alice, bob)
+    asyncio.run(made.write(sends((alice, chat, "first", None))))
+    first = made._connection
+    (result,) = asyncio.run(made.write(sends((alice, chat, "second", None))))
+    assert result.created and result.message.seq == 2
+    assert made._connection is not first and first.closed
+    asyncio.run(made.close())
