@@ -80,3 +80,27 @@ def instance(connection: BaseDatabaseWrapper, model: type[M], row: Sequence[Any]
     fields = concrete_fields(model)
     values = converted(connection, fields, row)
     return model.from_db(connection.alias, [field.attname for field in fields], values)
+
+
+def maker(connection: BaseDatabaseWrapper, model: type[M]) -> Callable[[Sequence[Any]], M]:
+    """`instance` for the many rows of one statement: the converters and the attribute names
+    looked up once, not per row (`converted` hashes the field tuple and reads the connection
+    for every row: 9 µs a row of Message on the bench machine, as much as making the instance)."""
+    fields = concrete_fields(model)
+    names = [field.attname for field in fields]
+    alias = connection.alias
+    chains = _converters(connection.vendor, fields, alias)
+    from_db = model.from_db
+    if not chains:
+        return lambda row: from_db(alias, names, row)
+
+    def make(row: Sequence[Any]) -> M:
+        values = list(row)
+        for index, chain, col in chains:
+            value = values[index]
+            for convert in chain:
+                value = convert(value, col, connection)
+            values[index] = value
+        return from_db(alias, names, values)
+
+    return make

@@ -4,12 +4,15 @@ the unique keys of self and direct conversations and their lookups, typing targe
 co-members a presence change is pushed to."""
 
 from dataclasses import dataclass
+from functools import cache
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, QuerySet
 
 from accounts.models import User
 from accounts.selectors import users_in_realm
+from chatproject.core import rows
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
@@ -30,17 +33,45 @@ def membership_get(
     """
     if not is_public_id(conversation_id):
         raise _not_found()
-    membership = (
-        Membership.objects.select_related("conversation")
-        .filter(user=user, conversation__public_id=conversation_id)
-        .first()
-    )
+    membership = _membership_with_conversation(user.pk, conversation_id)
     if membership is None:
         raise _not_found()
     if membership.left_at is not None and not include_left:
         raise _not_found()
     if kind is not None and membership.conversation.kind != kind:
         raise _not_found()
+    return membership
+
+
+@cache
+def _membership_sql(vendor: str) -> str:
+    m, c = Membership._meta, Conversation._meta
+    db = connections[DEFAULT_DB_ALIAS]
+    return (
+        f"SELECT {rows.columns(db, 'm', rows.concrete_fields(Membership))}, "  # noqa: S608
+        f"{rows.columns(db, 'c', rows.concrete_fields(Conversation))} "
+        f"FROM {rows.table(db, Membership)} m JOIN {rows.table(db, Conversation)} c "
+        f"ON {rows.q(db, 'c', c.pk.column)} = {rows.q(db, 'm', m.get_field('conversation').column)} "
+        f"WHERE {rows.q(db, 'm', m.get_field('user').column)} = %s "
+        f"AND {rows.q(db, 'c', c.get_field('public_id').column)} = %s"
+    )
+
+
+def _membership_with_conversation(user_pk: int, conversation_id: str) -> Membership | None:
+    """The membership of `user_pk` in the conversation `conversation_id` (public id), with its
+    conversation, or None: `select_related("conversation")` in hand-written SQL. Every history
+    page, mark-read and typing event starts here, and through the ORM building the query cost
+    more CPU than running it (bench/README.md, session 5). At most one row: a member has one
+    membership of a conversation (`membership_unique`)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(_membership_sql(db.vendor), [user_pk, conversation_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(rows.concrete_fields(Membership))
+    membership = rows.maker(db, Membership)(row[:n])
+    Membership.conversation.field.set_cached_value(membership, rows.maker(db, Conversation)(row[n:]))
     return membership
 
 
