@@ -3,11 +3,9 @@ the viewer may see them) and seen-by, reactions, edit histories, and the attachm
 files may be served."""
 
 from dataclasses import dataclass, field
-from functools import cache
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
 
 from accounts.models import User
 from chatproject.core import rows
@@ -15,7 +13,8 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
 from ..models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction
-from .access import direct_partner, membership_get, message_get_for_member
+from . import pages
+from .access import direct_partner, membership_checked, membership_get, message_get_for_member
 
 
 def message_history(
@@ -35,106 +34,56 @@ def message_history(
     A member who left reads only up to the moment they left (`include_left=False`: not at all,
     for protocols whose clients lose the room when they leave it).
     """
-    membership = membership_get(
-        user=user, conversation_id=conversation_id, include_left=include_left, kind=kind
-    )
-    page = _page_size(limit)
-    messages = _page(
-        membership.conversation_id,
-        left_seq=membership.left_seq,
-        before=None if before is None else _seq(before, "before"),
-        after=None if after is None else _seq(after, "after"),
-        limit=page,
+    membership, messages, _members, _reactions = _history_page(
+        user=user,
+        conversation_id=conversation_id,
+        before=before,
+        after=after,
+        limit=limit,
+        kind=kind,
+        include_left=include_left,
     )
     return membership.conversation, messages
 
 
-# A page in hand-written SQL (chatproject.core.rows): the messages with the messages they quote
-# and their attachments joined, then their senders, each distinct one made once. The same
-# instances a QuerySet with `prefetch_related("sender", "reply_to__sender", "attachment")`
-# made, and every consumer reads them as before; through the ORM, building the three or four
-# queries and prefetching cost about 8 ms of CPU a page of 50 on the bench machine against
-# 0.7 ms for the query itself (bench/README.md, history, session 5). The quoted message and
-# the attachment are joined, not prefetched: their columns are NULL on rows without them, and
-# the round trips were the cost once the ORM was gone.
-
-
-@cache
-def _page_sql(vendor: str, left: bool, before: bool, after: bool) -> str:
-    f, a = Message._meta, Attachment._meta
+def _history_page(
+    *,
+    user: User,
+    conversation_id: object,
+    before: object,
+    after: object,
+    limit: object,
+    kind: str | None = None,
+    include_left: bool = True,
+    members: str | None = None,
+    reactions: bool = False,
+) -> tuple[Membership, list[Message], list[tuple], dict[int, list["ReactionCount"]]]:
+    """`message_history`, with the `members` rows (`pages.members_sql`) and the reactions
+    (`message_reactions`) when asked for: two round trips in all (`pages`)."""
+    if not is_public_id(conversation_id):
+        membership_get(user=user, conversation_id=conversation_id)  # not_found
+    try:
+        page = _page_size(limit)
+        before = None if before is None else _seq(before, "before")
+        after = None if after is None else _seq(after, "after")
+    except ApplicationError:
+        # A conversation the caller may not read is not found, whatever else is wrong.
+        membership_get(user=user, conversation_id=conversation_id, include_left=include_left, kind=kind)
+        raise
     db = connections[DEFAULT_DB_ALIAS]
-    fields, attachment_fields = rows.concrete_fields(Message), rows.concrete_fields(Attachment)
-
-    def col(name: str) -> str:
-        return rows.q(db, "m", f.get_field(name).column)
-
-    where = [f"{col('conversation')} = %s"]
-    where += [f"{col('seq')} <= %s"] if left else []
-    where += [f"{col('seq')} < %s"] if before else []
-    where += [f"{col('seq')} > %s"] if after else []
-    return (
-        f"SELECT {rows.columns(db, 'm', fields)}, {rows.columns(db, 'r', fields)}, "  # noqa: S608
-        f"{rows.columns(db, 'a', attachment_fields)} FROM {rows.table(db, Message)} m "
-        f"LEFT JOIN {rows.table(db, Message)} r ON {rows.q(db, 'r', f.pk.column)} = {col('reply_to')} "
-        f"LEFT JOIN {rows.table(db, Attachment)} a ON {rows.q(db, 'a', a.pk.column)} = {col('attachment')} "
-        f"WHERE {' AND '.join(where)} ORDER BY {col('seq')} {'ASC' if after else 'DESC'} LIMIT %s"
+    membership, messages, found = pages.page_read(
+        db,
+        user_pk=user.pk,
+        conversation_id=conversation_id,
+        before=before,
+        after=after,
+        limit=page,
+        members=members,
     )
-
-
-@cache
-def _users_sql(vendor: str) -> str:
-    db = connections[DEFAULT_DB_ALIAS]
-    pk = rows.q(db, "u", User._meta.pk.column)
-    return (
-        f"SELECT {rows.columns(db, 'u', rows.concrete_fields(User))} "  # noqa: S608
-        f"FROM {rows.table(db, User)} u WHERE {pk} "
-    )
-
-
-def _page(
-    conversation_pk: int, *, left_seq: int | None, before: int | None, after: int | None, limit: int
-) -> list[Message]:
-    """Messages of the conversation in (after, min(before, left_seq + 1)), newest first, or
-    oldest first with `after`; at most `limit`."""
-    db = connections[DEFAULT_DB_ALIAS]
-    sql = _page_sql(db.vendor, left_seq is not None, before is not None, after is not None)
-    bounds = [value for value in (left_seq, before, after) if value is not None]
-    n = len(rows.concrete_fields(Message))
-    message, attachment = rows.maker(db, Message), rows.maker(db, Attachment)
-    reply_field, attachment_field = Message.reply_to.field, Message.attachment.field
-    messages: list[Message] = []
-    quoted: list[Message] = []
-    with db.cursor() as cursor:
-        cursor.execute(sql, [conversation_pk, *bounds, limit])
-        for row in cursor.fetchall():
-            m = message(row[:n])
-            messages.append(m)
-            if m.reply_to_id is not None:
-                target = message(row[n : 2 * n])
-                reply_field.set_cached_value(m, target)
-                quoted.append(target)
-            if m.attachment_id is not None:
-                file = attachment(row[2 * n :])
-                attachment_field.set_cached_value(m, file)
-                attachment_field.remote_field.set_cached_value(file, m)
-    _with_senders(db, messages + quoted)
-    return messages
-
-
-def _with_senders(db: BaseDatabaseWrapper, messages: list[Message]) -> None:
-    """Each message's sender cached on it, from one query (none when no message has one)."""
-    pks = {m.sender_id for m in messages} - {None}
-    if not pks:
-        return
-    where, params = rows.any_of(db, sorted(pks))
-    user = rows.maker(db, User)
-    with db.cursor() as cursor:
-        cursor.execute(_users_sql(db.vendor) + where, params)
-        senders = {u.pk: u for u in map(user, cursor.fetchall())}
-    sender_field = Message.sender.field
-    for m in messages:
-        if m.sender_id is not None:
-            sender_field.set_cached_value(m, senders.get(m.sender_id))
+    membership = membership_checked(membership, include_left=include_left, kind=kind)
+    shown = [m.pk for m in messages if m.hidden_at is None and m.deleted_at is None] if reactions else []
+    counted = pages.senders_and_reactions(db, messages, reactions_of=shown, viewer_pk=user.pk)
+    return membership, messages, found, _reaction_counts(counted)
 
 
 @dataclass(frozen=True)
@@ -161,8 +110,8 @@ def message_page(
     A short page is the last one. Sequence numbers start at 1 with no gaps, so a page reaching
     seq 1 is the oldest even when it is full.
     """
-    conversation, messages = message_history(
-        user=user, conversation_id=conversation_id, before=before, after=after, limit=limit
+    membership, messages, _members, reactions = _history_page(
+        user=user, conversation_id=conversation_id, before=before, after=after, limit=limit, reactions=True
     )
     full = len(messages) == _page_size(limit)
     next_before = next_after = None
@@ -170,8 +119,7 @@ def message_page(
         next_before = messages[-1].seq
     if messages and full and after is not None:
         next_after = messages[-1].seq
-    reactions = message_reactions(messages=messages, viewer=user)
-    return MessagePage(conversation, messages, next_before, next_after, reactions)
+    return MessagePage(membership.conversation, messages, next_before, next_after, reactions)
 
 
 def _page_size(limit: int | None) -> int:
@@ -219,17 +167,29 @@ def conversation_page(
 ) -> ConversationPage:
     """A page of history with what a client needs to show it: read pointers and, for direct
     chats, the partner."""
-    conversation, messages = message_history(
-        user=user, conversation_id=conversation_id, before=before, limit=limit, kind=kind
+    direct = kind == Conversation.Kind.DIRECT
+    members = pages.MEMBERS if direct else None if kind == Conversation.Kind.SELF else pages.POINTERS
+    membership, messages, found, reactions = _history_page(
+        user=user,
+        conversation_id=conversation_id,
+        before=before,
+        after=None,
+        limit=limit,
+        kind=kind,
+        members=members,
+        reactions=True,
     )
-    partner = None
-    if kind == Conversation.Kind.DIRECT:
-        pointers, partner = _direct_pointers_and_partner(conversation=conversation, viewer=user)
-    elif kind != Conversation.Kind.SELF:
-        pointers = read_pointers_visible(conversation=conversation, viewer=user)
-    else:
-        pointers = {}
-    reactions = message_reactions(messages=messages, viewer=user)
+    conversation, partner = membership.conversation, None
+    if direct:
+        # `direct_partner`: the first other membership by pk, current or left; without one, a
+        # chat request's recipient if one waits (rare: asked again, as before).
+        other = next((row for row in found if row[0] != user.pk), None)
+        if other is None:
+            partner = direct_partner(conversation=conversation, user=user)
+        else:
+            partner = rows.maker(connections[DEFAULT_DB_ALIAS], User)(other[5:])
+        found = [row[:4] for row in found if row[4] is None]  # the current members' pointers
+    pointers = _visible(found, user) if members is not None else {}
     return ConversationPage(conversation, messages, pointers, partner, reactions)
 
 
@@ -249,15 +209,13 @@ def read_pointers_visible(*, conversation: Conversation, viewer: User) -> dict[s
     """`read_pointers` as `viewer` may see them: always their own; the other members' only when
     both the viewer and that member have read receipts on (private receipts, as in Matrix)."""
     db = connections[DEFAULT_DB_ALIAS]
-    with db.cursor() as cursor:
-        cursor.execute(_members_sql(db.vendor, False), [conversation.pk])
-        found = cursor.fetchall()
+    [found] = pages.fetched(db, [(pages.members_sql(db.vendor, pages.POINTERS, False), [conversation.pk])])
     return _visible(found, viewer)
 
 
 def _visible(found: list[tuple], viewer: User) -> dict[str, int]:
-    """The pointers `viewer` may see among current members' (user pk, public id, last read seq,
-    receipts enabled) rows."""
+    """The pointers `viewer` may see, from the current members' (user pk, public id, last read
+    seq, receipts enabled) rows."""
     own = next((enabled for pk, _id, _seq, enabled in found if pk == viewer.pk), None)
     viewer_enabled = user_receipts_enabled(viewer) if own is None else own
     return {
@@ -265,50 +223,6 @@ def _visible(found: list[tuple], viewer: User) -> dict[str, int]:
         for pk, public_id, seq, enabled in found
         if pk == viewer.pk or (viewer_enabled and enabled)
     }
-
-
-@cache
-def _members_sql(vendor: str, with_users: bool) -> str:
-    """(user pk, public id, last read seq, read receipts enabled) of the conversation's (`%s`)
-    current members; `with_users`: of every membership, current or left, then whether it is
-    current and the user's columns, in the order of the memberships' pks."""
-    m, u = Membership._meta, User._meta
-    db = connections[DEFAULT_DB_ALIAS]
-    left_at = rows.q(db, "m", m.get_field("left_at").column)
-    select = ", ".join(
-        [
-            rows.q(db, "m", m.get_field("user").column),
-            rows.q(db, "u", u.get_field("public_id").column),
-            rows.q(db, "m", m.get_field("last_read_seq").column),
-            rows.q(db, "u", u.get_field("read_receipts_enabled").column),
-        ]
-        + ([left_at, rows.columns(db, "u", rows.concrete_fields(User))] if with_users else [])
-    )
-    return (
-        f"SELECT {select} FROM {rows.table(db, Membership)} m "  # noqa: S608
-        f"JOIN {rows.table(db, User)} u ON {rows.q(db, 'u', u.pk.column)} = {rows.q(db, 'm', m.get_field('user').column)} "
-        f"WHERE {rows.q(db, 'm', m.get_field('conversation').column)} = %s "
-        + ("" if with_users else f"AND {left_at} IS NULL ")
-        + f"ORDER BY {rows.q(db, 'm', m.pk.column)}"
-    )
-
-
-def _direct_pointers_and_partner(
-    *, conversation: Conversation, viewer: User
-) -> tuple[dict[str, int], User | None]:
-    """`read_pointers_visible` and `direct_partner` of a direct chat from one query: its two
-    membership rows, each with its user."""
-    db = connections[DEFAULT_DB_ALIAS]
-    with db.cursor() as cursor:
-        cursor.execute(_members_sql(db.vendor, True), [conversation.pk])
-        found = cursor.fetchall()
-    pointers = _visible([row[:4] for row in found if row[4] is None], viewer)
-    # `direct_partner`: the first other membership by pk, current or left.
-    other = next((row for row in found if row[0] != viewer.pk), None)
-    if other is None:
-        # No other member yet: a chat request's recipient, if one waits (rare; as before).
-        return pointers, direct_partner(conversation=conversation, user=viewer)
-    return pointers, rows.maker(db, User)(other[5:])
 
 
 def message_seqs(*, conversation: Conversation, message_ids: list[str]) -> dict[str, int]:
@@ -407,34 +321,19 @@ def message_reactions(*, messages: list[Message], viewer: User) -> dict[int, lis
     if not pks:
         return {}
     db = connections[DEFAULT_DB_ALIAS]
-    where, params = rows.any_of(db, pks)
-    select, group = _reactions_sql(db.vendor)
-    found: dict[int, list[ReactionCount]] = {}
-    with db.cursor() as cursor:
-        cursor.execute(f"{select} {where} {group}", [viewer.pk, *params])
-        for message_id, emoji, count, mine in cursor.fetchall():
-            shown = found.setdefault(message_id, [])
-            if len(shown) < REACTIONS_SHOWN:
-                shown.append(ReactionCount(emoji, count, mine > 0))
-    return found
+    [found] = pages.fetched(db, [pages.reactions_statement(db, pks, viewer.pk)])
+    return _reaction_counts(found)
 
 
-@cache
-def _reactions_sql(vendor: str) -> tuple[str, str]:
-    """The grouped reactions query around `message_id <in the page>`: hand-written, as the
-    page (with 50 ids the ORM's statement was also too long for psycopg's statement cache)."""
-    r = Reaction._meta
-    db = connections[DEFAULT_DB_ALIAS]
-    message, emoji = (
-        rows.q(db, "r", r.get_field("message").column),
-        rows.q(db, "r", r.get_field("emoji").column),
-    )
-    count = f"COUNT({rows.q(db, 'r', r.pk.column)})"
-    mine = f"COUNT(CASE WHEN {rows.q(db, 'r', r.get_field('user').column)} = %s THEN 1 END)"
-    return (
-        f"SELECT {message}, {emoji}, {count}, {mine} FROM {rows.table(db, Reaction)} r WHERE {message}",  # noqa: S608
-        f"GROUP BY {message}, {emoji} ORDER BY {message} ASC, {count} DESC, {emoji} ASC",
-    )
+def _reaction_counts(found: list[tuple]) -> dict[int, list[ReactionCount]]:
+    """`message_reactions` of the (message pk, emoji, count, the viewer's count) rows, in their
+    order (most used first per message)."""
+    counts: dict[int, list[ReactionCount]] = {}
+    for message_id, emoji, count, mine in found:
+        shown = counts.setdefault(message_id, [])
+        if len(shown) < REACTIONS_SHOWN:
+            shown.append(ReactionCount(emoji, count, mine > 0))
+    return counts
 
 
 def reactions_of_user(*, user: User, message: Message) -> list[str]:
