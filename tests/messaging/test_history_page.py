@@ -18,8 +18,8 @@ from accounts.models import User
 from gateway.protocols import expresschat
 from messaging import selectors, services, uploads
 from messaging.models import Attachment, ChatRequest, Conversation, Membership, Message, Reaction
-from messaging.selectors.history import REACTIONS_SHOWN, ConversationPage, MessagePage, ReactionCount
-from messaging.serializers import MessagePageOutput
+from messaging.selectors.history import REACTIONS_SHOWN, ConversationPage, ReactionCount
+from messaging.serializers import MessageOutput, MessagePageOutput
 
 from .conftest import direct, group, leave, self_chat, send
 
@@ -321,17 +321,29 @@ def test_rest_and_socket_renderings_are_byte_for_byte_those_of_the_orm_read(alic
             ("", {}),
             ("?limit=3", {"limit": 3}),
             ("?before=12&limit=5", {"before": 12, "limit": 5}),
+            ("?after=3&limit=4", {"after": 3, "limit": 4}),
+            ("?after=3&limit=200", {"after": 3, "limit": 200}),
         ]:
             response = client_for(alice).get(f"/api/conversations/{conversation.public_id}/messages/{query}")
             assert response.status_code == 200
             old_conversation, old_messages = _orm_history(alice.user, conversation.public_id, **window)
             limit = window.get("limit", 50)
             full = len(old_messages) == limit
-            next_before = old_messages[-1].seq if old_messages and full and old_messages[-1].seq > 1 else None
-            old_page = MessagePage(
-                old_conversation, old_messages, next_before, None, _orm_reactions(old_messages, alice.user)
-            )
-            assert response.content == renderer.render(MessagePageOutput(old_page).data)
+            last = old_messages[-1].seq if old_messages and full else None
+            catching_up = "after" in window
+            next_before = last if last is not None and not catching_up and last > 1 else None
+            next_after = last if catching_up else None
+            # As the DRF serializer renders the ORM's page (MessagePageOutput no longer uses it).
+            context = {
+                "conversation": old_conversation,
+                "reactions": _orm_reactions(old_messages, alice.user),
+            }
+            old_body = {
+                "results": MessageOutput(old_messages, many=True, context=context).data,
+                "next_before": next_before,
+                "next_after": next_after,
+            }
+            assert response.content == renderer.render(old_body)
     for conversation, kind, render in [
         (chat, "direct", expresschat.personal_message),
         (room, "group", expresschat.group_message),
