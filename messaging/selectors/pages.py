@@ -149,6 +149,12 @@ def page_read(
     """The first round trip: the caller's membership (None if not a member), the page (newest
     first, oldest first with `after`) with the quoted messages and attachments cached on its
     messages, and the `members` rows (`members_sql`) when asked for."""
+    # Bounds past any sequence number (a socket client's JSON integer may be): as the ORM read
+    # them, no bound before, nothing after (and no integer the database driver cannot take).
+    if before is not None and before > SEQ_MAX:
+        before = None
+    if after is not None and after > SEQ_MAX:
+        after = SEQ_MAX
     key = [user_pk, conversation_id]
     params = [*key, SEQ_MAX, *key]
     params += [value for value in (before, after) if value is not None]

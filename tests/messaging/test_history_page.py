@@ -217,6 +217,9 @@ WINDOWS = [
     {"after": 0},
     {"after": 15, "before": 22},
     {"after": 999},
+    {"before": 2**70},  # past any bigint: no bound
+    {"after": 2**70},  # nothing after it
+    {"after": 2**63 - 1},
 ]
 
 
