@@ -16,11 +16,8 @@ from typing import Any, TypeVar
 
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import signals
 from django.db.models.base import ModelState
-from django.db.models.fields.files import FileDescriptor
-from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
-from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 
 M = TypeVar("M", bound=models.Model)
 Converters = tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
@@ -89,7 +86,11 @@ def instance(connection: BaseDatabaseWrapper, model: type[M], row: Sequence[Any]
 
 # The class attributes of columns whose setting by `Model.__init__` only stores the value in the
 # instance's __dict__ (a new instance has no related object cached for a foreign key to drop).
-_PLAIN_ATTRIBUTES = (DeferredAttribute, ForeignKeyDeferredAttribute, FileDescriptor)
+_PLAIN_ATTRIBUTES = (
+    models.query_utils.DeferredAttribute,
+    models.fields.related_descriptors.ForeignKeyDeferredAttribute,
+    models.fields.files.FileDescriptor,
+)
 
 
 def _made_as_init_makes(model: type[models.Model], names: Sequence[str]) -> bool:
@@ -99,8 +100,8 @@ def _made_as_init_makes(model: type[models.Model], names: Sequence[str]) -> bool
     return (
         model.__init__ is models.Model.__init__
         and model.from_db.__func__ is models.Model.from_db.__func__
-        and not signals.pre_init.has_listeners(model)
-        and not signals.post_init.has_listeners(model)
+        and not pre_init.has_listeners(model)
+        and not post_init.has_listeners(model)
         and all(type(getattr(model, name, None)) in _PLAIN_ATTRIBUTES for name in names)
     )
 
