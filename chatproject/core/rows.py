@@ -67,23 +67,6 @@ def converted(connection: BaseDatabaseWrapper, fields: tuple[models.Field, ...],
     return values
 
 
-def any_of(connection: BaseDatabaseWrapper, values: Sequence[Any]) -> tuple[str, list]:
-    """`<column> {sql}` is true for the values in `values` (not empty): one array parameter on
-    PostgreSQL, so the statement text is the same whatever their number (psycopg caches the
-    parsing of a statement by its text), a placeholder each elsewhere."""
-    if connection.vendor == "postgresql":
-        return "= ANY(%s)", [list(values)]
-    return f"IN ({', '.join(['%s'] * len(values))})", list(values)
-
-
-def instance(connection: BaseDatabaseWrapper, model: type[M], row: Sequence[Any]) -> M:
-    """A model instance from a row of `columns(..., concrete_fields(model))`, as a QuerySet
-    would have made it."""
-    fields = concrete_fields(model)
-    values = converted(connection, fields, row)
-    return model.from_db(connection.alias, [field.attname for field in fields], values)
-
-
 # The class attributes of columns whose setting by `Model.__init__` only stores the value in the
 # instance's __dict__ (a new instance has no related object cached for a foreign key to drop).
 _PLAIN_ATTRIBUTES = (
@@ -146,3 +129,20 @@ def maker(connection: BaseDatabaseWrapper, model: type[M]) -> Callable[[Sequence
         return from_db(alias, names, values)
 
     return make
+
+
+def any_of(connection: BaseDatabaseWrapper, values: Sequence[Any]) -> tuple[str, list]:
+    """`<column> {sql}` is true for the values in `values` (not empty): one array parameter on
+    PostgreSQL, so the statement text is the same whatever their number (psycopg caches the
+    parsing of a statement by its text), a placeholder each elsewhere."""
+    if connection.vendor == "postgresql":
+        return "= ANY(%s)", [list(values)]
+    return f"IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def instance(connection: BaseDatabaseWrapper, model: type[M], row: Sequence[Any]) -> M:
+    """A model instance from a row of `columns(..., concrete_fields(model))`, as a QuerySet
+    would have made it."""
+    fields = concrete_fields(model)
+    values = converted(connection, fields, row)
+    return model.from_db(connection.alias, [field.attname for field in fields], values)
