@@ -7,14 +7,17 @@ Run by bench/run.py as a Django script on the bench database, pinned to the serv
 2. MESSAGES rows in one INSERT ... SELECT generate_series, and conversation.last_seq set.
 3. `messaging.selectors.message_history` (what every history read goes through) timed for the
    newest page and for the page DEPTH messages deep (keyset: before = last_seq - DEPTH + 1),
-   ITERATIONS times each after WARMUP untimed calls; `conversation_page` (the socket handler's
-   selector: history + read pointers + partner) likewise.
+   ITERATIONS times each after WARMUP untimed calls (wall time, and the thread's CPU time);
+   `conversation_page` (the socket handler's selector: history + read pointers + partner)
+   likewise.
 4. The floor: the one keyset SQL query alone, through the same driver.
-5. EXPLAIN (ANALYZE, BUFFERS) of every query the selector ran, written to PLANS.txt.
+5. EXPLAIN (ANALYZE, BUFFERS) of every statement the selector ran, written to PLANS.txt (the
+   statements of one round trip, sent together, each on its own).
 """
 
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -86,25 +89,31 @@ def _fill(conversation: Conversation, a: User, b: User, count: int) -> float:
 
 
 def _time(fn, iterations: int, warmup: int) -> dict:
+    """Wall time per call, and this thread's CPU time per call (`cpu_*`): the machine may be
+    shared, and CPU time is what a change to the selector moves."""
     for _ in range(warmup):
         fn()
-    samples = []
+    samples, cpu = [], []
     for _ in range(iterations):
-        started = time.perf_counter_ns()
+        started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
         fn()
+        cpu.append((time.thread_time_ns() - started_cpu) / 1e6)
         samples.append((time.perf_counter_ns() - started) / 1e6)
     samples.sort()
+    cpu.sort()
 
-    def at(p: float) -> float:
-        return round(samples[min(len(samples) - 1, max(0, int(-(-p * len(samples) // 100)) - 1))], 3)
+    def at(values: list[float], p: float) -> float:
+        return round(values[min(len(values) - 1, max(0, int(-(-p * len(values) // 100)) - 1))], 3)
 
     return {
         "count": len(samples),
         "mean": round(statistics.fmean(samples), 3),
-        "p50": at(50),
-        "p90": at(90),
-        "p99": at(99),
+        "p50": at(samples, 50),
+        "p90": at(samples, 90),
+        "p99": at(samples, 99),
         "max": round(samples[-1], 3),
+        "cpu_p50": at(cpu, 50),
+        "cpu_p99": at(cpu, 99),
     }
 
 
@@ -113,9 +122,12 @@ def _explain(call) -> tuple[str, list[dict]]:
     with CaptureQueriesContext(connection) as captured:
         call()
     text, plans = [], []
+    # The selector sends the statements of one round trip together ("a; b"): each is explained.
+    statements = [
+        sql for query in captured.captured_queries for sql in re.split(r";\s+(?=SELECT\b)", query["sql"])
+    ]
     with connection.cursor() as cursor:
-        for query in captured.captured_queries:
-            sql = query["sql"]
+        for sql in statements:
             cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
             plan = "\n".join(row[0] for row in cursor.fetchall())
             text.append(f"-- {sql}\n{plan}\n")
@@ -208,7 +220,10 @@ def main() -> None:
     results["message_queries_use_index"] = bool(message_plans) and all(
         p["uses_index"] and not p["seq_scan"] for p in message_plans
     )
-    results["queries_per_call"] = len(newest_plans)
+    results["queries_per_call"] = len(newest_plans)  # statements
+    with CaptureQueriesContext(connection) as captured:
+        message_history(user=a, conversation_id=chat, limit=page)
+    results["round_trips_per_call"] = len(captured.captured_queries)
     out.write_text(json.dumps(results))
 
 

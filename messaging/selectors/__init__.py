@@ -6,6 +6,7 @@ Split by concern; callers import from this package and need not know the modules
   typing targets and co-members (presence audiences);
 - `lists`: conversation summaries, the handshake snapshot, conversation lists, unread counts;
 - `history`: history pages, read pointers and seen-by, reactions, edits, served attachments;
+- `pages`: the hand-written statements of a history page, in two round trips;
 - `sync`: `conversation_changes`, what a returning client missed;
 - `requests`: chat requests as their requester and recipient see them.
 """

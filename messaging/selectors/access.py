@@ -3,13 +3,19 @@ goes through `membership_get` / `conversation_get_for_member`, so a non-member l
 the unique keys of self and direct conversations and their lookups, typing targets and the
 co-members a presence change is pushed to."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, QuerySet
 
 from accounts.models import User
 from accounts.selectors import users_in_realm
+from chatproject.core import rows
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
@@ -30,17 +36,52 @@ def membership_get(
     """
     if not is_public_id(conversation_id):
         raise _not_found()
-    membership = (
-        Membership.objects.select_related("conversation")
-        .filter(user=user, conversation__public_id=conversation_id)
-        .first()
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(membership_sql(db.vendor), [user.pk, conversation_id])
+        row = cursor.fetchone()
+    return membership_checked(
+        None if row is None else membership_of_row(db, row), include_left=include_left, kind=kind
     )
+
+
+def membership_checked(
+    membership: Membership | None, *, include_left: bool = False, kind: str | None = None
+) -> Membership:
+    """`membership_get`'s rules, for a membership read with other statements (history pages
+    read it in the same round trip as the page): None is not a member."""
     if membership is None:
         raise _not_found()
     if membership.left_at is not None and not include_left:
         raise _not_found()
     if kind is not None and membership.conversation.kind != kind:
         raise _not_found()
+    return membership
+
+
+# The membership with its conversation (`select_related("conversation")`) in hand-written SQL
+# (chatproject.core.rows): every history page, mark-read and typing event starts here, and
+# through the ORM building the query cost more CPU than running it (bench/README.md, session
+# 5). `%s`: the user's pk, the conversation's public id; at most one row (`membership_unique`).
+@cache
+def membership_sql(vendor: str) -> str:
+    m, c = Membership._meta, Conversation._meta
+    db = connections[DEFAULT_DB_ALIAS]
+    return (
+        f"SELECT {rows.columns(db, 'm', rows.concrete_fields(Membership))}, "  # noqa: S608
+        f"{rows.columns(db, 'c', rows.concrete_fields(Conversation))} "
+        f"FROM {rows.table(db, Membership)} m JOIN {rows.table(db, Conversation)} c "
+        f"ON {rows.q(db, 'c', c.pk.column)} = {rows.q(db, 'm', m.get_field('conversation').column)} "
+        f"WHERE {rows.q(db, 'm', m.get_field('user').column)} = %s "
+        f"AND {rows.q(db, 'c', c.get_field('public_id').column)} = %s"
+    )
+
+
+def membership_of_row(db: BaseDatabaseWrapper, row: Sequence[Any]) -> Membership:
+    """The instances of a `membership_sql` row."""
+    n = len(rows.concrete_fields(Membership))
+    membership = rows.maker(db, Membership)(row[:n])
+    Membership.conversation.field.set_cached_value(membership, rows.maker(db, Conversation)(row[n:]))
     return membership
 
 

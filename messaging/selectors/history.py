@@ -5,14 +5,16 @@ files may be served."""
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from accounts.models import User
+from chatproject.core import rows
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.ids import is_public_id
 
 from ..models import Attachment, Conversation, Membership, Message, MessageEdit, Reaction
-from .access import direct_partner, membership_get, message_get_for_member
+from . import pages
+from .access import direct_partner, membership_checked, membership_get, message_get_for_member
 
 
 def message_history(
@@ -32,26 +34,56 @@ def message_history(
     A member who left reads only up to the moment they left (`include_left=False`: not at all,
     for protocols whose clients lose the room when they leave it).
     """
-    membership = membership_get(
-        user=user, conversation_id=conversation_id, include_left=include_left, kind=kind
+    membership, messages, _members, _reactions = _history_page(
+        user=user,
+        conversation_id=conversation_id,
+        before=before,
+        after=after,
+        limit=limit,
+        kind=kind,
+        include_left=include_left,
     )
-    page = _page_size(limit)
-    qs: QuerySet[Message] = Message.objects.filter(conversation_id=membership.conversation_id)
-    if membership.left_seq is not None:
-        qs = qs.filter(seq__lte=membership.left_seq)
-    if before is not None:
-        qs = qs.filter(seq__lt=_seq(before, "before"))
-    if after is not None:
-        qs = qs.filter(seq__gt=_seq(after, "after")).order_by("seq")
-    else:
-        qs = qs.order_by("-seq")
-    # Senders, the quoted messages (with their senders) and attachments come in one query each,
-    # only when the page has any, and each distinct sender is built once. Joined into the page's
-    # own query they made every row wide: 2.3-2.6 ms of CPU for a page of 50 against 1.9 ms, for
-    # one or two more round trips (bench/README.md, history, session 4).
-    quoted = Prefetch("reply_to", queryset=Message.objects.select_related("sender"))
-    messages = list(qs.prefetch_related("sender", quoted, "attachment")[:page])
     return membership.conversation, messages
+
+
+def _history_page(
+    *,
+    user: User,
+    conversation_id: object,
+    before: object,
+    after: object,
+    limit: object,
+    kind: str | None = None,
+    include_left: bool = True,
+    members: str | None = None,
+    reactions: bool = False,
+) -> tuple[Membership, list[Message], list[tuple], dict[int, list["ReactionCount"]]]:
+    """`message_history`, with the `members` rows (`pages.members_sql`) and the reactions
+    (`message_reactions`) when asked for: two round trips in all (`pages`)."""
+    if not is_public_id(conversation_id):
+        membership_get(user=user, conversation_id=conversation_id)  # not_found
+    try:
+        page = _page_size(limit)
+        before = None if before is None else _seq(before, "before")
+        after = None if after is None else _seq(after, "after")
+    except ApplicationError:
+        # A conversation the caller may not read is not found, whatever else is wrong.
+        membership_get(user=user, conversation_id=conversation_id, include_left=include_left, kind=kind)
+        raise
+    db = connections[DEFAULT_DB_ALIAS]
+    membership, messages, found = pages.page_read(
+        db,
+        user_pk=user.pk,
+        conversation_id=conversation_id,
+        before=before,
+        after=after,
+        limit=page,
+        members=members,
+    )
+    membership = membership_checked(membership, include_left=include_left, kind=kind)
+    shown = [m.pk for m in messages if m.hidden_at is None and m.deleted_at is None] if reactions else []
+    counted = pages.senders_and_reactions(db, messages, reactions_of=shown, viewer_pk=user.pk)
+    return membership, messages, found, _reaction_counts(counted)
 
 
 @dataclass(frozen=True)
@@ -78,8 +110,8 @@ def message_page(
     A short page is the last one. Sequence numbers start at 1 with no gaps, so a page reaching
     seq 1 is the oldest even when it is full.
     """
-    conversation, messages = message_history(
-        user=user, conversation_id=conversation_id, before=before, after=after, limit=limit
+    membership, messages, _members, reactions = _history_page(
+        user=user, conversation_id=conversation_id, before=before, after=after, limit=limit, reactions=True
     )
     full = len(messages) == _page_size(limit)
     next_before = next_after = None
@@ -87,8 +119,7 @@ def message_page(
         next_before = messages[-1].seq
     if messages and full and after is not None:
         next_after = messages[-1].seq
-    reactions = message_reactions(messages=messages, viewer=user)
-    return MessagePage(conversation, messages, next_before, next_after, reactions)
+    return MessagePage(membership.conversation, messages, next_before, next_after, reactions)
 
 
 def _page_size(limit: int | None) -> int:
@@ -136,18 +167,29 @@ def conversation_page(
 ) -> ConversationPage:
     """A page of history with what a client needs to show it: read pointers and, for direct
     chats, the partner."""
-    conversation, messages = message_history(
-        user=user, conversation_id=conversation_id, before=before, limit=limit, kind=kind
+    direct = kind == Conversation.Kind.DIRECT
+    members = pages.MEMBERS if direct else None if kind == Conversation.Kind.SELF else pages.POINTERS
+    membership, messages, found, reactions = _history_page(
+        user=user,
+        conversation_id=conversation_id,
+        before=before,
+        after=None,
+        limit=limit,
+        kind=kind,
+        members=members,
+        reactions=True,
     )
-    pointers = (
-        read_pointers_visible(conversation=conversation, viewer=user)
-        if kind != Conversation.Kind.SELF
-        else {}
-    )
-    partner = (
-        direct_partner(conversation=conversation, user=user) if kind == Conversation.Kind.DIRECT else None
-    )
-    reactions = message_reactions(messages=messages, viewer=user)
+    conversation, partner = membership.conversation, None
+    if direct:
+        # `direct_partner`: the first other membership by pk, current or left; without one, a
+        # chat request's recipient if one waits (rare: asked again, as before).
+        other = next((row for row in found if row[0] != user.pk), None)
+        if other is None:
+            partner = direct_partner(conversation=conversation, user=user)
+        else:
+            partner = rows.maker(connections[DEFAULT_DB_ALIAS], User)(other[5:])
+        found = [row[:4] for row in found if row[4] is None]  # the current members' pointers
+    pointers = _visible(found, user) if members is not None else {}
     return ConversationPage(conversation, messages, pointers, partner, reactions)
 
 
@@ -166,16 +208,19 @@ def user_receipts_enabled(user: User) -> bool:
 def read_pointers_visible(*, conversation: Conversation, viewer: User) -> dict[str, int]:
     """`read_pointers` as `viewer` may see them: always their own; the other members' only when
     both the viewer and that member have read receipts on (private receipts, as in Matrix)."""
-    rows = list(
-        Membership.objects.filter(conversation=conversation, left_at__isnull=True).values_list(
-            "user_id", "user__public_id", "last_read_seq", "user__read_receipts_enabled"
-        )
-    )
-    own = next((enabled for pk, _id, _seq, enabled in rows if pk == viewer.pk), None)
+    db = connections[DEFAULT_DB_ALIAS]
+    [found] = pages.fetched(db, [(pages.members_sql(db.vendor, pages.POINTERS, False), [conversation.pk])])
+    return _visible(found, viewer)
+
+
+def _visible(found: list[tuple], viewer: User) -> dict[str, int]:
+    """The pointers `viewer` may see, from the current members' (user pk, public id, last read
+    seq, receipts enabled) rows."""
+    own = next((enabled for pk, _id, _seq, enabled in found if pk == viewer.pk), None)
     viewer_enabled = user_receipts_enabled(viewer) if own is None else own
     return {
         public_id: seq
-        for pk, public_id, seq, enabled in rows
+        for pk, public_id, seq, enabled in found
         if pk == viewer.pk or (viewer_enabled and enabled)
     }
 
@@ -275,18 +320,20 @@ def message_reactions(*, messages: list[Message], viewer: User) -> dict[int, lis
     pks = [m.pk for m in messages if m.hidden_at is None and m.deleted_at is None]
     if not pks:
         return {}
-    rows = (
-        Reaction.objects.filter(message_id__in=pks)
-        .values("message_id", "emoji")
-        .annotate(count=Count("id"), mine=Count("id", filter=Q(user_id=viewer.pk)))
-        .order_by("message_id", "-count", "emoji")
-    )
-    found: dict[int, list[ReactionCount]] = {}
-    for row in rows:
-        shown = found.setdefault(row["message_id"], [])
+    db = connections[DEFAULT_DB_ALIAS]
+    [found] = pages.fetched(db, [pages.reactions_statement(db, pks, viewer.pk)])
+    return _reaction_counts(found)
+
+
+def _reaction_counts(found: list[tuple]) -> dict[int, list[ReactionCount]]:
+    """`message_reactions` of the (message pk, emoji, count, the viewer's count) rows, in their
+    order (most used first per message)."""
+    counts: dict[int, list[ReactionCount]] = {}
+    for message_id, emoji, count, mine in found:
+        shown = counts.setdefault(message_id, [])
         if len(shown) < REACTIONS_SHOWN:
-            shown.append(ReactionCount(row["emoji"], row["count"], row["mine"] > 0))
-    return found
+            shown.append(ReactionCount(emoji, count, mine > 0))
+    return counts
 
 
 def reactions_of_user(*, user: User, message: Message) -> list[str]:
