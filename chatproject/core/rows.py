@@ -76,48 +76,73 @@ _PLAIN_ATTRIBUTES = (
 )
 
 
-def _made_as_init_makes(model: type[models.Model], names: Sequence[str]) -> bool:
-    """Whether `Model.from_db` would do no more for `model` than store each column in the new
-    instance's __dict__ after its state: neither the model nor `from_db` overridden, no receiver
-    of pre_init or post_init for it, no column behind a descriptor that does more."""
-    return (
-        model.__init__ is models.Model.__init__
-        and model.from_db.__func__ is models.Model.from_db.__func__
-        and not pre_init.has_listeners(model)
-        and not post_init.has_listeners(model)
-        and all(type(getattr(model, name, None)) in _PLAIN_ATTRIBUTES for name in names)
-    )
+@cache
+def _plain_names(model: type[models.Model]) -> tuple[str, ...] | None:
+    """The attribute names of `model`'s concrete fields in order, when `Model.from_db` does no
+    more for it than store each column in the new instance's __dict__ after its state (neither
+    `__init__` nor `from_db` overridden, no column behind a descriptor that does more); None
+    otherwise. Receivers of pre_init and post_init can come and go, so `_fast` asks about them
+    at each use."""
+    names = tuple(field.attname for field in concrete_fields(model))
+    if (
+        model.__init__ is not models.Model.__init__
+        or model.from_db.__func__ is not models.Model.from_db.__func__
+        or not all(type(getattr(model, name, None)) in _PLAIN_ATTRIBUTES for name in names)
+    ):
+        return None
+    return names
+
+
+def _fast(model: type[models.Model]) -> tuple[str, ...] | None:
+    names = _plain_names(model)
+    if names is None or pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return None
+    return names
+
+
+def _filled(model: type[M], alias: str, names: Sequence[str], values: Sequence[Any]) -> M:
+    new = model.__new__(model)
+    state = new.__dict__["_state"] = ModelState()
+    state.adding, state.db = False, alias
+    new.__dict__.update(zip(names, values, strict=True))
+    return new
+
+
+def made(model: type[M], alias: str, values: Sequence[Any]) -> M:
+    """`model.from_db(alias, attnames, values)` for a full row (a value for every concrete
+    field, in the model's order, already converted), without `Model.__init__`'s `setattr` per
+    field where that would do nothing more (`_fast`): the instance's `__dict__` is filled at
+    once, as `__init__` would leave it. 4 µs an instance instead of 8.7 (Membership) on the
+    bench machine; a send batch makes three per message (issue 19, session 5)."""
+    names = _fast(model)
+    if names is None:
+        return model.from_db(alias, [field.attname for field in concrete_fields(model)], values)
+    return _filled(model, alias, names, values)
 
 
 def maker(connection: BaseDatabaseWrapper, model: type[M]) -> Callable[[Sequence[Any]], M]:
-    """`instance` for the many rows of one statement: the converters and the attribute names
-    looked up once, not per row (`converted` hashes the field tuple and reads the connection
-    for every row: 9 µs a row of Message on the bench machine).
-
-    The instances are what `Model.from_db` makes (state, then each column in the instance's
-    __dict__, in field order), without its call of `Model.__init__` per row when that would
-    do nothing more (`_made_as_init_makes`): 2 µs an instance instead of 12.6 for Message on
-    the bench machine, and a page of history makes about 55 (bench/README.md, session 5)."""
+    """`instance` for the many rows of one statement: the converters, the attribute names and
+    whether `made` may fill `__dict__` looked up once, not per row (`converted` hashes the field
+    tuple and reads the connection for every row: 9 µs a row of Message on the bench machine;
+    an instance 2 µs instead of 12.6, and a page of history makes about 55: bench/README.md,
+    session 5)."""
     fields = concrete_fields(model)
-    names = [field.attname for field in fields]
     alias = connection.alias
     chains = _converters(connection.vendor, fields, alias)
+    names = _fast(model)
+    if names is None:
+        all_names = [field.attname for field in fields]
 
-    if _made_as_init_makes(model, names):
-        new = model.__new__
-
-        def from_db(_alias: str, _names: list[str], values: Sequence[Any]) -> M:
-            instance = new(model)
-            state = ModelState()
-            state.adding, state.db = False, alias
-            instance.__dict__["_state"] = state
-            instance.__dict__.update(zip(names, values, strict=True))
-            return instance
+        def build(values: Sequence[Any]) -> M:
+            return model.from_db(alias, all_names, values)
 
     else:
-        from_db = model.from_db
+
+        def build(values: Sequence[Any]) -> M:
+            return _filled(model, alias, names, values)
+
     if not chains:
-        return lambda row: from_db(alias, names, row)
+        return build
 
     def make(row: Sequence[Any]) -> M:
         values = list(row)
@@ -126,7 +151,7 @@ def maker(connection: BaseDatabaseWrapper, model: type[M]) -> Callable[[Sequence
             for convert in chain:
                 value = convert(value, col, connection)
             values[index] = value
-        return from_db(alias, names, values)
+        return build(values)
 
     return make
 
@@ -138,39 +163,6 @@ def any_of(connection: BaseDatabaseWrapper, values: Sequence[Any]) -> tuple[str,
     if connection.vendor == "postgresql":
         return "= ANY(%s)", [list(values)]
     return f"IN ({', '.join(['%s'] * len(values))})", list(values)
-
-
-@cache
-def _attnames(model: type[models.Model]) -> tuple[str, ...] | None:
-    """The attribute names of `model`'s concrete fields in order, when `made` may set them
-    directly; None for a model that makes its instances its own way (`from_db` or `__init__`
-    overridden)."""
-    if (
-        model.from_db.__func__ is not models.Model.from_db.__func__
-        or model.__init__ is not models.Model.__init__
-    ):
-        return None
-    return tuple(field.attname for field in concrete_fields(model))
-
-
-def made(model: type[M], alias: str, values: Sequence[Any]) -> M:
-    """`model.from_db(alias, attnames, values)` for a full row (a value for every concrete
-    field, in the model's order, already converted), without `Model.__init__`'s `setattr` per
-    field: the instance's `__dict__` is filled at once. It ends the same as what `__init__`
-    makes of a row (each field's value under its attname, a fresh `ModelState`): for a model's
-    own fields `setattr` only stores into `__dict__` (a foreign key's attname descriptor also
-    drops a cached related object, which a new instance has not got). A model with
-    `pre_init`/`post_init` receivers, or its own `from_db` or `__init__`, goes through
-    `from_db`. A send batch made three instances per message, and `__init__` was 6% of the
-    writer thread's samples (issue 19, session 5)."""
-    names = _attnames(model)
-    if names is None or pre_init.has_listeners(model) or post_init.has_listeners(model):
-        return model.from_db(alias, [field.attname for field in concrete_fields(model)], values)
-    new = model.__new__(model)
-    state = new.__dict__["_state"] = ModelState()
-    state.adding, state.db = False, alias
-    new.__dict__.update(zip(names, values, strict=True))
-    return new
 
 
 def instance(connection: BaseDatabaseWrapper, model: type[M], row: Sequence[Any]) -> M:

@@ -355,7 +355,11 @@ def test_rest_and_socket_renderings_are_byte_for_byte_those_of_the_orm_read(alic
         old = _orm_conversation_page(alice.user, conversation.public_id, kind)
         new_wire = [render(m, new.read_pointers, new.reactions.get(m.pk, ())) for m in new.messages]
         old_wire = [render(m, old.read_pointers, old.reactions.get(m.pk, ())) for m in old.messages]
-        assert json.dumps(new_wire, ensure_ascii=False) == json.dumps(old_wire, ensure_ascii=False)
+        # The same fields in the same order; within ReadStatus the members come in membership
+        # order now, where the ORM read took them in the table's physical order (no ORDER BY),
+        # which moves as read pointers are updated: compared as mappings.
+        assert new_wire == old_wire
+        assert [list(m) for m in new_wire] == [list(m) for m in old_wire]
     notes = self_chat(alice)
     send(alice, notes, "note", reply_to=None)
     new = selectors.conversation_page(user=alice.user, conversation_id=notes.public_id, kind="self")
