@@ -273,7 +273,7 @@ class Hub:
             state=self.protocol.new_state(handshake),
             realm=authed.realm,
         )
-        conn.expiry_changed = lambda: self._schedule_expiry(conn)
+        conn.rescheduler = self._schedule_expiry  # no closure over conn: no cycle per connection
         if authed.new_access:
             self.renewed[conn_id] = authed.new_access
         self.connections[conn_id] = conn
