@@ -156,9 +156,8 @@ class LeanSocket(AsyncSocket):
             deadline.reading = None
             if data is None or len(data) > limit:  # closed by the client, or too large
                 break
-            pkt = packet.Packet(encoded_packet=data)
             try:
-                await self.receive(pkt)
+                await self.receive(packet.Packet(encoded_packet=data))
             except exceptions.UnknownPacketError:
                 pass
             except exceptions.SocketIsClosedError:
@@ -166,6 +165,9 @@ class LeanSocket(AsyncSocket):
                 break
             except Exception:  # logged (as python-engineio does), and the session goes on
                 self.server.logger.exception("Unknown receive error")
+            # Nothing of the last frame is held while the next read waits: an idle connection's
+            # last frame is its namespace CONNECT (with its token), for the connection's life.
+            data = None
         deadline.reading = None
         await self.queue.put(None)  # the writer sends what is queued, then closes the websocket
         await writer
@@ -189,6 +191,7 @@ class LeanSocket(AsyncSocket):
                     await ws.send(pkt.encode())
             except (Exception, asyncio.CancelledError):
                 break
+            packets = pkt = None  # what was sent is not held while the writer waits for more
         await ws.close()
 
 

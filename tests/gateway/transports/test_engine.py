@@ -237,3 +237,22 @@ async def test_requests_are_translated_with_one_body_class_and_read_whole():
     assert upgrade["QUERY_STRING"] == "" and upgrade["RAW_URI"] == "/socket.io/"
     assert await upgrade["wsgi.input"].read() == b""
     assert await translate_request(SCOPE, _receiving({"type": "http.disconnect"}), None) == {}
+
+
+async def test_an_idle_session_holds_neither_its_last_frame_nor_what_it_sent():
+    """While the read waits for the next frame and the writer for the next packets, neither
+    holds the last packet (a connection's last frame is often its namespace CONNECT, token and
+    all, and every held object is traversed by each collection of the cyclic collector)."""
+    import gc
+
+    eio, events = server()
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    socket = eio.sockets[sid]
+    ws.incoming.put_nowait(MESSAGE + "received-frame")
+    await socket.send(packet.Packet(packet.MESSAGE, "sent-frame"))
+    await asyncio.sleep(0.05)
+    assert ("message", sid, "received-frame") in events and MESSAGE + "sent-frame" in ws.sent
+    held = [o.data for o in gc.get_objects() if isinstance(o, packet.Packet)]
+    assert "received-frame" not in held and "sent-frame" not in held
+    ws.incoming.put_nowait(None)
+    await asyncio.wait_for(handler, 1)
