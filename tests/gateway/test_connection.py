@@ -70,3 +70,22 @@ async def test_a_moved_expiry_reschedules_the_connections_timer(hub, make_user):
     assert hub.timers["c-moved"].when() - first.when() > 3000
     await hub.forget("c-moved")
     assert "c-moved" not in hub.timers
+
+
+async def test_a_connection_whose_token_expired_is_ended_by_its_timer(make_user):
+    import asyncio
+
+    from gateway.bridge import bridge
+
+    log: list = []
+    hub = Hub(Plain(), Recorder(log))
+    try:
+        _admitted(hub, make_user().user, "c-due", int(time.time()) - 1)  # due at once, no refresh token
+        for _ in range(100):
+            if "c-due" not in hub.connections:
+                break
+            await asyncio.sleep(0.02)
+        assert "c-due" not in hub.connections and "c-due" not in hub.timers
+        assert ("close", "c-due") in log
+    finally:
+        bridge._sinks.remove(hub)
