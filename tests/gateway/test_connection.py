@@ -25,6 +25,9 @@ class Plain(Protocol):
     handlers = {}
 
 
+ADDRESS = "192.0.2.77"  # this module's own: the per-address counts are process-wide
+
+
 @pytest.fixture
 def hub():
     from gateway.bridge import bridge
@@ -34,19 +37,29 @@ def hub():
     bridge._sinks.remove(made)
 
 
-def _admitted(hub: Hub, user, conn_id: str, expires_at: int) -> Connection:
-    authed = Authenticated(user, "s", expires_at, None, None)
-    conn = hub._admit(conn_id, authed, Handshake(auth=None, headers={}, remote="192.0.2.9"))
-    hub.addresses[conn_id] = "192.0.2.9"
+@pytest.fixture(autouse=True)
+def _no_count_left():
+    """Whatever a test leaves admitted is forgotten, so no other test sees its address counted."""
     from gateway import hub as hub_module
 
-    hub_module.live_by_address["192.0.2.9"] += 1
+    yield
+    hub_module.live_by_address.pop(ADDRESS, None)
+
+
+def _admitted(hub: Hub, user, conn_id: str, expires_at: int) -> Connection:
+    authed = Authenticated(user, "s", expires_at, None, None)
+    conn = hub._admit(conn_id, authed, Handshake(auth=None, headers={}, remote=ADDRESS))
+    hub.addresses[conn_id] = ADDRESS
+    from gateway import hub as hub_module
+
+    hub_module.live_by_address[ADDRESS] += 1
     hub._schedule_expiry(conn)  # as `greet` does
     return conn
 
 
 def _live(conn_id: str) -> list[Connection]:
-    return [o for o in gc.get_objects() if isinstance(o, Connection) and o.id == conn_id]
+    # `type`, not `isinstance`: the heap may hold weak proxies whose referent is gone.
+    return [o for o in gc.get_objects() if type(o) is Connection and o.id == conn_id]
 
 
 async def test_a_forgotten_connection_is_freed_without_the_cyclic_collector(hub, make_user):
@@ -58,6 +71,7 @@ async def test_a_forgotten_connection_is_freed_without_the_cyclic_collector(hub,
         assert _live("c-freed") == []  # freed by reference counting, no collection ran
     finally:
         gc.enable()
+        await hub.forget("c-freed")
 
 
 async def test_a_moved_expiry_reschedules_the_connections_timer(hub, make_user):
