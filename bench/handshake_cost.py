@@ -1,8 +1,9 @@
 """What a first-party handshake's database work costs in-process, without sockets or the bus:
-`connection_authenticate` (the token, the session with its user) then `connection_snapshot`
-(the session re-check, the greeting's conversation list), each as the gateway runs them in a
-read thread. Reports CPU time of the calling thread and wall time per handshake, and the SQL
-statements of one handshake. Used to A/B the handshake's query code (issue 19).
+its one read, `connection_open` (the session with its user, then the greeting's conversation
+list), as the gateway runs it in a read thread (`gateway.sync._read`, with its connection
+housekeeping), after the token's claims were checked on the event loop. Reports CPU time of the
+calling thread and wall time per handshake, and the SQL statements of one handshake. Used to
+A/B the handshake's query code (issue 19).
 
     DATABASE_URL=... .venv/bin/python bench/handshake_cost.py [USERS] [ROUNDS]
 
@@ -28,12 +29,13 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from gateway.auth import Credentials, connection_authenticate, connection_snapshot  # noqa: E402
+from gateway.auth import Credentials, _claims, connection_open  # noqa: E402
+from gateway.sync import _read  # noqa: E402
 
 
 def _handshake(token: str) -> None:
-    authed = connection_authenticate(credentials=Credentials(token, None, renewable=False))
-    connection_snapshot(user=authed.user, session_id=authed.session_id)
+    credentials = Credentials(token, None, renewable=False)
+    _read(connection_open, {"credentials": credentials, "claims": _claims(credentials)})
 
 
 def main() -> None:

@@ -7,16 +7,20 @@ last greeting event (ExpressChat's `group-chat-list`) arrives. CONCURRENCY hands
 flight, every connection held until the round ends, then all closed.
 
 Reports, per handshake, the CPU time of the event loop's thread (`time.thread_time`) and of the
-whole process, median over ROUNDS rounds of USERS handshakes. CPU time of a thread moves far
+whole process, median over ROUNDS rounds of USERS handshakes, and the cyclic garbage collector's
+collections in each round (full ones, and the CPU all of them took). With HOLD=1 every round's
+connections stay open until the end (round r runs with r x USERS connections held, as the bench's
+idle ramp does), else each round closes its own. CPU time of a thread moves far
 less with the machine's load than the bench's connects/s; used to A/B the handshake's loop work
 (issue 19).
 
-    DATABASE_URL=... REDIS_URL=... SECRET_KEY=... .venv/bin/python bench/handshake_loop_cost.py [USERS] [ROUNDS]
+    DATABASE_URL=... REDIS_URL=... SECRET_KEY=... [HOLD=1] .venv/bin/python bench/handshake_loop_cost.py [USERS] [ROUNDS]
 
 Uses the `bidle*` users of the idle scenario (bench/seed.py), seeding them if there are fewer.
 """
 
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -38,6 +42,34 @@ import uvloop  # noqa: E402
 
 CONCURRENCY = 100
 LAST_GREETING = '42["group-chat-list"'
+HOLD = os.environ.get("HOLD") == "1"
+
+
+class Collections:
+    """The cyclic collector's runs since the last `take`, by generation: how many, and the CPU
+    time they took (`gc.callbacks`, in the thread that collected)."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._began = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = time.thread_time()
+            return
+        self.seconds[info["generation"]] += time.thread_time() - self._began
+        self.counts[info["generation"]] += 1
+
+    def take(self) -> str:
+        taken = ", ".join(
+            f"{n} of generation {g} {s * 1000:.0f} ms"
+            for g, (n, s) in enumerate(zip(self.counts, self.seconds, strict=True))
+        )
+        self.counts = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        return taken
 
 
 class FakeClient:
@@ -107,13 +139,15 @@ async def _lifespan(app) -> asyncio.Task:
     return task  # held by the caller for the whole run
 
 
-async def _round(app, tokens: list[str]) -> tuple[float, float, float]:
+async def _round(app, tokens: list[str], held: list | None = None) -> tuple[float, float, float]:
+    """One round of handshakes; its clients are closed at its end, or added to `held`."""
     sem = asyncio.Semaphore(CONCURRENCY)
     clients = []
+    port = 10000 + (len(held) if held is not None else 0)
 
     async def one(i: int, token: str) -> None:
         async with sem:
-            client = FakeClient(app, token, 10000 + i)
+            client = FakeClient(app, token, port + i)
             clients.append(client)
             await asyncio.wait_for(client.greeted, 30)
 
@@ -121,7 +155,10 @@ async def _round(app, tokens: list[str]) -> tuple[float, float, float]:
     await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
     loop1, all1, wall1 = time.thread_time(), time.process_time(), time.perf_counter()
     n = len(tokens)
-    await asyncio.gather(*(client.close() for client in clients))
+    if held is not None:
+        held.extend(clients)
+    else:
+        await asyncio.gather(*(client.close() for client in clients))
     await asyncio.sleep(1.0)  # presence and unsubscribes settle before the next round
     return (loop1 - loop0) / n * 1000, (all1 - all0) / n * 1000, n / (wall1 - wall0)
 
@@ -134,14 +171,22 @@ async def _main(users: int, rounds: int) -> None:
     tokens = await asyncio.to_thread(idle_tokens, users)
     lifespan = await _lifespan(application)
     await _round(application, tokens[: min(200, users)])  # warm-up
+    collections = Collections()
+    held: list | None = [] if HOLD else None
     loop_ms, all_ms = [], []
     for r in range(rounds):
-        loop, total, rate = await _round(application, tokens)
+        collections.take()
+        loop, total, rate = await _round(application, tokens, held)
+        collected = collections.take()
         loop_ms.append(loop)
         all_ms.append(total)
         print(
-            f"round {r}: loop {loop:.3f} ms, process {total:.3f} ms per handshake ({rate:.0f}/s)", flush=True
+            f"round {r}: loop {loop:.3f} ms, process {total:.3f} ms per handshake ({rate:.0f}/s); "
+            f"collections: {collected}",
+            flush=True,
         )
+    if held:
+        await asyncio.gather(*(client.close() for client in held))
     print(
         f"median per handshake: loop {statistics.median(loop_ms):.3f} ms, "
         f"process {statistics.median(all_ms):.3f} ms ({users} handshakes x {rounds} rounds)"

@@ -240,6 +240,5 @@ async def reauthenticate(conn: Connection, token: object) -> int:
     if claims.sid != conn.session_id:
         conn.refresh_token = None  # it belongs to the old session and could not renew this one
     conn.user, conn.session_id, conn.expires_at = user, claims.sid, claims.expires_at
-    if conn.expiry_changed is not None:
-        conn.expiry_changed()
+    conn.expiry_changed()
     return claims.expires_at

@@ -41,13 +41,22 @@ class Connection:
     capabilities: frozenset[str] = frozenset()  # what the client opted in to (protocol-defined)
     typing_state: TypingState | None = None
     state: Any = None  # the protocol's own per-connection state (a dataclass of the protocol)
-    expiry_changed: Callable[[], None] | None = None  # set by the hub: reschedules the expiry
+    # Set by the hub: reschedules the connection's expiry timer (`expiry_changed`). Given the
+    # connection as its argument, so it need not hold it: a closure over the connection stored on
+    # the connection was a reference cycle per connection, freed only by the cyclic collector.
+    rescheduler: Callable[["Connection"], None] | None = None
     counted: bool = False  # greeted: counted as a live connection (metrics)
     realm: str | None = None  # the tenant app's public id; None: the first-party realm
 
     @property
     def user_id(self) -> str:
         return self.user.public_id
+
+    def expiry_changed(self) -> None:
+        """Called when `expires_at` moved (an in-band token refresh): the hub reschedules the
+        connection's expiry."""
+        if self.rescheduler is not None:
+            self.rescheduler(self)
 
     @property
     def typing(self) -> TypingState:

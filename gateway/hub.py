@@ -273,7 +273,7 @@ class Hub:
             state=self.protocol.new_state(handshake),
             realm=authed.realm,
         )
-        conn.expiry_changed = lambda: self._schedule_expiry(conn)
+        conn.rescheduler = self._schedule_expiry  # no closure over conn: no cycle per connection
         if authed.new_access:
             self.renewed[conn_id] = authed.new_access
         self.connections[conn_id] = conn
@@ -598,8 +598,11 @@ class Hub:
         if conn.id not in self.connections:
             return
         delay = max(conn.expires_at - time.time(), 0)
-        loop = asyncio.get_running_loop()
-        self.timers[conn.id] = loop.call_later(delay, lambda: spawn(self._expired(conn.id), loop))
+        # A method and the id, not a closure (a function, a tuple and three cells per held connection).
+        self.timers[conn.id] = asyncio.get_running_loop().call_later(delay, self._expiry_due, conn.id)
+
+    def _expiry_due(self, conn_id: str) -> None:
+        spawn(self._expired(conn_id))
 
     async def _expired(self, conn_id: str) -> None:
         """At the access token's expiry: renew it for connections that hold a refresh token of

@@ -24,6 +24,7 @@ pinned); the live tests of every Engine.IO 4 protocol run through them.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -155,9 +156,8 @@ class LeanSocket(AsyncSocket):
             deadline.reading = None
             if data is None or len(data) > limit:  # closed by the client, or too large
                 break
-            pkt = packet.Packet(encoded_packet=data)
             try:
-                await self.receive(pkt)
+                await self.receive(packet.Packet(encoded_packet=data))
             except exceptions.UnknownPacketError:
                 pass
             except exceptions.SocketIsClosedError:
@@ -165,6 +165,9 @@ class LeanSocket(AsyncSocket):
                 break
             except Exception:  # logged (as python-engineio does), and the session goes on
                 self.server.logger.exception("Unknown receive error")
+            # Nothing of the last frame is held while the next read waits: an idle connection's
+            # last frame is its namespace CONNECT (with its token), for the connection's life.
+            data = None
         deadline.reading = None
         await self.queue.put(None)  # the writer sends what is queued, then closes the websocket
         await writer
@@ -188,13 +191,104 @@ class LeanSocket(AsyncSocket):
                     await ws.send(pkt.encode())
             except (Exception, asyncio.CancelledError):
                 break
+            packets = pkt = None  # what was sent is not held while the writer waits for more
         await ws.close()
 
 
+class RequestBody:
+    """A request's body as python-engineio reads it (`environ["wsgi.input"].read()`): the
+    body of its first ASGI event, and of the events that follow while `more_body` is set."""
+
+    __slots__ = ("event", "receive", "payload")
+
+    def __init__(self, event: dict[str, Any], receive: Any) -> None:
+        self.event = event
+        self.receive = receive
+        self.payload: bytes | None = None
+
+    async def read(self, length: int | None = None) -> bytes:
+        if self.payload is None and self.event["type"] == "http.request":
+            self.payload = self.event.get("body") or b""
+            while self.event.get("more_body"):
+                self.event = await self.receive()
+                if self.event["type"] == "http.request" and (length is None or len(self.payload) < length):
+                    self.payload += self.event.get("body") or b""
+        payload = self.payload or b""
+        if length is None:
+            self.payload = b""
+            return payload
+        self.payload = payload[length:]
+        return payload[:length]
+
+
+async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> dict[str, Any]:
+    """python-engineio 4.15's ASGI `translate_request` (pinned): the WSGI-style environ of a
+    request, after its first ASGI event; {} for any other event. Its body is a `RequestBody`."""
+    event = await receive()
+    if event["type"] not in ("http.request", "websocket.connect"):
+        return {}
+    raw_uri = scope["path"]
+    query_string = ""
+    if scope.get("query_string"):
+        try:
+            query_string = scope["query_string"].decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            raw_uri += "?" + query_string
+    environ = {
+        "wsgi.input": RequestBody(event, receive),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.async": True,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "SERVER_SOFTWARE": "asgi",
+        "REQUEST_METHOD": scope.get("method", "GET"),
+        "PATH_INFO": scope["path"],
+        "QUERY_STRING": query_string,
+        "RAW_URI": raw_uri,
+        "SCRIPT_NAME": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "0",
+        "SERVER_NAME": "asgi",
+        "SERVER_PORT": "0",
+        "asgi.receive": receive,
+        "asgi.send": send,
+        "asgi.scope": scope,
+    }
+    for raw_name, raw_value in scope["headers"]:
+        try:
+            name = raw_name.upper().decode("utf-8")
+            value = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # a header that cannot be decoded is skipped
+        if name == "CONTENT-TYPE":
+            environ["CONTENT_TYPE"] = value
+            continue
+        if name == "CONTENT-LENGTH":
+            environ["CONTENT_LENGTH"] = value
+            continue
+        key = "HTTP_" + name.replace("-", "_")
+        if key in environ:
+            value = f"{environ[key]},{value}"
+        environ[key] = value
+    environ["wsgi.url_scheme"] = environ.get("HTTP_X_FORWARDED_PROTO", "http")
+    return environ
+
+
 class EngineServer(engineio.AsyncServer):
-    """python-engineio's server whose sessions are `LeanSocket`s with a `SendQueue`."""
+    """python-engineio's server whose sessions are `LeanSocket`s with a `SendQueue`, and whose
+    requests are translated by `translate_request` above."""
 
     socket_class: type[LeanSocket] = LeanSocket  # or a subclass (direct_socket.py)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.async_mode == "asgi":  # the other drivers translate their own frameworks' requests
+            self._async = {**self._async, "translate_request": translate_request}
 
     def create_queue(self, *args: Any, **kwargs: Any) -> SendQueue:
         return SendQueue()

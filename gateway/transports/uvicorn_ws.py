@@ -7,19 +7,52 @@ events (four deques of 760 bytes on CPython 3.11, empty while the connection is 
 101 response with their headers (~2.5 KiB), which it reads only while accepting. This subclass
 gives it the queue of gateway/transports/send_queue.py (no container while nothing waits), an
 event without a deque, and drops the request and response once the websocket is accepted.
-Everything else is uvicorn's. Run with `--ws gateway.transports.uvicorn_ws:WebSocketProtocol`
+Its per-connection INFO lines (uvicorn's `"WebSocket ..." [accepted]`, the websockets library's
+"connection open" and "connection closed") are not even made when the server's filter would drop
+them (`QuietLog`). Everything else is uvicorn's. Run with `--ws gateway.transports.uvicorn_ws:WebSocketProtocol`
 instead of `--ws websockets-sansio` (Makefile `run`, docs/operations.md); the module imports
-neither Django nor the rest of the gateway.
+neither Django nor the rest of the gateway (chatproject.ops.logs imports no Django at import).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from chatproject.ops.logs import PER_CONNECTION_LINES, WebSocketAcceptedFilter
+
 from .send_queue import SendQueue
+
+
+class QuietLog(logging.LoggerAdapter):
+    """uvicorn's error logger as a websocket protocol and its websockets connection use it,
+    skipping the per-connection INFO lines outright while the logger's `WebSocketAcceptedFilter`
+    is on (uvicorn's access log is off: chatproject/ops/logs.py). The filter drops them too, but
+    only after the logger has made each record (`findCaller`, `makeRecord`): three records per
+    websocket, for nothing. Every other line goes to the logger as before."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, None)
+
+    @property
+    def level(self) -> int:  # uvicorn reads it (`self.logger.level <= TRACE_LOG_LEVEL`)
+        return self.logger.level
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        if msg in PER_CONNECTION_LINES and any(
+            isinstance(f, WebSocketAcceptedFilter) for f in self.logger.filters
+        ):
+            return
+        super().info(msg, *args, **kwargs)
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs  # no `extra` of the adapter's own
+
+
+_error_log = QuietLog(logging.getLogger("uvicorn.error"))
 
 
 class Flag:
@@ -74,6 +107,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = SendQueue()  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
+        self.logger = self.conn.logger = _error_log  # type: ignore[assignment]
 
     async def send(self, message: Any) -> None:
         await super().send(message)

@@ -8,7 +8,7 @@ import asyncio
 from engineio import packet
 from engineio.async_socket import AsyncSocket
 
-from gateway.transports.engine import EngineServer, LeanSocket
+from gateway.transports.engine import EngineServer, LeanSocket, translate_request
 from gateway.transports.send_queue import SendQueue
 
 PING, PONG, MESSAGE = str(packet.PING), str(packet.PONG), str(packet.MESSAGE)
@@ -184,3 +184,76 @@ async def test_a_writer_with_nothing_to_send_past_the_limit_closes_the_websocket
     await asyncio.wait_for(handler, 1)
     assert eio.sockets[sid].closed
     assert events[-1] == ("disconnect", sid, eio.reason.TRANSPORT_CLOSE)
+
+
+def _receiving(*events):
+    queue = list(events)
+
+    async def receive():
+        return queue.pop(0)
+
+    return receive
+
+
+SCOPE = {
+    "type": "http",
+    "method": "POST",
+    "path": "/socket.io/",
+    "query_string": b"EIO=4&transport=polling&sid=abc",
+    "headers": [
+        (b"content-type", b"text/plain"),
+        (b"content-length", b"9"),
+        (b"x-forwarded-proto", b"https"),
+        (b"accept", b"a"),
+        (b"accept", b"b"),
+        (b"x-bad", b"\xff"),
+    ],
+}
+
+
+async def test_requests_are_translated_with_one_body_class_and_read_whole():
+    """The environ python-engineio's ASGI driver makes, without a class defined per request
+    (cyclic garbage per handshake); the Engine.IO 4 servers use it."""
+    assert EngineServer(async_mode="asgi")._async["translate_request"] is translate_request
+    chunks = _receiving(
+        {"type": "http.request", "body": b"4hel", "more_body": True},
+        {"type": "http.request", "body": b"lo", "more_body": True},
+        {"type": "http.request", "body": b"!!!", "more_body": False},
+    )
+    environ = await translate_request(SCOPE, chunks, None)
+    assert (environ["REQUEST_METHOD"], environ["PATH_INFO"]) == ("POST", "/socket.io/")
+    assert environ["QUERY_STRING"] == "EIO=4&transport=polling&sid=abc"
+    assert environ["RAW_URI"] == "/socket.io/?EIO=4&transport=polling&sid=abc"
+    assert (environ["CONTENT_TYPE"], environ["CONTENT_LENGTH"]) == ("text/plain", "9")
+    assert environ["HTTP_ACCEPT"] == "a,b" and "HTTP_X_BAD" not in environ
+    assert environ["wsgi.url_scheme"] == "https" and environ["asgi.scope"] is SCOPE
+    assert await environ["wsgi.input"].read(9) == b"4hello!!!"  # python-engineio reads CONTENT_LENGTH
+    assert await environ["wsgi.input"].read() == b""
+    other = await translate_request(SCOPE, _receiving({"type": "http.request", "body": b"x"}), None)
+    assert type(other["wsgi.input"]) is type(environ["wsgi.input"])
+    assert await other["wsgi.input"].read() == b"x"
+    ws_scope = {**SCOPE, "type": "websocket", "query_string": b"", "headers": []}
+    upgrade = await translate_request(ws_scope, _receiving({"type": "websocket.connect"}), None)
+    assert upgrade["QUERY_STRING"] == "" and upgrade["RAW_URI"] == "/socket.io/"
+    assert await upgrade["wsgi.input"].read() == b""
+    assert await translate_request(SCOPE, _receiving({"type": "http.disconnect"}), None) == {}
+
+
+async def test_an_idle_session_holds_neither_its_last_frame_nor_what_it_sent():
+    """While the read waits for the next frame and the writer for the next packets, neither
+    holds the last packet (a connection's last frame is often its namespace CONNECT, token and
+    all, and every held object is traversed by each collection of the cyclic collector)."""
+    import gc
+
+    eio, events = server()
+    sid, handler = await open_session(eio, ws := FakeWebSocket())
+    socket = eio.sockets[sid]
+    ws.incoming.put_nowait(MESSAGE + "received-frame")
+    await socket.send(packet.Packet(packet.MESSAGE, "sent-frame"))
+    await asyncio.sleep(0.05)
+    assert ("message", sid, "received-frame") in events and MESSAGE + "sent-frame" in ws.sent
+    # `type`, not `isinstance`: the heap may hold weak proxies whose referent is gone.
+    held = [o.data for o in gc.get_objects() if type(o) is packet.Packet]
+    assert "received-frame" not in held and "sent-frame" not in held
+    ws.incoming.put_nowait(None)
+    await asyncio.wait_for(handler, 1)
