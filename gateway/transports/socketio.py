@@ -342,9 +342,16 @@ class GatewayServer(socketio.AsyncServer):
         await self._send_ack(eio_sid, namespace, id, args)
 
     async def _send_ack(self, eio_sid: str, namespace: str, id: int, args: list) -> None:
+        """An ack, encoded by `encode_packet`, handed to its Engine.IO session as python-engineio's
+        `send` and `send_packet` hand it (4.15, pinned), without their two coroutine layers; a
+        session that is gone or closed goes through `send` itself (dropped, with its warning)."""
         encoded = encode_packet(self.packet_class, packet.ACK, args, namespace, id)
+        socket = self.eio.sockets.get(eio_sid)
         for part in encoded if isinstance(encoded, list) else [encoded]:
-            await self.eio.send(eio_sid, part)
+            if socket is None or socket.closed:
+                await self.eio.send(eio_sid, part)
+            else:
+                await socket.send(eio_packet.Packet(eio_packet.MESSAGE, data=part))
 
     async def _binary_header(self, eio_sid: str, data: str) -> None:
         """A BINARY_EVENT or BINARY_ACK header: held until its attachments have arrived."""

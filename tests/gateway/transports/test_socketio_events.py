@@ -222,3 +222,25 @@ async def test_the_oversize_mark_is_set_while_a_shortcut_event_is_handled():
     await sio._handle_eio_message("e1", '2["x","' + "a" * 40 + '"]')
     await sio._handle_eio_message("e1", '2["x","a"]')
     assert seen == [True, False] and sio.oversize == set()
+
+
+class Session:
+    """An Engine.IO session as the ack sees it: open or closed, its packets recorded."""
+
+    def __init__(self, closed: bool = False) -> None:
+        self.closed = closed
+        self.packets: list = []
+
+    async def send(self, pkt) -> None:
+        self.packets.append((pkt.packet_type, pkt.data))
+
+
+async def test_an_ack_goes_to_its_open_session_and_a_closed_one_through_python_engineio():
+    sio, engine, calls = await _server(shortcut=True)
+    session = sio.eio.sockets["e1"] = Session()
+    await sio._handle_eio_message("e1", '21["x",1]')
+    assert session.packets == [(4, '31[{"ok":true,"echo":[1]}]')]  # Engine.IO MESSAGE
+    assert engine.sent == []
+    session.closed = True
+    await sio._handle_eio_message("e1", '22["x",2]')
+    assert engine.sent == ['32[{"ok":true,"echo":[2]}]'] and len(session.packets) == 1
