@@ -23,6 +23,7 @@ from chatproject.core.tasks import spawn
 from gateway.auth import query_dict
 from gateway.ratelimit import TokenBucket
 
+from . import safe_json
 from .binary import BinaryError, Reassembly, TooLarge
 from .direct_socket import DirectEngineServer
 from .handshake import Handshake
@@ -284,7 +285,8 @@ class GatewayServer(socketio.AsyncServer):
 
     async def _text_event(self, eio_sid: str, data: str) -> None:
         """A text EVENT packet (`2...`). Decoded as python-socketio's `Packet.decode` decodes it
-        (the same JSON text to the same `loads`: broken JSON raises the same ValueError), then,
+        (the same JSON text to the same `loads`, or for safe_json the same scanner without
+        copying the text: broken JSON raises the same ValueError), then,
         when the namespace's events go to one catch-all handler registered with `on_events`,
         that handler is called as python-socketio's `_handle_event` and `_trigger_event` would
         call it: only for a session connected to the namespace, never for an event name that
@@ -300,7 +302,11 @@ class GatewayServer(socketio.AsyncServer):
         namespace, digits = match.group(1, 2)
         namespace = namespace or "/"
         id = int(digits) if digits is not None else None
-        payload = self.packet_class.json.loads(data[match.end() :])
+        json = self.packet_class.json  # the server's `json` option: safe_json (gateway/asgi.py)
+        if json is safe_json:
+            payload = safe_json.loads_at(data, match.end())
+        else:
+            payload = json.loads(data[match.end() :])
         registered = self.event_handlers.get(namespace)
         if (
             registered is None

@@ -69,3 +69,33 @@ def test_a_document_nested_too_deeply_is_a_value_error():
     with pytest.raises(ValueError):
         safe_json.loads("[" * 100_000)
     assert safe_json.loads('["x",{"a":1}]') == ["x", {"a": 1}]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '2["x",{"a":[1,2.5,null,true,"\\u00e9"]}]',
+        '2["x"]  ',  # trailing spaces: loads takes them
+        '2["x"] x',  # extra data
+        '2["x"',
+        "2[",
+        "2[" + "[" * 100_000,
+        "2[NaN,Infinity,-Infinity,1e400]",
+        '2["\\ud800"]',
+        '2["a\tb"]',  # a control character: strict mode refuses it
+    ],
+)
+def test_loads_at_answers_what_loads_answers_for_the_rest_of_the_text(text):
+    try:
+        expected = safe_json.loads(text[1:])
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            safe_json.loads_at(text, 1)
+        return
+    got = safe_json.loads_at(text, 1)
+    assert json.dumps(got) == json.dumps(expected)
+
+
+def test_loads_at_copies_nothing_for_a_whole_document(monkeypatch):
+    monkeypatch.setattr(safe_json, "loads", lambda *a, **k: pytest.fail("copied"))
+    assert safe_json.loads_at('42["x",{"a":1}]', 2) == ["x", {"a": 1}]
