@@ -111,7 +111,8 @@ class GatewayManager(socketio.AsyncManager):
     and its group conversations), and a disconnect leaves exactly those.
 
     Overrides `basic_enter_room`, `basic_leave_room` and `basic_disconnect` (the tail of the
-    last, the callbacks and the pending lists, as python-socketio's)."""
+    last, the callbacks and the pending lists, as python-socketio's), and reads a room's members
+    as `get_participants` does (`members`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -136,6 +137,15 @@ class GatewayManager(socketio.AsyncManager):
             del joined[sid]
             if not joined:
                 del self.joined[namespace]
+
+    def members(self, namespace: str, room: Any) -> Any:
+        """The (sid, Engine.IO sid) pairs of one room of a namespace, as python-socketio's
+        `get_participants` yields them for a single room (5.18: the items of the room's forward
+        map), without its generator and its copy of the map: a live view, to be read before
+        anything awaits (a fan-out makes its list of recipients from it at once)."""
+        rooms = self.rooms.get(namespace)
+        members = rooms.get(room) if rooms is not None else None
+        return members._fwdm.items() if members is not None else ()
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         if namespace not in self.rooms:
@@ -461,9 +471,10 @@ class SocketIOTransport:
         packet at once when nothing is ahead of it and never waits for a slow reader (else it
         queues it), so awaiting each in turn is cheap (direct_socket.py).
         """
-        participants = self.sio.manager.get_participants(self.namespace, target)
         recipients = [
-            eio_sid for sid, eio_sid in participants if sid not in skip and (only is None or sid in only)
+            eio_sid
+            for sid, eio_sid in self.sio.manager.members(self.namespace, target)
+            if sid not in skip and (only is None or sid in only)
         ]
         if not recipients:
             return 0
@@ -477,7 +488,7 @@ class SocketIOTransport:
             socket = sockets.get(eio_sid)
             if socket is None or socket.closed:
                 continue
-            send = getattr(socket, "send_now", socket.send)  # DirectSocket: at once when idle
+            send = getattr(socket, "send_now", None) or socket.send  # DirectSocket: at once when idle
             for frame in frames:
                 await send(frame)
         return len(recipients)
