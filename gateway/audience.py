@@ -63,6 +63,13 @@ class Delivery:
 
 
 _NOBODY: frozenset[str] = frozenset()
+# The roles one recipient can hold, by (actor?, subject?): made once, not per emit.
+_HELD = {
+    (False, False): frozenset(),
+    (True, False): frozenset({ACTOR}),
+    (False, True): frozenset({SUBJECT}),
+    (True, True): frozenset({ACTOR, SUBJECT}),
+}
 
 
 def _conns(local: Local, user_id: str | None) -> Set[str]:
@@ -74,13 +81,14 @@ def deliveries(
 ) -> list[tuple[Emit, Delivery]]:
     """Each emit with the local connections of bus group `target` that receive it (emits that
     reach nobody here are left out)."""
-    roles = {ACTOR: event.get("actor"), SUBJECT: event.get("subject")}
+    actor, subject = event.get("actor"), event.get("subject")
     origin = event.get("origin")
     result = []
     if target.startswith(USER_PREFIX):
-        # A user's own group: every local connection of one user, whose roles are known.
+        # A user's own group: every local connection of one user, whose roles are known. (The
+        # path of every direct message, twice: kept free of per-emit sets where none is needed.)
         recipient = target[len(USER_PREFIX) :]
-        held = {role for role, who in roles.items() if who and who == recipient}
+        held = _HELD[bool(actor) and actor == recipient, bool(subject) and subject == recipient]
         for emit in emits:
             if emit.receipt and recipient in local.receipts_off:
                 continue
@@ -88,13 +96,14 @@ def deliveries(
                 continue
             if emit.user is not None and emit.user != recipient:
                 continue
-            if held.intersection(emit.skip):
+            if not held.isdisjoint(emit.skip):
                 continue
-            skip = {origin} if emit.skip_origin and origin else set()
+            skip = frozenset((origin,)) if emit.skip_origin and origin else _NOBODY
             if emit.requires is not None:
-                skip |= local.lacking.get(emit.requires, _NOBODY)
-            result.append((emit, Delivery(None, frozenset(skip))))
+                skip = skip | local.lacking.get(emit.requires, _NOBODY)
+            result.append((emit, Delivery(None, skip)))
         return result
+    roles = {ACTOR: actor, SUBJECT: subject}
     # A conversation's group: many users, each connection filtered by its user's role.
     for emit in emits:
         only = None if emit.to == ALL else frozenset(_conns(local, roles.get(emit.to)))

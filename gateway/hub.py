@@ -154,6 +154,9 @@ class Hub:
         # Capability -> local connections without it (emits that require it skip them).
         self.lacking: dict[str, set[str]] = defaultdict(set)
         self.local = Local(self.by_user, self.receipts_off, self.lacking)
+        # Whether rendering needs the protocol's `prepare` (a read, a cache): most protocols
+        # render the bus event as it is, and need no coroutine per bus message for it.
+        self.prepares = type(protocol).prepare is not Protocol.prepare
         # handshake_rereads: greetings read again because the bus spoke during the handshake (`greet`).
         self.stats = {"events": 0, "errors": 0, "rate_limited": 0, "handshake_rereads": 0}
         # Graceful drain (gateway.drain): refuse new connections; client events being handled.
@@ -586,7 +589,8 @@ class Hub:
         return await self._answer(conn_id, self.protocol.answer_error(conn, event, error))
 
     async def _answer(self, conn_id: str, answer: Answer) -> list | None:
-        await self._send_all(conn_id, answer.emits)
+        if answer.emits:  # most answers are an ack alone
+            await self._send_all(conn_id, answer.emits)
         return answer.ack
 
     # --- token expiry -----------------------------------------------------------------------
@@ -645,16 +649,19 @@ class Hub:
         if kind == "user.settings_changed":
             self._settings_changed(event)
             return
-        conversation_id = (event.get("conversation") or {}).get("id")
-        room = conversation_group(conversation_id) if conversation_id else None
         recipient = target[len(USER_PREFIX) :] if target.startswith(USER_PREFIX) else None
+        room = None  # the conversation's group, for a user whose routing to it changes
+        if recipient is not None and (event.get("joins") or event.get("leaves")):
+            conversation_id = (event.get("conversation") or {}).get("id")
+            room = conversation_group(conversation_id) if conversation_id else None
         if recipient is not None and room and recipient in event.get("joins", ()):
             await self._route(recipient, room, join=True)
-        try:
-            prepared = await self.protocol.prepare(event)
-        except Exception:
-            logger.exception("prepare failed: protocol=%s type=%s", self.protocol.name, kind)
-            prepared = event
+        prepared = event
+        if self.prepares:
+            try:
+                prepared = await self.protocol.prepare(event)
+            except Exception:
+                logger.exception("prepare failed: protocol=%s type=%s", self.protocol.name, kind)
         for emit, delivery in deliveries(target, event, self.protocol.render(prepared), self.local):
             skip = delivery.skip
             if emit.scope is not None:
@@ -691,7 +698,7 @@ class Hub:
             return True
         if event.get("joins") or event.get("leaves"):  # routing of that connection changes
             return True
-        if type(self.protocol).prepare is not Protocol.prepare:
+        if self.prepares:
             return True
         emits = self.protocol.render(event)
         return any(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import engineio
@@ -21,6 +23,7 @@ from chatproject.core.tasks import spawn
 from gateway.auth import query_dict
 from gateway.ratelimit import TokenBucket
 
+from . import safe_json
 from .binary import BinaryError, Reassembly, TooLarge
 from .direct_socket import DirectEngineServer
 from .handshake import Handshake
@@ -38,6 +41,14 @@ CONNECT_WAIT_SECONDS = 5.0
 BINARY_TYPES = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
 # Malformed packets one connection may send before it is closed.
 MALFORMED_LIMIT = 5
+# A text EVENT packet as python-socketio decodes it: type 2, an optional namespace ("/name,"),
+# an optional ack id, then the JSON of the event's name and arguments (an array). What does not
+# match (an attachment count, a namespace with a query, an id of 16 digits or more, no array)
+# is decoded by python-socketio itself (`GatewayServer._text_event`).
+TEXT_EVENT = re.compile(r"2(?:(/[^,?]*),)?([0-9]{1,15})?(?=\[)")
+# A namespace's event handler on the shortcut: (sid, Engine.IO sid, event name, arguments) ->
+# the ack's arguments (None: an empty ack, if the client asked for one).
+EventHandler = Callable[[str, str, str, list], Awaitable[list | None]]
 
 
 class _QuietReceiveErrors(logging.Filter):
@@ -100,7 +111,8 @@ class GatewayManager(socketio.AsyncManager):
     and its group conversations), and a disconnect leaves exactly those.
 
     Overrides `basic_enter_room`, `basic_leave_room` and `basic_disconnect` (the tail of the
-    last, the callbacks and the pending lists, as python-socketio's)."""
+    last, the callbacks and the pending lists, as python-socketio's), and reads a room's members
+    as `get_participants` does (`members`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,6 +137,15 @@ class GatewayManager(socketio.AsyncManager):
             del joined[sid]
             if not joined:
                 del self.joined[namespace]
+
+    def members(self, namespace: str, room: Any) -> Any:
+        """The (sid, Engine.IO sid) pairs of one room of a namespace, as python-socketio's
+        `get_participants` yields them for a single room (5.18: the items of the room's forward
+        map), without its generator and its copy of the map: a live view, to be read before
+        anything awaits (a fan-out makes its list of recipients from it at once)."""
+        rooms = self.rooms.get(namespace)
+        members = rooms.get(room) if rooms is not None else None
+        return members._fwdm.items() if members is not None else ()
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         if namespace not in self.rooms:
@@ -158,10 +179,16 @@ class GatewayServer(socketio.AsyncServer):
     rate budget (twice the event budget): packets over it are dropped, and a session that goes
     on past a further burst is closed.
 
+    A text EVENT packet for a namespace the gateway mounted takes a shortcut (`_text_event`):
+    decoded once and handed straight to the namespace's handler, as python-socketio's decode,
+    `_handle_event`, `_handle_event_internal` and `_trigger_event` would hand it, without their
+    five coroutine layers (issue 19: the inbound path was ~22% of the event loop's work per
+    direct message). Whatever the shortcut does not cover goes python-socketio's way.
+
     Overrides python-socketio's `_handle_eio_message`, `_handle_event_internal` and
     `_handle_eio_disconnect`, and calls its `_handle_event`, `_handle_ack` and
     `Packet.attachment_count` for binary packets (5.18, pinned; tests/gateway/test_limits_live.py, test_malformed_live.py, test_binary_live.py and
-    transports/test_socketio_binary.py cover them).
+    transports/test_socketio_binary.py and test_socketio_events.py cover them).
     """
 
     def __init__(
@@ -184,6 +211,15 @@ class GatewayServer(socketio.AsyncServer):
         self.dropped: dict[str, int] = {}
         self.oversize: set[str] = set()  # Engine.IO sids whose message is being handled
         self.malformed: dict[str, int] = {}  # Engine.IO sid -> malformed packets so far
+        # Namespace -> (its "*" handler, the same handler for the shortcut): `on_events`.
+        self.event_handlers: dict[str, tuple[Callable[..., Any], EventHandler]] = {}
+
+    def on_events(self, namespace: str, any_event: Callable[..., Any], handler: EventHandler) -> None:
+        """Register a namespace's handler of every client event: `any_event` as python-socketio's
+        catch-all ("*": event, sid, *args) and `handler`, the same handler, for text EVENT packets
+        that take the shortcut."""
+        self.on("*", any_event, namespace=namespace)
+        self.event_handlers[namespace] = (any_event, handler)
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return DirectEngineServer  # less held per session (engine.py), direct writes
@@ -245,7 +281,10 @@ class GatewayServer(socketio.AsyncServer):
         ):
             self.oversize.add(eio_sid)
         try:
-            await super()._handle_eio_message(eio_sid, data)
+            if data[:1] == "2":
+                await self._text_event(eio_sid, data)
+            else:
+                await super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, RecursionError):
             # A packet python-socketio cannot decode or dispatch (a bad type, broken JSON, an
             # event name that is not a string): dropped, counted, one warning per connection;
@@ -253,6 +292,59 @@ class GatewayServer(socketio.AsyncServer):
             await self._malformed(eio_sid)
         finally:
             self.oversize.discard(eio_sid)
+
+    async def _text_event(self, eio_sid: str, data: str) -> None:
+        """A text EVENT packet (`2...`). Decoded as python-socketio's `Packet.decode` decodes it
+        (the same JSON text to the same `loads`, or for safe_json the same scanner without
+        copying the text: broken JSON raises the same ValueError), then,
+        when the namespace's events go to one catch-all handler registered with `on_events`,
+        that handler is called as python-socketio's `_handle_event` and `_trigger_event` would
+        call it: only for a session connected to the namespace, never for an event name that
+        has a handler of its own or is reserved, with a CancelledError taken for no answer (as
+        `_trigger_event` takes it), and its ack sent if the client asked for one. Anything else
+        (a packet the pattern does not match, a payload that is not an array starting with a
+        string, a namespace without such a handler, python-socketio's info logging or
+        `async_handlers` on) goes python-socketio's own way from where the shortcut stands."""
+        match = TEXT_EVENT.match(data)
+        if match is None:
+            await super()._handle_eio_message(eio_sid, data)
+            return
+        namespace, digits = match.group(1, 2)
+        namespace = namespace or "/"
+        id = int(digits) if digits is not None else None
+        json = self.packet_class.json  # the server's `json` option: safe_json (gateway/asgi.py)
+        if json is safe_json:
+            payload = safe_json.loads_at(data, match.end())
+        else:
+            payload = json.loads(data[match.end() :])
+        registered = self.event_handlers.get(namespace)
+        if (
+            registered is None
+            or type(payload) is not list
+            or not payload
+            or type(event := payload[0]) is not str
+            or self.async_handlers
+            or self.logger.isEnabledFor(logging.INFO)  # python-socketio logs every event then
+        ):
+            await self._handle_event(eio_sid, namespace, id, payload)
+            return
+        handlers = self.handlers[namespace]
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if (
+            event in handlers
+            or event in self.reserved_events
+            or handlers.get("*") is not registered[0]
+            or sid is None
+            or not self.manager.is_connected(sid, namespace)
+        ):
+            await self._handle_event(eio_sid, namespace, id, payload)
+            return
+        try:
+            ack = await registered[1](sid, eio_sid, event, payload[1:])
+        except asyncio.CancelledError:  # as python-socketio's `_trigger_event` (5.18) takes it
+            ack = None
+        if id is not None:
+            await self._send_ack(eio_sid, namespace, id, [] if ack is None else ack)
 
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: list, namespace: str, id: int | None
@@ -263,9 +355,19 @@ class GatewayServer(socketio.AsyncServer):
         if r is self.not_handled or id is None:
             return
         args = [] if r is None else list(r) if isinstance(r, tuple) else [r]
+        await self._send_ack(eio_sid, namespace, id, args)
+
+    async def _send_ack(self, eio_sid: str, namespace: str, id: int, args: list) -> None:
+        """An ack, encoded by `encode_packet`, handed to its Engine.IO session as python-engineio's
+        `send` and `send_packet` hand it (4.15, pinned), without their two coroutine layers; a
+        session that is gone or closed goes through `send` itself (dropped, with its warning)."""
         encoded = encode_packet(self.packet_class, packet.ACK, args, namespace, id)
+        socket = self.eio.sockets.get(eio_sid)
         for part in encoded if isinstance(encoded, list) else [encoded]:
-            await self.eio.send(eio_sid, part)
+            if socket is None or socket.closed:
+                await self.eio.send(eio_sid, part)
+            else:
+                await socket.send(eio_packet.Packet(eio_packet.MESSAGE, data=part))
 
     async def _binary_header(self, eio_sid: str, data: str) -> None:
         """A BINARY_EVENT or BINARY_ACK header: held until its attachments have arrived."""
@@ -369,9 +471,10 @@ class SocketIOTransport:
         packet at once when nothing is ahead of it and never waits for a slow reader (else it
         queues it), so awaiting each in turn is cheap (direct_socket.py).
         """
-        participants = self.sio.manager.get_participants(self.namespace, target)
         recipients = [
-            eio_sid for sid, eio_sid in participants if sid not in skip and (only is None or sid in only)
+            eio_sid
+            for sid, eio_sid in self.sio.manager.members(self.namespace, target)
+            if sid not in skip and (only is None or sid in only)
         ]
         if not recipients:
             return 0
@@ -385,7 +488,7 @@ class SocketIOTransport:
             socket = sockets.get(eio_sid)
             if socket is None or socket.closed:
                 continue
-            send = getattr(socket, "send_now", socket.send)  # DirectSocket: at once when idle
+            send = getattr(socket, "send_now", None) or socket.send  # DirectSocket: at once when idle
             for frame in frames:
                 await send(frame)
         return len(recipients)
@@ -455,18 +558,21 @@ class SocketIOTransport:
                 await asyncio.gather(task, return_exceptions=True)
             await hub.forget(sid)
 
-        async def any_event(event: str, sid: str, *args: Any) -> Any:
-            """Called for every client event, with all its arguments."""
+        async def event(sid: str, eio_sid: str, name: str, args: list) -> list | None:
+            """Called for every client event, with all its arguments: the ack's arguments."""
             task = self.greeting.pop(sid, None)
             if task is not None:
                 await task
-            eio_sid = sio.manager.eio_sid_from_sid(sid, namespace)
-            ack = await hub.handle(sid, event, list(args), oversize=eio_sid in sio.oversize)
+            return await hub.handle(sid, name, args, oversize=eio_sid in sio.oversize)
+
+        async def any_event(name: str, sid: str, *args: Any) -> Any:
+            """The same, called by python-socketio (`GatewayServer._text_event` calls `event`)."""
+            ack = await event(sid, sio.manager.eio_sid_from_sid(sid, namespace), name, list(args))
             return None if ack is None else tuple(ack)
 
         sio.on("connect", connect, namespace=namespace)
         sio.on("disconnect", disconnect, namespace=namespace)
-        sio.on("*", any_event, namespace=namespace)
+        sio.on_events(namespace, any_event, event)
 
     async def _greet_when_connected(self, hub: Hub, sid: str) -> None:
         loop = asyncio.get_running_loop()

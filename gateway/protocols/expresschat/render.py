@@ -27,8 +27,21 @@ def _conv(event: dict[str, Any]) -> tuple[str | None, str | None]:
     return conversation.get("kind"), conversation.get("id")
 
 
-def _delivered(message: dict[str, Any]) -> dict[str, Any]:
-    delivered = {
+SYSTEM = Message.Kind.SYSTEM  # an enum member: looked up once, not per message
+
+
+def _render_message(event: dict[str, Any]) -> list[Emit]:
+    kind, conv_id = _conv(event)
+    message = event["message"]
+    if message["kind"] == SYSTEM:
+        return _render_system_message(kind, conv_id, message)
+    content, attachment = message["content"], message.get("attachment")
+    # One dict, built in the wire's key order (a direct message renders twice per message: the
+    # sender's copy asked about, the receiver's delivered; merging partial dicts cost more).
+    payload = {
+        "ChatId": conv_id,
+        "Content": legacy_text(content, attachment),
+        "Sender": message["sender_name"],
         "Id": message["id"],
         "Seq": message["seq"],
         # `.get`: during a rolling deploy an older process may publish events without it.
@@ -37,18 +50,9 @@ def _delivered(message: dict[str, Any]) -> dict[str, Any]:
         "Timestamp": message["created_at"],
     }
     if message.get("reply_to"):
-        delivered["ReplyTo"] = reply_to_payload(message["reply_to"])
+        payload["ReplyTo"] = reply_to_payload(message["reply_to"])
     # `.get`: events of an older process have neither key.
-    return delivered | media_keys(message.get("kind", "text"), message["content"], message.get("attachment"))
-
-
-def _render_message(event: dict[str, Any]) -> list[Emit]:
-    kind, conv_id = _conv(event)
-    message = event["message"]
-    if message["kind"] == Message.Kind.SYSTEM:
-        return _render_system_message(kind, conv_id, message)
-    text = legacy_text(message["content"], message.get("attachment"))
-    payload = {"ChatId": conv_id, "Content": text, "Sender": message["sender_name"]} | _delivered(message)
+    payload.update(media_keys(message.get("kind", "text"), content, attachment))
     # The sender's other connections (another tab, the phone) learn of it at once; an original
     # client ignores the event and sees the message in the history.
     echo = Emit("message-sent", payload, to=ACTOR, skip_origin=True)

@@ -113,3 +113,12 @@ async def test_a_refused_connect_is_forgotten_while_still_pending():
 def test_the_gateway_server_uses_it():
     server = GatewayServer(event_limit=1000, connect_timeout=5, packet_rate=(10, 10), async_mode="asgi")
     assert isinstance(server.manager, GatewayManager)
+
+
+async def test_a_rooms_members_are_what_python_socketio_counts_as_its_participants():
+    manager = _manager()
+    a, b, c = await _script(manager)
+    for namespace, room in ((NS, "conv.9"), (NS, "user.2"), (NS, b), ("/other", "user.1"), (NS, None)):
+        assert list(manager.members(namespace, room)) == list(manager.get_participants(namespace, room))
+    assert list(manager.members(NS, "conv.404")) == [] == list(manager.get_participants(NS, "conv.404"))
+    assert list(manager.members("/nobody", "conv.9")) == []
