@@ -161,10 +161,7 @@ class SendBatcher:
                 try:
                     self._hand_over(batch, *self._written(batch))
                 finally:
-                    with self._lock:
-                        self._writing.remove(keys)
-                        if self._queue:
-                            self._lock.notify_all()  # sends that waited for these conversations
+                    self._release(keys)
         except BaseException:
             with self._lock:
                 self._writers -= 1
@@ -194,10 +191,7 @@ class SendBatcher:
                         error,
                     )
                 finally:
-                    with self._lock:
-                        self._writing.remove(keys)
-                        if self._queue:
-                            self._lock.notify_all()
+                    self._release(keys)
         except BaseException:
             with self._lock:
                 self._tasks -= 1
@@ -216,6 +210,13 @@ class SendBatcher:
         self._started(batch, keys)
         return batch, keys
 
+    def _release(self, keys: set) -> None:
+        """A batch's results are handed over: its conversations may go in another batch."""
+        with self._lock:
+            self._writing.remove(keys)
+            if self._queue:
+                self._lock.notify_all()  # writer threads whose sends waited for these
+
     def _started(self, batch: list[_Queued], keys: set) -> None:
         if self._writing:
             self.stats["overlapped"] += 1
@@ -228,40 +229,32 @@ class SendBatcher:
         self, write: WriteAsync, batch: list[_Queued]
     ) -> tuple[list[SendResult] | None, BaseException | None]:
         """`_written` on the event loop."""
-        requests = [request for request, _ in batch]
-        started = time.monotonic()
+        requests, started = [request for request, _ in batch], time.monotonic()
         try:
             try:
                 results = await write(requests)
             except (OperationalError, InterfaceError):
-                logger.warning("send batch of %d: database connection lost; retrying once", len(batch))
+                _lost(len(batch))
                 results = await write(requests)
-        except Exception as exc:  # the database failed the whole batch
-            logger.exception("send batch of %d failed", len(batch))
-            return None, exc
-        metrics.db_batch_observed(len(batch), time.monotonic() - started)
-        metrics.messages_stored(sum(1 for r in results if r.error is None and r.created))
-        return results, None
+        except Exception as exc:
+            return _failed(len(batch), exc)
+        return _stored(len(batch), started, results)
 
     def _written(self, batch: list[_Queued]) -> tuple[list[SendResult] | None, BaseException | None]:
         """Write one batch; when the database connection was lost under it, once more on a
         fresh connection. The batch is one transaction, rolled back with the lost connection,
         so nothing of it was stored (sends with a client message id are idempotent anyway).
         Returns (results, None), or (None, the error that failed the whole batch)."""
-        requests = [request for request, _ in batch]
-        started = time.monotonic()
+        requests, started = [request for request, _ in batch], time.monotonic()
         try:
             try:
                 results = settled(self._write_batch, requests)
             except (OperationalError, InterfaceError):
-                logger.warning("send batch of %d: database connection lost; retrying once", len(batch))
+                _lost(len(batch))
                 results = settled(self._write_batch, requests)
-        except Exception as exc:  # the database failed the whole batch
-            logger.exception("send batch of %d failed", len(batch))
-            return None, exc
-        metrics.db_batch_observed(len(batch), time.monotonic() - started)
-        metrics.messages_stored(sum(1 for r in results if r.error is None and r.created))
-        return results, None
+        except Exception as exc:
+            return _failed(len(batch), exc)
+        return _stored(len(batch), started, results)
 
     def _hand_over(
         self, batch: list[_Queued], results: list[SendResult] | None, error: BaseException | None
@@ -291,6 +284,22 @@ class SendBatcher:
                 future.set_exception(error)
             else:
                 future.set_result(result)
+
+
+def _lost(size: int) -> None:
+    logger.warning("send batch of %d: database connection lost; retrying once", size)
+
+
+def _failed(size: int, error: Exception) -> tuple[None, Exception]:
+    """The database failed the whole batch: every sender of it gets `error`."""
+    logger.exception("send batch of %d failed", size, exc_info=error)
+    return None, error
+
+
+def _stored(size: int, started: float, results: list[SendResult]) -> tuple[list[SendResult], None]:
+    metrics.db_batch_observed(size, time.monotonic() - started)
+    metrics.messages_stored(sum(1 for r in results if r.error is None and r.created))
+    return results, None
 
 
 send_batcher = SendBatcher()

@@ -34,6 +34,7 @@ from messaging.services import (
     SendQuery,
     SendRequest,
     SendResult,
+    Stepping,
     Steps,
     message_send_many,
     send_statements_prepared,
@@ -136,22 +137,16 @@ async def _run(connection: psycopg.AsyncConnection, sql: str, params: list, then
 
 async def drive_async(steps: Steps, query: Callable[[SendQuery], Awaitable[list[list[tuple]]]]) -> Any:
     """`messaging.services.drive` for the event loop: each `SendQuery` awaited with `query`,
-    each `Call` on the database thread, each `Publish` at once. An error of a step is raised
-    inside the steps, as the sync driver does."""
-    answer: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = steps.throw(error) if error is not None else steps.send(answer)
-        except StopIteration as done:
-            return done.value
-        answer = error = None
+    each `Call` on the database thread, each `Publish` at once."""
+    walk = Stepping(steps)
+    while (step := walk.next()) is not None:
         try:
             if isinstance(step, SendQuery):
-                answer = await query(step)
+                walk.answered(await query(step))
             elif isinstance(step, Call):
-                answer = await call(functools.partial(step.fn, *step.args))
+                walk.answered(await call(functools.partial(step.fn, *step.args)))
             else:
                 publish_many_committed(step.items)
         except Exception as exc:  # noqa: BLE001 - raised inside the steps, which decide
-            error = exc
+            walk.failed(exc)
+    return walk.result

@@ -30,6 +30,7 @@ from .receipts import conversation_mark_delivered, conversation_mark_read
 from .sending import (
     SendRequest,
     SendResult,
+    Stepping,
     drive,
     message_send,
     message_send_many,
@@ -53,6 +54,7 @@ __all__ = [
     "SENDABLE_KINDS",
     "SendRequest",
     "SendResult",
+    "Stepping",
     "drive",
     "send_statements_prepared",
     "send_steps",

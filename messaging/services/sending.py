@@ -209,27 +209,47 @@ def message_send_many(*, requests: list[SendRequest]) -> list[SendResult]:
     return drive(send_steps(requests))
 
 
+class Stepping:
+    """A driver's walk through a send batch's steps: `next()` gives the next step (None once they
+    returned: their result is `result`), after `answered(value)` or `failed(error)` for the last
+    one; an error is raised inside the steps, which decide (a lost race is handled there)."""
+
+    def __init__(self, steps: Steps) -> None:
+        self._steps = steps
+        self._answer: Any = None
+        self._error: BaseException | None = None
+        self.result: Any = None
+
+    def next(self) -> SendQuery | Call | Publish | None:
+        answer, error, self._answer, self._error = self._answer, self._error, None, None
+        try:
+            return self._steps.throw(error) if error is not None else self._steps.send(answer)
+        except StopIteration as done:
+            self.result = done.value
+            return None
+
+    def answered(self, value: Any) -> None:
+        self._answer = value
+
+    def failed(self, error: BaseException) -> None:
+        self._error = error
+
+
 def drive(steps: Steps) -> Any:
     """The sync driver of a send batch's steps: each `SendQuery` on this thread's Django
-    connection, each `Call` in place, each `Publish` on commit. An error of a step is raised
-    inside the steps (where the batch handles a lost race); returns what they return."""
-    answer: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = steps.throw(error) if error is not None else steps.send(answer)
-        except StopIteration as done:
-            return done.value
-        answer = error = None
+    connection, each `Call` in place, each `Publish` on commit. Returns what they return."""
+    walk = Stepping(steps)
+    while (step := walk.next()) is not None:
         try:
             if isinstance(step, SendQuery):
-                answer = run_send_query(step)
+                walk.answered(run_send_query(step))
             elif isinstance(step, Call):
-                answer = step.fn(*step.args)
+                walk.answered(step.fn(*step.args))
             else:
                 publish_many_on_commit(step.items)
         except Exception as exc:  # noqa: BLE001 - raised inside the steps, which decide
-            error = exc
+            walk.failed(exc)
+    return walk.result
 
 
 def send_steps(requests: list[SendRequest], *, autocommit: bool | None = None) -> Steps:
