@@ -74,6 +74,9 @@ class StubHub:
     async def connect(self, conn_id, handshake):
         return Admission(True)
 
+    def lane(self, conn_id, event):
+        return None  # no event runs ahead of the connection's earlier ones (gateway/lanes.py)
+
     async def greet(self, conn_id):
         return None
 

@@ -483,8 +483,11 @@ CHAT = {
     # Resync (`sync`): a conversation with more changes than this since the client's position is
     # answered "reload from history"; one answer carries at most this many messages in all.
     "SYNC_MAX_CHANGES": env_int("CHAT_SYNC_MAX_CHANGES", 500),
-    # At most this many socket sends are written in one transaction.
-    "SEND_BATCH_MAX": env_int("CHAT_SEND_BATCH_MAX", 100),
+    # At most this many socket sends are written in one transaction. With one writer this sets
+    # what a round of the writer can store: at direct saturation 100 capped the bench machine at
+    # ~2,800 sends/s with its core not busy (a batch of 100 took ~35 ms); 300 did not (docs/
+    # operations.md, bench/README.md session 6).
+    "SEND_BATCH_MAX": env_int("CHAT_SEND_BATCH_MAX", 300),
     # Send batches in the database at once, each on a writer thread with its own database
     # connection (gateway/batching.py: batches in flight never share a conversation); at least
     # 1 (0 counts as 1). 1: one at a time on a thread of its own, which takes its next batch
@@ -500,6 +503,10 @@ CHAT = {
     # batcher's own (gateway/writer.py), not on writer threads: no thread waits for the GIL
     # behind the busy loop at each of its round trips. Off: writer threads (as on SQLite).
     "SEND_ON_LOOP": env_bool("CHAT_SEND_ON_LOOP", default=True),
+    # A connection's sends in flight at once (gateway/lanes.py): its next send is read and
+    # queued while its earlier ones wait for their batch, in order, for the protocols' send
+    # events (`Protocol.pipelined`); 1: one at a time, the next read once the last is answered.
+    "SEND_PIPELINE": env_int("CHAT_SEND_PIPELINE", 16),
     # Presence (gateway/presence.py): each process refreshes its connections' entries
     # every HEARTBEAT seconds; an entry not refreshed for TTL seconds is gone (a dead process's
     # users go offline within about TTL + HEARTBEAT). Changes are published at most once per

@@ -24,7 +24,7 @@ from messaging import services as msg_services
 from messaging.models import Conversation, Message
 from messaging.services import SendRequest
 
-from . import presence
+from . import lanes, presence
 from .batching import send_batcher
 from .connection import Connection
 from .sync import call
@@ -72,7 +72,7 @@ async def send(
     conversation kind (not found otherwise). Raises ApplicationError when refused. The time
     from here to the result (the ack follows at once) is recorded as send-to-ack latency."""
     started = time.monotonic()
-    result = await send_batcher.submit(
+    queued = send_batcher.enqueue(
         SendRequest(
             conn.user,
             conversation_id,
@@ -85,6 +85,8 @@ async def send(
             origin=conn.id,
         )
     )
+    lanes.parked()  # a pipelined send's reader reads the connection's next event meanwhile
+    result = await queued
     metrics.send_ack_observed(conn.protocol, conn.transport, time.monotonic() - started)
     if result.error is not None:
         raise result.error

@@ -47,6 +47,7 @@ class Connection:
     rescheduler: Callable[["Connection"], None] | None = None
     counted: bool = False  # greeted: counted as a live connection (metrics)
     realm: str | None = None  # the tenant app's public id; None: the first-party realm
+    lane: Any = None  # its pipelined sends in flight (gateway.lanes.Lane), made on first use
 
     @property
     def user_id(self) -> str:

@@ -30,7 +30,7 @@ from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
 from messaging.selectors import ConversationSnapshot
 
-from . import presence
+from . import lanes, presence
 from .audience import Local, deliveries
 from .auth import Authenticated, authenticate, connection_renew, connection_snapshot
 from .bridge import Watch, bridge
@@ -157,6 +157,8 @@ class Hub:
         # Whether rendering needs the protocol's `prepare` (a read, a cache): most protocols
         # render the bus event as it is, and need no coroutine per bus message for it.
         self.prepares = type(protocol).prepare is not Protocol.prepare
+        # Events that may run ahead of their connection's earlier sends (gateway/lanes.py).
+        self.pipelined = protocol.pipelined if settings.CHAT["SEND_PIPELINE"] > 1 else frozenset()
         # handshake_rereads: greetings read again because the bus spoke during the handshake (`greet`).
         self.stats = {"events": 0, "errors": 0, "rate_limited": 0, "handshake_rereads": 0}
         # Graceful drain (gateway.drain): refuse new connections; client events being handled.
@@ -513,6 +515,19 @@ class Hub:
 
     # --- client events ----------------------------------------------------------------------
 
+    def lane(self, conn_id: str, event: object) -> lanes.Lane | None:
+        """For an event the protocol lets run ahead (`Protocol.pipelined`) on a bound
+        connection: the connection's lane, for the transport to run the event in
+        (`lanes.run`). None: the transport awaits `handle` in place."""
+        if type(event) is not str or event not in self.pipelined:
+            return None
+        conn = self.connections.get(conn_id)
+        if conn is None:
+            return None
+        if conn.lane is None:
+            conn.lane = lanes.Lane(settings.CHAT["SEND_PIPELINE"])
+        return conn.lane
+
     def _allowed(self, conn: Connection) -> bool:
         user_bucket = self.user_buckets.get(conn.user_id)
         if user_bucket is None:
@@ -539,6 +554,8 @@ class Hub:
         self.stats["events"] += 1
         self.in_flight += 1
         try:
+            if conn.lane is not None and conn.lane.entries:  # after its pipelined sends, unless one
+                await lanes.drained(conn.lane)
             return await self._handle(conn, conn_id, event, args, oversize)
         finally:
             self.in_flight -= 1
@@ -589,6 +606,7 @@ class Hub:
         return await self._answer(conn_id, self.protocol.answer_error(conn, event, error))
 
     async def _answer(self, conn_id: str, answer: Answer) -> list | None:
+        await lanes.turn()  # a pipelined event answers after the one before it
         if answer.emits:  # most answers are an ack alone
             await self._send_all(conn_id, answer.emits)
         return answer.ack

@@ -99,6 +99,11 @@ class Protocol:
     # connections are capped per client address and closed if still unbound after a while
     # (CHAT SOCKET_MAX_UNBOUND_PER_ADDRESS, SOCKET_UNBOUND_SECONDS).
     binds_late: ClassVar[bool] = False
+    # Events that may run ahead of the connection's earlier ones while those wait for their
+    # send batch (gateway/lanes.py): sends whose handler checks its payload, calls
+    # `actions.send` once and answers with what it returns, and does nothing else the next
+    # event could see. Effects and answers stay in the order the client sent them.
+    pipelined: ClassVar[frozenset[str]] = frozenset()
 
     # --- connection start -------------------------------------------------------------------
 

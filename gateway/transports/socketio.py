@@ -9,6 +9,7 @@ python-socketio client manager on Redis: the channel layer is the bus.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,9 @@ from engineio import packet as eio_packet
 from socketio import exceptions, packet
 
 from chatproject.core.tasks import spawn
+from gateway import lanes
 from gateway.auth import query_dict
+from gateway.lanes import Lane
 from gateway.ratelimit import TokenBucket
 
 from . import safe_json
@@ -214,12 +217,19 @@ class GatewayServer(socketio.AsyncServer):
         # Namespace -> (its "*" handler, the same handler for the shortcut): `on_events`.
         self.event_handlers: dict[str, tuple[Callable[..., Any], EventHandler]] = {}
 
-    def on_events(self, namespace: str, any_event: Callable[..., Any], handler: EventHandler) -> None:
+    def on_events(
+        self,
+        namespace: str,
+        any_event: Callable[..., Any],
+        handler: EventHandler,
+        lane: Callable[[str, str], Lane | None] = lambda sid, event: None,
+    ) -> None:
         """Register a namespace's handler of every client event: `any_event` as python-socketio's
         catch-all ("*": event, sid, *args) and `handler`, the same handler, for text EVENT packets
-        that take the shortcut."""
+        that take the shortcut; `lane(sid, event)`: the lane to run such an event in, if it may
+        run ahead of the connection's earlier events (gateway/lanes.py)."""
         self.on("*", any_event, namespace=namespace)
-        self.event_handlers[namespace] = (any_event, handler)
+        self.event_handlers[namespace] = (any_event, handler, lane)
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return DirectEngineServer  # less held per session (engine.py), direct writes
@@ -339,11 +349,31 @@ class GatewayServer(socketio.AsyncServer):
         ):
             await self._handle_event(eio_sid, namespace, id, payload)
             return
+        lane = registered[2](sid, event) if eio_sid not in self.oversize else None
+        if lane is not None:
+            await lanes.run(
+                lane,
+                functools.partial(self._event, registered[1], sid, eio_sid, event, payload, namespace, id),
+            )
+            return
+        await self._event(registered[1], sid, eio_sid, event, payload, namespace, id)
+
+    async def _event(
+        self,
+        handler: EventHandler,
+        sid: str,
+        eio_sid: str,
+        event: str,
+        payload: list,
+        namespace: str,
+        id: int | None,
+    ) -> None:
         try:
-            ack = await registered[1](sid, eio_sid, event, payload[1:])
+            ack = await handler(sid, eio_sid, event, payload[1:])
         except asyncio.CancelledError:  # as python-socketio's `_trigger_event` (5.18) takes it
             ack = None
         if id is not None:
+            await lanes.turn()  # pipelined: after the connection's earlier events' acks
             await self._send_ack(eio_sid, namespace, id, [] if ack is None else ack)
 
     async def _handle_event_internal(
@@ -572,7 +602,7 @@ class SocketIOTransport:
 
         sio.on("connect", connect, namespace=namespace)
         sio.on("disconnect", disconnect, namespace=namespace)
-        sio.on_events(namespace, any_event, event)
+        sio.on_events(namespace, any_event, event, hub.lane)
 
     async def _greet_when_connected(self, hub: Hub, sid: str) -> None:
         loop = asyncio.get_running_loop()

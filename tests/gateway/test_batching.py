@@ -130,6 +130,32 @@ async def test_a_send_into_a_conversation_in_flight_waits_and_others_go_at_once(
     assert batcher.idle and batcher.stats["overlapped"] == 1
 
 
+async def test_a_connections_sends_keep_their_order_across_conversations(settings):
+    """A connection may have several sends queued (gateway/lanes.py): a later one into another
+    conversation never goes in a batch ahead of an earlier one still waiting."""
+    settings.CHAT = {**settings.CHAT, "SEND_WRITERS": 2}
+    gated = Gated()
+    batcher = batching.SendBatcher(gated)
+    first = asyncio.ensure_future(batcher.submit(request("a", "other-1")))
+    await until(lambda: len(gated.batches) == 1)
+    mine = [
+        SendRequest(user=None, conversation_id=c, content=n, origin="conn-1")
+        for c, n in [("a", "mine-1"), ("b", "mine-2")]
+    ]
+    later = [asyncio.ensure_future(batcher.submit(r)) for r in [*mine, request("c", "other-2")]]
+    # "mine-1" waits for "a"; "mine-2" waits behind it though "b" is free; "other-2" goes.
+    await until(lambda: len(gated.batches) == 2)
+    assert gated.batches[1] == [("c", "other-2")]
+    gated.release(1)
+    await until(lambda: later[2].done())
+    gated.release(0)
+    await until(lambda: len(gated.batches) == 3)
+    assert gated.batches[2] == [("a", "mine-1"), ("b", "mine-2")]
+    gated.release(2)
+    await until(lambda: all(f.done() for f in [first, *later]))
+    assert batcher.idle
+
+
 async def test_no_more_than_send_writers_batches_are_in_flight(settings):
     settings.CHAT = {**settings.CHAT, "SEND_WRITERS": 2}
     gated = Gated()

@@ -27,6 +27,8 @@ class CzMessenger(EventsOnly):
     name = "czmessenger"
     connect_first = False  # refusals are the namespace ERROR packet, before any CONNECT
     handlers = HANDLERS
+    # A send: checked, `actions.send`, answered with its echo (gateway/lanes.py).
+    pipelined = frozenset({"new_message"})
     urls = "gateway.protocols.czmessenger.urls"
 
     def credentials(self, handshake: Handshake) -> Credentials:

@@ -73,6 +73,8 @@ class ExpressChat(Protocol):
     # The original page expects connect, then `auth-failure`, then a server disconnect.
     connect_first = True
     handlers = HANDLERS
+    # The three sends: checked, `actions.send`, answered with its ack (gateway/lanes.py).
+    pipelined = frozenset({"send-personal-message", "send-group-message", "send-self-message"})
     urls = "gateway.protocols.expresschat.urls"
     optional_capabilities = (EXTENSIONS,)
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+from gateway import lanes
 from gateway.ratelimit import TokenBucket
 from gateway.transports.binary import BinaryError, Reassembly, TooLarge
 from gateway.transports.eager import run_eagerly
@@ -27,6 +29,8 @@ from . import codec
 from .codec import PacketType, ProtocolError, SioPacket
 
 if TYPE_CHECKING:
+    from gateway.hub import Hub
+
     from .namespace import Eio3Namespace
     from .server import Eio3Server
 
@@ -325,19 +329,25 @@ class Session:
             conn_id = self.sockets.get(nsp)
             if conn_id is None:
                 return  # not connected to that namespace (yet, or any more): dropped as socket.io does
-            namespace = self.server.namespaces[nsp]
-            try:
-                oversize = id(packet) in self.oversize
-                self.oversize.discard(id(packet))
-                result = await namespace.hub.handle(
-                    conn_id, packet.data[0], packet.data[1:], oversize=oversize
-                )
-            except Exception:
-                logger.exception("eio3 hub.handle failed for %s", conn_id)
-                return
-            if packet.id is not None and result is not None and self.sockets.get(nsp) == conn_id:
-                self.enqueue(codec.encode_ack(nsp, packet.id, list(result)))
+            hub = self.server.namespaces[nsp].hub
+            oversize = id(packet) in self.oversize
+            self.oversize.discard(id(packet))
+            lane = None if oversize else hub.lane(conn_id, packet.data[0])
+            if lane is None:
+                await self._event(hub, nsp, conn_id, packet, oversize)
+            else:  # may run ahead of this socket's earlier sends (gateway/lanes.py)
+                await lanes.run(lane, functools.partial(self._event, hub, nsp, conn_id, packet, oversize))
         # ACK, BINARY_ACK: the server never asks for acks, so there is nothing to match; ignored.
+
+    async def _event(self, hub: Hub, nsp: str, conn_id: str, packet: SioPacket, oversize: bool) -> None:
+        try:
+            result = await hub.handle(conn_id, packet.data[0], packet.data[1:], oversize=oversize)
+        except Exception:
+            logger.exception("eio3 hub.handle failed for %s", conn_id)
+            return
+        await lanes.turn()  # pipelined: after the socket's earlier events' acks
+        if packet.id is not None and result is not None and self.sockets.get(nsp) == conn_id:
+            self.enqueue(codec.encode_ack(nsp, packet.id, list(result)))
 
     async def _connect(self, nsp: str, query: str, *, implicit: bool) -> None:
         namespace = self.server.namespaces.get(nsp)

@@ -41,6 +41,9 @@ class FakeHub:
         EVENTS["connects"].append(conn_id)
         return Admission(True)
 
+    def lane(self, conn_id, event):
+        return None  # no event runs ahead of the connection's earlier ones (gateway/lanes.py)
+
     async def greet(self, conn_id: str) -> None:
         EVENTS["greets"].append(conn_id)
         handshake = self.handshakes[conn_id]

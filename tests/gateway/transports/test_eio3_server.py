@@ -35,6 +35,9 @@ class RecordingHub:
             return Admission(False, "Authentication Error")
         return Admission(True)
 
+    def lane(self, conn_id, event):
+        return None  # no event runs ahead of the connection's earlier ones (gateway/lanes.py)
+
     async def greet(self, conn_id: str) -> None:
         await asyncio.sleep(self.greet_delay)
         self.log.append(("greet", conn_id))

@@ -13,6 +13,7 @@ import asyncio
 
 import pytest
 
+from gateway import lanes
 from gateway.transports import safe_json
 from gateway.transports.socketio import GatewayServer
 
@@ -203,8 +204,8 @@ async def test_a_cancelled_handler_is_answered_as_python_socketio_answers_it():
     async def cancelled(sid, eio_sid, name, args):
         raise asyncio.CancelledError
 
-    any_event = sio.event_handlers["/"][0]
-    sio.event_handlers["/"] = (any_event, cancelled)
+    any_event, _event, lane = sio.event_handlers["/"]
+    sio.event_handlers["/"] = (any_event, cancelled, lane)
     await sio._handle_eio_message("e1", '24["x"]')
     assert engine.sent == ["34[]"]
 
@@ -217,7 +218,8 @@ async def test_the_oversize_mark_is_set_while_a_shortcut_event_is_handled():
         seen.append(eio_sid in sio.oversize)
         return None
 
-    sio.event_handlers["/"] = (sio.event_handlers["/"][0], event)
+    any_event, _event, lane = sio.event_handlers["/"]
+    sio.event_handlers["/"] = (any_event, event, lane)
     sio.event_limit = 30
     await sio._handle_eio_message("e1", '2["x","' + "a" * 40 + '"]')
     await sio._handle_eio_message("e1", '2["x","a"]')
@@ -244,3 +246,50 @@ async def test_an_ack_goes_to_its_open_session_and_a_closed_one_through_python_e
     session.closed = True
     await sio._handle_eio_message("e1", '22["x",2]')
     assert engine.sent == ['32[{"ok":true,"echo":[2]}]'] and len(session.packets) == 1
+
+
+async def test_a_pipelined_event_frees_the_reader_once_parked_and_acks_stay_in_order():
+    sio, engine, calls = await _server(shortcut=True)
+    lane = lanes.Lane(16)
+    batch: dict[int, asyncio.Future] = {}
+
+    async def event(sid, eio_sid, name, args):
+        n = args[0]
+        if n < 0:  # refused before it is queued
+            return [{"ok": False, "n": n}]
+        batch[n] = asyncio.get_running_loop().create_future()
+        lanes.parked()  # queued in the batcher
+        await batch[n]
+        return [{"ok": True, "n": n}]
+
+    any_event = sio.event_handlers["/"][0]
+    sio.event_handlers["/"] = (any_event, event, lambda sid, name: lane if name == "send" else None)
+    for packet in ('21["send",1]', '22["send",2]'):
+        await asyncio.wait_for(sio._handle_eio_message("e1", packet), 1)  # not held by the batch
+    # Refused before it is queued: the reader waits for it, and its ack waits for those before it.
+    refused = asyncio.ensure_future(sio._handle_eio_message("e1", '23["send",-3]'))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sorted(batch) == [1, 2] and engine.sent == [] and not refused.done()
+    batch[2].set_result(None)  # the later batch answers first: its ack still goes second
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert engine.sent == []
+    batch[1].set_result(None)
+    await asyncio.wait_for(refused, 1)
+    assert engine.sent == ['31[{"ok":true,"n":1}]', '32[{"ok":true,"n":2}]', '33[{"ok":false,"n":-3}]']
+    assert not lane.entries
+
+
+async def test_an_oversize_event_is_not_pipelined():
+    sio, engine, calls = await _server(shortcut=True)
+    asked: list[str] = []
+
+    def lane_for(sid, name):
+        asked.append(name)
+        return lanes.Lane(16)
+
+    sio.event_handlers["/"] = (*sio.event_handlers["/"][:2], lane_for)
+    sio.event_limit = 30
+    await sio._handle_eio_message("e1", '21["send","' + "a" * 40 + '"]')
+    assert asked == [] and len(engine.sent) == 1  # handled in place, its oversize mark seen
