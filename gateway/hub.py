@@ -603,6 +603,8 @@ class Hub:
         """Called for a client frame the transport could not decode: answered like any refused
         event, nothing is run."""
         conn = self.connections.get(conn_id)
+        if conn is not None and conn.lane is not None and conn.lane.entries:
+            await lanes.drained(conn.lane)  # answered after the connection's earlier sends
         return await self._answer(conn_id, self.protocol.answer_error(conn, event, error))
 
     async def _answer(self, conn_id: str, answer: Answer) -> list | None:
