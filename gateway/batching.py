@@ -18,8 +18,10 @@ written waits in the queue, and so does every later send into that conversation,
 one conversation are stored, acked and published in the order they were submitted (seq order),
 and two batches of one process never wait for each other's rows. A writer hands a batch's
 results over before it frees the batch's conversations, and the loop runs what it is handed in
-order, so a later batch's acks never overtake an earlier one's. Each connection still handles
-its own events one at a time, so its sends stay in order too.
+order, so a later batch's acks never overtake an earlier one's. A connection may have several
+sends queued (gateway/lanes.py): a send is also kept out of a batch while an earlier send of its
+connection (its `origin`) is in flight or waits, so a connection's sends are stored in the order
+it sent them, whatever their conversations.
 """
 
 import asyncio
