@@ -67,6 +67,10 @@ class LoopWriter:
     def __init__(self) -> None:
         self._connection: psycopg.AsyncConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Django's wrapper of the default database, for its parameters and its error wrapping
+        # only (no query runs on it here): looked up once, not per query (asgiref's `Local`
+        # behind `connections[...]` costs a lookup and a getpid system call every time).
+        self._db = connections[DEFAULT_DB_ALIAS]
 
     async def _connected(self) -> psycopg.AsyncConnection:
         loop = asyncio.get_running_loop()
@@ -75,7 +79,7 @@ class LoopWriter:
                 return self._connection
             # Made on another event loop (a test's, now gone): its waits belong there.
             self._connection.pgconn.finish()
-        db = connections[DEFAULT_DB_ALIAS]
+        db = self._db
         params = db.get_connection_params()  # builds a dict: no I/O, safe on the loop
         params.pop("cursor_factory", None)
         with db.wrap_database_errors:
@@ -114,8 +118,7 @@ class LoopWriter:
     async def _query(self, query: SendQuery) -> list[list[tuple]]:
         connection = await self._connected()
         prepared = settings.CHAT["SEND_PREPARED"]
-        db = connections[DEFAULT_DB_ALIAS]
-        with db.wrap_database_errors:
+        with self._db.wrap_database_errors:
             try:
                 return await _run(connection, *query.statement(prepared), query.then is not None)
             except psycopg.errors.InvalidSqlStatementName:
