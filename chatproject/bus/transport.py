@@ -297,16 +297,18 @@ class ScriptConnection:
     async def run(self, args: list[bytes | str]) -> int:
         """The script over `args` (triples of channel, message, alone); how many it skipped."""
         async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-            loop = asyncio.get_running_loop()
+            loop, connection = asyncio.get_running_loop(), self._connection
             if self._loop is not loop:  # a connection belongs to the loop it was made in
-                self._connection, self._loop = self._pool.make_connection(), loop
+                connection = self._pool.make_connection()
+                self._connection, self._loop = connection, loop
             try:
-                return int(await self._call(b"EVALSHA", _PUBLISH_SHA, args))
+                return int(await _call(connection, b"EVALSHA", _PUBLISH_SHA, args))
             except NoScriptError:
-                return int(await self._call(b"EVAL", _PUBLISH_LUA, args))
+                return int(await _call(connection, b"EVAL", _PUBLISH_LUA, args))
 
-    async def _call(self, command: bytes, script: str, args: list[bytes | str]) -> Any:
-        connection = self._connection
-        # Connects first when not connected (redis-py disconnects it on any failure).
-        await connection.send_packed_command(pack_command((command, script, 0, *args)), check_health=False)
-        return await connection.read_response()
+
+async def _call(connection: Any, command: bytes, script: str, args: list[bytes | str]) -> Any:
+    # Connects first when not connected (redis-py disconnects it on any failure). The caller's
+    # own reference: outside a server, another thread's loop may have replaced the attribute.
+    await connection.send_packed_command(pack_command((command, script, 0, *args)), check_health=False)
+    return await connection.read_response()
