@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -155,12 +156,16 @@ async def _run(seed: dict, pairs: int, window: int, warmup: int, messages: int, 
         pair.pump(window)
     await asyncio.wait_for(tally.expect(warmup).wait(), 120)
     _callgrind("on")
+    _cprofile("on")
     loop0, proc0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
+    usage0 = resource.getrusage(resource.RUSAGE_THREAD)
     delivered0 = tally.delivered
     await asyncio.wait_for(tally.expect(warmup + messages).wait(), 300)
     loop_cpu, proc_cpu = time.thread_time() - loop0, time.process_time() - proc0
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
     wall = time.perf_counter() - wall0
     _callgrind("off")
+    _cprofile("off")
     counted = tally.delivered - delivered0
     tally.sending = False
     while any(p.next_ack < p.sent for p in group) or tally.delivered < tally.acked:  # noqa: ASYNC110
@@ -181,12 +186,36 @@ async def _run(seed: dict, pairs: int, window: int, warmup: int, messages: int, 
     return {
         "loop_us": loop_cpu / counted * 1e6,
         "threads_us": (proc_cpu - loop_cpu) / counted * 1e6,
+        "loop_sys_us": (usage.ru_stime - usage0.ru_stime) / counted * 1e6,
+        "loop_switches": (usage.ru_nvcsw - usage0.ru_nvcsw) / counted,
+        "loop_preempted": (usage.ru_nivcsw - usage0.ru_nivcsw) / counted,
         "msgs_per_s": counted / wall,
         "lost": lost,
         "duplicated": dup,
         "reordered_pairs": reordered,
         "ack_errors": tally.errors,
     }
+
+
+_profiler = None
+
+
+def _cprofile(state: str) -> None:
+    """With DIRECT_COST_CPROFILE=<path>: cProfile of the measured messages, written to <path>
+    (call counts per message are exact; compare the trees' `ncalls`, not their times)."""
+    global _profiler
+    path = os.environ.get("DIRECT_COST_CPROFILE")
+    if not path:
+        return
+    if state == "on":
+        import cProfile
+
+        _profiler = cProfile.Profile()
+        _profiler.enable()
+    elif _profiler is not None:
+        _profiler.disable()
+        _profiler.dump_stats(path)
+        _profiler = None
 
 
 def _callgrind(state: str) -> None:
@@ -219,7 +248,8 @@ def main() -> None:
         result = uvloop.run(_run(seed, args.pairs, args.window, args.warmup, args.messages, round_))
         rows.append(result)
         print(
-            f"loop {result['loop_us']:.1f} us/msg, threads {result['threads_us']:.1f} us/msg, "
+            f"loop {result['loop_us']:.1f} us/msg (system {result['loop_sys_us']:.1f}, "
+            f"{result['loop_switches']:.2f} waits and {result['loop_preempted']:.2f} preemptions), threads {result['threads_us']:.1f} us/msg, "
             f"{result['msgs_per_s']:.0f} msgs/s; lost {result['lost']} dup {result['duplicated']} "
             f"reordered pairs {result['reordered_pairs']} ack errors {result['ack_errors']}",
             flush=True,

@@ -20,11 +20,17 @@ timeout for every read and builds a message dict (and awaits its observability h
 message, ~3% of the event loop's work per direct message (issue 19). A message goes into the
 channel queues as channels-redis's `_receive_message` puts it; every other reply (subscription
 confirmations) still goes through redis-py's `handle_message`, which keeps its bookkeeping.
+redis-py 8 speaks RESP3 by default, where a message is a push (hiredis's `PushNotification`, a
+list): it is taken as a message all the same, and the pub/sub connection's push handler hands it
+back as it is, where redis-py's default handler formats every message, its body included, into a
+debug log line whether or not anything logs it (`_as_it_is`; issue 19, session 6: the shortcut
+above had stopped being taken, and the two cost ~40% of a message's receive in
+`bench/bus_hop_cost.py`).
 Failures are handled as channels-redis does (logged on its logger, which the bus counts as a
 reconnect, then retried a second later; redis-py reconnects and re-subscribes).
 
 Subclasses `RedisPubSubChannelLayer`, `RedisPubSubLoopLayer` and `RedisSingleShardConnection`
-(their `_get_layer`, `_shards`, `subscribe`/`unsubscribe` and `_do_receiving`).
+(their `_get_layer`, `_shards`, `subscribe`/`unsubscribe`, `_ensure_redis` and `_do_receiving`).
 """
 
 from __future__ import annotations
@@ -50,6 +56,11 @@ class BatchingShard(RedisSingleShardConnection):
         self._wanted: dict[str, bool] = {}  # channel -> subscribed (True) or not, latest ask
         self._sent: asyncio.Future | None = None  # resolved when the batch of `_wanted` is sent
         self._sender: asyncio.Task | None = None
+
+    def _ensure_redis(self) -> None:
+        super()._ensure_redis()
+        # Set on the connection's parser at every connect (redis-py's PubSub.connect).
+        self._pubsub.push_handler_func = _as_it_is
 
     async def subscribe(self, channel: str) -> None:
         await self._change(channel, True)
@@ -107,7 +118,7 @@ class BatchingShard(RedisSingleShardConnection):
                 if pubsub is not None and pubsub.subscribed:
                     # Blocks until a reply is there; one already buffered is parsed at once.
                     response = await pubsub.parse_response(block=True)
-                    if type(response) is list and len(response) == 3 and response[0] == MESSAGE:
+                    if isinstance(response, list) and len(response) == 3 and response[0] == MESSAGE:
                         self._put(response[1], response[2])
                     elif response is not None:
                         self._receive_message(
@@ -133,6 +144,12 @@ class BatchingShard(RedisSingleShardConnection):
             queue = layer.channels.get(member)
             if queue is not None:
                 queue.put_nowait(data)
+
+
+async def _as_it_is(response: list) -> list:
+    """The pub/sub connection's push handler: a pushed reply (a message, a confirmation) is
+    read as any other reply, by the receive task."""
+    return response
 
 
 class BatchingLoopLayer(RedisPubSubLoopLayer):

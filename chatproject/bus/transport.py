@@ -9,6 +9,7 @@ publishing at once with `async_to_sync`.
 """
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from channels_redis.utils import create_pool
+from hiredis import pack_command
 from redis import asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
@@ -65,6 +68,7 @@ def bind_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     _flush_lock = asyncio.Lock() if loop is not None else None
     _publishers.clear()
     _scripts.clear()
+    _host_keys.clear()
 
 
 def set_unwanted_here(check: Callable[[str, dict[str, Any]], bool] | None) -> None:
@@ -96,7 +100,12 @@ def send(groups: list[str], event: dict[str, Any]) -> None:
         _queue.extend((group, envelope(group, event)) for group in groups)
         wake, _wake_pending = not _wake_pending, True
     if wake:
-        loop.call_soon_threadsafe(lambda: spawn(flush(), loop))
+        if asyncio._get_running_loop() is loop:
+            # On the loop itself (the send batch's loop driver): no wake-up through the loop's
+            # self-pipe (a write, then a read and a callback on its next turn) for each batch.
+            spawn(flush(), loop)
+        else:
+            loop.call_soon_threadsafe(lambda: spawn(flush(), loop))
 
 
 async def send_async(groups: list[str], event: dict[str, Any]) -> None:
@@ -212,7 +221,8 @@ return skipped
 # Messages per script call: Redis runs a script without serving anyone else, so a large flush is
 # a few short scripts rather than one long one.
 PUBLISH_CHUNK = 500
-_scripts: dict[str, Any] = {}
+_scripts: dict[str, "ScriptConnection"] = {}  # host key -> its connection
+_host_keys: dict[Any, str] = {}  # the bound loop's shards -> their hosts' keys
 
 
 async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[str, dict[str, Any]]]) -> int:
@@ -225,7 +235,8 @@ async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[s
     """
     loop_layer = layer._get_layer()
     # Only in the loop the bridge runs in: the check reads the gateway's state of that loop.
-    unwanted = _unwanted_here if _loop is not None and asyncio.get_running_loop() is _loop else None
+    bound = _loop is not None and asyncio.get_running_loop() is _loop
+    unwanted = _unwanted_here if bound else None
     serialize = layer.serialize
     by_shard: dict[Any, list[bytes | str]] = {}  # the layer's shard objects, one per Redis host
     for group, message in batch:
@@ -238,16 +249,66 @@ async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[s
         args += (channel, serialize(message), alone)
     by_host: dict[str, list[bytes | str]] = {}
     for shard, args in by_shard.items():  # a key per host, not per message (a sorted repr)
-        host = shard.host
-        key = repr(sorted(host.items())) if isinstance(host, dict) else str(host)
-        if key not in _publishers:
-            _publishers[key] = aioredis.Redis(connection_pool=create_pool(host))
+        key = _host_keys.get(shard) if bound else None
+        if key is None:
+            host = shard.host
+            key = repr(sorted(host.items())) if isinstance(host, dict) else str(host)
+            if key not in _scripts:
+                _scripts[key] = ScriptConnection(host)
+            if bound:  # the bound loop's shards, kept until `bind_loop` (the repr: 2% of a flush)
+                _host_keys[shard] = key
         by_host.setdefault(key, []).extend(args)
     skipped = 0
     for key, args in by_host.items():
-        script = _scripts.get(key)
-        if script is None:
-            script = _scripts[key] = _publishers[key].register_script(_PUBLISH_LUA)
+        script = _scripts[key]
         for start in range(0, len(args), 3 * PUBLISH_CHUNK):
-            skipped += int(await script(args=args[start : start + 3 * PUBLISH_CHUNK]))
+            skipped += await script.run(args[start : start + 3 * PUBLISH_CHUNK])
     return skipped
+
+
+# How long one script call to a Redis host may take, connecting included, before the flush fails
+# (its batch counted lost): redis-py's default socket timeout, which bounded each of its steps.
+PUBLISH_TIMEOUT_SECONDS = 5.0
+_PUBLISH_SHA = hashlib.sha1(_PUBLISH_LUA.encode()).hexdigest()
+
+
+class ScriptConnection:
+    """The bus's own connection to one Redis host for `_PUBLISH_LUA`: one call at a time (the
+    flushes are serialised by `_flush_lock`), packed by hiredis, written and read on a redis-py
+    connection of its own under one timer per call.
+
+    At a low rate each send batch is a flush of its own, and redis-py's client path cost more
+    than the rest of the flush: a task and a timer for each write (`wait_for` of the socket
+    timeout), a timer for each read, a pool checkout, a retry wrapper and its observability
+    hooks, the Python packer (issue 19, session 6: `bench/bus_hop_cost.py`). Failures are as
+    they were with the client over a pool made without a retry policy (channels-redis's
+    `create_pool`): the call fails, redis-py drops the connection, and the next call connects
+    again. NOSCRIPT (a Redis restarted or flushed since the script was loaded) sends the script
+    itself, which loads it again."""
+
+    __slots__ = ("_connection", "_loop", "_pool")
+
+    def __init__(self, host: dict[str, Any]) -> None:
+        # No per-step timeouts: `run` bounds the whole call (connect, write, read) with one.
+        self._pool = create_pool({**host, "socket_timeout": None, "socket_connect_timeout": None})
+        self._connection: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(self, args: list[bytes | str]) -> int:
+        """The script over `args` (triples of channel, message, alone); how many it skipped."""
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            loop, connection = asyncio.get_running_loop(), self._connection
+            if self._loop is not loop:  # a connection belongs to the loop it was made in
+                connection = self._pool.make_connection()
+                self._connection, self._loop = connection, loop
+            try:
+                return int(await _call(connection, b"EVALSHA", _PUBLISH_SHA, args))
+            except NoScriptError:
+                return int(await _call(connection, b"EVAL", _PUBLISH_LUA, args))
+
+
+async def _call(connection: Any, command: bytes, script: str, args: list[bytes | str]) -> Any:
+    # Connects first when not connected (redis-py disconnects it on any failure). The caller's
+    # own reference: outside a server, another thread's loop may have replaced the attribute.
+    await connection.send_packed_command(pack_command((command, script, 0, *args)), check_health=False)
+    return await connection.read_response()

@@ -3,6 +3,7 @@ is subscribed receives, what was unsubscribed does not, changes asked for togeth
 command, and a failure reaches every caller of its batch."""
 
 import asyncio
+import logging
 import os
 import uuid
 
@@ -157,3 +158,41 @@ async def test_messages_are_read_as_they_come_not_through_a_timed_get_message(la
     await subscriber.group_add("direct", channel)
     await publisher.group_send("direct", {"type": "m", "text": "back"})
     assert await _received(subscriber, channel, 1) == ["back"]
+
+
+async def test_messages_pushed_over_resp3_skip_redis_pys_message_dicts(layers, monkeypatch):
+    """redis-py 8 speaks RESP3, where a message comes as a push (hiredis's `PushNotification`):
+    it goes straight to the channel queues like a RESP2 reply, without `handle_message`'s dict;
+    subscription confirmations still go through `handle_message`."""
+    from redis.asyncio.client import PubSub
+
+    handled: list[bytes] = []
+    original = PubSub.handle_message
+
+    async def counted(self, response, ignore_subscribe_messages=False):
+        handled.append(response[0])
+        return await original(self, response, ignore_subscribe_messages=ignore_subscribe_messages)
+
+    monkeypatch.setattr(PubSub, "handle_message", counted)
+    subscriber, publisher = layers
+    channel = await subscriber.new_channel("proc.")
+    await subscriber.group_add("direct", channel)
+    for n in range(5):
+        await publisher.group_send("direct", {"type": "m", "text": str(n)})
+    assert await _received(subscriber, channel, 5) == [str(n) for n in range(5)]
+    assert subscriber._get_layer()._shards[0]._pubsub.connection.protocol in (3, "3")  # the case
+    assert b"message" not in handled and b"subscribe" in handled
+
+
+async def test_no_message_body_is_formatted_into_a_log_line(layers, caplog):
+    """redis-py's default push handler formats every pushed reply, the message's body included,
+    into a debug line (built even when nothing logs it): the layer's pub/sub connection hands
+    pushes back as they are, so no body reaches a log whatever the level."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="push_response")  # redis-py's, INFO by its own default
+    subscriber, publisher = layers
+    channel = await subscriber.new_channel("proc.")
+    await subscriber.group_add("direct", channel)
+    await publisher.group_send("direct", {"type": "m", "text": "secret-body-5071"})
+    assert await _received(subscriber, channel, 1) == ["secret-body-5071"]
+    assert not [r for r in caplog.records if "secret-body-5071" in r.getMessage()]

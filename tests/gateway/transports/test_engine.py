@@ -5,10 +5,11 @@ clients."""
 
 import asyncio
 
+import pytest
 from engineio import packet
 from engineio.async_socket import AsyncSocket
 
-from gateway.transports.engine import EngineServer, LeanSocket, translate_request
+from gateway.transports.engine import EngineServer, LeanSocket, decoded, translate_request
 from gateway.transports.send_queue import SendQueue
 
 PING, PONG, MESSAGE = str(packet.PING), str(packet.PONG), str(packet.MESSAGE)
@@ -257,3 +258,49 @@ async def test_an_idle_session_holds_neither_its_last_frame_nor_what_it_sent():
     assert "received-frame" not in held and "sent-frame" not in held
     ws.incoming.put_nowait(None)
     await asyncio.wait_for(handler, 1)
+
+
+FRAMES = [
+    '42["send-personal-message",{"ChatId":"c","Content":"hi"}]',
+    '421["send-personal-message",{}]',
+    "40",
+    '40{"token":"t"}',
+    "41",
+    "4\u00b2x",  # a numeric character that is not an ASCII digit
+    '4{"a":1}',
+    '4["a"]',
+    "4abc",
+    "4",
+    "2",
+    "3probe",
+    "6",
+    "9",
+    "bYWJj",
+    b"\x04binary",
+]
+
+
+@pytest.mark.parametrize("frame", FRAMES)
+def test_frames_decode_as_python_engineio_decodes_them(frame):
+    ours, theirs = decoded(frame), packet.Packet(encoded_packet=frame)
+    assert (ours.packet_type, ours.data, ours.binary) == (theirs.packet_type, theirs.data, theirs.binary)
+    assert ours.encode() == theirs.encode()
+
+
+@pytest.mark.parametrize("frame", ["", "x"])
+def test_bad_frames_fail_as_python_engineio_fails_them(frame):
+    with pytest.raises(ValueError):
+        packet.Packet(encoded_packet=frame)
+    with pytest.raises(ValueError):
+        decoded(frame)
+
+
+def test_a_socketio_packet_is_made_without_decode_and_its_caught_error(monkeypatch):
+    """python-engineio's `decode` raises and catches a ValueError for every Socket.IO packet."""
+
+    def refused(self, encoded_packet):
+        raise AssertionError("decode called")
+
+    monkeypatch.setattr(packet.Packet, "decode", refused)
+    pkt = decoded('42["typing",{"ChatId":"c"}]')
+    assert (pkt.packet_type, pkt.data, pkt.binary) == (packet.MESSAGE, '2["typing",{"ChatId":"c"}]', False)
