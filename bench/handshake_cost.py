@@ -8,7 +8,8 @@ A/B the handshake's query code (issue 19).
     DATABASE_URL=... .venv/bin/python bench/handshake_cost.py [USERS] [ROUNDS] [loop]
 
 `loop`: the same read as the event loop runs it (gateway/reader.py, CHAT HANDSHAKE_READ_ON_LOOP),
-one read at a time on one asynchronous connection, its CPU time the loop thread's.
+one read at a time on one asynchronous connection, its CPU time the loop thread's; and the CPU
+of the PostgreSQL backend that served it (/proc: PostgreSQL on this machine).
 
 Runs on whatever database DATABASE_URL names (the bench database after an idle run); seeds
 USERS (default 200) users the way the idle scenario does if it has fewer live sessions.
@@ -52,17 +53,28 @@ async def _on_loop(tokens: list[str], rounds: int) -> None:
 
     for token in tokens[:50]:  # warm-up
         await one(token)
-    cpu, wall = [], []
+    (connection,) = reader.reader._idle  # one read at a time: one connection
+    backend = (await (await connection.execute("SELECT pg_backend_pid()")).fetchone())[0]
+    cpu, wall, server = [], [], []
     for _ in range(rounds):
-        w0, c0 = time.perf_counter(), time.thread_time()
+        w0, c0, s0 = time.perf_counter(), time.thread_time(), _backend_cpu(backend)
         for token in tokens:
             await one(token)
         cpu.append((time.thread_time() - c0) / len(tokens) * 1000)
         wall.append((time.perf_counter() - w0) / len(tokens) * 1000)
+        server.append((_backend_cpu(backend) - s0) / len(tokens) * 1000)
     print(
         f"on the loop: CPU per handshake (ms): median {statistics.median(cpu):.3f}, rounds {[round(c, 3) for c in cpu]}"
     )
+    print(f"PostgreSQL backend CPU per handshake (ms): median {statistics.median(server):.3f}")
     print(f"wall per handshake (ms): median {statistics.median(wall):.3f}")
+
+
+def _backend_cpu(pid: int) -> float:
+    """A PostgreSQL backend's CPU seconds (PostgreSQL on this machine)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -13,7 +13,10 @@ partners and pending requests, together.
 
 The Python around the statements is the thread path's: the session row is checked by
 `accounts.tokens.user_for_session_row`, the snapshot built by `messaging.selectors.snapshot_*`.
-What this path does not cover goes to the read threads as before: the ExpressChat refresh path
+The two statements of the first round trip are prepared once per connection and run by name
+(CHAT HANDSHAKE_READ_PREPARED): parsing and planning them cost PostgreSQL 0.38 ms of CPU per
+handshake, 0.11 ms once prepared (bench/handshake_cost.py `loop`). What this path does not
+cover goes to the read threads as before: the ExpressChat refresh path
 (an expired access token renewed at the handshake). Connections are opened as Django opens its
 own (`get_connection_params`: the same database, options and type adapters, the session's time
 zone UTC), in autocommit; at most CHAT HANDSHAKE_READ_CONNECTIONS at once, each serving one
@@ -25,6 +28,8 @@ retry), and the next read opens a fresh one.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -111,18 +116,60 @@ async def _connect() -> psycopg.AsyncConnection:
 reader = LoopReader()
 
 
-async def _sets(statements: list[tuple[str, list]]) -> list[list[tuple]]:
-    """The rows of each statement, all sent as one query (one round trip)."""
-    sql = "; ".join(statement for statement, _ in statements)
+# Prepared statements (CHAT HANDSHAKE_READ_PREPARED) held by each connection, by name.
+_prepared: weakref.WeakKeyDictionary[psycopg.AsyncConnection, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _prepared_form(sql: str) -> tuple[str, str]:
+    """(the name of `sql` prepared, its `PREPARE`). The name ends with a digest of the
+    statement, so a session that outlived a deploy (a pooler in session mode) and holds an
+    older version's statement under that name never runs it for the new one. The statements
+    hold no `%` but their placeholders (names come from the models' `_meta`)."""
+    name = f"chat_handshake_{hashlib.sha256(sql.encode()).hexdigest()[:16]}"
+    parts = sql.split("%s")
+    numbered = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+    return name, f"PREPARE {name} AS {numbered}"
+
+
+async def _prepare(connection: psycopg.AsyncConnection, statements: list[tuple[str, list]]) -> str:
+    """The query that runs `statements` by name, preparing on `connection` those it lacks."""
+    held = _prepared.setdefault(connection, set())
+    executes = []
+    for sql, params in statements:
+        name, prepare = _prepared_form(sql)
+        if name not in held:
+            await connection.execute(prepare)
+            held.add(name)
+        executes.append(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}")
+    return "; ".join(executes)
+
+
+async def _sets(statements: list[tuple[str, list]], *, prepared: bool = False) -> list[list[tuple]]:
+    """The rows of each statement, all sent as one query (one round trip). `prepared` (and
+    CHAT HANDSHAKE_READ_PREPARED): run by name, prepared once per connection, so PostgreSQL
+    neither parses nor plans them for every handshake (statements whose text varies, such as
+    an `IN` list's, are not worth preparing)."""
     params = [param for _, statement_params in statements for param in statement_params]
     db = connections[DEFAULT_DB_ALIAS]
     async with reader.connection() as connection:
         with db.wrap_database_errors:
-            async with connection.cursor() as cursor:
-                await cursor.execute(sql, params)
-                sets = [await cursor.fetchall()]
-                while cursor.nextset():
-                    sets.append(await cursor.fetchall())
+            if not (prepared and settings.CHAT["HANDSHAKE_READ_PREPARED"]):
+                return await _run(connection, "; ".join(sql for sql, _ in statements), params)
+            try:
+                return await _run(connection, await _prepare(connection, statements), params)
+            except psycopg.errors.InvalidSqlStatementName:
+                # The session lost them (`DISCARD ALL`, a pooler's server reset): a read
+                # changes nothing, so it is run again once they are prepared again.
+                _prepared.pop(connection, None)
+                return await _run(connection, await _prepare(connection, statements), params)
+
+
+async def _run(connection: psycopg.AsyncConnection, sql: str, params: list) -> list[list[tuple]]:
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql, params)
+        sets = [await cursor.fetchall()]
+        while cursor.nextset():
+            sets.append(await cursor.fetchall())
     return sets
 
 
@@ -132,7 +179,8 @@ async def connection_open(
     """What `gateway.auth.connection_open` reads for a live access token, on the event loop:
     the session's user (checked as `user_for_claims` checks it) and the greeting's snapshot."""
     session_rows, membership_rows = await _sets(
-        [(session_with_user_sql(), [claims.sid]), snapshot_statement(session_id=claims.sid, kinds=kinds)]
+        [(session_with_user_sql(), [claims.sid]), snapshot_statement(session_id=claims.sid, kinds=kinds)],
+        prepared=True,
     )
     user = user_for_session_row(claims, session_with_user_row(session_rows[0] if session_rows else None))
     found = snapshot_rows(membership_rows)

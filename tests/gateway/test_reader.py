@@ -71,16 +71,17 @@ async def test_a_user_without_conversations_is_read_in_one_round_trip(make_user,
     queries = []
     real = reader._sets
 
-    async def counted(statements):
+    async def counted(statements, **kwargs):
         queries.append(len(statements))
-        return await real(statements)
+        return await real(statements, **kwargs)
 
     monkeypatch.setattr(reader, "_sets", counted)
     user, snapshot = await on_loop(nobody)
     assert user.public_id == nobody.user.public_id
     expected = await sync_to_async(on_threads)(nobody)
     assert snapshot == expected.snapshot
-    assert queries == [2]  # the session check and the memberships, together
+    # The session check and the memberships, together (a new connection prepares them first).
+    assert queries == [2]
 
 
 @pytest.mark.parametrize(
@@ -174,3 +175,39 @@ async def test_reads_past_the_connection_limit_wait_their_turn(alice, bob, setti
     found = await asyncio.gather(*(on_loop(someone) for someone in (alice, bob, alice, bob)))
     assert [user.public_id for user, _ in found] == [alice.user.public_id, bob.user.public_id] * 2
     assert len(reader.reader._idle) == 1  # one connection served all four
+
+
+async def prepared_names(connection) -> set[str]:
+    cursor = await connection.execute("SELECT name FROM pg_prepared_statements")
+    return {name for (name,) in await cursor.fetchall()}
+
+
+async def test_the_read_runs_by_name_once_prepared(alice, settings):
+    settings.CHAT = {**settings.CHAT, "HANDSHAKE_READ_PREPARED": True}
+    await on_loop(alice)
+    (connection,) = reader.reader._idle
+    names = await prepared_names(connection)
+    assert len([name for name in names if name.startswith("chat_handshake_")]) == 2
+    user, snapshot = await on_loop(alice)  # by name: the same answer
+    assert user.public_id == alice.user.public_id
+    assert snapshot == (await sync_to_async(on_threads)(alice)).snapshot
+    assert await prepared_names(connection) == names  # nothing prepared twice
+
+
+async def test_statements_the_session_lost_are_prepared_again(alice, settings):
+    settings.CHAT = {**settings.CHAT, "HANDSHAKE_READ_PREPARED": True}
+    await on_loop(alice)
+    (connection,) = reader.reader._idle
+    await connection.execute("DEALLOCATE ALL")  # as `DISCARD ALL` or a pooler's reset would
+    user, _snapshot = await on_loop(alice)
+    assert user.public_id == alice.user.public_id
+    assert reader.reader._idle == [connection]  # the same connection, not a failure
+    assert any(name.startswith("chat_handshake_") for name in await prepared_names(connection))
+
+
+async def test_nothing_is_prepared_when_the_setting_is_off(alice, settings):
+    settings.CHAT = {**settings.CHAT, "HANDSHAKE_READ_PREPARED": False}
+    user, _snapshot = await on_loop(alice)
+    assert user.public_id == alice.user.public_id
+    (connection,) = reader.reader._idle
+    assert not await prepared_names(connection)
