@@ -11,9 +11,11 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 import jwt
 from django.conf import settings
@@ -202,7 +204,12 @@ def user_for_claims(claims: AccessClaims) -> User:
     One query (the session with its user): every REST request and every socket handshake runs
     this, some twice. Hand-written SQL (chatproject.core.rows): through the ORM it was most of
     a handshake's read-thread CPU (bench/handshake_cost.py)."""
-    row = _session_with_user(claims.sid)
+    return user_for_session_row(claims, _session_with_user(claims.sid))
+
+
+def user_for_session_row(claims: AccessClaims, row: tuple[datetime | None, User] | None) -> User:
+    """`user_for_claims`' checks of the session's row (`session_with_user_row`), however it was
+    read: on a database thread, or on the event loop (gateway/reader.py)."""
     if row is None:
         raise ApplicationError(ErrorCode.AUTHENTICATION_FAILED, "Unknown user or session.")
     session_revoked_at, user = row
@@ -230,15 +237,26 @@ def _session_with_user_sql(vendor: str) -> str:
     )
 
 
+def session_with_user_sql() -> str:
+    """The statement of `user_for_claims`' read (one `%s`: the session id), for a driver of
+    its own (gateway/reader.py); its row goes to `session_with_user_row`."""
+    return _session_with_user_sql(connection.vendor)
+
+
+def session_with_user_row(row: Sequence[Any] | None) -> tuple[datetime | None, User] | None:
+    """(the session's revoked_at, its user) from a row of `session_with_user_sql`, or None."""
+    if row is None:
+        return None
+    revoked_at = rows.converted(connection, (LoginSession._meta.get_field("revoked_at"),), row[:1])[0]
+    return revoked_at, rows.instance(connection, User, row[1:])
+
+
 def _session_with_user(sid: str) -> tuple[datetime | None, User] | None:
     """(the session's revoked_at, its user) for a session id, or None."""
     with connection.cursor() as cursor:
         cursor.execute(_session_with_user_sql(connection.vendor), [sid])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    revoked_at = rows.converted(connection, (LoginSession._meta.get_field("revoked_at"),), row[:1])[0]
-    return revoked_at, rows.instance(connection, User, row[1:])
+    return session_with_user_row(row)
 
 
 def refresh_blacklist(token: str) -> None:

@@ -903,6 +903,12 @@ async function runStorm() {
   const pad = "x".repeat(20);
   const clients = []; // every socket: { socket, down, downAt, recoveredAt, role, pair }
   const stats = { sent: 0, sentInStorm: 0, acked: 0, ackErrors: 0, ackErrorCodes: {}, live: 0, fetched: 0, fetchPages: 0, syncErrors: 0, connectErrors: 0 };
+  // What the connect errors were (socket.io-client's message: "websocket error" for a refused
+  // or reset connection, "timeout" for an Engine.IO open past the 20 s connect timeout, or a
+  // namespace CONNECT_ERROR's message) and when, in whole seconds after the drop ("ramp" before).
+  const connectErrorKinds = {};
+  const connectErrorSeconds = {};
+  const attemptsBack = {}; // reconnect attempts a client needed to come back -> clients
   let dropAt = null;
   let downNow = 0;
   let phase = "ramp"; // ramp -> steady -> storm -> after -> drain
@@ -978,7 +984,16 @@ async function runStorm() {
   function open(auth, role, pair) {
     const socket = io(url, { transports: ["websocket"], forceNew: true, auth, timeout: 20000 });
     const client = { socket, role, pair, down: false, downAt: null, recoveredAt: null, greetings: 0 };
-    socket.on("connect_error", () => stats.connectErrors++);
+    socket.on("connect_error", (e) => {
+      stats.connectErrors++;
+      const kind = String((e && e.message) || e).slice(0, 60);
+      connectErrorKinds[kind] = (connectErrorKinds[kind] || 0) + 1;
+      const second = dropAt === null ? "ramp" : String(Math.floor((now() - dropAt) / 1000));
+      connectErrorSeconds[second] = (connectErrorSeconds[second] || 0) + 1;
+    });
+    socket.io.on("reconnect", (attempt) => {
+      attemptsBack[attempt] = (attemptsBack[attempt] || 0) + 1;
+    });
     if (role === "receiver") {
       socket.on("receive-personal-message", (m) => see(pair, m, true));
       socket.on("personal-chat-list", (list) => {
@@ -1176,6 +1191,9 @@ async function runStorm() {
       sync_errors: stats.syncErrors,
     },
     connect_errors: stats.connectErrors,
+    connect_error_kinds: connectErrorKinds,
+    connect_error_seconds: connectErrorSeconds,
+    reconnect_attempts: attemptsBack,
   });
 }
 

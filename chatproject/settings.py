@@ -369,6 +369,17 @@ CHAT = {
     # Threads (each with its own database connection) for the handshake's reads, beside the one
     # database thread that runs everything else (gateway/sync.py `call_read`); 0: none.
     "DB_READ_THREADS": env_int("CHAT_DB_READ_THREADS", 3),
+    # On PostgreSQL, a first-party handshake's read runs on the event loop over at most
+    # HANDSHAKE_READ_CONNECTIONS asynchronous connections of its own (gateway/reader.py), in
+    # one round trip, not on the read threads. Off: the read threads (as on SQLite).
+    "HANDSHAKE_READ_ON_LOOP": env_bool("CHAT_HANDSHAKE_READ_ON_LOOP", default=True),
+    "HANDSHAKE_READ_CONNECTIONS": env_int("CHAT_HANDSHAKE_READ_CONNECTIONS", 3),
+    # Those connections prepare the read's two statements once (PREPARE) and run them by name.
+    # Off behind a pooler that does not keep a session's prepared statements; as CHAT
+    # SEND_PREPARED unless set.
+    "HANDSHAKE_READ_PREPARED": env_bool(
+        "CHAT_HANDSHAKE_READ_PREPARED", default=env_bool("CHAT_SEND_PREPARED", default=True)
+    ),
     # New connections are refused (the client retries after its backoff) while this many
     # handshakes are being authenticated and greeted in the process (gateway/asgi.py); 0: no limit.
     "HANDSHAKES_MAX_IN_FLIGHT": env_int("CHAT_HANDSHAKES_MAX_IN_FLIGHT", 0),

@@ -41,10 +41,13 @@ from chatproject.core.errors import ApplicationError, ErrorCode
 from messaging.models import Conversation
 from messaging.selectors import ConversationSnapshot, conversation_snapshot_for_user
 
+from . import reader
 from .sync import call, call_outside, call_read
 from .transports.handshake import Handshake
 
 FIRST_PARTY_POLICY = Policy()
+# The conversations a greeting lists and a connection subscribes to.
+GREETING_KINDS = (Conversation.Kind.DIRECT, Conversation.Kind.GROUP)
 
 
 @dataclass(frozen=True)
@@ -118,10 +121,16 @@ async def authenticate(
     before anything is read, so it is awaited with the user's public id first (the hub subscribes
     to the user's bus group there), and one read-thread call then checks the session and reads
     the greeting's snapshot (`Authenticated.snapshot`): one thread handoff and one session query
-    per handshake instead of two of each."""
+    per handshake instead of two of each. On PostgreSQL that read runs on the event loop
+    instead, in one round trip (gateway/reader.py, CHAT HANDSHAKE_READ_ON_LOOP), unless the
+    access token has expired and the ExpressChat refresh path renews it (a read thread)."""
     if before_read is not None and policy.realm == FIRST_PARTY:
         claims = _claims(credentials)  # signature and expiry: CPU only (39-43 us measured)
         await before_read(claims.user_id)
+        if _live(credentials, claims) and reader.usable():  # on the event loop, one round trip
+            user, snapshot = await reader.connection_open(claims=claims, kinds=GREETING_KINDS)
+            authed = Authenticated(user, claims.sid, claims.expires_at, credentials.refresh, None)
+            return replace(_claimed_check(credentials, authed), snapshot=snapshot)
         return await call_read(connection_open, credentials=credentials, claims=claims)
     # First-party credentials are only read (a token, its session, its user); an app's may
     # create the user on first sight, so they go through the database thread.
@@ -167,8 +176,7 @@ def connection_open(*, credentials: Credentials, claims: AccessClaims) -> Authen
     needs of the user's conversations (`connection_snapshot` without a second session check:
     a logout or ban that commits from the subscription on reaches the hub through the bus)."""
     authed = _claimed_check(credentials, _first_party(credentials, claims))
-    kinds = (Conversation.Kind.DIRECT, Conversation.Kind.GROUP)
-    snapshot = conversation_snapshot_for_user(user=authed.user, kinds=kinds)
+    snapshot = conversation_snapshot_for_user(user=authed.user, kinds=GREETING_KINDS)
     return replace(authed, snapshot=snapshot)
 
 
@@ -189,10 +197,15 @@ def _claims(credentials: Credentials) -> AccessClaims:
 def _first_party(credentials: Credentials, claims: AccessClaims | None = None) -> Authenticated:
     if claims is None:
         claims = _claims(credentials)
-    if not credentials.renewable or claims.expires_at > _now():
+    if _live(credentials, claims):
         user = user_for_claims(claims)
         return Authenticated(user, claims.sid, claims.expires_at, credentials.refresh, None)
     return _renew(claims, credentials.refresh)
+
+
+def _live(credentials: Credentials, claims: AccessClaims) -> bool:
+    """Whether the access token itself admits the user (else the refresh path, `_renew`)."""
+    return not credentials.renewable or claims.expires_at > _now()
 
 
 def _renew(claims: AccessClaims, refresh: str | None) -> Authenticated:
@@ -229,8 +242,7 @@ def connection_snapshot(*, user: User, session_id: str) -> ConversationSnapshot:
     connection needs of the user's conversations. One worker-thread call, three queries: the
     handshake is what a reconnect storm repeats thousands of times."""
     session_check(user=user, session_id=session_id)
-    kinds = (Conversation.Kind.DIRECT, Conversation.Kind.GROUP)
-    return conversation_snapshot_for_user(user=user, kinds=kinds)
+    return conversation_snapshot_for_user(user=user, kinds=GREETING_KINDS)
 
 
 def _now() -> int:

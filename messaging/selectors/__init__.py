@@ -56,6 +56,10 @@ from .lists import (
     conversation_list_for_user,
     conversation_snapshot_for_user,
     conversation_summary_get,
+    snapshot_from,
+    snapshot_partner_statements,
+    snapshot_rows,
+    snapshot_statement,
     unread_total,
 )
 from .requests import (
@@ -112,6 +116,10 @@ __all__ = [
     "read_pointers_visible",
     "self_conversation_get",
     "self_key",
+    "snapshot_from",
+    "snapshot_partner_statements",
+    "snapshot_rows",
+    "snapshot_statement",
     "unread_total",
     "user_receipts_enabled",
 ]

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import F
 
-from accounts.models import User
+from accounts.models import LoginSession, User
 from chatproject.core import rows
 
 from ..models import ChatRequest, Conversation, Membership
@@ -45,16 +45,25 @@ def _summary_fields() -> tuple:
 
 
 @cache
-def _membership_rows_sql(vendor: str, kinds: int) -> str:
-    """Current memberships of a user (`%s`: its pk), most recent activity first; `kinds`: how
-    many `%s` placeholders for conversation kinds (0: every kind)."""
+def _membership_rows_sql(vendor: str, kinds: int, by_session: bool = False) -> str:
+    """Current memberships of a user (`%s`: its pk; `by_session`: the id of one of its login
+    sessions), most recent activity first; `kinds`: how many `%s` placeholders for conversation
+    kinds (0: every kind)."""
     c, m = Conversation._meta, Membership._meta
     fields = _summary_fields()
     select = ", ".join(
         rows.q(connection, "m" if field.model is Membership else "c", field.column) for field in fields
     )
+    user = "%s"
+    if by_session:
+        s = LoginSession._meta
+        user = (
+            f"(SELECT {rows.q(connection, 's', s.get_field('user').column)} "
+            f"FROM {rows.table(connection, LoginSession)} s "
+            f"WHERE {rows.q(connection, 's', s.get_field('sid').column)} = %s)"
+        )
     where = [
-        f"{rows.q(connection, 'm', m.get_field('user').column)} = %s",
+        f"{rows.q(connection, 'm', m.get_field('user').column)} = {user}",
         f"{rows.q(connection, 'm', m.get_field('left_at').column)} IS NULL",
     ]
     if kinds:
@@ -141,10 +150,79 @@ def _direct_partners(user: User, direct_ids: list[int]) -> dict[int, tuple[str, 
     return partners
 
 
+# The handshake's read on the event loop (gateway/reader.py) runs these statements itself, in
+# two round trips at most: the memberships with the session check, then (only if the user has
+# direct chats) their partners and their pending requests together. The Python around them is
+# the thread path's (`conversation_snapshot_for_user`).
+Statement = tuple[str, list]
+
+
+def snapshot_statement(*, session_id: str, kinds: tuple[str, ...]) -> Statement:
+    """The memberships read of `conversation_snapshot_for_user`, for the user whose login
+    session is `session_id`: it needs no user pk, so it goes with the session check."""
+    kinds = tuple(str(kind) for kind in kinds)
+    return _membership_rows_sql(connection.vendor, len(kinds), True), [session_id, *kinds]
+
+
+def snapshot_rows(raw: list[tuple]) -> list[tuple]:
+    """Rows of `snapshot_statement` as `_membership_rows` gives them (converted)."""
+    fields = _summary_fields()
+    return [tuple(rows.converted(connection, fields, row)) for row in raw]
+
+
+def snapshot_partner_statements(*, user: User, found: list[tuple]) -> list[Statement]:
+    """What `_summaries` reads of the direct chats among the greeting's rows: their partners,
+    and the recipients of the user's requests not accepted yet (the thread path asks for
+    these only when a partner is missing; here they go in the same round trip). None without
+    a direct chat."""
+    direct_ids = _direct_ids(found[: settings.CHAT["CONVERSATION_LIST_LIMIT"]])
+    if not direct_ids:
+        return []
+    return [
+        (_direct_partners_sql(connection.vendor, len(direct_ids)), [*direct_ids, user.pk]),
+        (_requested_sql(connection.vendor, len(direct_ids)), [*direct_ids, user.pk]),
+    ]
+
+
+@lru_cache(maxsize=128)
+def _requested_sql(vendor: str, count: int) -> str:
+    r, u = ChatRequest._meta, User._meta
+    conversation = rows.q(connection, "r", r.get_field("conversation").column)
+    return (
+        f"SELECT {conversation}, {rows.q(connection, 'u', u.get_field('public_id').column)}, "
+        f"{rows.q(connection, 'u', u.get_field('display_name').column)} "
+        f"FROM {rows.table(connection, ChatRequest)} r "
+        f"JOIN {rows.table(connection, User)} u "
+        f"ON {rows.q(connection, 'u', u.pk.column)} = {rows.q(connection, 'r', r.get_field('recipient').column)} "
+        f"WHERE {conversation} IN ({', '.join(['%s'] * count)}) "
+        f"AND {rows.q(connection, 'r', r.get_field('requester').column)} = %s"
+    )
+
+
+def snapshot_from(found: list[tuple], partner_sets: list[list[tuple]] | None = None) -> ConversationSnapshot:
+    """`conversation_snapshot_for_user`'s result from its rows: `found` (`snapshot_rows`) and
+    the answers to `snapshot_partner_statements` (partners, then requests)."""
+    partners: dict[int, tuple[str, str]] = {}
+    if partner_sets:
+        members, requested = partner_sets
+        for conv_id, public_id, name in requested:  # a member partner, if any, wins (below)
+            partners[conv_id] = (public_id, name)
+        for conv_id, public_id, name in members:
+            partners[conv_id] = (public_id, name)
+    group_ids = [row[1] for row in found if row[2] == Conversation.Kind.GROUP]
+    return ConversationSnapshot(
+        group_ids, _summary_list(found[: settings.CHAT["CONVERSATION_LIST_LIMIT"]], partners)
+    )
+
+
+def _direct_ids(found: list[tuple]) -> list[int]:
+    return [row[0] for row in found if row[2] == Conversation.Kind.DIRECT]
+
+
 def _summaries(user: User, found: list[tuple]) -> list[ConversationSummary]:
     """Summaries of membership rows (`_membership_rows`), in their order; one query for the
     partners of the direct ones."""
-    direct_ids = [row[0] for row in found if row[2] == Conversation.Kind.DIRECT]
+    direct_ids = _direct_ids(found)
     partners: dict[int, tuple[str, str]] = {}
     if direct_ids:
         partners = _direct_partners(user, direct_ids)
@@ -155,6 +233,10 @@ def _summaries(user: User, found: list[tuple]) -> list[ConversationSummary]:
                 conversation_id__in=waiting, requester=user
             ).values_list("conversation_id", "recipient__public_id", "recipient__display_name"):
                 partners[conv_id] = (public_id, name)
+    return _summary_list(found, partners)
+
+
+def _summary_list(found: list[tuple], partners: dict[int, tuple[str, str]]) -> list[ConversationSummary]:
     result = []
     for pk, public_id, kind, last_message_at, last_seq, last_rev, title, last_read_seq in found:
         partner = partners.get(pk)

@@ -35,24 +35,44 @@ class Gone(Recorder):
         return False
 
 
+@pytest.fixture(autouse=True, params=["loop", "threads"])
+def read_path(request, settings):
+    """Every test here runs with the handshake's read on the event loop (gateway/reader.py) and
+    on the read threads (CHAT HANDSHAKE_READ_ON_LOOP off)."""
+    settings.CHAT = {**settings.CHAT, "HANDSHAKE_READ_ON_LOOP": request.param == "loop"}
+    return request.param
+
+
 @pytest.fixture
 def reads(monkeypatch):
-    """Counts the handshake's database calls: the first-party check with its snapshot, and the
-    hub's check-and-read after a subscription."""
-    counted = {"open": 0, "snapshot": 0}
+    """Counts the handshake's database calls: the first-party check with its snapshot (on the
+    read threads or on the event loop), and the hub's check-and-read after a subscription."""
+    counted = {"open": 0, "snapshot": 0, "on_loop": 0}
     real_open, real_snapshot = auth_module.connection_open, hub_module.connection_snapshot
+    real_loop_open = auth_module.reader.connection_open
 
     def counting_open(**kwargs):
         counted["open"] += 1
         return real_open(**kwargs)
+
+    async def counting_loop_open(**kwargs):
+        counted["open"] += 1
+        counted["on_loop"] += 1
+        return await real_loop_open(**kwargs)
 
     def counting_snapshot(**kwargs):
         counted["snapshot"] += 1
         return real_snapshot(**kwargs)
 
     monkeypatch.setattr(auth_module, "connection_open", counting_open)
+    monkeypatch.setattr(auth_module.reader, "connection_open", counting_loop_open)
     monkeypatch.setattr(hub_module, "connection_snapshot", counting_snapshot)
     return counted
+
+
+def loop_reads(read_path: str) -> int:
+    """How many of a handshake's reads ran on the event loop."""
+    return 1 if read_path == "loop" else 0
 
 
 @pytest.fixture
@@ -91,7 +111,7 @@ async def heard(hub: Hub, conn_id: str) -> None:
     pytest.fail("the bus message never reached the bridge")
 
 
-async def test_a_quiet_handshake_checks_the_session_and_reads_once(make_hub, make_user, reads):
+async def test_a_quiet_handshake_checks_the_session_and_reads_once(make_hub, make_user, reads, read_path):
     log: list = []
     hub = make_hub(log)
     alice = make_user("Alice")
@@ -99,12 +119,12 @@ async def test_a_quiet_handshake_checks_the_session_and_reads_once(make_hub, mak
     assert bridge.subscribed(user_group(alice.user.public_id))  # before the greeting
     await hub.greet("c1")
     assert sent(log, "c1") == GREETING
-    assert reads == {"open": 1, "snapshot": 0}
+    assert reads == {"open": 1, "snapshot": 0, "on_loop": loop_reads(read_path)}
     assert "c1" not in hub.connections and "c1" not in hub.opened  # gone after its greeting
     assert not bridge.subscribed(user_group(alice.user.public_id))
 
 
-async def test_a_refused_token_releases_the_subscription_it_took(make_hub, make_user, reads):
+async def test_a_refused_token_releases_the_subscription_it_took(make_hub, make_user, reads, read_path):
     log: list = []
     hub = make_hub(log)
     alice = make_user("Alice")
@@ -113,11 +133,11 @@ async def test_a_refused_token_releases_the_subscription_it_took(make_hub, make_
     await hub.greet("c1")
     assert sent(log, "c1") == ["auth-failure"] and ("close", "c1") in log
     assert not bridge.subscribed(user_group(alice.user.public_id))
-    assert reads == {"open": 1, "snapshot": 0}
+    assert reads == {"open": 1, "snapshot": 0, "on_loop": loop_reads(read_path)}
 
 
 async def test_a_logout_between_the_subscription_and_the_admission_ends_the_connection(
-    make_hub, make_user, reads, monkeypatch
+    make_hub, make_user, reads, monkeypatch, read_path
 ):
     """The session check has passed and the greeting's read is under way when the logout
     commits, and its revocation reaches the process before the connection is admitted (no hub
@@ -138,17 +158,26 @@ async def test_a_logout_between_the_subscription_and_the_admission_ends_the_conn
         return real_snapshot(**kwargs)
 
     monkeypatch.setattr(auth_module, "conversation_snapshot_for_user", logout_then_read)
+    real_loop_open = auth_module.reader.connection_open  # `reads`' counting wrapper
+
+    async def loop_open_then_logout(**kwargs):
+        found = await real_loop_open(**kwargs)  # the session's row said yes
+        await asyncio.to_thread(logout_then_read, user=alice.user, kinds=())
+        return found
+
+    monkeypatch.setattr(auth_module.reader, "connection_open", loop_open_then_logout)
     assert (await hub.connect("c1", handshake(alice.access))).accepted
     assert hub.opened["c1"][1].heard  # heard before the admission
     await hub.greet("c1")
     assert sent(log, "c1") == ["auth-failure"] and ("close", "c1") in log
     assert "c1" not in hub.connections
-    assert reads == {"open": 1, "snapshot": 1}  # checked again: the revocation was heard
+    # Checked again: the revocation was heard.
+    assert reads == {"open": 1, "snapshot": 1, "on_loop": loop_reads(read_path)}
     assert not bridge.subscribed(group)
 
 
 async def test_a_revocation_after_the_admission_cuts_the_connection_before_its_greeting(
-    make_hub, make_user, reads
+    make_hub, make_user, reads, read_path
 ):
     log: list = []
     hub = make_hub(log)
@@ -161,12 +190,12 @@ async def test_a_revocation_after_the_admission_cuts_the_connection_before_its_g
         await asyncio.sleep(0.01)
     await hub.greet("c1")
     assert sent(log, "c1") == ["auth-failure"] and ("close", "c1") in log
-    assert reads == {"open": 1, "snapshot": 0}
+    assert reads == {"open": 1, "snapshot": 0, "on_loop": loop_reads(read_path)}
     assert not bridge.subscribed(user_group(alice.user.public_id))
 
 
 async def test_a_bus_event_for_the_user_during_the_handshake_makes_the_hub_read_again(
-    make_hub, make_user, reads
+    make_hub, make_user, reads, read_path
 ):
     log: list = []
     hub = make_hub(log)
@@ -177,7 +206,7 @@ async def test_a_bus_event_for_the_user_during_the_handshake_makes_the_hub_read_
     await heard(hub, "c1")
     await hub.greet("c1")
     assert sent(log, "c1") == GREETING
-    assert reads == {"open": 1, "snapshot": 1}
+    assert reads == {"open": 1, "snapshot": 1, "on_loop": loop_reads(read_path)}
 
 
 async def test_a_connection_gone_before_its_greeting_releases_its_subscription(make_hub, make_user):
