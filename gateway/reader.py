@@ -47,21 +47,13 @@ from messaging.selectors import (
     snapshot_statement,
 )
 
-# Database OPTIONS that make Django set up its sessions in ways this module does not repeat: with
-# any of them, the handshake's read stays on the read threads (as gateway/writer.py decides).
-_SESSION_OPTIONS = ("server_side_binding", "assume_role", "isolation_level")
+from . import pgasync
 
 
 def usable() -> bool:
     """Whether the handshake's read may run on the event loop: PostgreSQL, CHAT
     HANDSHAKE_READ_ON_LOOP, and a session this module sets up as Django would."""
-    db = connections[DEFAULT_DB_ALIAS]
-    options = db.settings_dict["OPTIONS"]
-    return (
-        settings.CHAT["HANDSHAKE_READ_ON_LOOP"]
-        and db.vendor == "postgresql"
-        and not any(options.get(name) for name in _SESSION_OPTIONS)
-    )
+    return pgasync.usable("HANDSHAKE_READ_ON_LOOP")
 
 
 class LoopReader:
@@ -86,7 +78,7 @@ class LoopReader:
         async with self._slots:
             connection = self._idle.pop() if self._idle else None
             if connection is None or connection.closed:
-                connection = await _connect()
+                connection = await pgasync.connect(connections[DEFAULT_DB_ALIAS])
             try:
                 yield connection
             except BaseException:
@@ -98,19 +90,6 @@ class LoopReader:
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.close()
-
-
-async def _connect() -> psycopg.AsyncConnection:
-    db = connections[DEFAULT_DB_ALIAS]
-    params = db.get_connection_params()  # builds a dict: no I/O, safe on the loop
-    params.pop("cursor_factory", None)
-    with db.wrap_database_errors:
-        connection = await psycopg.AsyncConnection.connect(
-            **params, autocommit=True, cursor_factory=psycopg.AsyncClientCursor
-        )
-        if settings.USE_TZ:
-            await connection.execute("SET TIME ZONE 'UTC'")
-    return connection
 
 
 reader = LoopReader()
@@ -154,23 +133,14 @@ async def _sets(statements: list[tuple[str, list]], *, prepared: bool = False) -
     async with reader.connection() as connection:
         with db.wrap_database_errors:
             if not (prepared and settings.CHAT["HANDSHAKE_READ_PREPARED"]):
-                return await _run(connection, "; ".join(sql for sql, _ in statements), params)
+                return await pgasync.result_sets(connection, "; ".join(sql for sql, _ in statements), params)
             try:
-                return await _run(connection, await _prepare(connection, statements), params)
+                return await pgasync.result_sets(connection, await _prepare(connection, statements), params)
             except psycopg.errors.InvalidSqlStatementName:
                 # The session lost them (`DISCARD ALL`, a pooler's server reset): a read
                 # changes nothing, so it is run again once they are prepared again.
                 _prepared.pop(connection, None)
-                return await _run(connection, await _prepare(connection, statements), params)
-
-
-async def _run(connection: psycopg.AsyncConnection, sql: str, params: list) -> list[list[tuple]]:
-    async with connection.cursor() as cursor:
-        await cursor.execute(sql, params)
-        sets = [await cursor.fetchall()]
-        while cursor.nextset():
-            sets.append(await cursor.fetchall())
-    return sets
+                return await pgasync.result_sets(connection, await _prepare(connection, statements), params)
 
 
 async def connection_open(

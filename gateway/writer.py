@@ -41,24 +41,14 @@ from messaging.services import (
     send_steps,
 )
 
+from . import pgasync
 from .sync import call
-
-# Database OPTIONS that make Django set up its sessions in ways this driver does not repeat
-# (client-side binding is the driver's own; a role to assume, an isolation level): with any of
-# them, the writers stay threads on Django's connections.
-_SESSION_OPTIONS = ("server_side_binding", "assume_role", "isolation_level")
 
 
 def usable() -> bool:
     """Whether send batches may run on the event loop: PostgreSQL, CHAT SEND_ON_LOOP, and a
-    session this driver sets up as Django would (`_SESSION_OPTIONS`)."""
-    db = connections[DEFAULT_DB_ALIAS]
-    options = db.settings_dict["OPTIONS"]
-    return (
-        settings.CHAT["SEND_ON_LOOP"]
-        and db.vendor == "postgresql"
-        and not any(options.get(name) for name in _SESSION_OPTIONS)
-    )
+    session this driver sets up as Django would (`pgasync.SESSION_OPTIONS`)."""
+    return pgasync.usable("SEND_ON_LOOP")
 
 
 class LoopWriter:
@@ -79,16 +69,9 @@ class LoopWriter:
                 return self._connection
             # Made on another event loop (a test's, now gone): its waits belong there.
             self._connection.pgconn.finish()
-        db = self._db
-        params = db.get_connection_params()  # builds a dict: no I/O, safe on the loop
-        params.pop("cursor_factory", None)
-        with db.wrap_database_errors:
-            connection = await psycopg.AsyncConnection.connect(
-                **params, autocommit=True, cursor_factory=psycopg.AsyncClientCursor
-            )
-            if settings.USE_TZ:
-                await connection.execute("SET TIME ZONE 'UTC'")
-            if settings.CHAT["SEND_PREPARED"]:
+        connection = await pgasync.connect(self._db)
+        if settings.CHAT["SEND_PREPARED"]:
+            with self._db.wrap_database_errors:
                 await self._prepare(connection)
         self._connection, self._loop = connection, loop
         return connection
@@ -120,22 +103,12 @@ class LoopWriter:
         prepared = settings.CHAT["SEND_PREPARED"]
         with self._db.wrap_database_errors:
             try:
-                return await _run(connection, *query.statement(prepared), query.then is not None)
+                return await pgasync.result_sets(connection, *query.statement(prepared))
             except psycopg.errors.InvalidSqlStatementName:
                 # The session lost them (`DISCARD ALL`, a pooler's server reset); each query is
                 # a transaction of its own here, so the failed one stored nothing.
                 await self._prepare(connection)
-                return await _run(connection, *query.statement(prepared), query.then is not None)
-
-
-async def _run(connection: psycopg.AsyncConnection, sql: str, params: list, then: bool) -> list[list[tuple]]:
-    async with connection.cursor() as cursor:
-        await cursor.execute(sql, params)
-        sets = [await cursor.fetchall()]
-        if then:
-            cursor.nextset()
-            sets.append(await cursor.fetchall())
-    return sets
+                return await pgasync.result_sets(connection, *query.statement(prepared))
 
 
 async def drive_async(steps: Steps, query: Callable[[SendQuery], Awaitable[list[list[tuple]]]]) -> Any:
