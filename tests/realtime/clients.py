@@ -131,3 +131,10 @@ def ok(ack) -> dict:
     """The data of a successful ack (fails the test with the ack otherwise)."""
     assert ack["ok"], ack
     return ack["data"]
+
+
+async def expresschat(server, chat_user) -> SioClient:
+    """A python-socketio client of the ExpressChat namespace, connected and greeted."""
+    client = await SioClient().connect(server.url, token=chat_user.access)
+    await client.next("group-chat-list")
+    return client

@@ -7,15 +7,9 @@ from asgiref.sync import sync_to_async
 
 from messaging import services
 
-from .clients import SioClient
+from .clients import expresschat as connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def connect(server, chat_user) -> SioClient:
-    client = await SioClient().connect(server.url, token=chat_user.access)
-    await client.next("group-chat-list")
-    return client
 
 
 async def test_request_accept_and_talk(live_server_proc, make_user):

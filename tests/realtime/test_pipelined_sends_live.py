@@ -9,15 +9,9 @@ import pytest
 
 from messaging.models import Message
 
-from .clients import SioClient
+from .clients import expresschat as connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def connect(server, chat_user) -> SioClient:
-    client = await SioClient().connect(server.url, token=chat_user.access)
-    await client.next("group-chat-list")
-    return client
 
 
 async def test_sends_in_flight_are_acked_stored_and_delivered_in_order(live_server_proc, make_user):
