@@ -494,17 +494,17 @@ CHAT = {
     # Resync (`sync`): a conversation with more changes than this since the client's position is
     # answered "reload from history"; one answer carries at most this many messages in all.
     "SYNC_MAX_CHANGES": env_int("CHAT_SYNC_MAX_CHANGES", 500),
-    # At most this many socket sends are written in one transaction. With one writer this sets
-    # what a round of the writer can store: at direct saturation 100 capped the bench machine at
-    # ~2,800 sends/s with its core not busy (a batch of 100 took ~35 ms); 300 did not (docs/
-    # operations.md, bench/README.md session 6).
-    "SEND_BATCH_MAX": env_int("CHAT_SEND_BATCH_MAX", 300),
-    # Send batches in the database at once, each on a writer thread with its own database
-    # connection (gateway/batching.py: batches in flight never share a conversation); at least
-    # 1 (0 counts as 1). 1: one at a time on a thread of its own, which takes its next batch
-    # itself (no wait for the event loop, none behind other calls); 2 overlapped batches on the bench machine
-    # but halved their size, and cost as much CPU per message or more (bench/README.md, issue 19).
-    "SEND_WRITERS": env_int("CHAT_SEND_WRITERS", 1),
+    # At most this many socket sends are written in one transaction. With sends pipelined
+    # (SEND_PIPELINE) a busy process has many queued: at direct saturation a batch of 100 took
+    # ~35 ms of wall, a ceiling of ~2,800 sends/s with the core not busy (docs/operations.md,
+    # bench/README.md session 6).
+    "SEND_BATCH_MAX": env_int("CHAT_SEND_BATCH_MAX", 500),
+    # Send batches in the database at once, each with its own database connection (gateway/
+    # batching.py: batches in flight never share a conversation, nor a connection's sends); at
+    # least 1 (0 counts as 1). On the event loop a writer beyond the first starts only behind a
+    # backlog of queued sends (`EXTRA_WRITER_BACKLOG`): under load 2 keep the loop busy while a
+    # batch is in PostgreSQL, and at a low rate the sends are not split into smaller batches.
+    "SEND_WRITERS": env_int("CHAT_SEND_WRITERS", 2),
     # The send batch's two statements as prepared statements on each writer connection
     # (messaging/services/storage.py): PostgreSQL then neither parses nor plans them for every
     # batch. Off for a pooler that does not keep a session's prepared statements (PgBouncer in

@@ -11,8 +11,8 @@ PostgreSQL without waiting for the loop, which at saturation is busy with the se
 deliveries of the batch just written (when the loop handed each batch to the thread, the writer
 waited 4-10 ms for it after every batch: bench/README.md, session 5).
 
-Up to CHAT SEND_WRITERS batches may be in the database at once (default 1: with 2 the batches
-overlapped but were half as big, and cost as much CPU per message or more on the bench machine).
+Up to CHAT SEND_WRITERS batches may be in the database at once (default 2; on the event loop
+the second starts only behind a backlog, `EXTRA_WRITER_BACKLOG`; on SQLite one thread).
 Batches in flight never share a conversation: a send whose conversation is in a batch being
 written waits in the queue, and so does every later send into that conversation, so sends into
 one conversation are stored, acked and published in the order they were submitted (seq order),
@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
 from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
@@ -46,6 +46,14 @@ logger = logging.getLogger(__name__)
 _Queued = tuple[SendRequest, asyncio.Future]
 Write = Callable[[list[SendRequest]], list[SendResult]]
 WriteAsync = Callable[[list[SendRequest]], Awaitable[list[SendResult]]]
+
+# On the event loop, a writer beyond the first starts only while this many sends wait: under
+# load two batches in flight keep the loop busy while one is in PostgreSQL (direct saturation,
+# quick bench: 4,759 msgs/s with one writer at 88% of the core, 5,278 with two at 99%), but at a
+# low rate they split the few queued sends into smaller batches that cost more each (at 1,000
+# msgs/s: 640 against 747 us of CPU per message, p99 11.6 against 16.5 ms; bench/README.md,
+# session 6).
+EXTRA_WRITER_BACKLOG = 50
 
 # A writer with nothing to write for this long ends (closing its database connection); the next
 # send starts one again. Batchers made by tests do not keep threads waiting forever.
@@ -106,15 +114,16 @@ class SendBatcher:
         with self._lock:
             self._queue.append((request, future))
             self._unanswered += 1
-            if self._tasks >= writers:
-                # Every writer the event loop may run is running: one of them takes it. (Asking
-                # `usable` first, for every send, was 8% of the loop's samples at direct
-                # saturation: Django's connection lookup.)
+            if self._tasks >= writers or (self._tasks and len(self._queue) < EXTRA_WRITER_BACKLOG):
+                # A writer on the event loop is running and takes it; another one starts only
+                # behind a backlog. (Asking `usable` first, for every send, was 8% of the
+                # loop's samples at direct saturation: Django's connection lookup.)
                 return future
             if loop_writer.usable() if self._on_loop_default else self._write_async is not None:
                 self._tasks += 1
                 spawn(self._loop_writer())
-            elif self._writers < writers:
+            elif self._writers < (1 if connections[DEFAULT_DB_ALIAS].vendor == "sqlite" else writers):
+                # SQLite writes one transaction at a time whatever the threads: one writer.
                 self._writers += 1
                 threading.Thread(target=self._writer, name=f"db-write-{self._writers}", daemon=True).start()
             else:

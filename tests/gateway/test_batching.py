@@ -334,3 +334,32 @@ async def test_on_the_event_loop_batches_keep_each_conversations_order(settings)
             seen = [int(content) for c, content in order if c == conversation]
             assert seen == sorted(seen)
     assert batcher.idle and batcher._tasks == 0
+
+
+async def test_on_the_event_loop_a_second_writer_starts_only_behind_a_backlog(settings, monkeypatch):
+    settings.CHAT = {**settings.CHAT, "SEND_WRITERS": 2}
+    monkeypatch.setattr(batching, "EXTRA_WRITER_BACKLOG", 3)
+    gates: list[asyncio.Future] = []
+    batches: list[list[str]] = []
+
+    async def write(requests):
+        batches.append([r.content for r in requests])
+        gates.append(asyncio.get_running_loop().create_future())
+        await gates[-1]
+        return [SendResult(created=True) for _ in requests]
+
+    batcher = batching.SendBatcher(write_async=write)
+    sends = [asyncio.ensure_future(batcher.submit(request("a", "1")))]
+    await until(lambda: len(batches) == 1)
+    # Two more wait behind the batch in flight, in other conversations: no second writer yet.
+    sends += [asyncio.ensure_future(batcher.submit(request(c, n))) for c, n in [("b", "2"), ("c", "3")]]
+    await asyncio.sleep(0.05)
+    assert batches == [["1"]]
+    # The third makes a backlog of 3: a second writer takes all three beside the first batch.
+    sends.append(asyncio.ensure_future(batcher.submit(request("d", "4"))))
+    await until(lambda: len(batches) == 2)
+    assert batches[1] == ["2", "3", "4"] and batcher.stats["overlapped"] == 1
+    for gate in gates:
+        gate.set_result(None)
+    await asyncio.wait_for(asyncio.gather(*sends), 5)
+    assert batcher.idle
