@@ -17,18 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
 
 from accounts.identity import Policy
-from chatproject.bus.groups import USER_PREFIX, app_group, conversation_group, user_group
+from chatproject.bus.groups import CONVERSATION_PREFIX, USER_PREFIX, app_group, conversation_group, user_group
 from chatproject.core.errors import ApplicationError, ErrorCode
 from chatproject.core.tasks import spawn
 from chatproject.ops import metrics
-from messaging.selectors import ConversationSnapshot
+from messaging import events as msg_events
+from messaging.selectors import ConversationSnapshot, messages_since
 
 from . import lanes, presence
 from .audience import Local, deliveries
@@ -54,6 +55,12 @@ RECONNECT = Refusal(retry=True)
 # Refusals that are not about the client's credentials: the client is sent away to retry, the
 # same way.
 RETRYABLE = {ErrorCode.INTERNAL, ErrorCode.TOO_MANY_CONNECTIONS}
+# A connection newly routed to a conversation is caught up from at most this many reads of
+# CHAT HISTORY_MAX_PAGE_SIZE messages (`Hub._catch_up`); more: it is told to resync.
+CATCH_UP_READS = 3
+# After a catch-up, live copies of the messages it sent are dropped for this long: a message
+# committed before its read may have its copy still on the way (published after the commit).
+CATCH_UP_WINDOW_SECONDS = 30.0
 
 # Live connections of this process, across every hub: by user and by client address (caps).
 live_by_user: Counter[str] = Counter()
@@ -124,6 +131,26 @@ class _Held:
             await bridge.unsubscribe(groups)
 
 
+class Catching:
+    """A connection's catch-up on one conversation (`Hub._catch_up`): the bus events held back
+    from it while it runs (`pending`, None once it ended), and the seq up to which it sent the
+    conversation's messages from the database (`through`)."""
+
+    __slots__ = ("pending", "through")
+
+    def __init__(self, since: int) -> None:
+        self.pending: list[dict[str, Any]] | None = []
+        self.through = since
+
+
+def _message_seq(event: dict[str, Any]) -> int | None:
+    """The seq of a new message's bus event (`message.created`), else None."""
+    if event.get("type") != "message.created":
+        return None
+    seq = (event.get("message") or {}).get("seq")
+    return seq if isinstance(seq, int) else None
+
+
 class Hub:
     def __init__(self, protocol: Protocol, transport: Transport, policy: Policy | None = None) -> None:
         self.protocol = protocol
@@ -154,6 +181,11 @@ class Hub:
         # Capability -> local connections without it (emits that require it skip them).
         self.lacking: dict[str, set[str]] = defaultdict(set)
         self.local = Local(self.by_user, self.receipts_off, self.lacking)
+        # Connections just routed to a conversation by a membership event (`_catch_up`): bus
+        # group -> connection -> its catch-up (the events held back from it, then for a while
+        # the seq up to which live copies of messages are dropped).
+        self.catching: dict[str, dict[str, Catching]] = {}
+        self.starting: list[tuple[Connection, str, int]] = []  # catch-ups to start (`deliver`)
         # Whether rendering needs the protocol's `prepare` (a read, a cache): most protocols
         # render the bus event as it is, and need no coroutine per bus message for it.
         self.prepares = type(protocol).prepare is not Protocol.prepare
@@ -675,7 +707,9 @@ class Hub:
             conversation_id = (event.get("conversation") or {}).get("id")
             room = conversation_group(conversation_id) if conversation_id else None
         if recipient is not None and room and recipient in event.get("joins", ()):
-            await self._route(recipient, room, join=True)
+            await self._route(recipient, room, join=True, since=event.get("seq"))
+        catching = self.catching  # connections being caught up (`_route`): rarely any
+        holding = self._hold(target, event) if catching else None
         prepared = event
         if self.prepares:
             try:
@@ -684,11 +718,15 @@ class Hub:
                 logger.exception("prepare failed: protocol=%s type=%s", self.protocol.name, kind)
         for emit, delivery in deliveries(target, event, self.protocol.render(prepared), self.local):
             skip = delivery.skip
+            if holding:
+                skip = skip | holding
             if emit.scope is not None:
                 skip = skip | self._out_of_scope(target, emit.scope)
             sent = await self.transport.fanout(target, emit.name, emit.payload, only=delivery.only, skip=skip)
             if sent:
                 metrics.delivery(self.protocol.name, self.transport.name, sent)
+        if catching and self.starting:
+            self._start_catch_ups()
         if recipient is not None:
             if room and recipient in event.get("leaves", ()):
                 await self._route(recipient, room, join=False)
@@ -740,21 +778,175 @@ class Hub:
         for conn_id, conn in list(self.connections.items()):
             await self._send_all(conn_id, self.protocol.resync(conn))
 
-    async def _route(self, user_id: str, group: str, *, join: bool, only: str | None = None) -> None:
+    async def _route(
+        self, user_id: str, group: str, *, join: bool, only: str | None = None, since: int | None = None
+    ) -> None:
         """Add or drop every local connection of a user (or just `only`) to or from a
-        conversation's routing, holding or releasing the process's bus subscription."""
+        conversation's routing, holding or releasing the process's bus subscription.
+
+        `since` (a membership event's `seq`: the conversation's last message before the
+        membership): a connection added is caught up. What the conversation received after that
+        point and before the subscription was in place went past this process (or past this
+        connection, which was not routed yet), so once it is in place the connection is sent
+        the messages after `since` from the database, then whatever the bus brought for the
+        conversation meanwhile, which was held back from it (`_catch_up`)."""
+        if isinstance(since, bool) or not isinstance(since, int):  # none, or not a seq: as before
+            since = None
         for conn_id in [only] if only else list(self.by_user.get(user_id, ())):
             conn = self.connections.get(conn_id)
             if conn is None:
                 continue
             if join and group not in conn.groups:
                 conn.groups.append(group)
-                await self.transport.join_local(conn_id, [group])
-                await bridge.subscribe([group])
+                if since is not None:  # held back from here on: nothing live overtakes the catch-up
+                    self.catching.setdefault(group, {})[conn_id] = Catching(since)
+                try:
+                    await self.transport.join_local(conn_id, [group])
+                    await bridge.subscribe([group])
+                except BaseException:
+                    self._release(group, conn_id)
+                    raise
+                if since is not None:
+                    self.starting.append((conn, group, since))
             elif not join and group in conn.groups:
+                self._release(group, conn_id)  # what was held back goes: it is no longer theirs
                 conn.groups.remove(group)
                 await self.transport.leave_local(conn_id, [group])
                 await bridge.unsubscribe([group])
+
+    def _hold(self, target: str, event: dict[str, Any]) -> frozenset[str] | None:
+        """The connections `deliver` skips for a bus event of a conversation: those being caught
+        up (the event is kept for them, `_catch_up` sends it), and those caught up lately when
+        the event is a message their catch-up covered (a late live copy). None: nobody."""
+        catching = self.catching.get(target)
+        if not catching:
+            return None
+        seq = _message_seq(event)
+        skip = []
+        for conn_id, catch in catching.items():
+            if catch.pending is not None:
+                catch.pending.append(event)
+                skip.append(conn_id)
+            elif seq is not None and seq <= catch.through:
+                skip.append(conn_id)
+        return frozenset(skip)
+
+    def _release(self, group: str, conn_id: str, catch: Catching | None = None) -> None:
+        """Forget a connection's catch-up for a group (only `catch`, when given: not a later one)."""
+        catching = self.catching.get(group)
+        if catching is None or (catch is not None and catching.get(conn_id) is not catch):
+            return
+        catching.pop(conn_id, None)
+        if not catching:
+            del self.catching[group]
+
+    def _start_catch_ups(self) -> None:
+        """Start the catch-ups `_route` set up, once the membership event that added the routing
+        was rendered: the client learns of the conversation before it gets its messages."""
+        starting, self.starting = self.starting, []
+        for conn, group, since in starting:
+            spawn(self._catch_up(conn, group, since))
+
+    async def _catch_up(self, conn: Connection, group: str, since: int) -> None:
+        """Send a connection just routed to a conversation (the process's subscription now in
+        place) every message after `since` it may read, and the conversation's bus events held
+        back from it meanwhile, through the protocol like any live event.
+
+        Exactly once and in seq order. The messages read (`messages_since`, up to `through`)
+        and the held events are merged: a read message whose live copy was held goes where that
+        copy arrived (the copy itself is dropped, as is the copy of any message up to `through`
+        the read left out: from before the membership, hidden or deleted since); the others,
+        published before the subscription, go before it, in seq order. Once nothing is held any
+        more (no wait in between) the connection gets the conversation's events live again,
+        except, for CATCH_UP_WINDOW_SECONDS, late copies of messages up to `through`.
+
+        Ends early when the connection leaves the routing (removed, gone): what was held back
+        goes with it, and the rest is in history. More than CATCH_UP_READS reads' worth of
+        messages, or a failed read: the connection is told to resync, as after a bus outage."""
+        conn_id = conn.id
+        catch = (self.catching.get(group) or {}).get(conn_id)
+        if catch is None or catch.pending is None:  # left the routing before it began
+            return
+        pending = catch.pending
+        read: deque[dict[str, Any]] = deque()
+        through = since
+        try:
+            try:
+                for _ in range(CATCH_UP_READS):
+                    found = await call_read(
+                        messages_since,
+                        user=conn.user,
+                        conversation_id=group[len(CONVERSATION_PREFIX) :],
+                        after=through,
+                    )
+                    read.extend(
+                        msg_events.message_created(
+                            conversation=found.conversation, message=m, sender=m.sender
+                        )
+                        for m in found.messages
+                    )
+                    through = found.through
+                    if not found.more:
+                        break
+                else:
+                    await self._send_all(conn_id, self.protocol.resync(conn))
+            except ApplicationError:  # not a member any more (removed, the group deleted)
+                pass
+            except Exception:
+                logger.exception("catch-up read failed: conn=%s group=%s", conn_id, group)
+                await self._send_all(conn_id, self.protocol.resync(conn))
+            catch.through = through
+            copies = [seq for seq in map(_message_seq, pending) if seq is not None and seq <= through]
+            await self._send_read(conn, group, catch, read, min(copies) - 1 if copies else through)
+            while self._still_catching(conn, group, catch) and (pending or read):
+                if not pending:
+                    await self._send_read(conn, group, catch, read, through)
+                    continue
+                event = pending.pop(0)
+                seq = _message_seq(event)
+                if seq is not None and seq <= through:  # its place: the read's copy goes there
+                    await self._send_read(conn, group, catch, read, seq)
+                    continue
+                await self._send_read(conn, group, catch, read, through if seq is not None else -1)
+                await self._deliver_to(conn, group, event)
+        except Exception:
+            logger.exception("catch-up failed: conn=%s group=%s", conn_id, group)
+        # Nothing awaited since `pending` was found empty: live from the next event on.
+        if (self.catching.get(group) or {}).get(conn_id) is catch:
+            catch.pending = None
+            asyncio.get_running_loop().call_later(
+                CATCH_UP_WINDOW_SECONDS, self._release, group, conn_id, catch
+            )
+
+    async def _send_read(
+        self, conn: Connection, group: str, catch: Catching, read: deque[dict[str, Any]], upto: int
+    ) -> None:
+        """Send the messages read, in seq order, up to seq `upto`, while the catch-up holds."""
+        while read and read[0]["message"]["seq"] <= upto and self._still_catching(conn, group, catch):
+            await self._deliver_to(conn, group, read.popleft())
+
+    def _still_catching(self, conn: Connection, group: str, catch: Catching) -> bool:
+        """Whether this catch-up still holds the connection's routing to `group` (not removed,
+        not re-added since, the connection not gone)."""
+        return (
+            self.connections.get(conn.id) is conn and (self.catching.get(group) or {}).get(conn.id) is catch
+        )
+
+    async def _deliver_to(self, conn: Connection, target: str, event: dict[str, Any]) -> None:
+        """`deliver`'s rendering of one bus event of `target`, to one connection only."""
+        prepared = event
+        if self.prepares:
+            try:
+                prepared = await self.protocol.prepare(event)
+            except Exception:
+                logger.exception("prepare failed: protocol=%s type=%s", self.protocol.name, event.get("type"))
+        for emit, delivery in deliveries(target, event, self.protocol.render(prepared), self.local):
+            if conn.id in delivery.skip or (delivery.only is not None and conn.id not in delivery.only):
+                continue
+            if emit.scope is not None and not self.protocol.in_scope(conn, emit.scope):
+                continue
+            await self.transport.send(conn.id, emit.name, emit.payload)
+            metrics.delivery(self.protocol.name, self.transport.name, 1)
 
     def _settings_changed(self, event: dict[str, Any]) -> None:
         """A user changed their privacy settings: apply them to their local connections (the

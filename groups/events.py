@@ -4,7 +4,10 @@ Events for the members go to the conversation's bus group; events for the one us
 membership changed (`group.joined`, `group.removed`) go to that user's bus group, because that
 user's connections are not (or no longer) in the conversation's group. `joins` and `leaves`
 tell every process to add or drop local connections of those users to or from the
-conversation's routing.
+conversation's routing. An event with `joins` carries `seq`, the conversation's last message
+before the membership began: every later message is the new member's, and a process that adds a
+connection to the routing delivers to it what the conversation received after that point before
+the process's subscription was in place (docs/operations.md §7.1).
 """
 
 from typing import Any
@@ -30,7 +33,8 @@ def _base(kind: str, conversation: Conversation, actor: User) -> dict[str, Any]:
 
 
 def group_created(*, conversation: Conversation, actor: User, member_ids: list[str]) -> dict[str, Any]:
-    return _base("group.created", conversation, actor) | {"joins": member_ids}
+    # A new group: every message in it, from its first system message on, is its members'.
+    return _base("group.created", conversation, actor) | {"joins": member_ids, "seq": 0}
 
 
 def group_member_added(*, conversation: Conversation, actor: User, member: User) -> dict[str, Any]:
@@ -41,9 +45,12 @@ def group_member_added(*, conversation: Conversation, actor: User, member: User)
 
 
 def group_joined(*, conversation: Conversation, actor: User, member: User) -> dict[str, Any]:
+    """Built under the group's lock, before the system message that announces the member:
+    `conversation.last_seq` is then the last message before the membership."""
     return _base("group.joined", conversation, actor) | {
         "subject": member.public_id,
         "joins": [member.public_id],
+        "seq": conversation.last_seq,
     }
 
 

@@ -8,7 +8,8 @@ Split by concern; callers import from this package and need not know the modules
 - `history`: history pages, read pointers and seen-by, reactions, edits, served attachments;
 - `pages`: the hand-written statements of a history page, in two round trips;
 - `sync`: `conversation_changes`, what a returning client missed;
-- `requests`: chat requests as their requester and recipient see them.
+- `requests`: chat requests as their requester and recipient see them;
+- `since`: `messages_since`, what a connection newly routed to a conversation went without.
 """
 
 from .access import (
@@ -68,6 +69,7 @@ from .requests import (
     chat_request_of_conversation,
     chat_requests_for_user,
 )
+from .since import MessagesSince, messages_since
 from .sync import ConversationChanges, conversation_changes
 
 __all__ = [
@@ -82,6 +84,7 @@ __all__ = [
     "ConversationSnapshot",
     "ConversationSummary",
     "MessagePage",
+    "MessagesSince",
     "ReactionCount",
     "Reader",
     "SeenBy",
@@ -110,6 +113,7 @@ __all__ = [
     "message_reactions",
     "message_seen_by",
     "message_seqs",
+    "messages_since",
     "reaction_count",
     "reactions_of_user",
     "read_pointers",

@@ -65,6 +65,7 @@ def test_create_announces_the_group_to_each_member_and_posts_the_system_message(
         "actor_name": "Alice",
         "conversation": ref(conversation),
         "joins": [alice.id, bob.id, carol.id],
+        "seq": 0,  # every message of a new group, its first system message included, is theirs
     }
 
 
@@ -99,6 +100,8 @@ def test_add_tells_the_members_and_the_new_member_who_joins_the_routing(publish,
     assert sent[1][1]["subject"] == dave.id
     assert sent[1][1]["subject_name"] == "Dave"
     assert sent[0][1]["joins"] == [dave.id]
+    # The last message before Dave (the group's creation): the system message about him is his.
+    assert sent[0][1]["seq"] == 1 and sent[2][1]["message"]["seq"] == 2
 
 
 @pytest.mark.parametrize("how", ["kicked", "left"])
