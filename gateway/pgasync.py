@@ -9,6 +9,7 @@ import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg.types.datetime import TimestamptzLoader
 
 # Database OPTIONS that make Django set up its sessions in ways these connections do not repeat
 # (client-side binding is theirs; a role to assume, an isolation level): with any of them, the
@@ -40,6 +41,11 @@ async def connect(db: BaseDatabaseWrapper) -> psycopg.AsyncConnection:
         )
         if settings.USE_TZ:
             await connection.execute("SET TIME ZONE 'UTC'")
+            # psycopg's own loader, its C version: aware datetimes in the session's zone, UTC.
+            # Django's subclasses the Python one to set a tzinfo (UTC) on what it loaded: the
+            # same values, at ~4.5% of the event loop's py-spy samples at direct saturation
+            # (a send batch loads the timestamps of every membership and conversation it reads).
+            connection.adapters.register_loader("timestamptz", TimestamptzLoader)
     return connection
 
 

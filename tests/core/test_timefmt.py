@@ -27,3 +27,15 @@ def test_times_are_written_in_utc_with_milliseconds(value, expected):
 
 def test_none_stays_none():
     assert iso_ms(None) is None
+
+
+def test_the_last_instant_formatted_is_reused_only_for_the_same_instant():
+    first = datetime(2026, 12, 6, 15, 4, 16, 43914, tzinfo=UTC)
+    same_elsewhere = first.astimezone(timezone(timedelta(hours=-7)))
+    a_millisecond_later = first + timedelta(milliseconds=1)
+    assert iso_ms(first) == "2026-12-06T15:04:16.043Z"
+    assert iso_ms(same_elsewhere) == "2026-12-06T15:04:16.043Z"
+    assert iso_ms(a_millisecond_later) == "2026-12-06T15:04:16.044Z"
+    assert iso_ms(first) == "2026-12-06T15:04:16.043Z"
+    naive = datetime(2026, 12, 6, 15, 4, 16, 43914)  # never equal to an aware one
+    assert iso_ms(naive) == naive.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
