@@ -114,6 +114,13 @@ def message_insert_fields() -> tuple:
     return tuple(f for f in rows.concrete_fields(Message) if not f.primary_key)
 
 
+@cache
+def _insert_positions() -> tuple[int, int, int, int]:
+    """Where seq, rev, the conversation and the public id are among `message_insert_fields`."""
+    at = {f.attname: i for i, f in enumerate(message_insert_fields())}
+    return at["seq"], at["rev"], at["conversation_id"], at["public_id"]
+
+
 @lru_cache(maxsize=64)  # one statement per batch size, not on PostgreSQL (bounded)
 def _messages_insert_sql(vendor: str, count: int) -> str:
     fields = message_insert_fields()
@@ -374,13 +381,7 @@ def _messages_write(
     send's CPU, and as one statement: five round trips per batch (the seq allocation, the
     insert, the read pointers, and BEGIN and COMMIT around them) became one (issue 19).
     """
-    at = {f.attname: i for i, f in enumerate(message_insert_fields())}
-    seq_at, rev_at, conversation_at, public_id_at = (
-        at["seq"],
-        at["rev"],
-        at["conversation_id"],
-        at["public_id"],
-    )
+    seq_at, rev_at, conversation_at, public_id_at = _insert_positions()
     counts: dict[int, int] = {}
     ks = []
     for row in values:
@@ -411,13 +412,7 @@ def _messages_write_elsewhere(
     ks: list[int],
 ) -> tuple[list[tuple[int, int, int]], list[tuple]]:
     """`_messages_write` on a database other than PostgreSQL: three statements."""
-    at = {f.attname: i for i, f in enumerate(message_insert_fields())}
-    seq_at, rev_at, conversation_at, public_id_at = (
-        at["seq"],
-        at["rev"],
-        at["conversation_id"],
-        at["public_id"],
-    )
+    seq_at, rev_at, conversation_at, public_id_at = _insert_positions()
     last = _take_seqs(counts, now)
     rows_in, pointers = [], {}
     for row, k, membership in zip(values, ks, memberships, strict=True):
