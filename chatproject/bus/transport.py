@@ -4,6 +4,8 @@ Services run in worker threads; publishing from there must neither block the thr
 reorder events. When this process runs an event loop with the bridge (a server process), `send`
 appends to one FIFO queue and wakes the loop; a single flusher at a time takes everything queued
 and publishes it in order, on Redis as one pipeline (one round trip for a whole batch of sends).
+Copies for groups this process subscribes to are delivered to it as the flush takes them off the
+queue, before Redis answers (`_stage`, `BatchingLoopLayer.deliver_here`).
 Outside a server (management commands, the admin under a sync server, tests) it falls back to
 publishing at once with `async_to_sync`.
 """
@@ -33,6 +35,8 @@ MESSAGE_TYPE = "chat.event"
 
 _loop: asyncio.AbstractEventLoop | None = None
 _queue: list[tuple[str, dict[str, Any]]] = []
+# On the bound loop: copies taken off `_queue` (and delivered here) that wait for their publish.
+_staged: list[tuple[Any, ...]] = []
 _queue_lock = threading.Lock()
 _wake_pending = False
 _flush_lock: asyncio.Lock | None = None
@@ -67,6 +71,7 @@ def bind_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     _loop = loop
     _flush_lock = asyncio.Lock() if loop is not None else None
     _publishers.clear()
+    _staged.clear()
     _scripts.clear()
     _host_keys.clear()
 
@@ -116,46 +121,93 @@ async def send_async(groups: list[str], event: dict[str, Any]) -> None:
 
 
 async def flush() -> None:
-    """Publish everything queued so far, in order. One flusher at a time keeps the order."""
+    """Publish everything queued so far, in order. One flusher at a time keeps the order.
+
+    On the bound loop, what is queued is first taken off the queue and delivered to this
+    process's own subscribers (`_stage`), at once and in order, whatever flush is still waiting
+    for Redis; then it is published with whatever else waits."""
     global _wake_pending
+    with _queue_lock:
+        batch = _queue[:]
+        _queue.clear()
+        _wake_pending = False
+    if batch:
+        try:
+            _staged.extend(_stage(batch, here=_loop is not None and asyncio.get_running_loop() is _loop))
+        except Exception as exc:
+            _lost(len(batch), exc)
     lock = _flush_lock or asyncio.Lock()
     async with lock:
-        with _queue_lock:
-            batch = _queue[:]
-            _queue.clear()
-            _wake_pending = False
-        if batch:
+        staged = _staged[:]
+        _staged.clear()
+        if staged:
             stats["flushes"] += 1
-            await _publish(batch)
+            await _publish_staged(staged)
 
 
 async def _publish(batch: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish `batch` from a loop the bridge does not run in (outside a server)."""
+    try:
+        staged = _stage(batch, here=False)
+    except Exception as exc:
+        _lost(len(batch), exc)
+        return
+    await _publish_staged(staged)
+
+
+def _stage(batch: list[tuple[str, dict[str, Any]]], *, here: bool) -> list[tuple[Any, ...]]:
+    """Each (group, envelope) of `batch` made ready to publish: on channels-redis's pub/sub layer
+    (shard, group channel, payload, alone), anywhere else as it is. With `here` (on the bound
+    loop), copies for groups this process subscribes to are delivered to it now
+    (`BatchingLoopLayer.deliver_here`), and the `_unwanted_here` copies are marked."""
     layer = get_channel_layer()
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return batch
+    loop_layer = layer._get_layer()
+    unwanted = _unwanted_here if here else None
+    deliver = getattr(loop_layer, "deliver_here", None) if here else None
+    serialize = layer.serialize
+    staged: list[tuple[Any, ...]] = []
+    for group, message in batch:
+        channel = loop_layer._get_group_channel_name(group)
+        shard = loop_layer._get_shard(channel)
+        alone = unwanted is not None and unwanted(group, message["event"])
+        payload = serialize(message) if deliver is None else deliver(channel, message, wanted=not alone)
+        staged.append((shard, channel, payload, "1" if alone else "0"))
+    return staged
+
+
+async def _publish_staged(staged: list[tuple[Any, ...]]) -> None:
     try:
         skipped = 0
-        if isinstance(layer, RedisPubSubChannelLayer):
-            skipped = await _publish_pipelined(layer, batch)
+        if staged and len(staged[0]) == 4:
+            skipped = await _publish_pipelined(staged)
         else:
-            for group, message in batch:
+            layer = get_channel_layer()
+            for group, message in staged:
                 await layer.group_send(group, message)
-        stats["published"] += len(batch) - skipped
+        stats["published"] += len(staged) - skipped
         stats["skipped"] += skipped
-        metrics.bus_published(len(batch) - skipped)
+        metrics.bus_published(len(staged) - skipped)
         health_report(True)
     except Exception as exc:
-        # The database already holds the data; clients recover it through history and the
-        # resync the gateway pushes when the bus comes back (health_report). Count, and log one
-        # warning per outage (ids and counts only, never bodies), not a traceback per batch.
-        stats["publish_errors"] += len(batch)
-        metrics.bus_publish_error(len(batch))
-        metrics.bus_lost(len(batch))
-        if _healthy:
-            logger.warning(
-                "bus publish failed: %d messages lost (%s); counting until it recovers",
-                len(batch),
-                type(exc).__name__,
-            )
-        health_report(False)
+        _lost(len(staged), exc)
+
+
+def _lost(count: int, exc: Exception) -> None:
+    # The database already holds the data; clients recover it through history and the
+    # resync the gateway pushes when the bus comes back (health_report). Count, and log one
+    # warning per outage (ids and counts only, never bodies), not a traceback per batch.
+    stats["publish_errors"] += count
+    metrics.bus_publish_error(count)
+    metrics.bus_lost(count)
+    if _healthy:
+        logger.warning(
+            "bus publish failed: %d messages lost (%s); counting until it recovers",
+            count,
+            type(exc).__name__,
+        )
+    health_report(False)
 
 
 # --- bus health -----------------------------------------------------------------------------
@@ -225,28 +277,22 @@ _scripts: dict[str, "ScriptConnection"] = {}  # host key -> its connection
 _host_keys: dict[Any, str] = {}  # the bound loop's shards -> their hosts' keys
 
 
-async def _publish_pipelined(layer: RedisPubSubChannelLayer, batch: list[tuple[str, dict[str, Any]]]) -> int:
-    """PUBLISH to the layer's own group channels, serialised by the layer, so every process's
-    layer receives them as group messages, in order, with one script call per Redis shard and
-    PUBLISH_CHUNK messages. Returns how many copies were left out (`set_unwanted_here`).
+async def _publish_pipelined(staged: list[tuple[Any, str, bytes, str]]) -> int:
+    """PUBLISH the staged copies (`_stage`: the layer's own group channels, serialised by the
+    layer) so every process's layer receives them as group messages, in order, with one script
+    call per Redis shard and PUBLISH_CHUNK messages. Returns how many copies were left out
+    (`set_unwanted_here`).
 
     Uses the layer's naming and sharding (channels_redis 4.3, pinned) instead of one
     `group_send` per message, which waits for a round trip under a per-shard lock each time.
     """
-    loop_layer = layer._get_layer()
-    # Only in the loop the bridge runs in: the check reads the gateway's state of that loop.
     bound = _loop is not None and asyncio.get_running_loop() is _loop
-    unwanted = _unwanted_here if bound else None
-    serialize = layer.serialize
     by_shard: dict[Any, list[bytes | str]] = {}  # the layer's shard objects, one per Redis host
-    for group, message in batch:
-        channel = loop_layer._get_group_channel_name(group)
-        shard = loop_layer._get_shard(channel)
+    for shard, channel, payload, alone in staged:
         args = by_shard.get(shard)
         if args is None:
             args = by_shard[shard] = []
-        alone = "1" if unwanted is not None and unwanted(group, message["event"]) else "0"
-        args += (channel, serialize(message), alone)
+        args += (channel, payload, alone)
     by_host: dict[str, list[bytes | str]] = {}
     for shard, args in by_shard.items():  # a key per host, not per message (a sorted repr)
         key = _host_keys.get(shard) if bound else None

@@ -8,6 +8,7 @@ import os
 import uuid
 
 import pytest
+from redis import asyncio as aioredis
 
 from chatproject.bus import layer as bus_layer
 from chatproject.bus.layer import BatchingPubSubChannelLayer
@@ -196,3 +197,97 @@ async def test_no_message_body_is_formatted_into_a_log_line(layers, caplog):
     await publisher.group_send("direct", {"type": "m", "text": "secret-body-5071"})
     assert await _received(subscriber, channel, 1) == ["secret-body-5071"]
     assert not [r for r in caplog.records if "secret-body-5071" in r.getMessage()]
+
+
+async def _publish_raw(layer, group: str, payload: bytes) -> None:
+    """PUBLISH `payload` to `group`'s channel as the bus does (its script call), without the
+    layer's `group_send`."""
+    loop_layer = layer._get_layer()
+    group_channel = loop_layer._get_group_channel_name(group)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.publish(group_channel, payload)
+    finally:
+        await client.aclose()
+
+
+async def _quiet(layer, channel: str, seconds: float = 0.3) -> list[str]:
+    """What else reaches `channel` within `seconds`."""
+    more = []
+    try:
+        while True:
+            message = await asyncio.wait_for(layer.receive(channel), seconds)
+            more.append(message["text"])
+    except TimeoutError:
+        return more
+
+
+async def test_a_copy_delivered_here_reaches_this_process_once_and_every_other_process(layers):
+    """`deliver_here` puts the message in the group's local channels at once; the same payload,
+    published, reaches another process's layer, and comes back to this one from Redis only to
+    be dropped: each channel gets it once, in the order it was delivered here."""
+    here, elsewhere = layers
+    mine, theirs = await here.new_channel("proc."), await elsewhere.new_channel("proc.")
+    await here.group_add("direct", mine)
+    await elsewhere.group_add("direct", theirs)
+    loop_layer = here._get_layer()
+    group_channel = loop_layer._get_group_channel_name("direct")
+    payloads = [loop_layer.deliver_here(group_channel, {"type": "m", "text": str(n)}) for n in range(3)]
+    # In the queue before anything went to Redis.
+    assert [loop_layer.channels[mine].get_nowait() for _ in range(3)] == payloads
+    assert all(loop_layer.echoed(p) for p in payloads)
+    for payload in payloads:
+        await _publish_raw(here, "direct", payload)
+    assert await _received(elsewhere, theirs, 3) == ["0", "1", "2"]
+    await elsewhere.group_send("direct", {"type": "m", "text": "from elsewhere"})
+    # The copies from Redis were dropped; what another process published still arrives.
+    assert await _received(here, mine, 1) == ["from elsewhere"]
+    assert await _quiet(here, mine) == []
+    assert not elsewhere._get_layer().echoed(payloads[0])  # an origin of one loop's layer only
+
+
+async def test_a_copy_nobody_here_wants_is_stamped_and_not_delivered_here(layers):
+    """`wanted=False`: nothing is put in the local queues, and the published copy is dropped
+    when it comes back, so this process never delivers it (the bus checked nobody here wants
+    it); another process receives it."""
+    here, elsewhere = layers
+    mine, theirs = await here.new_channel("proc."), await elsewhere.new_channel("proc.")
+    await here.group_add("direct", mine)
+    await elsewhere.group_add("direct", theirs)
+    loop_layer = here._get_layer()
+    group_channel = loop_layer._get_group_channel_name("direct")
+    payload = loop_layer.deliver_here(group_channel, {"type": "m", "text": "quiet"}, wanted=False)
+    assert loop_layer.channels[mine].empty()
+    await _publish_raw(here, "direct", payload)
+    assert await _received(elsewhere, theirs, 1) == ["quiet"]
+    assert await _quiet(here, mine) == []
+
+
+async def test_a_group_with_no_channel_here_is_only_serialized(layers):
+    """No channel of this loop in the group: the payload is the plain serialized message (no
+    origin), which this process receives from Redis like any other if it joins meanwhile."""
+    here, _elsewhere = layers
+    loop_layer = here._get_layer()
+    group_channel = loop_layer._get_group_channel_name("nobody-here")
+    message = {"type": "m", "text": "plain"}
+    payload = loop_layer.deliver_here(group_channel, message)
+    assert payload == here.serialize(message) and not loop_layer.echoed(payload)
+
+
+async def test_an_encrypting_layer_delivers_nothing_here_and_receives_from_redis():
+    """A payload that does not start with the origin (channels-redis's symmetric encryption)
+    is not delivered here: it is published plain, and every channel gets it from Redis."""
+    require_redis()
+    prefix = f"layertest{uuid.uuid4().hex[:8]}"
+    layer = BatchingPubSubChannelLayer(hosts=[REDIS_URL], prefix=prefix, symmetric_encryption_keys=["k" * 32])
+    try:
+        mine = await layer.new_channel("proc.")
+        await layer.group_add("direct", mine)
+        loop_layer = layer._get_layer()
+        group_channel = loop_layer._get_group_channel_name("direct")
+        payload = loop_layer.deliver_here(group_channel, {"type": "m", "text": "sealed"})
+        assert loop_layer.channels[mine].empty() and not loop_layer.echoed(payload)
+        await _publish_raw(layer, "direct", payload)
+        assert await _received(layer, mine, 1) == ["sealed"]
+    finally:
+        await layer.flush()

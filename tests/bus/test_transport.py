@@ -135,3 +135,55 @@ def test_send_on_the_bound_loop_spawns_the_flush_without_a_thread_safe_wake_up(m
             del loop.call_soon_threadsafe
 
     assert asyncio.run(run()) == [0, 1, 2]
+
+
+def test_on_the_bound_loop_what_is_sent_is_delivered_here_before_redis_answers(monkeypatch):
+    """A flush on the bound loop delivers its copies to this process's channels as it takes
+    them off the queue, in order, even while an earlier flush still waits for Redis; the
+    copies published after are dropped when they come back, so each arrives once."""
+    require_redis()
+    from channels.layers import get_channel_layer
+
+    published: list[int] = []
+    original = bus._publish_pipelined
+    monkeypatch.setattr(bus, "_unwanted_here", None)
+
+    async def run() -> tuple[list[int], list[int], list]:
+        gate = asyncio.Event()
+
+        async def held(staged):
+            await gate.wait()
+            published.append(len(staged))
+            return await original(staged)
+
+        monkeypatch.setattr(bus, "_publish_pipelined", held)
+        layer = get_channel_layer()
+        group = f"bustest-{uuid.uuid4().hex[:8]}"
+        channel = await layer.new_channel("proc.")
+        await layer.group_add(group, channel)
+        bus.bind_loop(asyncio.get_running_loop())
+        try:
+            got = []
+            for n in range(3):
+                bus.send([group], {"type": "probe", "n": n})
+                message = await asyncio.wait_for(layer.receive(channel), 5)
+                got.append(message["event"]["n"])
+            waiting = list(published)  # nothing published yet: the first flush is held
+            gate.set()
+            for _ in range(200):
+                if sum(published) == 3:
+                    break
+                await asyncio.sleep(0.01)
+            more = []
+            try:
+                while True:
+                    more.append(await asyncio.wait_for(layer.receive(channel), 0.3))
+            except TimeoutError:
+                pass
+            return got, waiting, more
+        finally:
+            bus.bind_loop(None)
+            await layer.group_discard(group, channel)
+
+    got, waiting, more = asyncio.run(run())
+    assert got == [0, 1, 2] and waiting == [] and sum(published) == 3 and more == []
