@@ -48,6 +48,8 @@ from channels_redis.utils import _wrap_close
 # channels-redis's own logger: its receive failures are counted from there (bus.transport).
 layer_logger = logging.getLogger("channels_redis.pubsub")
 MESSAGE = b"message"
+SUBSCRIBE = b"subscribe"
+CONFIRMATIONS = (SUBSCRIBE, b"unsubscribe")
 
 # How long the first subscription change of a batch waits for others. Handshakes arrive
 # milliseconds apart; a handshake waits this long once, before its session check.
@@ -60,11 +62,59 @@ class BatchingShard(RedisSingleShardConnection):
         self._wanted: dict[str, bool] = {}  # channel -> subscribed (True) or not, latest ask
         self._sent: asyncio.Future | None = None  # resolved when the batch of `_wanted` is sent
         self._sender: asyncio.Task | None = None
+        # A channel of this shard's pub/sub connection alone, subscribed with its first batch
+        # and never dropped (redis-py subscribes it again on a reconnect, in the one command
+        # with every other channel): while Redis counts a subscriber of it, this connection's
+        # subscriptions are in place (`mark`).
+        self.alive = f"{channel_layer.prefix}__alive__{secrets.token_hex(8)}"
+        # Channels whose latest SUBSCRIBE Redis has confirmed on the current connection, and the
+        # commands sent per channel not confirmed yet.
+        self._confirmed: set[str] = set()
+        self._unconfirmed: dict[str, int] = {}
+        self._resubscribe = None  # redis-py's own connect callback of the current pub/sub
 
     def _ensure_redis(self) -> None:
+        fresh = self._pubsub is None
         super()._ensure_redis()
         # Set on the connection's parser at every connect (redis-py's PubSub.connect).
         self._pubsub.push_handler_func = _as_it_is
+        if fresh:
+            # redis-py registers it as the connection's connect callback (`execute_command`),
+            # through a weak reference: a bound method.
+            self._resubscribe = self._pubsub.on_connect
+            self._pubsub.on_connect = self._reconnected
+
+    async def _reconnected(self, connection) -> None:
+        """A new connection (a reconnect) holds nothing until Redis confirms again."""
+        self._confirmed.clear()
+        self._unconfirmed.clear()
+        await self._resubscribe(connection)
+
+    def mark(self, channel: str) -> str:
+        """The bus script's mark for a copy published to `channel` by this process, which
+        subscribes to it: publish it only if another connection subscribes (`alive`, when Redis
+        has confirmed this connection's subscription to `channel`: Redis then counts this
+        connection in both channels or, once it is gone, in neither), else always ("0")."""
+        return self.alive if channel in self._confirmed else "0"
+
+    def _sent_command(self, channels: list[str]) -> None:
+        for channel in channels:
+            self._confirmed.discard(channel)
+            self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+
+    def _confirmation(self, kind: bytes, channel: bytes) -> None:
+        """A (un)subscribe confirmation: the channel counts as confirmed once the last command
+        sent for it is a SUBSCRIBE Redis has answered."""
+        name = channel.decode() if isinstance(channel, bytes) else str(channel)
+        left = self._unconfirmed.get(name, 0) - 1
+        if left > 0:
+            self._unconfirmed[name] = left
+            return
+        self._unconfirmed.pop(name, None)
+        if kind == SUBSCRIBE:
+            self._confirmed.add(name)
+        else:
+            self._confirmed.discard(name)
 
     async def subscribe(self, channel: str) -> None:
         await self._change(channel, True)
@@ -100,9 +150,13 @@ class BatchingShard(RedisSingleShardConnection):
                         self._ensure_redis()
                         self._ensure_receiver()
                     if drop:
+                        self._sent_command(drop)
                         await self._pubsub.unsubscribe(*drop)
                         self._subscribed_to.difference_update(drop)
                     if add:
+                        if self.alive not in self._subscribed_to:
+                            add.insert(0, self.alive)
+                        self._sent_command(add)
                         await self._pubsub.subscribe(*add)
                         self._subscribed_to.update(add)
             except BaseException as error:  # every caller of the batch hears of it
@@ -125,6 +179,8 @@ class BatchingShard(RedisSingleShardConnection):
                     if isinstance(response, list) and len(response) == 3 and response[0] == MESSAGE:
                         self._put(response[1], response[2])
                     elif response is not None:
+                        if isinstance(response, list) and len(response) == 3 and response[0] in CONFIRMATIONS:
+                            self._confirmation(response[0], response[1])
                         self._receive_message(
                             await pubsub.handle_message(response, ignore_subscribe_messages=True)
                         )
@@ -183,28 +239,33 @@ class BatchingLoopLayer(RedisPubSubLoopLayer):
         """Whether `data` is a copy this layer delivered here itself, come back from Redis."""
         return data.startswith(self._echo, 1)
 
-    def deliver_here(self, channel: str, message: dict, *, wanted: bool = True) -> bytes:
+    def deliver_here(self, channel: str, message: dict, *, wanted: bool = True) -> tuple[bytes, str]:
         """Serialize `message` for publishing to the group channel `channel` and, when channels
         of this loop are in that group, put it in their queues now, as a message from Redis
         would be (issue 19: the bus's round trip through Redis was ~0.85 ms of a direct
-        message's median latency with both users on one process). The published copy comes
-        back from Redis and is dropped (`echoed`), so each channel gets it once and in the
-        order this process published in. `wanted` False (nobody here wants it: the bus's
+        message's median latency with both users on one process). A copy published all the
+        same (for another process, or before Redis confirmed this one's subscription) that comes
+        back from Redis is dropped (`echoed`), so each channel gets it once and in the order
+        this process published in. `wanted` False (nobody here wants it: the bus's
         `set_unwanted_here`): stamped all the same, so that its copy from Redis is dropped too,
         and not put anywhere. A payload that does not start with the origin (an encrypting
-        serializer) is not delivered here: it arrives from Redis, as any other."""
+        serializer) is not delivered here: it arrives from Redis, as any other.
+
+        Returns the payload and the bus script's mark for it: "0" (publish it), or the shard's
+        `mark` for a copy this process has dealt with (publish it only for another subscriber:
+        with a single process, nothing goes back and forth through Redis)."""
         members = self.groups.get(channel)
         if not members:
-            return self.channel_layer.serialize(message)
+            return self.channel_layer.serialize(message), "0"
         payload = self.channel_layer.serialize({ORIGIN: self.origin, **message})
         if not self.echoed(payload):
-            return self.channel_layer.serialize(message)
+            return self.channel_layer.serialize(message), "0"
         if wanted:
             for member in members:
                 queue = self.channels.get(member)
                 if queue is not None:
                     queue.put_nowait(payload)
-        return payload
+        return payload, self._get_shard(channel).mark(channel)
 
 
 class BatchingPubSubChannelLayer(RedisPubSubChannelLayer):

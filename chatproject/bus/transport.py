@@ -157,9 +157,10 @@ async def _publish(batch: list[tuple[str, dict[str, Any]]]) -> None:
 
 def _stage(batch: list[tuple[str, dict[str, Any]]], *, here: bool) -> list[tuple[Any, ...]]:
     """Each (group, envelope) of `batch` made ready to publish: on channels-redis's pub/sub layer
-    (shard, group channel, payload, alone), anywhere else as it is. With `here` (on the bound
-    loop), copies for groups this process subscribes to are delivered to it now
-    (`BatchingLoopLayer.deliver_here`), and the `_unwanted_here` copies are marked."""
+    (shard, group channel, payload, mark: `_PUBLISH_LUA`), anywhere else as it is. With `here`
+    (on the bound loop), copies for groups this process subscribes to are delivered to it now
+    (`BatchingLoopLayer.deliver_here`), except the `_unwanted_here` ones, and both are marked
+    to go to Redis only for another process."""
     layer = get_channel_layer()
     if not isinstance(layer, RedisPubSubChannelLayer):
         return batch
@@ -172,8 +173,10 @@ def _stage(batch: list[tuple[str, dict[str, Any]]], *, here: bool) -> list[tuple
         channel = loop_layer._get_group_channel_name(group)
         shard = loop_layer._get_shard(channel)
         alone = unwanted is not None and unwanted(group, message["event"])
-        payload = serialize(message) if deliver is None else deliver(channel, message, wanted=not alone)
-        staged.append((shard, channel, payload, "1" if alone else "0"))
+        if deliver is None:
+            staged.append((shard, channel, serialize(message), "0"))
+        else:
+            staged.append((shard, channel, *deliver(channel, message, wanted=not alone)))
     return staged
 
 
@@ -253,16 +256,21 @@ async def subscriber_count(group: str) -> int | None:
     return int(counts[0][1]) if counts else 0
 
 
-# PUBLISH each ARGV triple (channel, message, alone) in order: a batch of sends is one command to
+# PUBLISH each ARGV triple (channel, message, mark) in order: a batch of sends is one command to
 # Redis instead of one PUBLISH per message and user group, each packed, sent and parsed by redis-py
-# in the event loop (~35 µs per direct message for its two groups, in-process: issue 19). A copy
-# marked alone ("1": nobody in the publishing process wants it, and that process subscribes to
-# the channel) is published only when the channel has another subscriber, counted in the same
-# atomic step as the PUBLISH would be delivered. Returns how many were left out.
+# in the event loop (~35 µs per direct message for its two groups, in-process: issue 19). Mark
+# "0": published. Any other mark names the publishing process's own channel on that Redis
+# (`BatchingShard.alive`) for a copy the process has already dealt with (delivered to itself, or
+# wanted by nobody there): it is published only when the channel has a subscriber besides that
+# process, counted in the same atomic step as the PUBLISH would be delivered. The process counts
+# in the copy's channel exactly when it counts in its own (its subscription to the copy's channel
+# is confirmed on the connection that holds its own channel): so a copy is left out only when no
+# other process subscribes. Returns how many were left out.
 _PUBLISH_LUA = """
 local skipped = 0
 for i = 1, #ARGV, 3 do
-  if ARGV[i + 2] == '0' or redis.call('PUBSUB', 'NUMSUB', ARGV[i])[2] > 1 then
+  local mark = ARGV[i + 2]
+  if mark == '0' or redis.call('PUBSUB', 'NUMSUB', ARGV[i])[2] > redis.call('PUBSUB', 'NUMSUB', mark)[2] then
     redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
   else
     skipped = skipped + 1

@@ -232,7 +232,7 @@ async def test_a_copy_delivered_here_reaches_this_process_once_and_every_other_p
     await elsewhere.group_add("direct", theirs)
     loop_layer = here._get_layer()
     group_channel = loop_layer._get_group_channel_name("direct")
-    payloads = [loop_layer.deliver_here(group_channel, {"type": "m", "text": str(n)}) for n in range(3)]
+    payloads = [loop_layer.deliver_here(group_channel, {"type": "m", "text": str(n)})[0] for n in range(3)]
     # In the queue before anything went to Redis.
     assert [loop_layer.channels[mine].get_nowait() for _ in range(3)] == payloads
     assert all(loop_layer.echoed(p) for p in payloads)
@@ -256,7 +256,7 @@ async def test_a_copy_nobody_here_wants_is_stamped_and_not_delivered_here(layers
     await elsewhere.group_add("direct", theirs)
     loop_layer = here._get_layer()
     group_channel = loop_layer._get_group_channel_name("direct")
-    payload = loop_layer.deliver_here(group_channel, {"type": "m", "text": "quiet"}, wanted=False)
+    payload, _mark = loop_layer.deliver_here(group_channel, {"type": "m", "text": "quiet"}, wanted=False)
     assert loop_layer.channels[mine].empty()
     await _publish_raw(here, "direct", payload)
     assert await _received(elsewhere, theirs, 1) == ["quiet"]
@@ -270,8 +270,8 @@ async def test_a_group_with_no_channel_here_is_only_serialized(layers):
     loop_layer = here._get_layer()
     group_channel = loop_layer._get_group_channel_name("nobody-here")
     message = {"type": "m", "text": "plain"}
-    payload = loop_layer.deliver_here(group_channel, message)
-    assert payload == here.serialize(message) and not loop_layer.echoed(payload)
+    payload, mark = loop_layer.deliver_here(group_channel, message)
+    assert payload == here.serialize(message) and not loop_layer.echoed(payload) and mark == "0"
 
 
 async def test_an_encrypting_layer_delivers_nothing_here_and_receives_from_redis():
@@ -285,9 +285,65 @@ async def test_an_encrypting_layer_delivers_nothing_here_and_receives_from_redis
         await layer.group_add("direct", mine)
         loop_layer = layer._get_layer()
         group_channel = loop_layer._get_group_channel_name("direct")
-        payload = loop_layer.deliver_here(group_channel, {"type": "m", "text": "sealed"})
-        assert loop_layer.channels[mine].empty() and not loop_layer.echoed(payload)
+        payload, mark = loop_layer.deliver_here(group_channel, {"type": "m", "text": "sealed"})
+        assert loop_layer.channels[mine].empty() and not loop_layer.echoed(payload) and mark == "0"
         await _publish_raw(layer, "direct", payload)
         assert await _received(layer, mine, 1) == ["sealed"]
     finally:
         await layer.flush()
+
+
+async def _confirmed(shard, group_channel: str) -> str:
+    for _ in range(300):
+        if (mark := shard.mark(group_channel)) != "0":
+            return mark
+        await asyncio.sleep(0.01)
+    raise AssertionError("the subscription was never confirmed")
+
+
+async def test_a_copy_dealt_with_here_goes_to_redis_only_for_another_process(layers):
+    """The mark of a copy this process has delivered to itself: until Redis confirms the
+    subscription it is "0" (published); after, the bus script publishes it only while another
+    connection subscribes. A pub/sub connection killed under the process counts in neither of
+    its channels, so a copy marked before is published to the other process all the same; the
+    process subscribes again, and the mark holds again once Redis confirms."""
+    from chatproject.bus.transport import ScriptConnection
+
+    here, elsewhere = layers
+    mine = await here.new_channel("proc.")
+    await here.group_add("direct", mine)
+    loop_layer = here._get_layer()
+    group_channel = loop_layer._get_group_channel_name("direct")
+    shard = loop_layer._get_shard(group_channel)
+    mark = await _confirmed(shard, group_channel)
+    assert mark == shard.alive
+    script = ScriptConnection({"address": REDIS_URL})
+    assert await script.run([group_channel, b"only here", mark]) == 1  # left out
+    theirs = await elsewhere.new_channel("proc.")
+    await elsewhere.group_add("direct", theirs)
+    await _confirmed(elsewhere._get_layer()._get_shard(group_channel), group_channel)
+    payload, _ = loop_layer.deliver_here(group_channel, {"type": "m", "text": "both"})
+    assert await script.run([group_channel, payload, mark]) == 0
+    assert await _received(elsewhere, theirs, 1) == ["both"]
+    # Kill this process's pub/sub connection; publish with the mark taken before.
+    host, port = shard._pubsub.connection._writer.get_extra_info("sockname")[:2]
+    address = f"{host}:{port}"
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.execute_command("CLIENT", "KILL", "ADDR", address)
+    finally:
+        await client.aclose()
+    payload, _ = loop_layer.deliver_here(group_channel, {"type": "m", "text": "after the kill"})
+    assert await script.run([group_channel, payload, mark]) == 0
+    assert await _received(elsewhere, theirs, 1) == ["after the kill"]
+    # Back: subscribed again, confirmed again, and receiving what another process publishes.
+    for _ in range(300):
+        if shard._pubsub.connection is not None and shard._pubsub.connection.is_connected:
+            if shard.mark(group_channel) != "0":
+                break
+        await asyncio.sleep(0.01)
+    assert shard.mark(group_channel) == shard.alive
+    await elsewhere.group_send("direct", {"type": "m", "text": "again"})
+    # Each once: the two delivered here (their copies from Redis dropped), then the other's.
+    assert await _received(here, mine, 3) == ["both", "after the kill", "again"]
+    assert await script.run([group_channel, b"for them", shard.mark(group_channel)]) == 0
