@@ -176,7 +176,7 @@ def _stage(batch: list[tuple[str, dict[str, Any]]], *, here: bool) -> list[tuple
         if deliver is None:
             staged.append((shard, channel, serialize(message), "0"))
         else:
-            staged.append((shard, channel, *deliver(channel, message, wanted=not alone)))
+            staged.append((shard, channel, *deliver(channel, message, wanted=not alone, shard=shard)))
     return staged
 
 
