@@ -222,14 +222,20 @@ async def _quiet(layer, channel: str, seconds: float = 0.3) -> list[str]:
         return more
 
 
-async def test_a_copy_delivered_here_reaches_this_process_once_and_every_other_process(layers):
-    """`deliver_here` puts the message in the group's local channels at once; the same payload,
-    published, reaches another process's layer, and comes back to this one from Redis only to
-    be dropped: each channel gets it once, in the order it was delivered here."""
+async def _two_processes(layers) -> tuple:
+    """Two processes' layers (this one, another), each with a channel in the group "direct"."""
     here, elsewhere = layers
     mine, theirs = await here.new_channel("proc."), await elsewhere.new_channel("proc.")
     await here.group_add("direct", mine)
     await elsewhere.group_add("direct", theirs)
+    return here, elsewhere, mine, theirs
+
+
+async def test_a_copy_delivered_here_reaches_this_process_once_and_every_other_process(layers):
+    """`deliver_here` puts the message in the group's local channels at once; the same payload,
+    published, reaches another process's layer, and comes back to this one from Redis only to
+    be dropped: each channel gets it once, in the order it was delivered here."""
+    here, elsewhere, mine, theirs = await _two_processes(layers)
     loop_layer = here._get_layer()
     group_channel = loop_layer._get_group_channel_name("direct")
     payloads = [loop_layer.deliver_here(group_channel, {"type": "m", "text": str(n)})[0] for n in range(3)]
@@ -250,10 +256,7 @@ async def test_a_copy_nobody_here_wants_is_stamped_and_not_delivered_here(layers
     """`wanted=False`: nothing is put in the local queues, and the published copy is dropped
     when it comes back, so this process never delivers it (the bus checked nobody here wants
     it); another process receives it."""
-    here, elsewhere = layers
-    mine, theirs = await here.new_channel("proc."), await elsewhere.new_channel("proc.")
-    await here.group_add("direct", mine)
-    await elsewhere.group_add("direct", theirs)
+    here, elsewhere, mine, theirs = await _two_processes(layers)
     loop_layer = here._get_layer()
     group_channel = loop_layer._get_group_channel_name("direct")
     payload, _mark = loop_layer.deliver_here(group_channel, {"type": "m", "text": "quiet"}, wanted=False)
