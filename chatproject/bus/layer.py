@@ -66,7 +66,7 @@ class BatchingShard(RedisSingleShardConnection):
         # and never dropped (redis-py subscribes it again on a reconnect, in the one command
         # with every other channel): while Redis counts a subscriber of it, this connection's
         # subscriptions are in place (`mark`).
-        self.alive = f"{channel_layer.prefix}__alive__{secrets.token_hex(8)}"
+        self.alive = _alive_name(channel_layer.prefix)
         # Channels whose latest SUBSCRIBE Redis has confirmed on the current connection, and the
         # commands sent per channel not confirmed yet.
         self._confirmed: set[str] = set()
@@ -85,9 +85,19 @@ class BatchingShard(RedisSingleShardConnection):
             self._pubsub.on_connect = self._reconnected
 
     async def _reconnected(self, connection) -> None:
-        """A new connection (a reconnect) holds nothing until Redis confirms again."""
+        """A new connection (a reconnect) holds nothing until Redis confirms again, and gets an
+        own channel of a new name, subscribed in the one command redis-py sends for every
+        channel: a half-open old connection that Redis has not dropped yet (it can keep one
+        until its TCP keepalive gives up) still counts in the old name, never in the new."""
         self._confirmed.clear()
         self._unconfirmed.clear()
+        old, self.alive = self.alive, _alive_name(self.channel_layer.prefix)
+        if old in self._subscribed_to:
+            channels = self._pubsub.channels  # redis-py's: encoded names -> handlers
+            channels.pop(old.encode(), None)
+            channels[self.alive.encode()] = None
+            self._subscribed_to.discard(old)
+            self._subscribed_to.add(self.alive)
         await self._resubscribe(connection)
 
     def mark(self, channel: str) -> str:
@@ -189,6 +199,10 @@ class BatchingShard(RedisSingleShardConnection):
             except (TimeoutError, asyncio.CancelledError, GeneratorExit):
                 raise
             except BaseException:
+                # The connection is gone (redis-py connects again on the next read): nothing
+                # counts as confirmed until Redis confirms on the new one.
+                self._confirmed.clear()
+                self._unconfirmed.clear()
                 layer_logger.exception("Unexpected exception in receive task")
                 await asyncio.sleep(1)
 
@@ -213,6 +227,10 @@ class BatchingShard(RedisSingleShardConnection):
             queue = layer.channels.get(member)
             if queue is not None:
                 queue.put_nowait(data)
+
+
+def _alive_name(prefix: str) -> str:
+    return f"{prefix}__alive__{secrets.token_hex(8)}"
 
 
 async def _as_it_is(response: list) -> list:

@@ -11,6 +11,7 @@ publishing at once with `async_to_sync`.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
@@ -41,7 +42,8 @@ _queue_lock = threading.Lock()
 _wake_pending = False
 _flush_lock: asyncio.Lock | None = None
 _publishers: dict[str, aioredis.Redis] = {}
-# "skipped": copies not published because nobody subscribed to their group wanted them.
+# "skipped": copies not published because no other process subscribed to their group (the
+# process had delivered them to itself, or nobody in it wanted them).
 stats = {"published": 0, "publish_errors": 0, "flushes": 0, "skipped": 0}
 # Set by the gateway's bridge while it runs in this process's event loop (`set_unwanted_here`).
 _unwanted_here: Callable[[str, dict[str, Any]], bool] | None = None
@@ -71,7 +73,13 @@ def bind_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     _loop = loop
     _flush_lock = asyncio.Lock() if loop is not None else None
     _publishers.clear()
-    _staged.clear()
+    with _queue_lock:
+        dropped = len(_staged)
+        _staged.clear()
+    if dropped:  # taken off the queue (and delivered here), never published
+        stats["publish_errors"] += dropped
+        metrics.bus_lost(dropped)
+        logger.warning("bus loop rebound: %d copies not published", dropped)
     _scripts.clear()
     _host_keys.clear()
 
@@ -133,13 +141,17 @@ async def flush() -> None:
         _wake_pending = False
     if batch:
         try:
-            _staged.extend(_stage(batch, here=_loop is not None and asyncio.get_running_loop() is _loop))
+            ready = _stage(batch, here=_loop is not None and asyncio.get_running_loop() is _loop)
         except Exception as exc:
             _lost(len(batch), exc)
+        else:
+            with _queue_lock:
+                _staged.extend(ready)
     lock = _flush_lock or asyncio.Lock()
     async with lock:
-        staged = _staged[:]
-        _staged.clear()
+        with _queue_lock:
+            staged = _staged[:]
+            _staged.clear()
         if staged:
             stats["flushes"] += 1
             await _publish_staged(staged)
@@ -170,13 +182,17 @@ def _stage(batch: list[tuple[str, dict[str, Any]]], *, here: bool) -> list[tuple
     serialize = layer.serialize
     staged: list[tuple[Any, ...]] = []
     for group, message in batch:
-        channel = loop_layer._get_group_channel_name(group)
-        shard = loop_layer._get_shard(channel)
-        alone = unwanted is not None and unwanted(group, message["event"])
-        if deliver is None:
-            staged.append((shard, channel, serialize(message), "0"))
-        else:
-            staged.append((shard, channel, *deliver(channel, message, wanted=not alone, shard=shard)))
+        try:
+            channel = loop_layer._get_group_channel_name(group)
+            shard = loop_layer._get_shard(channel)
+            alone = unwanted is not None and unwanted(group, message["event"])
+            if deliver is None:
+                staged.append((shard, channel, serialize(message), "0"))
+            else:
+                staged.append((shard, channel, *deliver(channel, message, wanted=not alone, shard=shard)))
+        except Exception as exc:
+            # That copy only: the others, some delivered here already, go on.
+            _lost(1, exc)
     return staged
 
 
@@ -295,14 +311,14 @@ async def _publish_pipelined(staged: list[tuple[Any, str, bytes, str]]) -> int:
     `group_send` per message, which waits for a round trip under a per-shard lock each time.
     """
     bound = _loop is not None and asyncio.get_running_loop() is _loop
-    by_shard: dict[Any, list[bytes | str]] = {}  # the layer's shard objects, one per Redis host
-    for shard, channel, payload, alone in staged:
-        args = by_shard.get(shard)
-        if args is None:
-            args = by_shard[shard] = []
-        args += (channel, payload, alone)
-    by_host: dict[str, list[bytes | str]] = {}
-    for shard, args in by_shard.items():  # a key per host, not per message (a sorted repr)
+    by_shard: dict[Any, list[tuple[str, bytes, str]]] = {}  # the layer's shards, one per Redis host
+    for shard, channel, payload, mark in staged:
+        copies = by_shard.get(shard)
+        if copies is None:
+            copies = by_shard[shard] = []
+        copies.append((channel, payload, mark))
+    by_host: dict[str, list[tuple[Any, list[tuple[str, bytes, str]]]]] = {}
+    for shard, copies in by_shard.items():  # a key per host, not per message (a sorted repr)
         key = _host_keys.get(shard) if bound else None
         if key is None:
             host = shard.host
@@ -311,12 +327,28 @@ async def _publish_pipelined(staged: list[tuple[Any, str, bytes, str]]) -> int:
                 _scripts[key] = ScriptConnection(host)
             if bound:  # the bound loop's shards, kept until `bind_loop` (the repr: 2% of a flush)
                 _host_keys[shard] = key
-        by_host.setdefault(key, []).extend(args)
+        by_host.setdefault(key, []).append((shard, copies))
     skipped = 0
-    for key, args in by_host.items():
+    for key, shards in by_host.items():
         script = _scripts[key]
-        for start in range(0, len(args), 3 * PUBLISH_CHUNK):
-            skipped += await script.run(args[start : start + 3 * PUBLISH_CHUNK])
+        async with contextlib.AsyncExitStack() as held:
+            # A copy this process dealt with was marked when it was staged; its channel may have
+            # been unsubscribed since (the last local member left while an earlier flush was at
+            # Redis), and Redis would then not count this process in it. Under the shard's lock
+            # no (un)subscription goes out until the script has run, and the mark is taken
+            # again: "0" (published) for a channel no longer confirmed, or off the bound loop.
+            for shard, copies in shards:
+                if any(mark != "0" for _channel, _payload, mark in copies):
+                    await held.enter_async_context(shard._lock)
+            args: list[bytes | str] = []
+            for shard, copies in shards:
+                remark = getattr(shard, "mark", None) if bound else None
+                for channel, payload, mark in copies:
+                    if mark != "0":
+                        mark = remark(channel) if remark is not None else "0"
+                    args += (channel, payload, mark)
+            for start in range(0, len(args), 3 * PUBLISH_CHUNK):
+                skipped += await script.run(args[start : start + 3 * PUBLISH_CHUNK])
     return skipped
 
 

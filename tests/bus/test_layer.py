@@ -329,6 +329,7 @@ async def test_a_copy_dealt_with_here_goes_to_redis_only_for_another_process(lay
     assert await script.run([group_channel, payload, mark]) == 0
     assert await _received(elsewhere, theirs, 1) == ["both"]
     # Kill this process's pub/sub connection; publish with the mark taken before.
+    alive_before = shard.alive
     host, port = shard._pubsub.connection._writer.get_extra_info("sockname")[:2]
     address = f"{host}:{port}"
     client = aioredis.Redis.from_url(REDIS_URL)
@@ -340,12 +341,12 @@ async def test_a_copy_dealt_with_here_goes_to_redis_only_for_another_process(lay
     assert await script.run([group_channel, payload, mark]) == 0
     assert await _received(elsewhere, theirs, 1) == ["after the kill"]
     # Back: subscribed again, confirmed again, and receiving what another process publishes.
-    for _ in range(300):
-        if shard._pubsub.connection is not None and shard._pubsub.connection.is_connected:
-            if shard.mark(group_channel) != "0":
-                break
+    for _ in range(500):
+        if shard.alive != alive_before and shard.mark(group_channel) != "0":
+            break
         await asyncio.sleep(0.01)
-    assert shard.mark(group_channel) == shard.alive
+    # The new connection's own channel has a new name (a half-open old one keeps the old).
+    assert shard.mark(group_channel) == shard.alive != alive_before
     await elsewhere.group_send("direct", {"type": "m", "text": "again"})
     # Each once: the two delivered here (their copies from Redis dropped), then the other's.
     assert await _received(here, mine, 3) == ["both", "after the kill", "again"]

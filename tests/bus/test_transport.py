@@ -187,3 +187,60 @@ def test_on_the_bound_loop_what_is_sent_is_delivered_here_before_redis_answers(m
 
     got, waiting, more = asyncio.run(run())
     assert got == [0, 1, 2] and waiting == [] and sum(published) == 3 and more == []
+
+
+def test_a_copy_staged_before_the_last_member_here_left_still_reaches_the_other_process(monkeypatch):
+    """A copy delivered here is marked when it is staged; if the last local member of its group
+    leaves (an UNSUBSCRIBE, sent at once) while the flush still waits behind an earlier one at
+    Redis, Redis no longer counts this process in the group's channel: the mark is taken again
+    under the shard's lock when the script goes, and the other process gets the copy."""
+    require_redis()
+    from channels.layers import get_channel_layer
+
+    from chatproject.bus.layer import BatchingPubSubChannelLayer
+
+    monkeypatch.setattr(bus, "_unwanted_here", None)
+    original = bus._publish_pipelined
+
+    async def confirmed(layer, group_channel: str) -> None:
+        shard = layer._get_layer()._get_shard(group_channel)
+        for _ in range(300):
+            if shard.mark(group_channel) != "0":
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the subscription was never confirmed")
+
+    async def run() -> tuple[int, int | None]:
+        gate = asyncio.Event()
+
+        async def held(staged):
+            await gate.wait()
+            return await original(staged)
+
+        monkeypatch.setattr(bus, "_publish_pipelined", held)
+        layer = get_channel_layer()
+        elsewhere = BatchingPubSubChannelLayer(hosts=[REDIS_URL], prefix=layer._get_layer().prefix)
+        group = f"bustest-{uuid.uuid4().hex[:8]}"
+        group_channel = layer._get_layer()._get_group_channel_name(group)
+        mine, theirs = await layer.new_channel("proc."), await elsewhere.new_channel("proc.")
+        await layer.group_add(group, mine)
+        await elsewhere.group_add(group, theirs)
+        await confirmed(layer, group_channel)
+        await confirmed(elsewhere, group_channel)
+        bus.bind_loop(asyncio.get_running_loop())
+        try:
+            bus.send([group], {"type": "probe", "n": 1})
+            here = (await asyncio.wait_for(layer.receive(mine), 5))["event"]["n"]
+            await layer.group_discard(group, mine)  # the user's last connection here ends
+            await asyncio.sleep(0.1)  # the UNSUBSCRIBE has reached Redis
+            gate.set()
+            try:
+                there = (await asyncio.wait_for(elsewhere.receive(theirs), 3))["event"]["n"]
+            except TimeoutError:
+                there = None
+            return here, there
+        finally:
+            bus.bind_loop(None)
+            await elsewhere.flush()
+
+    assert asyncio.run(run()) == (1, 1)
