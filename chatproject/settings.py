@@ -505,11 +505,16 @@ CHAT = {
     # backlog of queued sends (`EXTRA_WRITER_BACKLOG`): under load 2 keep the loop busy while a
     # batch is in PostgreSQL, and at a low rate the sends are not split into smaller batches.
     "SEND_WRITERS": env_int("CHAT_SEND_WRITERS", 2),
-    # The send batch's two statements as prepared statements on each writer connection
+    # The send batch's statements as prepared statements on each writer connection
     # (messaging/services/storage.py): PostgreSQL then neither parses nor plans them for every
     # batch. Off for a pooler that does not keep a session's prepared statements (PgBouncer in
     # transaction mode).
     "SEND_PREPARED": env_bool("CHAT_SEND_PREPARED", default=True),
+    # On PostgreSQL, a batch of plain sends (no reply, no upload) outside a transaction is probed
+    # and stored by one statement, its members read in the same round trip (messaging/services/
+    # storage.py `_sends_write_sql`); what it refuses goes through the probe and the write, which
+    # tell why. Off: every batch takes the two round trips.
+    "SEND_ONE_STATEMENT": env_bool("CHAT_SEND_ONE_STATEMENT", default=True),
     # On PostgreSQL, the send batches run on the event loop over asynchronous connections of the
     # batcher's own (gateway/writer.py), not on writer threads: no thread waits for the GIL
     # behind the busy loop at each of its round trips. Off: writer threads (as on SQLite).

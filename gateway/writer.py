@@ -1,8 +1,8 @@
 """The send batch on the event loop: `messaging.services.send_steps` driven over an asynchronous
 psycopg connection of the batcher's own (CHAT SEND_ON_LOOP, PostgreSQL).
 
-The steps are the ones the sync driver runs (`messaging.services.drive`): the same two
-statements, the same Python between them. Only the I/O differs: a `SendQuery` is awaited on this
+The steps are the ones the sync driver runs (`messaging.services.drive`): the same statements
+(one for a batch of plain sends, two otherwise), the same Python between them. Only the I/O differs: a `SendQuery` is awaited on this
 connection while the loop serves its sockets, where a writer thread blocked on it and then had to
 take the GIL back from the busy event loop at each of its round trips (up to the switch
 interval, 5 ms, each time; at direct saturation a batch's wall was 5-7 times its CPU: bench/
@@ -14,7 +14,7 @@ database thread whole (`message_send_many`).
 The connection is opened as Django opens its own (`get_connection_params`: the same database,
 options and type adapters, the session's time zone set to UTC), in autocommit, with client-side
 binding (the write and its members read go as one simple-protocol query, as on Django's
-connection). CHAT SEND_PREPARED: the two statements are prepared on it once.
+connection). CHAT SEND_PREPARED: the statements are prepared on it once.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.db import connection
@@ -53,6 +54,26 @@ def _current_members_statement(conversation_pks: Sequence[int]) -> tuple[str, li
     )
 
 
+@cache
+def current_members_by_public_id_sql(vendor: str) -> str:
+    """PostgreSQL: `_current_members_statement` for the direct and self conversations among the
+    given public ids (one array parameter; groups are left out, their audience is their bus
+    group), for the one-statement send (`storage._sends_write`), which learns the
+    conversations' pks and kinds only from its own write. Rows of conversations that got no
+    message are the caller's to drop (`AudiencesRead.result_of`)."""
+    qn = connection.ops.quote_name
+    c = Conversation._meta
+    public_id = c.get_field("public_id")
+    return (
+        f"SELECT m.conversation_id, u.public_id FROM {qn(Membership._meta.db_table)} AS m "  # noqa: S608
+        f"JOIN {qn(User._meta.db_table)} AS u ON u.id = m.user_id "
+        f"JOIN {qn(c.db_table)} AS c ON c.{qn(c.pk.column)} = m.conversation_id "
+        f"WHERE m.left_at IS NULL AND c.{qn(public_id.column)} = ANY(%s::{public_id.db_type(connection).split('(')[0]}[]) "
+        f"AND c.{qn(c.get_field('kind').column)} <> '{Conversation.Kind.GROUP.value}' "
+        "ORDER BY m.conversation_id, m.id"
+    )
+
+
 def _current_members_result(
     conversation_pks: Iterable[int], rows: Iterable[Sequence[Any]]
 ) -> dict[int, tuple[str, ...]]:
@@ -80,6 +101,12 @@ class AudiencesRead:
         for pk, user_ids in _current_members_result(self.member_pks, rows).items():
             audiences[pk] = Audience(user_ids=user_ids)
         return audiences
+
+    def result_of(self, rows: Iterable[Sequence[Any]]) -> dict[int, Audience]:
+        """`result` of rows that may hold other conversations' members too (those of
+        `current_members_by_public_id_sql`): only this read's conversations are kept."""
+        wanted = set(self.member_pks)
+        return self.result([row for row in rows if row[0] in wanted])
 
 
 def conversation_audiences_read(conversations: Iterable[Conversation]) -> AudiencesRead:

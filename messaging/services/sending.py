@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
@@ -23,12 +24,14 @@ from ..models import Attachment, Conversation, Membership, Message
 from .audience import Audience, conversation_audience, conversation_audiences_read, publish_item
 from .conversations import self_conversation_ensure
 from .storage import (
+    SEND_GIVEN,
     Call,
     Publish,
     SendQuery,
     Steps,
     _memberships_and_stored,
     _messages_write,
+    _sends_write,
     _take_seqs,
     message_insert_fields,
     run_send_query,
@@ -258,7 +261,12 @@ def send_steps(requests: list[SendRequest], *, autocommit: bool | None = None) -
     of messages, whether this thread's Django connection runs its statements (`drive`) or the
     realtime layer's event-loop driver (gateway/writer.py). Between the steps it is plain
     Python. `autocommit`: whether the driver's connection is outside any transaction (the
-    event-loop driver's always is); None: ask this thread's connection."""
+    event-loop driver's always is); None: ask this thread's connection.
+
+    A batch of plain sends outside a transaction on PostgreSQL is stored by one statement
+    (`_split_for_one_statement`); what that statement did not store, and every other send, goes
+    through the two steps: the probe (memberships and earlier client message ids), then the
+    write (`_in_two_steps`)."""
     results = [SendResult() for _ in requests]
     valid: list[_Pending] = []
     for i, request in enumerate(requests):
@@ -273,6 +281,107 @@ def send_steps(requests: list[SendRequest], *, autocommit: bool | None = None) -
             i, None, content, client_message_id, kind, attachment_id, origin=request.origin
         )  # type: ignore[arg-type]
         valid.append(pending_send)
+    plain, rest = _split_for_one_statement(requests, valid, autocommit)
+    if plain:
+        try:
+            left = yield from _stored_in_one_statement(requests, plain, results)
+        except IntegrityError:
+            # A concurrent send with one of these client message ids (another process, a
+            # retry) committed after the statement began: nothing was stored, and the two steps
+            # find the original.
+            left = plain
+        valid = sorted([*left, *rest], key=lambda item: item.index)
+    if valid:
+        yield from _in_two_steps(requests, valid, results, autocommit)
+    _resolve_duplicates(results)
+    return results
+
+
+def _split_for_one_statement(
+    requests: list[SendRequest], valid: list[_Pending], autocommit: bool | None
+) -> tuple[list[_Pending], list[_Pending]]:
+    """The sends of the batch that go to the one-statement send first (`storage.
+    _sends_write_sql`), and the rest, for the two steps. None go when CHAT SEND_ONE_STATEMENT is
+    off or the batch needs a transaction (`_one_round_trip`: outside PostgreSQL, inside an
+    atomic block, an upload to lock). Otherwise the plain sends go: no reply to look up, a
+    conversation public id, and a client message id not given before in the batch for the same
+    conversation and sender (the two steps answer the repeat with the first). A sender's sends
+    into one conversation stay in their order: once one of them is left to the two steps, so
+    are the ones after it."""
+    if not valid or not settings.CHAT["SEND_ONE_STATEMENT"] or not _one_round_trip(valid, autocommit):
+        return [], valid
+    plain, rest = [], []
+    keys: set[tuple] = set()
+    held: set[tuple] = set()  # (sender, conversation) with a send left to the two steps
+    for item in valid:
+        request = requests[item.index]
+        pair = (request.user.pk, request.conversation_id)
+        key = (*pair, item.client_message_id)
+        if (
+            request.reply_to is not None
+            or not is_public_id(request.conversation_id)
+            or pair in held
+            or (item.client_message_id is not None and key in keys)
+        ):
+            rest.append(item)
+            if is_public_id(request.conversation_id):
+                held.add(pair)
+            continue
+        keys.add(key)
+        plain.append(item)
+    return plain, rest
+
+
+def _stored_in_one_statement(
+    requests: list[SendRequest], valid: list[_Pending], results: list[SendResult]
+) -> Steps:
+    """Steps that store the sends whose checks pass in one statement with their members read
+    (`storage._sends_write`), fill their results and publish their events, as `_messages_store`
+    does; returns the items it did not store, for the two steps to answer (an error, or the
+    original of a retry)."""
+    now = timezone.now()
+    db = connections[DEFAULT_DB_ALIAS]
+    stamp = db.ops.adapt_datetimefield_value(now)
+    ids = [new_public_id() for _ in valid]
+    batch = []
+    for public_id, item in zip(ids, valid, strict=True):
+        request = requests[item.index]
+        given = {
+            "public_id": public_id,
+            "sender": request.user.pk,
+            "conversation": request.conversation_id,
+            "expected_kind": request.kind,
+            "kind": item.kind,
+            "content": item.content,
+            "client_message_id": item.client_message_id,
+        }
+        batch.append([given[name] for name in SEND_GIVEN])
+    conversation_ids = sorted({requests[item.index].conversation_id for item in valid})
+    stored, member_rows = yield from _sends_write(batch, stamp, conversation_ids)
+    if not stored:
+        return valid
+    pending, values, written = [], [], []
+    for at, pk, seq, rev, membership in stored:
+        item = valid[at]
+        _USER.set_cached_value(membership, requests[item.index].user)
+        item.membership = membership
+        pending.append(item)
+        values.append(_message_row(item, ids[at], stamp))
+        written.append((pk, seq, rev))
+    read = conversation_audiences_read(item.membership.conversation for item in pending)
+    messages = _messages_made(pending, values, written, now, db)
+    yield _published(messages, pending, read.result_of(member_rows))
+    for item, message in zip(pending, messages, strict=True):
+        results[item.index].message, results[item.index].created = message, True
+    done = {at for at, *_rest in stored}
+    return [item for at, item in enumerate(valid) if at not in done]
+
+
+def _in_two_steps(
+    requests: list[SendRequest], valid: list[_Pending], results: list[SendResult], autocommit: bool | None
+) -> Steps:
+    """Steps that answer the `valid` sends: the probe (`_memberships_for`), replies, retries,
+    blocks and uploads in Python or through the ORM, then the write (`_messages_store`)."""
     memberships, stored = yield from _memberships_for(
         [(requests[p.index].user, requests[p.index].conversation_id, p.client_message_id) for p in valid]
     )
@@ -297,8 +406,7 @@ def send_steps(requests: list[SendRequest], *, autocommit: bool | None = None) -
     # After the retries: a message stored before the block is still answered as sent.
     pending = _not_blocked(pending, results)
     if not pending:
-        _resolve_duplicates(results)
-        return results
+        return
     try:
         with nullcontext() if _one_round_trip(pending, autocommit) else transaction.atomic():
             # Inside the transaction: the attachments are locked until the messages that use
@@ -322,8 +430,7 @@ def send_steps(requests: list[SendRequest], *, autocommit: bool | None = None) -
             if original is None:
                 raise
             results[item.index].message = original
-            _resolve_duplicates(results)
-            return results
+            return
         # A concurrent retry of one of these (another process) won the race: go one by one.
         for item in pending:
             request = requests[item.index]
@@ -338,12 +445,9 @@ def send_steps(requests: list[SendRequest], *, autocommit: bool | None = None) -
                 origin=request.origin,
             )
             (results[item.index],) = yield from send_steps([retry], autocommit=autocommit)
-        _resolve_duplicates(results)
-        return results
+        return
     for item, message in zip(pending, messages, strict=True):
         results[item.index].message, results[item.index].created = message, True
-    _resolve_duplicates(results)
-    return results
 
 
 def _one_round_trip(pending: list[_Pending], autocommit: bool | None) -> bool:
@@ -463,38 +567,48 @@ def _messages_store(pending: list[_Pending]) -> Steps:
     now = timezone.now()
     db = connections[DEFAULT_DB_ALIAS]  # not the proxy: one thread-local lookup, not one per message
     stamp = db.ops.adapt_datetimefield_value(now)
-    values = [
-        # The values of storage.message_insert_fields(), in the model's field order.
-        (
-            new_public_id(),
-            item.membership.conversation_id,
-            None,  # seq, taken by _messages_write
-            None,  # rev, likewise
-            item.membership.user_id,
-            item.kind,
-            item.content,
-            item.client_message_id,
-            stamp,
-            None,  # edited_at
-            None,  # deleted_at
-            None,  # hidden_at
-            item.reply_to.pk if item.reply_to is not None else None,
-            item.attachment.pk if item.attachment is not None else None,
-        )
-        for item in pending
-    ]
+    values = [_message_row(item, new_public_id(), stamp) for item in pending]
     read = conversation_audiences_read(item.membership.conversation for item in pending)
     stored, member_rows = yield from _messages_write(
         values, [item.membership.pk for item in pending], now, then=read.statement
     )
-    audiences = read.result(member_rows)
+    messages = _messages_made(pending, values, stored, now, db)
+    yield _published(messages, pending, read.result(member_rows))
+    return messages
+
+
+def _message_row(item: _Pending, public_id: str, stamp: Any) -> tuple:
+    """The values of storage.message_insert_fields() for a send, in the model's field order."""
+    return (
+        public_id,
+        item.membership.conversation_id,
+        None,  # seq, taken by the write
+        None,  # rev, likewise
+        item.membership.user_id,
+        item.kind,
+        item.content,
+        item.client_message_id,
+        stamp,
+        None,  # edited_at
+        None,  # deleted_at
+        None,  # hidden_at
+        item.reply_to.pk if item.reply_to is not None else None,
+        item.attachment.pk if item.attachment is not None else None,
+    )
+
+
+def _messages_made(
+    pending: list[_Pending], values: list[tuple], stored: list[tuple[int, int, int]], now: Any, db: Any
+) -> list[Message]:
+    """The stored messages as instances (`stored`: pk, seq, rev per row of `values`), with the
+    objects the batch already holds as their related objects; each conversation's allocators and
+    last message time moved as the write moved them."""
     messages = []
     for row, (pk, seq, rev), item in zip(values, stored, pending, strict=True):
         conversation = item.membership.conversation
         conversation.last_seq, conversation.last_message_at = max(conversation.last_seq, seq), now
         conversation.last_rev = max(conversation.last_rev, rev)
-        # As a QuerySet would make it, with the objects the batch already holds as its related
-        # objects (none of them is read again).
+        # As a QuerySet would make it (none of the related objects is read again).
         message = rows.made(Message, db.alias, (pk, row[0], row[1], seq, rev, *row[4:8], now, *row[9:]))
         for field, value in (
             (_CONVERSATION, conversation),
@@ -505,13 +619,16 @@ def _messages_store(pending: list[_Pending]) -> Steps:
             if value is not None:
                 field.set_cached_value(message, value)
         messages.append(message)
-    yield Publish(
+    return messages
+
+
+def _published(messages: list[Message], pending: list[_Pending], audiences: dict[int, Audience]) -> Publish:
+    return Publish(
         [
             _message_event(m.conversation, m, m.sender, audiences[m.conversation.pk], item.origin)
             for m, item in zip(messages, pending, strict=True)
         ]
     )
-    return messages
 
 
 def _message_event(

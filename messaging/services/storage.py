@@ -20,6 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from chatproject.core import rows
 
 from ..models import Conversation, Membership, Message
+from .audience import current_members_by_public_id_sql
 
 # Lock order. Every statement here that moves several conversations' allocators locks their
 # rows in id order, through a sub-select `ORDER BY id FOR NO KEY UPDATE` that the UPDATE joins:
@@ -188,8 +189,146 @@ def _messages_write_sql(vendor: str) -> str:
     )
 
 
-# Prepared statements (issue 19). The send batch's two statements are long (the write's CTEs,
-# the probe's correlated sub-select) and PostgreSQL parsed and planned each of them again for
+# The one-statement send (issue 19, session 8): each message of the batch as a JSON array of
+# these, in this order (`_sends_write`).
+SEND_GIVEN = ("public_id", "sender", "conversation", "expected_kind", "kind", "content", "client_message_id")
+
+
+@cache
+def _sends_write_sql(vendor: str) -> str:
+    """PostgreSQL: a send batch's probe and write as one statement, for the batches that need
+    nothing else (`sending._split_for_one_statement`). Each message is stored only where the probe's
+    checks pass, made here as conditions of the rows the write takes: the sender is a current
+    member (`left_at` null) of the conversation named by its public id, the conversation is not
+    blocked and of the kind the transport expects (when it says), and no message of the same
+    sender in that conversation carries its client message id. The rest is `_messages_write_sql`:
+    the allocators move (rows locked in id order, "Lock order" above), the messages are inserted
+    with their conversation's next seqs and revs in batch order and each sender's read pointer
+    moves to their last message.
+
+    Returns a row per stored message, in batch order: its place n in the batch (from 1), its
+    pk, seq and rev, then its membership's and conversation's columns as the probe read them
+    (`_memberships_probe_sql`: the snapshot the statement started from). A message it did not
+    store is absent: refused, a retry, or its conversation changed under it; the caller sends
+    those through the two statements, which tell which (`sending.send_steps`). A concurrent
+    send that stored the same client message id after the statement's snapshot makes it fail
+    on the idempotency constraint, storing nothing.
+
+    Parameters: the batch (jsonb, a `SEND_GIVEN` array per message), then the time stamp. Two
+    round trips a batch became one: at 1,000 sends/s a batch is one or two sends, and the probe
+    was 0.28-0.36 ms of its 1.25 ms of wall and ~180 us of PostgreSQL's CPU (bench/README.md,
+    session 7)."""
+    qn = connection.ops.quote_name
+    f, m, c = Message._meta, Membership._meta, Conversation._meta
+    m_fields, c_fields = rows.concrete_fields(Membership), rows.concrete_fields(Conversation)
+
+    def base(field: Any) -> str:
+        return (field.rel_db_type(connection) if field.is_relation else field.db_type(connection)).split("(")[
+            0
+        ]
+
+    def col(meta: Any, name: str) -> str:
+        return qn(meta.get_field(name).column)
+
+    given = [f.get_field(name) for name in ("public_id", "kind", "content", "client_message_id")]
+    at = {name: i for i, name in enumerate(SEND_GIVEN)}
+    k = ", ".join(
+        [
+            *(f"(t.e->>{at[field.name]})::{base(field)} AS {field.name}" for field in given),
+            f"(t.e->>{at['sender']})::bigint AS sender",
+            f"t.e->>{at['conversation']} AS conversation",
+            f"t.e->>{at['expected_kind']} AS expected_kind",
+            "t.n",
+        ]
+    )
+    conversations, memberships, messages = (
+        rows.table(connection, model) for model in (Conversation, Membership, Message)
+    )
+    c_pk, m_pk = qn(c.pk.column), qn(m.pk.column)
+    values = {
+        "public_id": "v.public_id",
+        "conversation": "v.conversation_pk",
+        "seq": "s.seq0 + v.nth",
+        "rev": "s.rev0 + v.nth",
+        "sender": "v.sender",
+        "kind": "v.kind",
+        "content": "v.content",
+        "client_message_id": "v.client_message_id",
+        "created_at": "t0.at",
+        "edited_at": "NULL",
+        "deleted_at": "NULL",
+        "hidden_at": "NULL",
+        "reply_to": "NULL",
+        "attachment": "NULL",
+    }
+    fields = message_insert_fields()  # a field added to Message fails here (KeyError), loudly
+    select = ", ".join(values[field.name] for field in fields)
+    last_seq, last_rev, moved_at = (col(c, n) for n in ("last_seq", "last_rev", "last_message_at"))
+    read_seq = col(m, "last_read_seq")
+    kept = ", ".join(
+        [f"m.{qn(x.column)} AS m{i}" for i, x in enumerate(m_fields)]
+        + [f"c.{qn(x.column)} AS c{i}" for i, x in enumerate(c_fields)]
+    )
+    out = ", ".join([f"v.m{i}" for i in range(len(m_fields))] + [f"v.c{i}" for i in range(len(c_fields))])
+    return (
+        "WITH t0 AS (SELECT %s::jsonb AS batch, %s::timestamptz AS at), "  # noqa: S608
+        f"k AS (SELECT {k} FROM t0, jsonb_array_elements(t0.batch) WITH ORDINALITY AS t(e, n)), "
+        f"v AS (SELECT k.*, c.{c_pk} AS conversation_pk, m.{m_pk} AS membership, {kept}, "
+        f"row_number() OVER (PARTITION BY c.{c_pk} ORDER BY k.n) AS nth "
+        f"FROM k JOIN {conversations} c ON c.{col(c, 'public_id')} = k.conversation "
+        f"JOIN {memberships} m ON m.{col(m, 'conversation')} = c.{c_pk} AND m.{col(m, 'user')} = k.sender "
+        f"AND m.{col(m, 'left_at')} IS NULL "
+        f"WHERE c.{col(c, 'blocked_at')} IS NULL AND (k.expected_kind IS NULL OR c.{col(c, 'kind')} = k.expected_kind) "
+        f"AND (k.client_message_id IS NULL OR NOT EXISTS (SELECT 1 FROM {messages} x "
+        f"WHERE x.{col(f, 'conversation')} = c.{c_pk} AND x.{col(f, 'sender')} = k.sender "
+        f"AND x.{col(f, 'client_message_id')} = k.client_message_id))), "
+        "counts AS (SELECT conversation_pk AS id, count(*) AS n FROM v GROUP BY conversation_pk), "
+        f"s AS (UPDATE {conversations} AS c "
+        f"SET {last_seq} = c.{last_seq} + counts.n, {last_rev} = c.{last_rev} + counts.n, "
+        f"{moved_at} = CASE WHEN c.{moved_at} > t0.at THEN c.{moved_at} ELSE t0.at END "
+        f"FROM counts, t0, (SELECT {c_pk} AS id FROM {conversations} "
+        f"WHERE {c_pk} IN (SELECT id FROM counts) ORDER BY {c_pk} FOR NO KEY UPDATE) AS l "
+        f"WHERE c.{c_pk} = counts.id AND l.id = counts.id "
+        f"RETURNING c.{c_pk} AS id, c.{last_seq} - counts.n AS seq0, c.{last_rev} - counts.n AS rev0), "
+        f"ins AS (INSERT INTO {messages} ({', '.join(qn(x.column) for x in fields)}) "
+        f"SELECT {select} FROM v JOIN s ON s.id = v.conversation_pk CROSS JOIN t0 "
+        f"ORDER BY v.n RETURNING {qn(f.pk.column)}, {col(f, 'public_id')}, {col(f, 'seq')}, {col(f, 'rev')}), "
+        f"pointers AS (UPDATE {memberships} AS m SET {read_seq} = x.seq "
+        "FROM (SELECT v.membership, max(s.seq0 + v.nth) AS seq FROM v "
+        "JOIN s ON s.id = v.conversation_pk GROUP BY v.membership) AS x "
+        f"WHERE m.{m_pk} = x.membership AND m.{read_seq} < x.seq) "
+        f"SELECT v.n, ins.{qn(f.pk.column)}, ins.{col(f, 'seq')}, ins.{col(f, 'rev')}, {out} "
+        f"FROM ins JOIN v ON v.public_id = ins.{col(f, 'public_id')} ORDER BY v.n"
+    )
+
+
+def _sends_write(batch: list[list[Any]], stamp: Any, conversation_ids: list[str]) -> Steps:
+    """Steps of the one-statement send (`_sends_write_sql`): `batch` a `SEND_GIVEN` list per
+    message, `stamp` the batch's time (adapted), `conversation_ids` the public ids of its
+    conversations (their members are read right after the write, in the same round trip and
+    transaction: `audience.current_members_by_public_id_sql`). Returns, per stored message,
+    (its index in `batch`, pk, seq, rev, its sender's membership with the conversation
+    cached: one instance per membership, as the probe makes them), and the members' rows."""
+    n_m = len(rows.concrete_fields(Membership))
+    n_c = len(rows.concrete_fields(Conversation))
+    conversation_field = Membership._meta.get_field("conversation")
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy (`_memberships_and_stored`)
+    sets = yield SendQuery("one", [json.dumps(batch), stamp], then=SendQuery("members", [conversation_ids]))
+    found: dict[int, Membership] = {}
+    stored = []
+    for n, pk, seq, rev, *row in sets[0]:
+        membership = found.get(row[0])
+        if membership is None:
+            membership = found[row[0]] = rows.instance(db, Membership, row[:n_m])
+            conversation_field.set_cached_value(
+                membership, rows.instance(db, Conversation, row[n_m : n_m + n_c])
+            )
+        stored.append((n - 1, pk, seq, rev, membership))
+    return stored, sets[1]
+
+
+# Prepared statements (issue 19). The send batch's statements are long (the write's CTEs, the
+# probe's correlated sub-select) and PostgreSQL parsed and planned each of them again for
 # every batch: 0.4 ms of planning a batch of six (EXPLAIN ANALYZE: 0.21 ms the write, 0.19 ms
 # the probe), on the path every message waits for, more than the write's own execution (0.41
 # ms). Each connection that writes batches outside a transaction (the batcher's writer thread)
@@ -216,6 +355,8 @@ def _send_statements() -> dict[str, tuple[str, str]]:
         "write": "(jsonb, timestamptz) AS "
         + _numbered(_messages_write_sql("postgresql")).replace("$3", "$2"),
         "probe": "(jsonb) AS " + _numbered(_memberships_probe_sql("postgresql")),
+        "one": "(jsonb, timestamptz) AS " + _numbered(_sends_write_sql("postgresql")),
+        "members": "(text[]) AS " + _numbered(current_members_by_public_id_sql("postgresql")),
     }
     statements = {}
     for kind, body in bodies.items():
@@ -271,17 +412,17 @@ def _executed(db: BaseDatabaseWrapper, cursor: Any, sql: str, params: list) -> N
 
 @dataclass(slots=True)
 class SendQuery:
-    """A step of the send batch (`sending.send_steps`): one of its two statements on
-    PostgreSQL, for a driver to run, outside any transaction. `kind` ("write" or "probe") names
-    the statement, `params` are its prepared form's parameters (the full form takes the write's
-    time stamp twice) and `then` is a read to run in the same round trip (the write's members
-    read). The driver answers with the statement's rows, then `then`'s: `run_send_query` on
+    """A step of the send batch (`sending.send_steps`): one of its statements on PostgreSQL,
+    for a driver to run, outside any transaction. `kind` ("write", "probe", "one" or "members")
+    names the statement, `params` are its prepared form's parameters (the full form of the
+    write takes its time stamp twice) and `then` is a read to run in the same round trip (the
+    members read after a write: SQL and parameters, or a send statement of its own). The driver answers with the statement's rows, then `then`'s: `run_send_query` on
     this thread's Django connection, or the realtime layer's event-loop driver on a connection
     of its own (gateway/writer.py)."""
 
     kind: str
     params: list
-    then: tuple[str, list] | None = None
+    then: tuple[str, list] | SendQuery | None = None
 
     def statement(self, prepared: bool, *, then: bool = True) -> tuple[str, list]:
         """The SQL and parameters to run: `EXECUTE` of the prepared statement, or the full
@@ -292,10 +433,26 @@ class SendQuery:
         elif self.kind == "write":
             sql, params = _messages_write_sql("postgresql"), [*self.params, self.params[-1]]
         else:
-            sql, params = _memberships_probe_sql("postgresql"), list(self.params)
+            sql, params = _full_statement(self.kind), list(self.params)
         if then and self.then is not None:
-            sql, params = f"{sql}; {self.then[0]}", [*params, *self.then[1]]
+            then_sql, then_params = self.then_statement(prepared)
+            sql, params = f"{sql}; {then_sql}", [*params, *then_params]
         return sql, params
+
+    def then_statement(self, prepared: bool) -> tuple[str, list]:
+        """`then` as SQL and parameters (a send statement of its own when it is a `SendQuery`)."""
+        assert self.then is not None
+        return self.then.statement(prepared) if isinstance(self.then, SendQuery) else self.then
+
+
+def _full_statement(kind: str) -> str:
+    """The full text of a send statement that takes its parameters as given (not the write,
+    which takes its time stamp twice: `SendQuery.statement`)."""
+    return {
+        "probe": _memberships_probe_sql,
+        "one": _sends_write_sql,
+        "members": current_members_by_public_id_sql,
+    }[kind]("postgresql")
 
 
 @dataclass(slots=True)
@@ -337,7 +494,7 @@ def run_send_query(query: SendQuery) -> list[list[tuple]]:
             if together:
                 cursor.nextset()
             else:
-                cursor.execute(*query.then)
+                cursor.execute(*query.then_statement(False))
             sets.append(cursor.fetchall())
     return sets
 

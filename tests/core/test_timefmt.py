@@ -37,5 +37,5 @@ def test_the_last_instant_formatted_is_reused_only_for_the_same_instant():
     assert iso_ms(same_elsewhere) == "2026-12-06T15:04:16.043Z"
     assert iso_ms(a_millisecond_later) == "2026-12-06T15:04:16.044Z"
     assert iso_ms(first) == "2026-12-06T15:04:16.043Z"
-    naive = datetime(2026, 12, 6, 15, 4, 16, 43914)  # never equal to an aware one
+    naive = datetime(2026, 12, 6, 15, 4, 16, 43914)  # noqa: DTZ001 - never equal to an aware one
     assert iso_ms(naive) == naive.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"

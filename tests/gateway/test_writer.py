@@ -14,7 +14,7 @@ from chatproject.bus.groups import user_group
 from gateway import batching, writer
 from messaging import services
 from messaging.models import Membership, Message
-from tests.messaging.conftest import direct
+from tests.messaging.conftest import StoredElsewhere, direct, waiting_on_a_lock
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -123,8 +123,14 @@ async def test_a_session_that_lost_its_prepared_statements_prepares_them_again(
     await connection.execute("DEALLOCATE ALL")
     (result,) = await loop_writer.write(sends((alice, chat, "second", None)))
     assert result.created and result.message.seq == 2
-    cursor = await connection.execute("SELECT count(*) FROM pg_prepared_statements")
-    assert (await cursor.fetchone())[0] == 2
+    cursor = await connection.execute("SELECT name FROM pg_prepared_statements ORDER BY name")
+    names = [name for (name,) in await cursor.fetchall()]
+    assert [name.rsplit("_", 1)[0] for name in names] == [
+        "chat_send_members",
+        "chat_send_one",
+        "chat_send_probe",
+        "chat_send_write",
+    ]
 
 
 async def test_a_lost_connection_fails_the_batch_and_the_next_one_reconnects(
@@ -179,12 +185,15 @@ async def test_the_batcher_uses_the_event_loop_only_where_it_may(settings, monke
 
 
 async def test_a_retry_the_probe_missed_is_answered_with_the_original(
-    alice, bob, bus_sent, loop_writer, monkeypatch
+    alice, bob, bus_sent, loop_writer, monkeypatch, settings
 ):
     """Another process stores a send between the probe and the write (a probe that sees nothing):
     the write fails on the idempotency constraint and stores nothing, and the sends go again one
-    by one, the ORM parts on the database thread."""
+    by one, the ORM parts on the database thread. (The two steps: the one statement probes in
+    its write, `test_a_retry_stored_while_the_one_statement_waits_...`.)"""
     from messaging.services import sending
+
+    settings.CHAT = {**settings.CHAT, "SEND_ONE_STATEMENT": False}
 
     chat = await sync_to_async(direct)(alice, bob)
     (original,) = await loop_writer.write(sends((alice, chat, "first", "r-1")))
@@ -202,6 +211,28 @@ async def test_a_retry_the_probe_missed_is_answered_with_the_original(
     assert results[0].message.pk == original.message.pk and not results[0].created
     assert results[1].created and results[1].message.seq == 2
     assert [event["message"]["content"] for _groups, event in bus_sent] == ["reply"]
+
+
+async def test_a_retry_stored_while_the_one_statement_waits_is_answered_with_the_original(
+    alice, bob, bus_sent, loop_writer
+):
+    """The one statement on the event loop's connection, failing on the idempotency index when a
+    concurrent send of the same client message id commits (tests/messaging/
+    test_send_one_statement.py has the same race on the sync driver): the error reaches the
+    steps as Django's IntegrityError, the connection stays usable, and the two steps answer."""
+    chat = await sync_to_async(direct)(alice, bob)
+    with StoredElsewhere(chat, alice, "first", "race-1") as other:
+        batch = asyncio.ensure_future(
+            loop_writer.write(sends((alice, chat, "first", "race-1"), (bob, chat, "hello", None)))
+        )
+        assert await sync_to_async(waiting_on_a_lock)("chat_send_one")
+        await sync_to_async(other.commit)()
+    first, second = await asyncio.wait_for(batch, 10)
+    assert not first.created and first.message.pk == other.original.pk
+    assert second.created and second.message.seq == 2
+    assert [e["message"]["content"] for _g, e in bus_sent if e["type"] == "message.created"] == ["hello"]
+    (third,) = await loop_writer.write(sends((bob, chat, "after", None)))
+    assert third.created and third.message.seq == 3
 
 
 def test_a_connection_made_on_another_event_loop_is_replaced(alice, bob, bus_sent):

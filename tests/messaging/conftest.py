@@ -61,3 +61,72 @@ def user_unverified(email: str = "unverified@example.com") -> User:
 def ban(a) -> None:
     a.user.is_banned = True
     a.user.save(update_fields=["is_banned"])
+
+
+class StoredElsewhere:
+    """Another process's send, held uncommitted: a thread stores `content` under `cid` in its own
+    transaction (the conversation row locked, as a send batch locks it) and commits when
+    released. `original` is the message it stored."""
+
+    def __init__(self, conversation: Conversation, sender, content: str, cid: str) -> None:
+        import threading
+
+        self._holding, self._release = threading.Event(), threading.Event()
+        self._args = (conversation, sender, content, cid)
+        self._thread = threading.Thread(target=self._run)
+        self.original: Message | None = None
+
+    def _run(self) -> None:
+        from django.db import connection, transaction
+        from django.utils import timezone
+
+        from messaging.services import storage
+
+        conversation, sender, content, cid = self._args
+        try:
+            with transaction.atomic():
+                last_seq, last_rev = storage._take_seqs({conversation.pk: 1}, timezone.now())[conversation.pk]
+                self.original = Message.objects.create(
+                    conversation=conversation,
+                    seq=last_seq,
+                    rev=last_rev,
+                    sender=sender.user,
+                    content=content,
+                    client_message_id=cid,
+                )
+                self._holding.set()
+                self._release.wait(10)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> "StoredElsewhere":
+        self._thread.start()
+        assert self._holding.wait(10), "the other transaction never stored its message"
+        return self
+
+    def commit(self) -> None:
+        self._release.set()
+        self._thread.join(10)
+
+    def __exit__(self, *exc) -> None:
+        self.commit()
+
+
+def waiting_on_a_lock(statement_part: str, seconds: float = 10) -> bool:
+    """Whether a backend running a statement that contains `statement_part` comes to wait on a
+    lock within `seconds` (polled)."""
+    import time
+
+    from django.db import connection
+
+    deadline = time.monotonic() + seconds
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                [f"%{statement_part}%"],
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.02)
+    return False

@@ -1,7 +1,8 @@
-"""A send batch outside any transaction (the realtime batcher's case) on PostgreSQL: its write
-and members read go as one query, without BEGIN and COMMIT, and PostgreSQL runs that query as
-one transaction. These tests commit for real (transactional_db), so they see what a batch left
-behind when part of it failed."""
+"""A send batch outside any transaction (the realtime batcher's case) on PostgreSQL, through the
+two steps (CHAT SEND_ONE_STATEMENT off; the one statement: test_send_one_statement.py): its
+write and members read go as one query, without BEGIN and COMMIT, and PostgreSQL runs that
+query as one transaction. These tests commit for real (transactional_db), so they see what a
+batch left behind when part of it failed."""
 
 import json
 
@@ -24,6 +25,11 @@ pytestmark = [
         reason="the one-query write is PostgreSQL's; elsewhere a batch is an atomic block",
     ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def two_steps(settings):
+    settings.CHAT = {**settings.CHAT, "SEND_ONE_STATEMENT": False}
 
 
 def requests_for(*sends) -> list[services.SendRequest]:
