@@ -264,9 +264,9 @@ def send_steps(requests: list[SendRequest], *, autocommit: bool | None = None) -
     event-loop driver's always is); None: ask this thread's connection.
 
     A batch of plain sends outside a transaction on PostgreSQL is stored by one statement
-    (`_split_for_one_statement`); what that statement did not store, and every other send, goes
-    through the two steps: the probe (memberships and earlier client message ids), then the
-    write (`_in_two_steps`)."""
+    (`_in_one_statement`); a batch it did not store, and every other batch, goes through the
+    two steps: the probe (memberships and earlier client message ids), then the write
+    (`_in_two_steps`)."""
     results = [SendResult() for _ in requests]
     valid: list[_Pending] = []
     for i, request in enumerate(requests):
@@ -281,64 +281,53 @@ def send_steps(requests: list[SendRequest], *, autocommit: bool | None = None) -
             i, None, content, client_message_id, kind, attachment_id, origin=request.origin
         )  # type: ignore[arg-type]
         valid.append(pending_send)
-    plain, rest = _split_for_one_statement(requests, valid, autocommit)
-    if plain:
+    if _in_one_statement(requests, valid, autocommit):
         try:
-            left = yield from _stored_in_one_statement(requests, plain, results)
+            valid = yield from _stored_in_one_statement(requests, valid, results)
         except IntegrityError:
             # A concurrent send with one of these client message ids (another process, a
             # retry) committed after the statement began: nothing was stored, and the two steps
             # find the original.
-            left = plain
-        valid = sorted([*left, *rest], key=lambda item: item.index)
+            pass
     if valid:
         yield from _in_two_steps(requests, valid, results, autocommit)
     _resolve_duplicates(results)
     return results
 
 
-def _split_for_one_statement(
-    requests: list[SendRequest], valid: list[_Pending], autocommit: bool | None
-) -> tuple[list[_Pending], list[_Pending]]:
-    """The sends of the batch that go to the one-statement send first (`storage.
-    _sends_write_sql`), and the rest, for the two steps. None go when CHAT SEND_ONE_STATEMENT is
-    off or the batch needs a transaction (`_one_round_trip`: outside PostgreSQL, inside an
-    atomic block, an upload to lock). Otherwise the plain sends go: no reply to look up, a
-    conversation public id, and a client message id not given before in the batch for the same
-    conversation and sender (the two steps answer the repeat with the first). A sender's sends
-    into one conversation stay in their order: once one of them is left to the two steps, so
-    are the ones after it."""
+def _in_one_statement(requests: list[SendRequest], valid: list[_Pending], autocommit: bool | None) -> bool:
+    """Whether the batch goes to the one-statement send first (`storage._sends_write_sql`):
+    CHAT SEND_ONE_STATEMENT on, a batch that can go without BEGIN and COMMIT (`_one_round_trip`:
+    PostgreSQL, outside an atomic block, no upload to lock), and plain sends only: no reply to
+    look up, a conversation public id, and no client message id given twice in the batch for
+    the same conversation and sender (the two steps answer the repeat with the first).
+
+    The whole batch or none of it: the statement stores every send or none, so a batch is
+    still one transaction, stored and published in the order it was queued, and a batch the
+    batcher tries again (a lost connection) has stored nothing. A send it cannot take sends
+    the whole batch through the two steps."""
     if not valid or not settings.CHAT["SEND_ONE_STATEMENT"] or not _one_round_trip(valid, autocommit):
-        return [], valid
-    plain, rest = [], []
-    keys: set[tuple] = set()
-    held: set[tuple] = set()  # (sender, conversation) with a send left to the two steps
+        return False
+    keys = set()
     for item in valid:
         request = requests[item.index]
-        pair = (request.user.pk, request.conversation_id)
-        key = (*pair, item.client_message_id)
-        if (
-            request.reply_to is not None
-            or not is_public_id(request.conversation_id)
-            or pair in held
-            or (item.client_message_id is not None and key in keys)
-        ):
-            rest.append(item)
-            if is_public_id(request.conversation_id):
-                held.add(pair)
-            continue
-        keys.add(key)
-        plain.append(item)
-    return plain, rest
+        if request.reply_to is not None or not is_public_id(request.conversation_id):
+            return False
+        if item.client_message_id is not None:
+            key = (request.user.pk, request.conversation_id, item.client_message_id)
+            if key in keys:
+                return False
+            keys.add(key)
+    return True
 
 
 def _stored_in_one_statement(
     requests: list[SendRequest], valid: list[_Pending], results: list[SendResult]
 ) -> Steps:
-    """Steps that store the sends whose checks pass in one statement with their members read
-    (`storage._sends_write`), fill their results and publish their events, as `_messages_store`
-    does; returns the items it did not store, for the two steps to answer (an error, or the
-    original of a retry)."""
+    """Steps that store the batch in one statement with its members read (`storage.
+    _sends_write`), fill the results and publish the events, as `_messages_store` does; returns
+    the sends left for the two steps: all of them when the statement stored none (one of them
+    is refused, or a retry, and the two steps tell which), none otherwise."""
     now = timezone.now()
     db = connections[DEFAULT_DB_ALIAS]
     stamp = db.ops.adapt_datetimefield_value(now)
@@ -358,7 +347,7 @@ def _stored_in_one_statement(
         batch.append([given[name] for name in SEND_GIVEN])
     conversation_ids = sorted({requests[item.index].conversation_id for item in valid})
     stored, member_rows = yield from _sends_write(batch, stamp, conversation_ids)
-    if not stored:
+    if not stored:  # one of them is refused or a retry: the two steps tell which
         return valid
     pending, values, written = [], [], []
     for at, pk, seq, rev, membership in stored:
@@ -373,8 +362,14 @@ def _stored_in_one_statement(
     yield _published(messages, pending, read.result_of(member_rows))
     for item, message in zip(pending, messages, strict=True):
         results[item.index].message, results[item.index].created = message, True
+    # All of them, unless a conversation went away (deleted) while the statement waited for
+    # its lock: nothing more may be written for the batch once it committed (the batcher would
+    # try the whole of it again if that failed), and such a send has no conversation left.
     done = {at for at, *_rest in stored}
-    return [item for at, item in enumerate(valid) if at not in done]
+    for at, item in enumerate(valid):
+        if at not in done:
+            results[item.index].error = ApplicationError(ErrorCode.NOT_FOUND, "No such conversation.")
+    return []
 
 
 def _in_two_steps(

@@ -197,22 +197,23 @@ SEND_GIVEN = ("public_id", "sender", "conversation", "expected_kind", "kind", "c
 @cache
 def _sends_write_sql(vendor: str) -> str:
     """PostgreSQL: a send batch's probe and write as one statement, for the batches that need
-    nothing else (`sending._split_for_one_statement`). Each message is stored only where the probe's
-    checks pass, made here as conditions of the rows the write takes: the sender is a current
-    member (`left_at` null) of the conversation named by its public id, the conversation is not
-    blocked and of the kind the transport expects (when it says), and no message of the same
-    sender in that conversation carries its client message id. The rest is `_messages_write_sql`:
-    the allocators move (rows locked in id order, "Lock order" above), the messages are inserted
-    with their conversation's next seqs and revs in batch order and each sender's read pointer
-    moves to their last message.
+    nothing else (`sending._in_one_statement`). The batch is stored only if the probe's checks
+    pass for every send, made here as conditions of the rows the write takes: the sender is a
+    current member (`left_at` null) of the conversation named by its public id, the
+    conversation is not blocked and of the kind the transport expects (when it says), and no
+    message of the same sender in that conversation carries its client message id. The rest is
+    `_messages_write_sql`: the allocators move (rows locked in id order, "Lock order" above),
+    the messages are inserted with their conversation's next seqs and revs in batch order and
+    each sender's read pointer moves to their last message.
 
     Returns a row per stored message, in batch order: its place n in the batch (from 1), its
     pk, seq and rev, then its membership's and conversation's columns as the probe read them
-    (`_memberships_probe_sql`: the snapshot the statement started from). A message it did not
-    store is absent: refused, a retry, or its conversation changed under it; the caller sends
-    those through the two statements, which tell which (`sending.send_steps`). A concurrent
-    send that stored the same client message id after the statement's snapshot makes it fail
-    on the idempotency constraint, storing nothing.
+    (`_memberships_probe_sql`: the snapshot the statement started from). No rows: a send was
+    refused or is a retry, nothing was stored, and the caller sends the batch through the two
+    statements, which tell which (`sending.send_steps`). Fewer rows than sends only when a
+    conversation was deleted while the statement waited for its lock. A concurrent send that
+    stored the same client message id after the statement's snapshot makes it fail on the
+    idempotency constraint, storing nothing.
 
     Parameters: the batch (jsonb, a `SEND_GIVEN` array per message), then the time stamp. Two
     round trips a batch became one: at 1,000 sends/s a batch is one or two sends, and the probe
@@ -274,25 +275,29 @@ def _sends_write_sql(vendor: str) -> str:
         f"k AS (SELECT {k} FROM t0, jsonb_array_elements(t0.batch) WITH ORDINALITY AS t(e, n)), "
         # v: each send with its conversation and membership looked up by index (LATERAL, by
         # construction: the two-step probe's generic plan hashed a sequential scan of every
-        # membership for a batch of one) and a flag for its checks, refused rows kept. w: the
-        # sends that pass, numbered per conversation. Not inner joins that drop the refused
-        # rows, and v materialized (inlined into w, the flag's test would turn the outer joins
-        # into inner ones): the planner then estimates w from the batch (the function's 100
-        # rows, halved), as it estimates the two-step write's rows, and joins the CTEs below by
-        # hashing. With the checks as join conditions it estimated one row and ran the lock's
-        # sub-select once per conversation and the joins below as nested loops, O(batch^2):
-        # PostgreSQL's CPU at direct saturation was 38% against the two steps' 26%. l: the
-        # lock, run once.
+        # membership for a batch of one) and a flag for its checks; the idempotency check is a
+        # scalar sub-select with LIMIT, one index lookup a send (as NOT EXISTS inside the flag,
+        # PostgreSQL hashed a sequential scan of the whole message table for every batch when
+        # its statistics lagged behind a fast-growing table: 32,662 rows read for a batch,
+        # PostgreSQL at 80-90% of a core at 1,000 sends/s). w: the sends, numbered per
+        # conversation, when every one of them passes (the batch is stored whole or not at
+        # all). v is materialized and keeps its refused rows, not inner joins that drop them:
+        # the planner then estimates w from the batch (the function's 100 rows), as it
+        # estimates the two-step write's rows, and joins the CTEs below by hashing. With the
+        # checks as join conditions it estimated one row and ran the lock's sub-select once per
+        # conversation and the joins below as nested loops, O(batch^2): PostgreSQL's CPU at
+        # direct saturation was 38% against the two steps' 26%. l: the lock, run once.
         f"v AS MATERIALIZED (SELECT k.*, c.{c_pk} AS conversation_pk, m.{m_pk} AS membership, {kept}, "
         f"m.{m_pk} IS NOT NULL AND c.{col(c, 'blocked_at')} IS NULL "
         f"AND (k.expected_kind IS NULL OR c.{col(c, 'kind')} = k.expected_kind) "
-        f"AND (k.client_message_id IS NULL OR NOT EXISTS (SELECT 1 FROM {messages} x "
+        f"AND (k.client_message_id IS NULL OR (SELECT 1 FROM {messages} x "
         f"WHERE x.{col(f, 'conversation')} = c.{c_pk} AND x.{col(f, 'sender')} = k.sender "
-        f"AND x.{col(f, 'client_message_id')} = k.client_message_id)) AS ok "
+        f"AND x.{col(f, 'client_message_id')} = k.client_message_id LIMIT 1) IS NULL) AS ok "
         f"FROM k LEFT JOIN LATERAL (SELECT * FROM {conversations} c WHERE c.{col(c, 'public_id')} = k.conversation LIMIT 1) c ON true "
         f"LEFT JOIN LATERAL (SELECT * FROM {memberships} m WHERE m.{col(m, 'conversation')} = c.{c_pk} AND m.{col(m, 'user')} = k.sender "
         f"AND m.{col(m, 'left_at')} IS NULL LIMIT 1) m ON true), "
-        "w AS (SELECT v.*, row_number() OVER (PARTITION BY conversation_pk ORDER BY n) AS nth FROM v WHERE ok), "
+        "w AS (SELECT v.*, row_number() OVER (PARTITION BY conversation_pk ORDER BY n) AS nth FROM v "
+        "WHERE (SELECT bool_and(ok) FROM v)), "
         "counts AS (SELECT conversation_pk AS id, count(*) AS n FROM w GROUP BY conversation_pk), "
         f"l AS MATERIALIZED (SELECT {c_pk} AS id FROM {conversations} "
         f"WHERE {c_pk} IN (SELECT id FROM counts) ORDER BY {c_pk} FOR NO KEY UPDATE), "

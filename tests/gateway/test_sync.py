@@ -33,6 +33,7 @@ def persistent():
     conn = connections["default"]
     conn.ensure_connection()
     conn.close_at = None
+    conn.__dict__.pop("_chat_checked_at", None)  # not checked yet, whatever ran before on it
     return conn
 
 

@@ -1,8 +1,9 @@
 """The one-statement send (CHAT SEND_ONE_STATEMENT, PostgreSQL, outside a transaction): a batch
-of plain sends is probed and stored by one statement, its members read in the same round trip;
-what it does not store goes through the probe and the write. Whatever path a send takes, its
-result, its stored rows and its events are the same: `test_a_mixed_batch_ends_the_same_...`
-runs one batch both ways on two copies of the same world and compares them."""
+of plain sends is probed and stored by one statement, its members read in the same round trip,
+whole or not at all; a batch it does not store goes through the probe and the write. Whatever
+path a batch takes, its answers, its stored rows and its events are the same:
+`test_a_batch_ends_the_same_whichever_path_it_takes` runs each kind of batch both ways on two
+copies of the same world and compares them."""
 
 import json
 import re
@@ -10,12 +11,14 @@ import threading
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from chatproject.bus.groups import conversation_group, user_group
+from gateway.batching import SendBatcher
 from messaging import services
 from messaging.models import Conversation, Membership, Message
+from messaging.services import sending
 
 from .conftest import StoredElsewhere, direct, group, leave, self_chat, waiting_on_a_lock
 
@@ -96,26 +99,56 @@ def test_inside_a_transaction_a_batch_takes_the_two_statements(alice, bob, bus_s
     assert "chat_send_one" not in " ".join(q["sql"] for q in captured.captured_queries)
 
 
-def test_a_reply_and_what_its_sender_sends_after_it_keep_their_order(alice, bob, bus_sent):
-    """A reply goes through the two steps (its quoted message is looked up through the ORM); the
-    sender's later sends into that conversation follow it there, so their seqs keep the order
-    they were sent in, while another sender's plain send still goes in one statement."""
+def test_a_batch_with_a_reply_takes_the_two_statements_whole(alice, bob, bus_sent):
+    """A reply's quoted message is looked up through the ORM: its batch goes through the two
+    steps, all of it, so the batch stays in the order it was queued."""
     chat = direct(alice, bob)
     (quoted,) = services.message_send_many(requests=[request(bob, chat.public_id, "question", "q-1")])
     with CaptureQueriesContext(connection) as captured:
         results = services.message_send_many(
             requests=[
+                request(bob, chat.public_id, "first", "b-1"),
                 request(alice, chat.public_id, "answer", "a-1", reply_to=quoted.message.public_id),
-                request(alice, chat.public_id, "and more", "a-2"),
-                request(bob, chat.public_id, "meanwhile", "b-1"),
+                request(bob, chat.public_id, "after", "b-2"),
             ]
         )
     assert all(r.created for r in results)
-    assert statement_names(captured)[:2] == ["one", "members"]
-    assert "probe" in statement_names(captured)
-    assert results[2].message.seq == 2  # the one statement ran first
-    assert [results[0].message.seq, results[1].message.seq] == [3, 4]
-    assert results[0].message.reply_to_id == quoted.message.pk
+    assert "one" not in statement_names(captured)
+    assert [r.message.seq for r in results] == [2, 3, 4]
+    assert results[1].message.reply_to_id == quoted.message.pk
+
+
+def test_a_batch_with_a_refused_send_stores_nothing_in_the_one_statement(
+    alice, bob, carol, bus_sent, monkeypatch
+):
+    """The one statement stores the whole batch or none of it: with a send it refuses, nothing
+    is stored there, and the two steps answer every send. So a batch is still one transaction:
+    when the two steps fail (here their probe loses the connection), nothing of the batch is
+    stored or published, and the batcher's second try stores each message once."""
+    chat = direct(alice, bob)
+    real, probes = sending._memberships_and_stored, []
+
+    def lost_once(keys):  # steps, as the real one
+        probes.append(keys)
+        if len(probes) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return (yield from real(keys))
+
+    monkeypatch.setattr(sending, "_memberships_and_stored", lost_once)
+    bus_sent.clear()
+    requests = [request(alice, chat.public_id, "hi"), request(carol, chat.public_id, "not a member")]
+    with pytest.raises(OperationalError):
+        services.message_send_many(requests=requests)
+    assert not Message.objects.filter(conversation=chat).exists()
+    assert created_contents(bus_sent) == []
+    results, error = SendBatcher()._written([(r, None) for r in requests])
+    assert error is None
+    assert [(r.created, r.error.code if r.error else None) for r in results] == [
+        (True, None),
+        (False, "not_found"),
+    ]
+    assert list(Message.objects.filter(conversation=chat).values_list("content", flat=True)) == ["hi"]
+    assert created_contents(bus_sent) == ["hi"]
 
 
 def test_a_repeat_within_the_batch_is_answered_with_the_first(alice, bob, bus_sent):
@@ -212,7 +245,8 @@ MIXED = [
 ]
 
 
-def run_mixed(the_world: dict, bus_sent: list) -> dict:
+def run_batch(the_world: dict, bus_sent: list, picked: list[int]) -> dict:
+    """Send MIXED's entries `picked`, in that order, as one batch; what it left (`described`)."""
     users, conversations = the_world["users"], the_world["conversations"]
     bus_sent.clear()
     requests = [
@@ -223,7 +257,7 @@ def run_mixed(the_world: dict, bus_sent: list) -> dict:
             cid,
             kind=kind,
         )
-        for sender, label, content, cid, kind in MIXED
+        for sender, label, content, cid, kind in (MIXED[i] for i in picked)
     ]
     results = services.message_send_many(requests=requests)
     return described(the_world, results, list(bus_sent))
@@ -277,20 +311,40 @@ def described(the_world: dict, results, sent) -> dict:
     return {"answers": answers, "rows": rows, "events": events}
 
 
-def test_a_mixed_batch_ends_the_same_whichever_path_its_sends_take(make_user, bus_sent, settings):
-    """Stored, refused, retried and repeated sends, a reply-less mix of every conversation kind:
-    the batch that starts with the one statement (most of it stored there, the rest answered
-    by the two steps) and the batch that takes only the two steps answer, store and publish
-    the same."""
+BATCHES = {
+    # Every send stored, by the one statement: several senders, several sends a conversation,
+    # a direct chat, a group and notes to self.
+    "plain": ([0, 1, 2, 8, 11, 13], ["one", "members"]),
+    # A send refused (not a member, gone, blocked, the wrong kind): the one statement stores
+    # nothing, the two steps answer all of them.
+    "refused": ([0, 3, 1, 4, 5, 7, 2], ["one", "members", "probe", "write"]),
+    # A retry of a stored send: likewise, the two steps answer it with the original.
+    "retry": ([0, 6, 2], ["one", "members", "probe", "write"]),
+    # A repeat within the batch, an id that is no conversation's, empty content: the two steps
+    # only.
+    "mixed": (list(range(len(MIXED))), ["probe", "write"]),
+}
+
+
+@pytest.mark.parametrize("batch", list(BATCHES))
+def test_a_batch_ends_the_same_whichever_path_it_takes(make_user, bus_sent, settings, batch):
+    """One batch sent with CHAT SEND_ONE_STATEMENT off, then on, each on its own copy of the
+    same world: the same answers, stored rows and events, whether the one statement stored
+    it, stored nothing and left it to the two steps, or was not tried."""
+    picked, statements = BATCHES[batch]
     settings.CHAT = {**settings.CHAT, "SEND_ONE_STATEMENT": False}
-    two_steps = run_mixed(world(make_user), bus_sent)
+    two_steps = run_batch(world(make_user), bus_sent, picked)
     settings.CHAT = {**settings.CHAT, "SEND_ONE_STATEMENT": True}
     the_world = world(make_user)
     with CaptureQueriesContext(connection) as captured:
-        one_statement = run_mixed(the_world, bus_sent)
-    assert statement_names(captured)[:2] == ["one", "members"]
+        one_statement = run_batch(the_world, bus_sent, picked)
+    assert statement_names(captured) == statements
     assert one_statement == two_steps
-    answers = two_steps["answers"]
+
+
+def test_the_mixed_batch_is_answered_as_the_two_steps_answer_it(make_user, bus_sent):
+    """What `test_a_batch_ends_the_same_whichever_path_it_takes` compares, spelled out once."""
+    answers = run_batch(world(make_user), bus_sent, BATCHES["mixed"][0])["answers"]
     assert [created for created, _error, _message in answers] == [
         True, True, True, False, False, False, False, False, True, False, False, True, False, True,
     ]  # fmt: skip
@@ -300,4 +354,3 @@ def test_a_mixed_batch_ends_the_same_whichever_path_its_sends_take(make_user, bu
     ]  # fmt: skip
     assert answers[6][2][:2] == ("chat#1", "zero")  # the retry: the original
     assert answers[12][2] == answers[0][2]  # the repeat: the first
-    assert len(two_steps["events"]) == 6
