@@ -511,9 +511,9 @@ CHAT = {
     # transaction mode).
     "SEND_PREPARED": env_bool("CHAT_SEND_PREPARED", default=True),
     # On PostgreSQL, a batch of plain sends (no reply, no upload) outside a transaction is probed
-    # and stored by one statement, its members read in the same round trip (messaging/services/
-    # storage.py `_sends_write_sql`); what it refuses goes through the probe and the write, which
-    # tell why. Off: every batch takes the two round trips.
+    # and stored by one statement, whole or not at all, its members read in the same round trip
+    # (messaging/services/storage.py `_sends_write_sql`); a batch it does not store goes through
+    # the probe and the write, which tell why. Off: every batch takes the two round trips.
     "SEND_ONE_STATEMENT": env_bool("CHAT_SEND_ONE_STATEMENT", default=True),
     # On PostgreSQL, the send batches run on the event loop over asynchronous connections of the
     # batcher's own (gateway/writer.py), not on writer threads: no thread waits for the GIL
