@@ -211,7 +211,11 @@ def _sends_write_sql(vendor: str) -> str:
     (`_memberships_probe_sql`: the snapshot the statement started from). No rows: a send was
     refused or is a retry, nothing was stored, and the caller sends the batch through the two
     statements, which tell which (`sending.send_steps`). Fewer rows than sends only when a
-    conversation was deleted while the statement waited for its lock. A concurrent send that
+    conversation was deleted while the statement waited for its lock. A block that commits
+    while the statement waits for a conversation's lock is seen once the lock is taken (the
+    statement's snapshot is older), and nothing is stored; a leave is not (the membership is
+    read in the snapshot: the leaver's send is stored after their leave, as the two steps, whose
+    probe runs earlier still, could store it too). A concurrent send that
     stored the same client message id after the statement's snapshot makes it fail on the
     idempotency constraint, storing nothing.
 
@@ -286,7 +290,10 @@ def _sends_write_sql(vendor: str) -> str:
         # estimates the two-step write's rows, and joins the CTEs below by hashing. With the
         # checks as join conditions it estimated one row and ran the lock's sub-select once per
         # conversation and the joins below as nested loops, O(batch^2): PostgreSQL's CPU at
-        # direct saturation was 38% against the two steps' 26%. l: the lock, run once.
+        # direct saturation was 38% against the two steps' 26%. l: the lock, run once; it
+        # returns the rows as they are once locked (a block that committed while the statement
+        # waited for the lock included), and a block there stores nothing (s, and so ins and
+        # pointers, take no row): the two steps then refuse the batch.
         f"v AS MATERIALIZED (SELECT k.*, c.{c_pk} AS conversation_pk, m.{m_pk} AS membership, {kept}, "
         f"m.{m_pk} IS NOT NULL AND c.{col(c, 'blocked_at')} IS NULL "
         f"AND (k.expected_kind IS NULL OR c.{col(c, 'kind')} = k.expected_kind) "
@@ -299,13 +306,14 @@ def _sends_write_sql(vendor: str) -> str:
         "w AS (SELECT v.*, row_number() OVER (PARTITION BY conversation_pk ORDER BY n) AS nth FROM v "
         "WHERE (SELECT bool_and(ok) FROM v)), "
         "counts AS (SELECT conversation_pk AS id, count(*) AS n FROM w GROUP BY conversation_pk), "
-        f"l AS MATERIALIZED (SELECT {c_pk} AS id FROM {conversations} "
+        f"l AS MATERIALIZED (SELECT {c_pk} AS id, {col(c, 'blocked_at')} AS blocked_at FROM {conversations} "
         f"WHERE {c_pk} IN (SELECT id FROM counts) ORDER BY {c_pk} FOR NO KEY UPDATE), "
         f"s AS (UPDATE {conversations} AS c "
         f"SET {last_seq} = c.{last_seq} + counts.n, {last_rev} = c.{last_rev} + counts.n, "
         f"{moved_at} = CASE WHEN c.{moved_at} > t0.at THEN c.{moved_at} ELSE t0.at END "
         f"FROM counts, t0, l "
         f"WHERE c.{c_pk} = counts.id AND l.id = counts.id "
+        "AND NOT EXISTS (SELECT 1 FROM l AS b WHERE b.blocked_at IS NOT NULL) "
         f"RETURNING c.{c_pk} AS id, c.{last_seq} - counts.n AS seq0, c.{last_rev} - counts.n AS rev0), "
         f"ins AS (INSERT INTO {messages} ({', '.join(qn(x.column) for x in fields)}) "
         f"SELECT {select} FROM w AS v JOIN s ON s.id = v.conversation_pk CROSS JOIN t0 "

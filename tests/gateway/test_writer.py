@@ -14,7 +14,7 @@ from chatproject.bus.groups import user_group
 from gateway import batching, writer
 from messaging import services
 from messaging.models import Membership, Message
-from tests.messaging.conftest import StoredElsewhere, direct, waiting_on_a_lock
+from tests.messaging.conftest import direct, stored_elsewhere, waiting_on_a_lock
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -221,14 +221,14 @@ async def test_a_retry_stored_while_the_one_statement_waits_is_answered_with_the
     test_send_one_statement.py has the same race on the sync driver): the error reaches the
     steps as Django's IntegrityError, the connection stays usable, and the two steps answer."""
     chat = await sync_to_async(direct)(alice, bob)
-    with StoredElsewhere(chat, alice, "first", "race-1") as other:
+    with stored_elsewhere(chat, alice, "first", "race-1") as other:
         batch = asyncio.ensure_future(
             loop_writer.write(sends((alice, chat, "first", "race-1"), (bob, chat, "hello", None)))
         )
         assert await sync_to_async(waiting_on_a_lock)("chat_send_one")
         await sync_to_async(other.commit)()
     first, second = await asyncio.wait_for(batch, 10)
-    assert not first.created and first.message.pk == other.original.pk
+    assert not first.created and first.message.pk == other.result.pk
     assert second.created and second.message.seq == 2
     assert [e["message"]["content"] for _g, e in bus_sent if e["type"] == "message.created"] == ["hello"]
     (third,) = await loop_writer.write(sends((bob, chat, "after", None)))

@@ -63,45 +63,33 @@ def ban(a) -> None:
     a.user.save(update_fields=["is_banned"])
 
 
-class StoredElsewhere:
-    """Another process's send, held uncommitted: a thread stores `content` under `cid` in its own
-    transaction (the conversation row locked, as a send batch locks it) and commits when
-    released. `original` is the message it stored."""
+class Elsewhere:
+    """Another process's transaction, held open: a thread runs `work()` inside a transaction of
+    its own and commits when released (`commit`, or leaving the `with`). `result` is what
+    `work` returned."""
 
-    def __init__(self, conversation: Conversation, sender, content: str, cid: str) -> None:
+    def __init__(self, work) -> None:
         import threading
 
+        self._work = work
         self._holding, self._release = threading.Event(), threading.Event()
-        self._args = (conversation, sender, content, cid)
         self._thread = threading.Thread(target=self._run)
-        self.original: Message | None = None
+        self.result = None
 
     def _run(self) -> None:
         from django.db import connection, transaction
-        from django.utils import timezone
 
-        from messaging.services import storage
-
-        conversation, sender, content, cid = self._args
         try:
             with transaction.atomic():
-                last_seq, last_rev = storage._take_seqs({conversation.pk: 1}, timezone.now())[conversation.pk]
-                self.original = Message.objects.create(
-                    conversation=conversation,
-                    seq=last_seq,
-                    rev=last_rev,
-                    sender=sender.user,
-                    content=content,
-                    client_message_id=cid,
-                )
+                self.result = self._work()
                 self._holding.set()
                 self._release.wait(10)
         finally:
             connection.close()
 
-    def __enter__(self) -> "StoredElsewhere":
+    def __enter__(self) -> "Elsewhere":
         self._thread.start()
-        assert self._holding.wait(10), "the other transaction never stored its message"
+        assert self._holding.wait(10), "the other transaction never got going"
         return self
 
     def commit(self) -> None:
@@ -110,6 +98,36 @@ class StoredElsewhere:
 
     def __exit__(self, *exc) -> None:
         self.commit()
+
+
+def stored_elsewhere(conversation: Conversation, sender, content: str, cid: str) -> Elsewhere:
+    """A send of another process, stored and uncommitted (the conversation row locked, as a
+    send batch locks it): `result` is its message."""
+    from django.utils import timezone
+
+    from messaging.services import storage
+
+    def store() -> Message:
+        last_seq, last_rev = storage._take_seqs({conversation.pk: 1}, timezone.now())[conversation.pk]
+        return Message.objects.create(
+            conversation=conversation,
+            seq=last_seq,
+            rev=last_rev,
+            sender=sender.user,
+            content=content,
+            client_message_id=cid,
+        )
+
+    return Elsewhere(store)
+
+
+def blocked_elsewhere(conversation: Conversation, by) -> Elsewhere:
+    """A block of the conversation by `by`, uncommitted (its row locked)."""
+    return Elsewhere(
+        lambda: services.conversation_block(
+            user=by.user, conversation_id=conversation.public_id, blocked=True
+        )
+    )
 
 
 def waiting_on_a_lock(statement_part: str, seconds: float = 10) -> bool:

@@ -20,7 +20,7 @@ from messaging import services
 from messaging.models import Conversation, Membership, Message
 from messaging.services import sending
 
-from .conftest import StoredElsewhere, direct, group, leave, self_chat, waiting_on_a_lock
+from .conftest import blocked_elsewhere, direct, group, leave, self_chat, stored_elsewhere, waiting_on_a_lock
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -190,14 +190,14 @@ def test_a_retry_stored_after_the_statement_began_is_answered_with_the_original(
         finally:
             connection.close()
 
-    with StoredElsewhere(chat, alice, "first", "race-1") as other:
+    with stored_elsewhere(chat, alice, "first", "race-1") as other:
         batch = threading.Thread(target=this_batch)
         batch.start()
         assert waiting_on_a_lock("chat_send_one"), "the statement never waited for the other transaction"
     batch.join(10)
     assert "error" not in results, results.get("error")
     first, second = results["batch"]
-    assert not first.created and first.message.pk == other.original.pk
+    assert not first.created and first.message.pk == other.result.pk
     assert second.created and second.message.seq == 2
     assert list(
         Message.objects.filter(conversation=chat).order_by("seq").values_list("content", flat=True)
@@ -206,6 +206,38 @@ def test_a_retry_stored_after_the_statement_began_is_answered_with_the_original(
         "hello",
     ]
     assert created_contents(bus_sent) == ["hello"]
+
+
+def test_a_block_that_commits_while_the_statement_waits_stores_nothing(alice, bob, bus_sent):
+    """The statement's checks see the snapshot it started from; a block committed while it
+    waited for the conversation's lock is seen on the locked row: nothing is stored, no seq is
+    taken, and the two steps refuse the batch."""
+    chat = direct(alice, bob)
+    results = {}
+
+    def this_batch() -> None:
+        try:
+            results["batch"] = services.message_send_many(
+                requests=[request(alice, chat.public_id, "too late", "b-1")]
+            )
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            results["error"] = error
+        finally:
+            connection.close()
+
+    bus_sent.clear()
+    with blocked_elsewhere(chat, bob):
+        batch = threading.Thread(target=this_batch)
+        batch.start()
+        assert waiting_on_a_lock("chat_send_one"), "the statement never waited for the block's transaction"
+    batch.join(10)
+    assert "error" not in results, results.get("error")
+    ((result),) = results["batch"]
+    assert not result.created and result.error.code == "permission_denied"
+    chat.refresh_from_db()
+    assert (chat.last_seq, chat.blocked_at is not None) == (0, True)
+    assert not Message.objects.filter(conversation=chat).exists()
+    assert created_contents(bus_sent) == []
 
 
 # One batch, run through each path on its own copy of the world.
