@@ -235,6 +235,33 @@ async def test_a_retry_stored_while_the_one_statement_waits_is_answered_with_the
     assert third.created and third.message.seq == 3
 
 
+async def test_the_statements_are_prepared_again_as_the_connection_writes_tenfold(
+    alice, bob, bus_sent, loop_writer, monkeypatch
+):
+    """Generic plans made while the tables were nearly empty are made again after 3, then 30
+    messages (`REPLAN_FIRST`, here 3): a new `prepare_time` for every send statement."""
+    monkeypatch.setattr(writer, "REPLAN_FIRST", 3)
+    chat = await sync_to_async(direct)(alice, bob)
+    await loop_writer.write(sends((alice, chat, "one", None)))
+    connection = await loop_writer._connected()
+
+    async def prepared_at() -> tuple:
+        cursor = await connection.execute("SELECT count(*), min(prepare_time) FROM pg_prepared_statements")
+        return await cursor.fetchone()
+
+    count, first = await prepared_at()
+    assert count == 4
+    await loop_writer.write(sends((alice, chat, "two", None)))
+    assert await prepared_at() == (4, first)
+    await loop_writer.write(sends((bob, chat, "three", None)))
+    count, again = await prepared_at()
+    assert count == 4 and again > first  # every one of them prepared again
+    assert loop_writer._replan_at == 30
+    (result,) = await loop_writer.write(sends((bob, chat, "four", None)))
+    assert result.created and result.message.seq == 4
+    assert await prepared_at() == (4, again)
+
+
 def test_a_connection_made_on_another_event_loop_is_replaced(alice, bob, bus_sent):
     made = writer.LoopWriter()
     chat = direct(alice, bob)
