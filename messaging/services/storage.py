@@ -215,9 +215,9 @@ def _sends_write_sql(vendor: str) -> str:
     while the statement waits for a conversation's lock is seen once the lock is taken (the
     statement's snapshot is older), and nothing is stored; a leave is not (the membership is
     read in the snapshot: the leaver's send is stored after their leave, as the two steps, whose
-    probe runs earlier still, could store it too). A concurrent send that
-    stored the same client message id after the statement's snapshot makes it fail on the
-    idempotency constraint, storing nothing.
+    probe runs earlier still, could store it too). A concurrent send that stored the same client
+    message id after the statement's snapshot makes it fail on the idempotency constraint,
+    storing nothing.
 
     Parameters: the batch (jsonb, a `SEND_GIVEN` array per message), then the time stamp. Two
     round trips a batch became one: at 1,000 sends/s a batch is one or two sends, and the probe
