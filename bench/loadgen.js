@@ -185,6 +185,12 @@ async function runDirect() {
   const ackLatency = [];
   let windowReceived = 0;
   let windowAcked = 0;
+  // Where the tail sits in time: deliveries slower than TAIL_MS, by the 100 ms of the window in
+  // which they were sent. A few bursts point at stalls (a collection, a slow commit); a spread
+  // points at a cost every message pays.
+  const TAIL_MS = 10;
+  const tail = new Map();
+  let windowEpochMs = 0; // Date.now() at windowStart, to line bursts up with server logs
 
   for (const pair of pairs) {
     pair.receiver = receivers[pair.index].socket;
@@ -210,6 +216,13 @@ async function runDirect() {
       if (at >= windowStart && at < windowEnd && phase !== "warmup") {
         windowReceived++;
         latency.push(at - sentAt);
+        if (at - sentAt > TAIL_MS) {
+          const slot = Math.floor((sentAt - windowStart) / 100);
+          const t = tail.get(slot) || { count: 0, max: 0 };
+          t.count++;
+          t.max = Math.max(t.max, at - sentAt);
+          tail.set(slot, t);
+        }
       }
     };
     if (CZ) {
@@ -334,6 +347,7 @@ async function runDirect() {
   await sleep(config.warmup * 1000);
   phase = "measure";
   windowStart = now();
+  windowEpochMs = Date.now();
   const cpuW0 = process.cpuUsage();
   emitLine({ event: "measure-start" });
   let last = { t: windowStart, r: 0 };
@@ -399,11 +413,31 @@ async function runDirect() {
     acked_per_s: +(windowAcked / wall).toFixed(1),
     latency_ms: percentiles(latency),
     ack_latency_ms: percentiles(ackLatency),
+    tail: tailEpisodes(tail, TAIL_MS, windowEpochMs),
     totals: { ...stats, lost, unacked },
     lost_examples: lostList.slice(0, 10).map(([i, k]) => ({ chat: pairs[i].chat, k })),
     generator_cpu_share: +((cpuW.user + cpuW.system) / 1e6 / wall).toFixed(3),
     generator_cpu_seconds_total: +((cpuAll.user + cpuAll.system) / 1e6).toFixed(2),
   });
+}
+
+// Deliveries slower than `overMs`, by the 100 ms of their send time: how many such slots, and the
+// ten with the most, each with its offset in the window (s), its wall-clock time (epoch ms), its
+// count and its slowest (ms).
+function tailEpisodes(tail, overMs, epochMs) {
+  const slots = [...tail.entries()].map(([slot, t]) => ({
+    at_s: +(slot / 10).toFixed(1),
+    epoch_ms: Math.round(epochMs + slot * 100),
+    count: t.count,
+    max_ms: +t.max.toFixed(1),
+  }));
+  slots.sort((a, b) => b.count - a.count);
+  return {
+    over_ms: overMs,
+    messages: slots.reduce((n, s) => n + s.count, 0),
+    slots: slots.length,
+    worst: slots.slice(0, 10),
+  };
 }
 
 // ------------------------------------------------------------------------------------------

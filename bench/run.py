@@ -594,6 +594,12 @@ def direct_load(
         f"server CPU per message {result.get('server_cpu_us_per_message', '-')} µs "
         f"{result.get('server_cpu_us_per_message_split', '')}"
     )
+    tail = result.get("tail")
+    if tail and tail["messages"]:
+        worst = ", ".join(f"{t['at_s']} s: {t['count']} (max {t['max_ms']} ms)" for t in tail["worst"][:5])
+        say(
+            f"    slower than {tail['over_ms']} ms: {tail['messages']} in {tail['slots']} slots of 100 ms; {worst}"
+        )
     return result
 
 
