@@ -161,8 +161,14 @@ class Message(models.Model):
     # Kinds whose message carries an attachment (and whose content is an optional caption).
     MEDIA_KINDS = frozenset({Kind.IMAGE, Kind.VIDEO, Kind.AUDIO, Kind.FILE})
 
+    # Unique, without the `varchar_pattern_ops` copy Django adds for LIKE queries on PostgreSQL
+    # (migration 0009: nothing searches ids by prefix, and a random id's index entry is written
+    # to a random page of each, the largest write of a send after the row itself).
     public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: (conversation, seq) and (conversation, rev) below lead with it.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     seq = models.BigIntegerField()
     # The conversation revision of the message's latest change (creation, edit, delete, hide,
     # reaction): unique per conversation, so "rev > n" is exactly what changed since n.
@@ -182,7 +188,10 @@ class Message(models.Model):
     hidden_at = models.DateTimeField(null=True, blank=True)
     # The message this one quotes, always of the same conversation (checked by the send
     # service). SET_NULL: a reply outlives its target (targets are tombstoned, not removed).
-    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Indexed only where set (Meta.indexes): for SET_NULL when a quoted message is removed.
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     # Media messages only. PROTECT: an attachment in use is never purged.
     attachment = models.OneToOneField(
         Attachment, null=True, blank=True, on_delete=models.PROTECT, related_name="message"
@@ -190,6 +199,9 @@ class Message(models.Model):
 
     class Meta:
         permissions = [("moderate_message", "Can hide and delete messages as a moderator")]
+        indexes = [
+            models.Index(fields=["reply_to"], condition=Q(reply_to__isnull=False), name="message_reply_to")
+        ]
         constraints = [
             # Also the keyset index for history: (conversation, seq).
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_conversation_seq"),
