@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from chatproject.core.ids import new_public_id
+from chatproject.core.ids import new_message_id, new_public_id
 
 
 class Conversation(models.Model):
@@ -161,10 +161,9 @@ class Message(models.Model):
     # Kinds whose message carries an attachment (and whose content is an optional caption).
     MEDIA_KINDS = frozenset({Kind.IMAGE, Kind.VIDEO, Kind.AUDIO, Kind.FILE})
 
-    # Unique, without the `varchar_pattern_ops` copy Django adds for LIKE queries on PostgreSQL
-    # (migration 0009: nothing searches ids by prefix, and a random id's index entry is written
-    # to a random page of each, the largest write of a send after the row itself).
-    public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
+    # Time-ordered (chatproject/core/ids.py), unique, without the `varchar_pattern_ops` copy
+    # Django adds for LIKE queries on PostgreSQL (migration 0009: nothing searches ids by prefix).
+    public_id = models.CharField(max_length=24, unique=True, default=new_message_id, editable=False)
     # No index of its own: (conversation, seq) and (conversation, rev) below lead with it.
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False

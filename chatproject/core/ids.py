@@ -5,10 +5,18 @@ of a MongoDB ObjectId so ExpressChat clients treat it as they always did. Ids ar
 sequential, not guessable, and (with 96 random bits) unique across every kind of object, which
 the ExpressChat web client relies on when it uses user, chat and group ids as DOM ids on one page.
 Integer primary keys stay inside the database.
+
+Message ids (`new_message_id`) are the exception to "not sequential": their first 8 digits are
+the second they were made, as in an ObjectId, and the other 16 are random (64 bits, still not
+guessable). A random id's index entry lands on a random page of the index, so every send dirtied
+a page of its own that the kernel and the next checkpoint wrote out again; ids that grow with
+time append to the index's last pages (bench/README.md, session 9). A message's id thereby
+tells when it was sent, which its `created_at` tells anyone who can read it anyway.
 """
 
 import os
 import re
+import time
 
 PUBLIC_ID_LENGTH = 24
 _PUBLIC_ID_RE = re.compile(r"^[0-9a-f]{24}$")
@@ -44,3 +52,9 @@ def new_public_id() -> str:
 
 def is_public_id(value: object) -> bool:
     return isinstance(value, str) and _PUBLIC_ID_RE.fullmatch(value) is not None
+
+
+def new_message_id() -> str:
+    """A message's public id: the creation time in seconds (8 hex digits, wrapping in 2106),
+    then 64 random bits from the same pool as `new_public_id`."""
+    return f"{int(time.time()) & 0xFFFFFFFF:08x}{new_public_id()[8:]}"

@@ -17,7 +17,7 @@ from accounts.models import User
 from chatproject.bus import PublishItem, publish_many_on_commit
 from chatproject.core import rows
 from chatproject.core.errors import ApplicationError, ErrorCode
-from chatproject.core.ids import is_public_id, new_public_id
+from chatproject.core.ids import is_public_id, new_message_id
 
 from .. import events
 from ..models import Attachment, Conversation, Membership, Message
@@ -331,7 +331,7 @@ def _stored_in_one_statement(
     now = timezone.now()
     db = connections[DEFAULT_DB_ALIAS]
     stamp = db.ops.adapt_datetimefield_value(now)
-    ids = [new_public_id() for _ in valid]
+    ids = [new_message_id() for _ in valid]
     batch = []
     for public_id, item in zip(ids, valid, strict=True):
         request = requests[item.index]
@@ -562,7 +562,7 @@ def _messages_store(pending: list[_Pending]) -> Steps:
     now = timezone.now()
     db = connections[DEFAULT_DB_ALIAS]  # not the proxy: one thread-local lookup, not one per message
     stamp = db.ops.adapt_datetimefield_value(now)
-    values = [_message_row(item, new_public_id(), stamp) for item in pending]
+    values = [_message_row(item, new_message_id(), stamp) for item in pending]
     read = conversation_audiences_read(item.membership.conversation for item in pending)
     stored, member_rows = yield from _messages_write(
         values, [item.membership.pk for item in pending], now, then=read.statement

@@ -1,5 +1,6 @@
 """Public ids (chatproject/core/ids.py): 24 hex digits from the OS's random source, cut from a
-pool that is refilled one read at a time, never repeated across threads or a fork."""
+pool that is refilled one read at a time, never repeated across threads or a fork. Message ids
+lead with the second they were made."""
 
 import os
 import threading
@@ -54,3 +55,23 @@ def test_a_forked_child_does_not_hand_out_its_parents_ids():
     os.close(read)
     os.waitpid(pid, 0)
     assert ids.is_public_id(child_id) and child_id not in held
+
+
+def test_message_ids_start_with_the_second_they_were_made_and_end_random():
+    with mock.patch.object(ids.time, "time", return_value=0x6A2B3C4D + 0.9):
+        made = [ids.new_message_id() for _ in range(1000)]
+    assert all(ids.is_public_id(i) and i.startswith("6a2b3c4d") for i in made)
+    assert len({i[8:] for i in made}) == 1000
+
+
+def test_message_ids_of_a_later_second_sort_after_every_id_of_an_earlier_one():
+    with mock.patch.object(ids.time, "time", return_value=1_800_000_000.99):
+        earlier = [ids.new_message_id() for _ in range(200)]
+    with mock.patch.object(ids.time, "time", return_value=1_800_000_001.0):
+        later = [ids.new_message_id() for _ in range(200)]
+    assert max(earlier) < min(later)
+
+
+def test_message_ids_wrap_after_32_bits_of_seconds_keeping_their_shape():
+    with mock.patch.object(ids.time, "time", return_value=float(2**32 + 5)):
+        assert ids.new_message_id().startswith("00000005")
