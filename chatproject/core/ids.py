@@ -7,11 +7,13 @@ the ExpressChat web client relies on when it uses user, chat and group ids as DO
 Integer primary keys stay inside the database.
 
 Message ids (`new_message_id`) are the exception to "not sequential": their first 8 digits are
-the second they were made, as in an ObjectId, and the other 16 are random (64 bits, still not
-guessable). A random id's index entry lands on a random page of the index, so every send dirtied
-a page of its own that the kernel and the next checkpoint wrote out again; ids that grow with
-time append to the index's last pages (bench/README.md, session 9). A message's id thereby
-tells when it was sent, which its `created_at` tells anyone who can read it anyway.
+the second they were made (as in an ObjectId), the next 4 the millisecond within it, and the
+other 12 are random (48 bits: not guessable, and two messages of one millisecond share an id
+once in 2**48 pairs, which the unique index then refuses). A random id's index entry lands on a
+random page of the index, so every send dirtied a page of its own, which the kernel and the
+next checkpoint wrote out again, and split pages in the middle, left half empty; ids that grow
+with time fill the index's last page (bench/README.md, session 9). A message's id thereby tells
+when it was sent, which its `created_at` tells anyone who can read it anyway.
 """
 
 import os
@@ -55,6 +57,7 @@ def is_public_id(value: object) -> bool:
 
 
 def new_message_id() -> str:
-    """A message's public id: the creation time in seconds (8 hex digits, wrapping in 2106),
-    then 64 random bits from the same pool as `new_public_id`."""
-    return f"{int(time.time()) & 0xFFFFFFFF:08x}{new_public_id()[8:]}"
+    """A message's public id: the creation time in seconds (8 hex digits, wrapping in 2106) and
+    the millisecond within it (4), then 48 random bits from the same pool as `new_public_id`."""
+    seconds, rest = divmod(time.time_ns(), 1_000_000_000)
+    return f"{seconds & 0xFFFFFFFF:08x}{rest // 1_000_000:04x}{new_public_id()[12:]}"

@@ -57,21 +57,22 @@ def test_a_forked_child_does_not_hand_out_its_parents_ids():
     assert ids.is_public_id(child_id) and child_id not in held
 
 
-def test_message_ids_start_with_the_second_they_were_made_and_end_random():
-    with mock.patch.object(ids.time, "time", return_value=0x6A2B3C4D + 0.9):
+def test_message_ids_start_with_the_second_and_millisecond_they_were_made_and_end_random():
+    with mock.patch.object(ids.time, "time_ns", return_value=0x6A2B3C4D * 10**9 + 999_999_999):
         made = [ids.new_message_id() for _ in range(1000)]
-    assert all(ids.is_public_id(i) and i.startswith("6a2b3c4d") for i in made)
-    assert len({i[8:] for i in made}) == 1000
+    assert all(ids.is_public_id(i) and i.startswith("6a2b3c4d03e7") for i in made)
+    assert len({i[12:] for i in made}) == 1000
 
 
-def test_message_ids_of_a_later_second_sort_after_every_id_of_an_earlier_one():
-    with mock.patch.object(ids.time, "time", return_value=1_800_000_000.99):
-        earlier = [ids.new_message_id() for _ in range(200)]
-    with mock.patch.object(ids.time, "time", return_value=1_800_000_001.0):
-        later = [ids.new_message_id() for _ in range(200)]
-    assert max(earlier) < min(later)
+def test_message_ids_of_a_later_millisecond_sort_after_every_id_of_an_earlier_one():
+    made = []
+    for ns in (1_800_000_000_998_000_000, 1_800_000_000_999_000_000, 1_800_000_001_000_000_000):
+        with mock.patch.object(ids.time, "time_ns", return_value=ns):
+            made.append([ids.new_message_id() for _ in range(200)])
+    assert max(made[0]) < min(made[1]) and max(made[1]) < min(made[2])
 
 
 def test_message_ids_wrap_after_32_bits_of_seconds_keeping_their_shape():
-    with mock.patch.object(ids.time, "time", return_value=float(2**32 + 5)):
-        assert ids.new_message_id().startswith("00000005")
+    with mock.patch.object(ids.time, "time_ns", return_value=(2**32 + 5) * 10**9 + 7_000_000):
+        made = ids.new_message_id()
+    assert ids.is_public_id(made) and made.startswith("000000050007")
