@@ -307,8 +307,42 @@ def _core_times() -> dict[str, tuple[int, int]]:
     return cores
 
 
+def _disk_sample() -> dict[str, float]:
+    """The kernel's dirty page cache (MiB) and what the machine's disks wrote so far (MiB, whole
+    devices of /sys/block, loop and RAM disks left out)."""
+    dirty = 0.0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Dirty:"):
+                dirty = int(line.split()[1]) / 1024
+    written = 0
+    for device in Path("/sys/block").iterdir():
+        if device.name.startswith(("loop", "ram", "zram")):
+            continue
+        try:
+            written += int((device / "stat").read_text().split()[6])  # sectors of 512 bytes
+        except (OSError, IndexError, ValueError):
+            continue
+    return {"dirty_mib": dirty, "written_mib": written * 512 / 2**20}
+
+
+def disk_share(before: dict, after: dict) -> dict:
+    """The disk during a window: what was dirty at its start, what the disks wrote during it. A
+    write-back of tens of MiB in a window puts PostgreSQL's WAL flushes behind it: the commits
+    of that moment wait (bench/README.md, session 9)."""
+    wall = after["t"] - before["t"]
+    written = after["disk"]["written_mib"] - before["disk"]["written_mib"]
+    return {
+        "dirty_mib_at_start": round(before["disk"]["dirty_mib"], 1),
+        "dirty_mib_at_end": round(after["disk"]["dirty_mib"], 1),
+        "written_mib": round(written, 1),
+        "written_mib_per_s": round(written / wall, 2),
+    }
+
+
 def cpu_sample(server_pids: list[int], generator_pid: int | None) -> dict:
     return {
+        "disk": _disk_sample(),
         "t": time.monotonic(),
         "server": sum(_proc_cpu_seconds(p) for p in server_pids),
         "generator": _proc_cpu_seconds(generator_pid) if generator_pid else 0.0,
@@ -559,6 +593,7 @@ def direct_load(
     finally:
         gen.stop()
     result["cpu"] = cpu_share(before, after)
+    result["disk"] = disk_share(before, after)
     if result.get("delivered_per_s"):
         # What one delivered message cost the server: its share of a core over the rate.
         result["server_cpu_us_per_message"] = round(
@@ -600,6 +635,11 @@ def direct_load(
         say(
             f"    slower than {tail['over_ms']} ms: {tail['messages']} in {tail['slots']} slots of 100 ms; {worst}"
         )
+    disk = result["disk"]
+    say(
+        f"    disk: {disk['dirty_mib_at_start']} MiB dirty at the start, {disk['dirty_mib_at_end']} at the end, "
+        f"{disk['written_mib']} MiB written ({disk['written_mib_per_s']} MiB/s)"
+    )
     return result
 
 
@@ -1101,6 +1141,15 @@ def _met(ok) -> str:
     return "–" if ok is None else ("yes" if ok else "**no**")
 
 
+def _tail_and_disk(window: dict) -> str:
+    """How many deliveries of a window were slower than the tail's mark, and what the disks wrote
+    meanwhile: a tail that comes with a large write-back is the kernel's, not the server's."""
+    tail, disk = window.get("tail"), window.get("disk")
+    if not tail or not disk:
+        return "-"
+    return f"{tail['messages']:,}; {disk['written_mib']:,.0f}"
+
+
 def _integrity(run: dict) -> str:
     t = run["totals"]
     text = (
@@ -1207,6 +1256,15 @@ def markdown(results: dict) -> str:
             d["ratio_p99_fixed"],
             f"< {t['p99_ms_max']:.0f} ms",
             pf["latency_ms"]["p99"] < t["p99_ms_max"],
+        )
+        row(
+            1,
+            f"deliveries over 10 ms at {d['fixed_rate']:,} msgs/s; disk written then (MiB)",
+            _tail_and_disk(pf),
+            _tail_and_disk(ff),
+            None,
+            "",
+            None,
         )
         row(
             1,
