@@ -1,77 +1,107 @@
-"""Three indexes of the message table that a send wrote and no query needed (issue 19).
+"""Fewer bytes written a send (issue 19, bench/README.md session 9).
+
+Three indexes of the message table that every send wrote and no query needed:
 
 - `public_id`'s `varchar_pattern_ops` copy, which Django adds on PostgreSQL to every unique
-  CharField for LIKE queries: nothing searches message ids by prefix, and since ids are random
-  each copy takes its entry on a random page. Found by the catalog (its name is a hash), and
-  only on PostgreSQL (SQLite has none).
+  CharField for LIKE queries: nothing searches message ids by prefix.
 - `conversation`'s own index: (conversation, seq) and (conversation, rev) lead with it.
-- `reply_to`'s index over every message: now only over the messages that quote one.
+- `reply_to`'s index over every message: now only over the messages that quote one (what
+  SET_NULL's `reply_to_id IN (...)` and PostgreSQL's own check on delete look up).
+
+And message ids are made by `new_message_id` (time-ordered; no SQL).
+
+The indexes are dropped and made by name, CONCURRENTLY on PostgreSQL, so the migration takes no
+lock that stops sends: left to Django, `db_index=False` on a foreign key drops the constraint
+and adds it again, checking every message while holding the table's exclusive lock. The names
+are the ones Django gave them (`schema_editor._create_index_name`, deterministic); a database
+where one is missing skips it (IF EXISTS / IF NOT EXISTS). On SQLite (development) the same
+statements run without CONCURRENTLY.
 """
 
 import django.db.models.deletion
-from django.conf import settings
 from django.db import migrations, models
 
-_LIKE_INDEXES = """
-    SELECT indexname FROM pg_indexes
-    WHERE schemaname = current_schema() AND tablename = 'messaging_message'
-      AND indexdef LIKE '%(public_id varchar_pattern_ops)%'
-"""
+import chatproject.core.ids
+
+_DROPPED = [
+    ("messaging_message_public_id_82b7a873_like", "(public_id varchar_pattern_ops)"),
+    ("messaging_message_conversation_id_3db4d3d1", "(conversation_id)"),
+    ("messaging_message_reply_to_id_f28e3285", "(reply_to_id)"),
+]
+_REPLY_TO = ("message_reply_to", "(reply_to_id) WHERE reply_to_id IS NOT NULL")
 
 
-def drop_public_id_like(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(_LIKE_INDEXES)
-        names = [row[0] for row in cursor.fetchall()]
-    for name in names:
-        schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
+def _run(schema_editor, drop: list[str], create: list[tuple[str, str]]) -> None:
+    postgresql = schema_editor.connection.vendor == "postgresql"
+    concurrently = " CONCURRENTLY" if postgresql else ""
+    for name in drop:
+        schema_editor.execute(f"DROP INDEX{concurrently} IF EXISTS {schema_editor.quote_name(name)}")
+    for name, definition in create:
+        if "varchar_pattern_ops" in definition and not postgresql:
+            continue  # SQLite never had it
+        schema_editor.execute(
+            f"CREATE INDEX{concurrently} IF NOT EXISTS {schema_editor.quote_name(name)} "
+            f"ON messaging_message {definition}"
+        )
 
 
-def create_public_id_like(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    schema_editor.execute(
-        "CREATE INDEX messaging_message_public_id_82b7a873_like "
-        "ON messaging_message (public_id varchar_pattern_ops)"
-    )
+def forwards(apps, schema_editor):
+    _run(schema_editor, drop=[name for name, _ in _DROPPED], create=[_REPLY_TO])
+
+
+def backwards(apps, schema_editor):
+    _run(schema_editor, drop=[_REPLY_TO[0]], create=_DROPPED)
 
 
 class Migration(migrations.Migration):
-    dependencies = [
-        ("messaging", "0008_chat_requests"),
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-    ]
+    atomic = False  # CREATE / DROP INDEX CONCURRENTLY run outside a transaction
+
+    dependencies = [("messaging", "0008_chat_requests")]
 
     operations = [
-        migrations.RunPython(drop_public_id_like, create_public_id_like),
-        migrations.AlterField(
-            model_name="message",
-            name="conversation",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="messages",
-                to="messaging.conversation",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="message",
-            name="reply_to",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to="messaging.message",
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="message",
-            index=models.Index(
-                condition=models.Q(("reply_to__isnull", False)), fields=["reply_to"], name="message_reply_to"
-            ),
-        ),
+        migrations.SeparateDatabaseAndState(
+            database_operations=[migrations.RunPython(forwards, backwards)],
+            state_operations=[
+                migrations.AlterField(
+                    model_name="message",
+                    name="public_id",
+                    field=models.CharField(
+                        default=chatproject.core.ids.new_message_id,
+                        editable=False,
+                        max_length=24,
+                        unique=True,
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="message",
+                    name="conversation",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="messaging.conversation",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="message",
+                    name="reply_to",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="messaging.message",
+                    ),
+                ),
+                migrations.AddIndex(
+                    model_name="message",
+                    index=models.Index(
+                        condition=models.Q(("reply_to__isnull", False)),
+                        fields=["reply_to"],
+                        name="message_reply_to",
+                    ),
+                ),
+            ],
+        )
     ]
