@@ -704,6 +704,7 @@ def scenario_direct(params: dict, seed: dict, workdir: Path, profile_dir: Path |
                 phases=params["fixed"],
                 server_pids=[server.pid],
                 workdir=workdir,
+                profile=profile.with_name(profile.stem + "-fixed.txt") if profile else None,
             )
             out[protocol] = {"saturation": saturation, "fixed": fixed, "server_rss_kib": rss_kib(server.pid)}
         finally:
