@@ -14,12 +14,13 @@ import re
 from datetime import date, datetime, time, timedelta
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.moderation_admin import action_with_reason
+from chatproject.core.ids import is_public_id
 
 from . import services
 from .models import ChatRequest, Conversation, Membership, Message
@@ -43,8 +44,42 @@ class MembershipInline(admin.TabularInline):
         return False
 
 
+class IdSearch:
+    """Search by a public id through the ids' own indexes. Django's `=public_id` compares
+    UPPER(public_id) with UPPER(term), which no index serves, and the message admin searches its
+    other fields (text, names) in the same query: a pasted id read every message. A term that
+    is an id (in any case) is looked up exactly, in `id_search_fields` only. A related object's
+    id (`conversation__public_id`) is looked up in its own table first, so the listed table is
+    read through its index on the relation."""
+
+    id_search_fields: tuple[str, ...] = ("public_id",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip().lower()
+        if not is_public_id(term):
+            return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+        found = []
+        for path in self.id_search_fields:
+            relation, _, field = path.rpartition("__")
+            if not relation:
+                found.append(Q(**{path: term}))
+                continue
+            related = queryset.model._meta.get_field(relation).related_model._default_manager
+            pk = related.filter(**{field: term}).values_list("pk", flat=True).first()
+            if pk is not None:
+                found.append(Q(**{relation: pk}))
+        if not found:
+            return queryset.none(), False
+        match = found[0]
+        for other in found[1:]:
+            match |= other
+        return queryset.filter(match), False
+
+
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(IdSearch, admin.ModelAdmin):
     list_display = ("public_id", "kind", "last_seq", "last_message_at", "created_at")
     list_filter = ("kind",)
     search_fields = ("=public_id",)
@@ -64,13 +99,14 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChatRequest)
-class ChatRequestAdmin(admin.ModelAdmin):
+class ChatRequestAdmin(IdSearch, admin.ModelAdmin):
     """Read-only, like conversations: a decision belongs to the recipient (the services)."""
 
     list_display = ("public_id", "state", "requester", "recipient", "created_at", "decided_at")
     list_filter = ("state",)
     list_select_related = ("requester", "recipient")
     search_fields = ("=public_id", "=conversation__public_id")
+    id_search_fields = ("public_id", "conversation__public_id")
     ordering = ("-created_at",)
     fields = ("public_id", "state", "conversation", "requester", "recipient", "created_at", "decided_at")
     readonly_fields = fields
@@ -99,7 +135,7 @@ def _day(term: str) -> date | None:
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(IdSearch, admin.ModelAdmin):
     list_display = ("public_id", "sender", "conversation", "seq", "kind", "status", "created_at")
     list_filter = (
         "kind",
@@ -115,6 +151,7 @@ class MessageAdmin(admin.ModelAdmin):
         "sender__display_name",
         "content",
     )
+    id_search_fields = ("public_id", "conversation__public_id")
     search_help_text = "A message or conversation id, a sender's email or name, text, or a day (YYYY-MM-DD)."
     actions = ("hide_messages", "delete_messages")
     ordering = ("-pk",)
@@ -138,8 +175,9 @@ class MessageAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
     ) -> tuple[QuerySet[Message], bool]:
-        """A day (YYYY-MM-DD, in the server's time zone) finds that day's messages; anything
-        else is searched as usual."""
+        """A day (YYYY-MM-DD, in the server's time zone) finds that day's messages; an id finds
+        that message or that conversation's messages (`IdSearch`); anything else is searched as
+        usual."""
         day = _day(search_term)
         if day is None:
             return super().get_search_results(request, queryset, search_term)

@@ -1,9 +1,12 @@
 """The messaging admin: conversations and messages can be found and looked at, not rewritten."""
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
+from chatproject.core.ids import new_public_id
 from messaging.models import Message
 
 from .conftest import direct, send
@@ -81,3 +84,39 @@ def test_nothing_is_added_or_deleted_in_the_admin(admin_web, chat, model):
     assert admin_web.get(f"/admin/messaging/{model}/add/").status_code == 403
     assert admin_web.post(f"/admin/messaging/{model}/{pk}/delete/", {"post": "yes"}).status_code == 403
     assert Message.objects.count() == 2
+
+
+def _searched(admin_web, path: str, term: str) -> tuple[list, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_web.get(path, {"q": term})
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list), [q["sql"].upper() for q in queries]
+
+
+@pytest.mark.parametrize("case", [str.lower, str.upper])
+def test_an_id_in_any_case_is_looked_up_exactly_not_compared_with_every_row(admin_web, chat, case):
+    conversation, first, second = chat
+    found, sql = _searched(admin_web, "/admin/messaging/message/", case(second.public_id))
+    assert [m.content for m in found] == ["lazy dog"]
+    assert not any("LIKE" in q or "UPPER(" in q for q in sql)
+    found, sql = _searched(admin_web, "/admin/messaging/message/", case(conversation.public_id))
+    assert {m.content for m in found} == {"the quick brown fox", "lazy dog"}
+    assert not any("LIKE" in q or "UPPER(" in q for q in sql)
+    found, _ = _searched(admin_web, "/admin/messaging/conversation/", case(conversation.public_id))
+    assert found == [conversation]
+
+
+def test_text_is_still_searched_in_every_field(admin_web, chat):
+    found, sql = _searched(admin_web, "/admin/messaging/message/", "brown")
+    assert [m.content for m in found] == ["the quick brown fox"]
+    assert any("LIKE" in q for q in sql)
+
+
+def test_an_id_of_nothing_finds_nothing(admin_web, chat):
+    for path in (
+        "/admin/messaging/message/",
+        "/admin/messaging/conversation/",
+        "/admin/messaging/chatrequest/",
+    ):
+        found, _ = _searched(admin_web, path, new_public_id())
+        assert found == []

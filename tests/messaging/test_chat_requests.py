@@ -288,3 +288,10 @@ def test_admin_lists_requests_read_only(admin_client, alice, bob):
         == 403
     )
     assert ChatRequest.objects.filter(pk=request.pk).exists()
+
+
+def test_admin_finds_a_request_by_its_id_or_its_conversations(admin_client, alice, bob):
+    request = ask(alice, bob)
+    for term in (request.public_id, request.conversation.public_id.upper()):
+        found = admin_client.get("/admin/messaging/chatrequest/", {"q": term}).context["cl"].result_list
+        assert list(found) == [request]
