@@ -10,8 +10,10 @@ with the two actions below, which ask for a reason and go through `message_moder
 change is recorded in the moderation log and connected members see it applied live.
 """
 
+import operator
 import re
 from datetime import date, datetime, time, timedelta
+from functools import reduce
 
 from django.contrib import admin
 from django.db.models import Q, QuerySet
@@ -72,10 +74,7 @@ class IdSearch:
                 found.append(Q(**{relation: pk}))
         if not found:
             return queryset.none(), False
-        match = found[0]
-        for other in found[1:]:
-            match |= other
-        return queryset.filter(match), False
+        return queryset.filter(reduce(operator.or_, found)), False
 
 
 @admin.register(Conversation)

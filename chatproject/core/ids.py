@@ -2,9 +2,9 @@
 
 Every object a client sees carries a 24-hex-digit random id (96 bits from the OS's random
 source, `os.urandom`), the shape of a MongoDB ObjectId so ExpressChat clients treat it as they
-always did. Ids are not
-sequential, not guessable, and (with 96 random bits) unique across every kind of object, which
-the ExpressChat web client relies on when it uses user, chat and group ids as DOM ids on one page.
+always did. Ids are not sequential, not guessable, and (with 96 random bits) unique across every
+kind of object, which the ExpressChat web client relies on when it uses user, chat and group ids
+as DOM ids on one page.
 Integer primary keys stay inside the database.
 
 Message ids (`new_message_id`) are the exception to "not sequential": their first 8 digits are
